@@ -1,0 +1,38 @@
+// Bundles the extension host, worker, CLI and webview with esbuild.
+// onnxruntime-node (native) and vscode (provided by the editor) stay external.
+import * as esbuild from 'esbuild';
+import { existsSync } from 'node:fs';
+
+const watch = process.argv.includes('--watch');
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  external: ['vscode', 'onnxruntime-node', '@tensorflow/tfjs-node'],
+  logLevel: 'warning',
+};
+const entries = [
+  { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' },
+  existsSync('src/worker/main.ts') && { entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js' },
+  existsSync('src/host/extension.ts') && { entryPoints: ['src/host/extension.ts'], outfile: 'dist/extension.js' },
+].filter(Boolean);
+const builds = entries.map((e) => ({ ...common, ...e }));
+if (existsSync('webview/main.ts')) {
+  builds.push({
+    entryPoints: ['webview/main.ts'],
+    outfile: 'dist/webview.js',
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+}
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+} else {
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+}

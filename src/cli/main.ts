@@ -1,0 +1,78 @@
+import { CancelledError, ModelError, NotAvailableError, UsageError, oneLine } from '../core/errors';
+import type { CliIO, Command } from './command';
+import { inspectCommand } from './commands/inspect';
+
+/** Exit codes (documented in the README). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
+
+export const commands: Command[] = [inspectCommand];
+
+function help(): string {
+  const w = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'usage: model-compressor <command> [options]',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    '',
+    "run 'model-compressor <command> --help' for a command's options",
+  ].join('\n');
+}
+
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(help());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  if (name === '--version') {
+    io.out(require('../../package.json').version);
+    return EXIT.ok;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    io.err(`error: unknown command '${name}'\n\n${help()}`);
+    return EXIT.usage;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(`usage: ${cmd.usage}`);
+    return EXIT.ok;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`error: ${e.message}\nusage: ${cmd.usage}`);
+      return EXIT.usage;
+    }
+    if (e instanceof ModelError) {
+      io.err(`error: ${e.message}`);
+      return EXIT.badInput;
+    }
+    if (e instanceof NotAvailableError || e instanceof CancelledError) {
+      io.err(`error: ${e.message}`);
+      return EXIT.failure;
+    }
+    io.err(`internal error: ${oneLine(e)}`);
+    if (process.env.MODEL_COMPRESSOR_DEBUG && e instanceof Error) io.err(e.stack ?? '');
+    return EXIT.failure;
+  }
+}
+
+export function main(): void {
+  const io: CliIO = {
+    out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+    err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  };
+  runCli(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      io.err(`internal error: ${oneLine(e)}`);
+      process.exitCode = EXIT.failure;
+    },
+  );
+}
+
+if (require.main === module) main();

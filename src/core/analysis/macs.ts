@@ -1,0 +1,133 @@
+import type { Dim, Node, TensorTypeInfo } from '../ir/graph';
+import type { Tensor } from '../ir/tensor';
+
+/**
+ * Multiply-accumulate counts per op. FLOPs = 2 × MACs for the matrix ops, plus one per
+ * output element for elementwise work (activations, adds, normalisation, pooling windows).
+ * Symbolic dims count as 1 (per-sample figures); unknown dims make the count unknown.
+ */
+
+type TypeOf = (name: string) => TensorTypeInfo | undefined;
+
+/** Elements of a shape with symbols bound to 1; null when a dim or the rank is unknown. */
+export function boundNumel(shape: Dim[] | null | undefined): number | null {
+  if (!shape) return null;
+  let n = 1;
+  for (const d of shape) {
+    if (d === null) return null;
+    if (typeof d === 'number') n *= d;
+  }
+  return n;
+}
+
+function shapeOf(type: TypeOf, name: string | undefined, constantOf: (n: string) => Tensor[] | undefined): Dim[] | null {
+  if (!name) return null;
+  const t = type(name)?.shape;
+  if (t) return t;
+  const c = constantOf(name);
+  return c && c.length === 1 ? c[0].dims : null;
+}
+
+function prodFrom(shape: Dim[] | null, start: number): number | null {
+  return shape ? boundNumel(shape.slice(start)) : null;
+}
+
+const ELEMENTWISE = new Set([
+  'Relu', 'Sigmoid', 'Tanh', 'LeakyRelu', 'Elu', 'Selu', 'Celu', 'HardSigmoid', 'HardSwish', 'Gelu', 'Erf', 'Exp', 'Log',
+  'Sqrt', 'Neg', 'Abs', 'Reciprocal', 'Softplus', 'Softsign', 'Clip', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos',
+  'Mish', 'PRelu', 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where', 'Equal', 'Less', 'Greater',
+  'Softmax', 'LogSoftmax', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization', 'GroupNormalization',
+  'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'Cast', 'ThresholdedRelu', 'Not', 'And', 'Or',
+]);
+const FREE = new Set([
+  'Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Transpose', 'Concat', 'Split', 'Slice', 'Gather', 'Shape',
+  'Constant', 'ConstantOfShape', 'Dropout', 'Expand', 'Tile', 'Pad', 'Size',
+]);
+
+export function countMacs(
+  node: Node,
+  type: TypeOf,
+  constantOf: (n: string) => Tensor[] | undefined,
+): { macs: number | null; flops: number | null } {
+  const out = () => boundNumel(type(node.outputs[0])?.shape);
+  const sh = (i: number) => shapeOf(type, node.inputs[i], constantOf);
+  const mm = (macs: number | null, extra = 0) => ({ macs, flops: macs === null ? null : 2 * macs + extra });
+  const op = node.domain === 'com.microsoft' ? `ms:${node.opType}` : node.opType;
+  switch (op) {
+    case 'Conv':
+    case 'ConvInteger':
+    case 'ms:FusedConv': {
+      // out elements × (Cin/group × kernel): the weight's dims after the first.
+      const o = out();
+      const k = prodFrom(sh(1), 1);
+      return mm(o === null || k === null ? null : o * k, node.inputs[2] ? o ?? 0 : 0);
+    }
+    case 'QLinearConv': {
+      const o = out();
+      const k = prodFrom(sh(3), 1);
+      return mm(o === null || k === null ? null : o * k);
+    }
+    case 'ConvTranspose': {
+      // every input element scatters into (Cout/group × kernel) outputs.
+      const x = boundNumel(sh(0));
+      const k = prodFrom(sh(1), 1);
+      return mm(x === null || k === null ? null : x * k);
+    }
+    case 'Gemm': {
+      const a = sh(0);
+      const o = out();
+      if (!a || a.length !== 2 || o === null) return mm(null);
+      const kDim = node.int('transA', 0) ? a[0] : a[1];
+      const k = typeof kDim === 'number' ? kDim : kDim === null ? null : 1;
+      return mm(k === null ? null : o * k, node.inputs[2] ? o : 0);
+    }
+    case 'MatMul':
+    case 'MatMulInteger':
+    case 'QLinearMatMul':
+    case 'ms:MatMulNBits': {
+      const a = sh(0);
+      const o = out();
+      if (!a || o === null) return mm(null);
+      let kDim: Dim = a[a.length - 1];
+      if (op === 'ms:MatMulNBits') kDim = node.int('K', 0);
+      const k = typeof kDim === 'number' ? kDim : kDim === null ? null : 1;
+      return mm(k === null ? null : o * k);
+    }
+    case 'LSTM':
+    case 'GRU':
+    case 'RNN': {
+      const gates = op === 'LSTM' ? 4 : op === 'GRU' ? 3 : 1;
+      const x = sh(0);
+      const w = sh(1);
+      const hidden = node.int('hidden_size', 0) || (w && typeof w[1] === 'number' ? w[1] / gates : 0);
+      const dirs = node.str('direction', 'forward') === 'bidirectional' ? 2 : 1;
+      if (!x || x.length !== 3 || !hidden) return mm(null);
+      const steps = boundNumel(x.slice(0, 2)); // seq × batch (either layout)
+      const input = x[2];
+      if (steps === null || typeof input !== 'number') return mm(null);
+      const macs = steps * dirs * gates * hidden * (input + hidden);
+      return mm(macs, steps * dirs * gates * hidden);
+    }
+    case 'MaxPool':
+    case 'AveragePool':
+    case 'LpPool': {
+      const o = out();
+      const k = node.ints('kernel_shape')?.reduce((a, b) => a * b, 1) ?? null;
+      return { macs: 0, flops: o === null || k === null ? null : o * k };
+    }
+    case 'GlobalAveragePool':
+    case 'GlobalMaxPool':
+    case 'ReduceMean':
+    case 'ReduceSum':
+    case 'ReduceMax':
+    case 'ReduceMin': {
+      const x = boundNumel(sh(0));
+      return { macs: 0, flops: x };
+    }
+    default: {
+      if (FREE.has(node.opType)) return { macs: 0, flops: 0 };
+      if (ELEMENTWISE.has(node.opType)) return { macs: 0, flops: out() };
+      return { macs: 0, flops: null };
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * User-facing errors. Anything thrown as one of these is shown as a single line
+ * (never a stack trace) by the CLI and the extension.
+ */
+
+/** A model or data file that cannot be read: corrupt, truncated, hostile or unsupported. */
+export class ModelError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`${file}: ${problem}`);
+    this.name = 'ModelError';
+  }
+}
+
+/** The request itself is wrong (bad flag, missing argument, inconsistent options). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** The user asked for something that the current version cannot do yet. */
+export class NotAvailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotAvailableError';
+  }
+}
+
+/** Work stopped because the caller cancelled it. */
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+export function isUserFacing(e: unknown): e is ModelError | UsageError | NotAvailableError | CancelledError {
+  return (
+    e instanceof ModelError || e instanceof UsageError || e instanceof NotAvailableError || e instanceof CancelledError
+  );
+}
+
+/** One line for any error: the message of user-facing ones, a short form of anything else. */
+export function oneLine(e: unknown): string {
+  if (e instanceof Error) return e.message.split('\n')[0];
+  return String(e).split('\n')[0];
+}

@@ -1,0 +1,69 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { ModelError, UsageError } from '../errors';
+import type { Model } from '../ir/graph';
+import type { FormatPlugin, SaveOptions } from './format';
+import { onnxFormat } from './onnx';
+
+const SNIFF_BYTES = 64 * 1024;
+
+/** All known formats, in detection order. */
+export const formats: FormatPlugin[] = [onnxFormat];
+
+function readHead(file: string): { head: Uint8Array; size: number } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModelError(file, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not a model file' : `cannot open (${code ?? String(e)})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new ModelError(file, 'is a folder, not a model file');
+    if (st.size === 0) throw new ModelError(file, 'the file is empty');
+    const head = new Uint8Array(Math.min(SNIFF_BYTES, st.size));
+    fs.readSync(fd, head, 0, head.length, 0);
+    return { head, size: st.size };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Finds the format of a file by its content (the extension only breaks ties). */
+export function detectFormat(file: string): FormatPlugin {
+  const { head, size } = readHead(file);
+  const ext = path.extname(file).toLowerCase();
+  const matches = formats.filter((f) => f.match(head, size, file));
+  if (matches.length === 0) {
+    const known = formats.flatMap((f) => f.extensions).join(', ');
+    const byExt = formats.find((f) => f.extensions.includes(ext));
+    throw new ModelError(
+      file,
+      byExt
+        ? `not a valid ${byExt.id.toUpperCase()} file (its content does not match the format its extension suggests)`
+        : `unsupported or unrecognised model format (supported: ${known})`,
+    );
+  }
+  return matches.find((f) => f.extensions.includes(ext)) ?? matches[0];
+}
+
+/** Opens any supported model. Every failure is a ModelError naming the file. */
+export function openModel(file: string): Model {
+  const fmt = detectFormat(file);
+  try {
+    return fmt.open(file);
+  } catch (e) {
+    if (e instanceof ModelError) throw e;
+    if (e instanceof RangeError || e instanceof TypeError) throw new ModelError(file, `cannot be read (${e.message})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code) throw new ModelError(file, `cannot be read (${code})`);
+    throw e;
+  }
+}
+
+export function saveModel(model: Model, output: string, opts?: SaveOptions): { bytes: number; externalBytes: number } {
+  const fmt = formats.find((f) => f.id === model.format);
+  if (!fmt?.save) throw new UsageError(`writing ${model.format} models is not supported`);
+  return fmt.save(model, output, opts);
+}
