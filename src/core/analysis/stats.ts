@@ -23,75 +23,99 @@ export interface WeightStats {
   nonFinite: number;
 }
 
-const CHUNK = 1 << 16;
+const CHUNK = 1 << 20;
+
+/** Running moments; kept as a plain object so the kernels below stay monomorphic. */
+interface Moments {
+  min: number;
+  max: number;
+  sum: number;
+  sumSq: number;
+  zeros: number;
+  bad: number;
+}
+
+function momentsF32(v: Float32Array, n: number, m: Moments): void {
+  let lmin = m.min;
+  let lmax = m.max;
+  let s = 0;
+  let s2 = 0;
+  let z = 0;
+  for (let i = 0; i < n; i++) {
+    const x = v[i];
+    if (x < lmin) lmin = x;
+    if (x > lmax) lmax = x;
+    s += x;
+    s2 += x * x;
+    if (x === 0) z++;
+  }
+  if (s - s !== 0 || lmin === -Infinity || lmax === Infinity) return momentsChecked(v, n, m);
+  m.min = lmin;
+  m.max = lmax;
+  m.sum += s;
+  m.sumSq += s2;
+  m.zeros += z;
+}
+
+/** Slow path for chunks that contain NaN or ±Inf: those values are counted and skipped. */
+function momentsChecked(v: ArrayLike<number>, n: number, m: Moments): void {
+  for (let i = 0; i < n; i++) {
+    const x = v[i];
+    if (x - x !== 0) {
+      m.bad++;
+      continue;
+    }
+    if (x < m.min) m.min = x;
+    if (x > m.max) m.max = x;
+    m.sum += x;
+    m.sumSq += x * x;
+    if (x === 0) m.zeros++;
+  }
+}
+
+function histF32(v: Float32Array, n: number, min: number, scale: number, bins: Int32Array, checked: boolean): void {
+  const last = HISTOGRAM_BINS - 1;
+  if (checked) {
+    for (let i = 0; i < n; i++) {
+      const x = v[i];
+      if (x - x !== 0) continue;
+      const k = ((x - min) * scale) | 0;
+      bins[k > last ? last : k]++;
+    }
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const k = ((v[i] - min) * scale) | 0;
+    bins[k > last ? last : k]++;
+  }
+}
 
 /**
  * Streams a tensor twice (moments, then histogram) in fixed-size chunks, so memory
- * stays bounded even for external-data tensors of many gigabytes.
+ * stays bounded even for external-data tensors of many gigabytes. float32 data in
+ * memory is scanned in place when aligned.
  */
 export function weightStats(t: Tensor): WeightStats | undefined {
   if (t.dtype === DataType.STRING || t.dtype === DataType.COMPLEX64 || t.dtype === DataType.COMPLEX128) return undefined;
   if (t.dtype >= DataType.FLOAT8E4M3FN && t.dtype <= DataType.FLOAT8E5M2FNUZ) return undefined;
   if (t.dtype === DataType.FLOAT4E2M1) return undefined;
   const n = t.numel;
-  let min = Infinity;
-  let max = -Infinity;
-  let sum = 0;
-  let zeros = 0;
-  let bad = 0;
-  // Welford-free two-level sum: per-chunk sums of squared deviations would need the mean;
-  // sum of squares in float64 is accurate enough for weight statistics.
-  let sumSq = 0;
-  forEachValues(t, (v, c) => {
-    let lmin = min;
-    let lmax = max;
-    let s = 0;
-    let s2 = 0;
-    let z = 0;
-    let b = 0;
-    for (let i = 0; i < c; i++) {
-      const x = v[i];
-      if (x - x !== 0) {
-        b++;
-        continue;
-      }
-      if (x < lmin) lmin = x;
-      if (x > lmax) lmax = x;
-      s += x;
-      s2 += x * x;
-      if (x === 0) z++;
-    }
-    min = lmin;
-    max = lmax;
-    sum += s;
-    sumSq += s2;
-    zeros += z;
-    bad += b;
-  });
-  const finite = n - bad;
+  const m: Moments = { min: Infinity, max: -Infinity, sum: 0, sumSq: 0, zeros: 0, bad: 0 };
+  forEachF32(t, (v, c) => momentsF32(v, c, m));
+  const finite = n - m.bad;
   const counts = new Array<number>(HISTOGRAM_BINS).fill(0);
+  const base = { name: t.name, dtype: dtypeName(t.dtype), shape: [...t.dims], params: n, bytes: t.byteLength, nonFinite: m.bad };
   if (finite === 0) {
-    return {
-      name: t.name, dtype: dtypeName(t.dtype), shape: [...t.dims], params: n, bytes: t.byteLength,
-      min: 0, max: 0, mean: 0, std: 0, sparsity: 0, histogram: { min: 0, max: 0, counts }, entropyBits: 0, nonFinite: bad,
-    };
+    return { ...base, min: 0, max: 0, mean: 0, std: 0, sparsity: 0, histogram: { min: 0, max: 0, counts }, entropyBits: 0 };
   }
-  const mean = sum / finite;
-  const variance = Math.max(0, sumSq / finite - mean * mean);
-  const range = max - min;
+  const { min, max } = m;
+  const mean = m.sum / finite;
+  const variance = Math.max(0, m.sumSq / finite - mean * mean);
   const bins = new Int32Array(HISTOGRAM_BINS);
-  if (range === 0) bins[0] = finite;
+  if (max === min) bins[0] = finite;
   else {
-    const scale = HISTOGRAM_BINS / range;
-    const last = HISTOGRAM_BINS - 1;
-    forEachValues(t, (v, c) => {
-      for (let i = 0; i < c; i++) {
-        const x = v[i];
-        if (x - x !== 0) continue;
-        const k = ((x - min) * scale) | 0;
-        bins[k > last ? last : k]++;
-      }
-    });
+    const scale = HISTOGRAM_BINS / (max - min);
+    forEachF32(t, (v, c) => histF32(v, c, min, scale, bins, m.bad > 0));
   }
   let entropy = 0;
   for (let i = 0; i < HISTOGRAM_BINS; i++) {
@@ -102,46 +126,42 @@ export function weightStats(t: Tensor): WeightStats | undefined {
     }
   }
   return {
-    name: t.name,
-    dtype: dtypeName(t.dtype),
-    shape: [...t.dims],
-    params: n,
-    bytes: t.byteLength,
+    ...base,
     min,
     max,
     mean,
     std: Math.sqrt(variance),
-    sparsity: n ? zeros / n : 0,
+    sparsity: n ? m.zeros / n : 0,
     histogram: { min, max, counts },
     entropyBits: entropy,
-    nonFinite: bad,
   };
 }
 
 /**
- * Calls `cb` with chunks of values. float32 data in memory is viewed directly (copied into
- * an aligned scratch buffer only when the view is unaligned); other types are converted.
+ * Calls `cb` with float32 chunks of the values: an in-place view for aligned in-memory
+ * float32 data, otherwise an aligned scratch chunk (copied or converted).
  */
-function forEachValues(t: Tensor, cb: (v: ArrayLike<number>, count: number) => void): void {
+function forEachF32(t: Tensor, cb: (v: Float32Array, count: number) => void): void {
+  const n = t.numel;
   if (t.dtype === DataType.FLOAT && t.sourceKind !== 'external') {
     const bytes = t.bytes();
-    const n = bytes.length >> 2;
     if (bytes.byteOffset % 4 === 0) {
-      const all = new Float32Array(bytes.buffer, bytes.byteOffset, n);
-      for (let s = 0; s < n; s += CHUNK) {
-        const c = Math.min(CHUNK, n - s);
-        cb(all.subarray(s, s + c), c);
-      }
+      cb(new Float32Array(bytes.buffer, bytes.byteOffset, n), n);
       return;
     }
-    const scratch = new Float32Array(CHUNK);
+  }
+  const scratch = new Float32Array(Math.min(CHUNK, n));
+  if (t.dtype === DataType.FLOAT) {
     const sb = new Uint8Array(scratch.buffer);
     for (let s = 0; s < n; s += CHUNK) {
       const c = Math.min(CHUNK, n - s);
-      sb.set(bytes.subarray(s * 4, (s + c) * 4));
+      t.readInto(s * 4, sb.subarray(0, c * 4));
       cb(scratch, c);
     }
     return;
   }
-  t.forEachChunk(CHUNK, cb);
+  t.forEachChunk(CHUNK, (v, c) => {
+    for (let i = 0; i < c; i++) scratch[i] = v[i];
+    cb(scratch, c);
+  });
 }

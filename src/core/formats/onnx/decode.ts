@@ -80,7 +80,8 @@ export function decodeModel(buf: Uint8Array, ctx: DecodeContext): Model {
         model.extra.push(r.skip(wt, start));
     }
   }
-  if (!sawGraph) throw new OnnxFormatError('the model has no graph');
+  if (!sawGraph) throw new OnnxFormatError('the model has no graph (the file may be truncated)');
+  if (opsets.length === 0) throw new OnnxFormatError('the model declares no opset (opset_import is empty; the file may be truncated)');
   model.opsetImports = opsets;
   return model;
 }

@@ -1,0 +1,22 @@
+/**
+ * `npm run bench`: speed and memory targets, each printed as a ratio against a baseline
+ * measured in the same run (these machines are noisy). Pass names to run a subset.
+ */
+import { benchInspect } from './inspect';
+
+const suites: Record<string, () => void | Promise<void>> = {
+  inspect: benchInspect,
+};
+
+async function main() {
+  const only = process.argv.slice(2);
+  for (const [name, fn] of Object.entries(suites)) {
+    if (only.length && !only.includes(name)) continue;
+    await fn();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
