@@ -160,6 +160,17 @@ describe('ONNX reader and writer', () => {
     assertSameOutputs(await runOrt(out, feeds), await runOrt(path.join(dir2, 'again.onnx'), feeds));
   });
 
+  it('goes external automatically past the size limit (models over 2 GB)', async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'auto.onnx');
+    // The real threshold is 1.8 GiB; a lowered one exercises the same path quickly.
+    const r = saveModel(openModel(path.join(FIXTURES, 'digits_mlp.onnx')), out, { autoExternalAt: 100_000 });
+    assert.ok(r.externalBytes > 200_000);
+    assert.equal(openModel(out).graph.initializers.size, 6);
+    const small = path.join(dir, 'small.onnx');
+    assert.equal(saveModel(openModel(path.join(FIXTURES, 'digits_mlp.onnx')), small).externalBytes, 0);
+  });
+
   it('never overwrites its input (model or external data)', () => {
     const dir = tmpDir();
     const p = path.join(dir, 'm.onnx');

@@ -7,6 +7,8 @@ export interface SaveOptions {
   externalLocation?: string;
   /** Tensors smaller than this stay inside the model file. Default 1024 bytes. */
   externalThreshold?: number;
+  /** With 'auto': total tensor bytes above which data goes external. Default 1.8 GiB. */
+  autoExternalAt?: number;
 }
 
 /**

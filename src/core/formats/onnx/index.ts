@@ -88,7 +88,7 @@ export function saveOnnx(model: Model, output: string, opts: SaveOptions = {}): 
   assertNotInput(output, [model.path, ...externalFiles]);
 
   const total = tensors.reduce((a, t) => a + t.byteLength, 0);
-  const useExternal = opts.externalData === 'always' || (opts.externalData !== 'never' && total > AUTO_EXTERNAL_AT);
+  const useExternal = opts.externalData === 'always' || (opts.externalData !== 'never' && total > (opts.autoExternalAt ?? AUTO_EXTERNAL_AT));
   let plan: ExternalPlan | undefined;
   if (useExternal) {
     const location = opts.externalLocation ?? `${path.basename(output)}.data`;
