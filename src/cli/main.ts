@@ -1,11 +1,13 @@
 import { CancelledError, ModelError, NotAvailableError, UsageError, oneLine } from '../core/errors';
 import type { CliIO, Command } from './command';
+import { benchCommand } from './commands/bench';
+import { compareCommand } from './commands/compare';
 import { inspectCommand } from './commands/inspect';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

@@ -33,7 +33,18 @@ const DESCR: Record<string, DataType> = {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-export function parseNpy(buf: Uint8Array, file: string): NdArray {
+export interface NpyHeader {
+  dtype: DataType;
+  shape: number[];
+  fortran: boolean;
+  bigEndian: boolean;
+  /** Byte offset of the data in the file. */
+  dataOffset: number;
+  dataBytes: number;
+}
+
+/** Parses the header from the first bytes of a .npy file (at least the whole header). */
+export function parseNpyHeader(buf: Uint8Array, file: string, fileSize = buf.length): NpyHeader {
   const fail = (why: string) => new ModelError(file, why);
   if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw fail('not a .npy file (missing the \\x93NUMPY signature)');
   const major = buf[6];
@@ -70,14 +81,20 @@ export function parseNpy(buf: Uint8Array, file: string): NdArray {
   }
   const bytes = storageBytes(dtype, n);
   const dataStart = start + headerLen;
-  if (buf.length - dataStart < bytes) {
-    throw fail(`truncated .npy data: shape (${shape.join(', ')}) of ${dtypeName(dtype)} needs ${bytes} bytes, file has ${buf.length - dataStart}`);
+  if (fileSize - dataStart < bytes) {
+    throw fail(`truncated .npy data: shape (${shape.join(', ')}) of ${dtypeName(dtype)} needs ${bytes} bytes, file has ${fileSize - dataStart}`);
   }
-  let data = buf.subarray(dataStart, dataStart + bytes);
-  const size = bytes / Math.max(n, 1);
-  if (m[1] === '>' && size > 1) data = byteSwap(data, size);
-  if (fortran === 'True' && shape.length > 1) data = fortranToC(data, shape, size);
-  return { dtype, shape, data };
+  return { dtype, shape, fortran: fortran === 'True' && shape.length > 1, bigEndian: m[1] === '>', dataOffset: dataStart, dataBytes: bytes };
+}
+
+export function parseNpy(buf: Uint8Array, file: string): NdArray {
+  const h = parseNpyHeader(buf, file);
+  let data = buf.subarray(h.dataOffset, h.dataOffset + h.dataBytes);
+  const n = h.shape.reduce((a, b) => a * b, 1);
+  const size = h.dataBytes / Math.max(n, 1);
+  if (h.bigEndian && size > 1) data = byteSwap(data, size);
+  if (h.fortran) data = fortranToC(data, h.shape, size);
+  return { dtype: h.dtype, shape: h.shape, data };
 }
 
 export function readNpy(file: string): NdArray {
@@ -114,7 +131,7 @@ export function writeNpy(file: string, a: NdArray): void {
   writeFileAtomic(file, [encodeNpy(a)]);
 }
 
-function byteSwap(data: Uint8Array, size: number): Uint8Array {
+export function byteSwap(data: Uint8Array, size: number): Uint8Array {
   const out = new Uint8Array(data.length);
   for (let i = 0; i < data.length; i += size) for (let j = 0; j < size; j++) out[i + j] = data[i + size - 1 - j];
   return out;

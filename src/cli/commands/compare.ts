@@ -1,0 +1,85 @@
+import { UsageError } from '../../core/errors';
+import { compareModels, type CompareResult } from '../../core/runtime/compare';
+import { bindDataset, chooseBatchSize, parseDataSpecs, readLabels } from '../../core/runtime/data/dataset';
+import { ModelSession } from '../../core/runtime/session';
+import { parseArgs, parseShapeFlags } from '../args';
+import type { Command } from '../command';
+import { table } from '../format';
+import { bindShapes } from './inspect';
+
+export const compareCommand: Command = {
+  name: 'compare',
+  summary: 'measure a candidate model’s fidelity (and accuracy) against a reference',
+  usage:
+    'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--json]',
+  async run(argv, io) {
+    const { positional, flags } = parseArgs(argv, {
+      data: { type: 'string', multiple: true },
+      labels: { type: 'string' },
+      batch: { type: 'number' },
+      samples: { type: 'number' },
+      limit: { type: 'number' },
+      seed: { type: 'number' },
+      shape: { type: 'string', multiple: true },
+      threads: { type: 'number' },
+      json: { type: 'boolean' },
+    });
+    if (positional.length !== 2) throw new UsageError('compare takes a reference and a candidate model');
+    const [refPath, candPath] = positional;
+    const session = { intraOpThreads: flags.threads as number | undefined, allowSpinning: false };
+    const ref = await ModelSession.create(refPath, session);
+    const cand = await ModelSession.create(candPath, session).catch(async (e) => {
+      await ref.release();
+      throw e;
+    });
+    try {
+      const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), ref.inputs.map((i) => i.name)) as Record<string, number[]>;
+      const samples = (flags.samples as number | undefined) ?? 32;
+      const data = bindDataset(ref.inputs, parseDataSpecs(flags.data as string[] | undefined), {
+        randomSamples: samples,
+        seed: (flags.seed as number | undefined) ?? 0,
+        shapes,
+      });
+      const labels = flags.labels ? readLabels(flags.labels as string) : undefined;
+      const r = await compareModels(ref, cand, data, {
+        batchSize: chooseBatchSize(ref.inputs, (flags.batch as number | undefined) ?? 32),
+        labels,
+        limit: flags.limit as number | undefined,
+      });
+      const usedRandom = (flags.data as string[] | undefined)?.length !== ref.inputs.length;
+      if (flags.json) io.out(JSON.stringify({ reference: refPath, candidate: candPath, data: data.describe(), randomData: usedRandom, ...r }));
+      else io.out(renderCompare(refPath, candPath, data.describe(), r));
+      return 0;
+    } finally {
+      await ref.release();
+      await cand.release();
+    }
+  },
+};
+
+const f = (x: number | undefined, d = 4) => (x === undefined ? '' : Number.isNaN(x) ? 'NaN' : x.toFixed(d));
+
+export function renderCompare(ref: string, cand: string, data: string, r: CompareResult): string {
+  const lines = [`reference  ${ref}`, `candidate  ${cand}`, `data       ${data}  (${r.samples} samples, batch ${r.batchSize})`, ''];
+  lines.push(
+    table(
+      ['output', 'max|Δ|', 'mean|Δ|', 'cosine', 'SQNR dB', 'top-1 agree', 'top-5 agree', 'KL'],
+      r.outputs.map((o) => [
+        o.name,
+        o.maxAbsDiff.toExponential(3),
+        o.meanAbsDiff.toExponential(3),
+        f(o.cosine, 6),
+        o.sqnrDb === null ? 'inf' : f(o.sqnrDb, 2),
+        f(o.top1Agreement),
+        f(o.top5Agreement),
+        o.klDivergence === undefined ? '' : o.klDivergence.toExponential(3),
+      ]),
+    ),
+  );
+  if (r.accuracy) {
+    const a = r.accuracy;
+    lines.push('');
+    lines.push(`accuracy   reference ${f(a.reference)} (${a.correctReference}/${r.samples})   candidate ${f(a.candidate)} (${a.correctCandidate}/${r.samples})   change ${((a.candidate - a.reference) * 100).toFixed(2)} pp`);
+  }
+  return lines.join('\n');
+}

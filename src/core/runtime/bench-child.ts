@@ -1,0 +1,63 @@
+/**
+ * One benchmarked model per process: its own thread pool and its own peak RSS. The parent
+ * (bench.ts) drives it over IPC, so several models can be interleaved run by run; the
+ * timing covers `session.run` alone, never the IPC.
+ */
+import type * as OrtTypes from 'onnxruntime-node';
+import { oneLine } from '../errors';
+import { randomSource } from './data/sources';
+import { ModelSession, ort, ortTypeName, type SessionOptions } from './session';
+
+export type ChildRequest =
+  | { cmd: 'load'; path: string; session: SessionOptions; batch: number; shapes: Record<string, number[]> }
+  | { cmd: 'run'; n: number }
+  | { cmd: 'stats' };
+
+export type ChildReply =
+  | { ok: true; createMs?: number; times?: number[]; maxRssBytes?: number }
+  | { ok: false; error: string };
+
+let session: ModelSession | undefined;
+let feeds: Record<string, OrtTypes.Tensor> = {};
+
+async function handle(m: ChildRequest): Promise<ChildReply> {
+  switch (m.cmd) {
+    case 'load': {
+      session = await ModelSession.create(m.path, m.session);
+      feeds = {};
+      for (const input of session.inputs) {
+        const fixed = m.shapes[input.name];
+        const sample = input.shape.slice(1).map((d, i) => {
+          const f = fixed?.[i + 1];
+          if (typeof f === 'number') return f;
+          if (typeof d === 'number') return d;
+          throw new Error(`input '${input.name}' has dynamic dims [${input.shape.join(', ')}]: fix them with --shape`);
+        });
+        const batch = typeof input.shape[0] === 'number' ? input.shape[0] : m.batch;
+        const data = randomSource(input.name, input.dtype, sample, batch).read(0, batch);
+        feeds[input.name] = new (ort().Tensor)(ortTypeName(input.dtype), data as never, [batch, ...sample]);
+      }
+      return { ok: true, createMs: session.createMs };
+    }
+    case 'run': {
+      if (!session) throw new Error('no model loaded');
+      const times: number[] = [];
+      for (let i = 0; i < m.n; i++) {
+        const t = process.hrtime.bigint();
+        await session.runRaw(feeds);
+        times.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+      return { ok: true, times };
+    }
+    case 'stats':
+      return { ok: true, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  }
+}
+
+process.on('message', (m: ChildRequest) => {
+  handle(m).then(
+    (r) => process.send!(r),
+    (e) => process.send!({ ok: false, error: oneLine(e) } satisfies ChildReply),
+  );
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,171 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type * as OrtTypes from 'onnxruntime-node';
+import { ModelError, UsageError } from '../errors';
+import { allTensors, onnxToBytes, saveOnnx } from '../formats/onnx';
+import { DataType, dtypeName } from '../ir/dtype';
+import type { Model } from '../ir/graph';
+import type { NumericArray } from '../ir/tensor';
+
+/**
+ * ONNX Runtime sessions over files, bytes or in-memory IR models. Everything that touches
+ * onnxruntime-node goes through here, so the rest of the engine deals in `HostTensor`s.
+ */
+
+let ortModule: typeof OrtTypes | undefined;
+export function ort(): typeof OrtTypes {
+  ortModule ??= require('onnxruntime-node') as typeof OrtTypes;
+  return ortModule;
+}
+
+/** A tensor in host memory, independent of ORT's types. */
+export interface HostTensor {
+  dtype: DataType;
+  dims: number[];
+  data: NumericArray;
+}
+
+export interface SessionOptions {
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  /** Only 'cpu' ships with onnxruntime-node on Linux; others are passed through to ORT. */
+  executionProvider?: string;
+  /**
+   * Let ORT's thread pool spin between runs (its default). Turn off when several sessions
+   * run alternately in one process, or each run pays for the other's spinning threads.
+   */
+  allowSpinning?: boolean;
+  graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+export interface IOSpec {
+  name: string;
+  dtype: DataType;
+  /** numbers, symbolic names, or null for unknown. */
+  shape: Array<number | string | null>;
+}
+
+const ORT_TYPES: Record<string, DataType> = {
+  float32: DataType.FLOAT,
+  float16: DataType.FLOAT16,
+  float64: DataType.DOUBLE,
+  int8: DataType.INT8,
+  uint8: DataType.UINT8,
+  int16: DataType.INT16,
+  uint16: DataType.UINT16,
+  int32: DataType.INT32,
+  uint32: DataType.UINT32,
+  int64: DataType.INT64,
+  uint64: DataType.UINT64,
+  bool: DataType.BOOL,
+  string: DataType.STRING,
+};
+
+export function ortTypeName(t: DataType): OrtTypes.Tensor.Type {
+  for (const [k, v] of Object.entries(ORT_TYPES)) if (v === t) return k as OrtTypes.Tensor.Type;
+  throw new UsageError(`ONNX Runtime has no tensor type for ${dtypeName(t)}`);
+}
+
+/** Keeps in-memory models below protobuf's limit; larger ones go through a temp file. */
+const INLINE_LIMIT = 1.5 * 2 ** 30;
+
+export class ModelSession {
+  private constructor(
+    private readonly session: OrtTypes.InferenceSession,
+    readonly label: string,
+    readonly inputs: IOSpec[],
+    readonly outputs: IOSpec[],
+    readonly createMs: number,
+    private readonly cleanup?: () => void,
+  ) {}
+
+  /** `source` is a file path, serialized ONNX bytes, or an IR model (serialized in memory). */
+  static async create(source: string | Uint8Array | Model, opts: SessionOptions = {}, label?: string): Promise<ModelSession> {
+    const name = label ?? (typeof source === 'string' ? source : source instanceof Uint8Array ? '<in-memory model>' : source.path ?? '<in-memory model>');
+    const so = sessionOptions(opts);
+    let cleanup: (() => void) | undefined;
+    let arg: string | Uint8Array;
+    if (typeof source === 'string' || source instanceof Uint8Array) arg = source;
+    else {
+      const tensors = allTensors(source);
+      const bytes = tensors.reduce((a, t) => a + t.byteLength, 0);
+      if (bytes < INLINE_LIMIT) arg = onnxToBytes(source);
+      else {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-session-'));
+        const file = path.join(dir, 'model.onnx');
+        saveOnnx(source, file, { externalData: 'always' });
+        arg = file;
+        cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    const t0 = process.hrtime.bigint();
+    let session: OrtTypes.InferenceSession;
+    try {
+      session = typeof arg === 'string' ? await ort().InferenceSession.create(arg, so) : await ort().InferenceSession.create(arg, so);
+    } catch (e) {
+      cleanup?.();
+      throw ortError(name, e, 'rejected the model');
+    }
+    const createMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const spec = (m: readonly OrtTypes.InferenceSession.ValueMetadata[]): IOSpec[] =>
+      m.map((v) => ({
+        name: v.name,
+        dtype: v.isTensor ? ORT_TYPES[v.type] ?? DataType.UNDEFINED : DataType.UNDEFINED,
+        shape: v.isTensor ? v.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : typeof d === 'string' && d ? d : null)) : [],
+      }));
+    return new ModelSession(session, name, spec(session.inputMetadata), spec(session.outputMetadata), createMs, cleanup);
+  }
+
+  async run(feeds: Record<string, HostTensor>, outputNames?: string[]): Promise<Record<string, HostTensor>> {
+    const o = ort();
+    const f: Record<string, OrtTypes.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) f[k] = new o.Tensor(ortTypeName(v.dtype), v.data as never, v.dims);
+    let res: OrtTypes.InferenceSession.ReturnType;
+    try {
+      res = outputNames ? await this.session.run(f, outputNames) : await this.session.run(f);
+    } catch (e) {
+      throw ortError(this.label, e, 'failed to run the model');
+    }
+    const out: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(res)) {
+      out[k] = { dtype: ORT_TYPES[v.type] ?? DataType.UNDEFINED, dims: [...v.dims], data: v.data as NumericArray };
+    }
+    return out;
+  }
+
+  /** A raw run for benchmarks: feeds already converted to ORT tensors. */
+  async runRaw(feeds: Record<string, OrtTypes.Tensor>): Promise<void> {
+    await this.session.run(feeds);
+  }
+
+  async release(): Promise<void> {
+    try {
+      await this.session.release();
+    } finally {
+      this.cleanup?.();
+    }
+  }
+}
+
+function sessionOptions(opts: SessionOptions): OrtTypes.InferenceSession.SessionOptions {
+  const so: OrtTypes.InferenceSession.SessionOptions = {
+    executionProviders: [opts.executionProvider ?? 'cpu'],
+    graphOptimizationLevel: opts.graphOptimization ?? 'all',
+  };
+  if (opts.intraOpThreads !== undefined) so.intraOpNumThreads = opts.intraOpThreads;
+  if (opts.interOpThreads !== undefined) so.interOpNumThreads = opts.interOpThreads;
+  if (opts.allowSpinning === false) so.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
+  return so;
+}
+
+/** Turns an ORT exception into a one-line ModelError that names the node when ORT does. */
+export function ortError(file: string, e: unknown, what: string): ModelError {
+  const raw = e instanceof Error ? e.message : String(e);
+  const text = raw.replace(/\s+/g, ' ').trim();
+  const node = /[Nn]ode \(([^)]+)\)/.exec(text)?.[1] ?? /node name:? '?([^\s',]+)/i.exec(text)?.[1];
+  // Drop ORT's "[ONNXRuntimeError] : 1 : FAIL : Load model from … failed:" prefix.
+  const core = text.replace(/^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/, '').replace(/^Load model from .*? failed:\s*/, '');
+  const short = core.length > 400 ? `${core.slice(0, 400)}…` : core;
+  return new ModelError(file, `ONNX Runtime ${what}${node ? ` at node '${node}'` : ''}: ${short}`);
+}
