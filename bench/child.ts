@@ -29,6 +29,27 @@ switch (task) {
     out({ ms: Number(process.hrtime.bigint() - t) / 1e6, params: a.totals.params });
     break;
   }
+  case 'bare-run': {
+    // The baseline: onnxruntime-node used directly, a plain loop of session.run.
+    (async () => {
+      const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+      const [file, runsStr, warmStr] = args;
+      const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', interOpNumThreads: 1 });
+      const meta = s.inputMetadata[0] as unknown as { name: string; shape: Array<number | string> };
+      const dims = meta.shape.map((d) => (typeof d === 'number' ? d : 1));
+      const n = dims.reduce((a, b) => a * b, 1);
+      const x = new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => (i % 255) / 255), dims);
+      for (let i = 0; i < Number(warmStr); i++) await s.run({ [meta.name]: x });
+      const runs = Number(runsStr);
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < runs; i++) await s.run({ [meta.name]: x });
+      out({ meanMs: Number(process.hrtime.bigint() - t) / 1e6 / runs });
+    })().catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
+    break;
+  }
   default:
     throw new Error(`unknown bench task ${task}`);
 }

@@ -3,9 +3,11 @@
  * measured in the same run (these machines are noisy). Pass names to run a subset.
  */
 import { benchInspect } from './inspect';
+import { benchRunner } from './runner';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
+  runner: benchRunner,
 };
 
 async function main() {

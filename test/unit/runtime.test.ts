@@ -232,6 +232,38 @@ describe('CLI: compare and bench', () => {
     assert.equal(bad.code, 3);
   });
 
+  it('compare reads a folder of PNG images, matching the accuracy from the same pixels as .npy', () => {
+    const { PNG } = require('pngjs') as typeof import('pngjs');
+    const { readNpy } = require('../../src/core/runtime/data/npy') as typeof import('../../src/core/runtime/data/npy');
+    const { encodeNpy } = require('../../src/core/runtime/data/npy') as typeof import('../../src/core/runtime/data/npy');
+    const dir = tmpDir();
+    const imgs = path.join(dir, 'imgs');
+    fs.mkdirSync(imgs);
+    const xs = readNpy(x);
+    const n = 40;
+    const px = new Float32Array(new Uint8Array(xs.data.subarray(0, n * 64 * 4)).buffer);
+    const quant = new Float32Array(n * 64);
+    for (let i = 0; i < n; i++) {
+      const png = new PNG({ width: 8, height: 8 });
+      for (let p = 0; p < 64; p++) {
+        const v = Math.round(Math.min(1, Math.max(0, px[i * 64 + p])) * 255);
+        quant[i * 64 + p] = v / 255;
+        png.data.set([v, v, v, 255], p * 4);
+      }
+      fs.writeFileSync(path.join(imgs, `img${String(i).padStart(3, '0')}.png`), PNG.sync.write(png));
+    }
+    const qx = path.join(dir, 'q.npy');
+    fs.writeFileSync(qx, encodeNpy({ dtype: DataType.FLOAT, shape: [n, 1, 8, 8], data: new Uint8Array(quant.buffer) }));
+    const labels = path.join(dir, 'y.npy');
+    const ys = readNpy(y);
+    fs.writeFileSync(labels, encodeNpy({ dtype: ys.dtype, shape: [n], data: new Uint8Array(ys.data.subarray(0, n * 8)) }));
+    const fromImages = JSON.parse(cli(['compare', cnn, cnn, '--data', imgs, '--labels', labels, '--json']).stdout);
+    const fromNpy = JSON.parse(cli(['compare', cnn, cnn, '--data', qx, '--labels', labels, '--json']).stdout);
+    assert.equal(fromImages.samples, n);
+    assert.equal(fromImages.accuracy.correctReference, fromNpy.accuracy.correctReference);
+    assert.ok(fromImages.accuracy.reference > 0.9);
+  });
+
   it('bench --json prints models with size and latency percentiles', () => {
     const r = cli(['bench', cnn, '--runs', '5', '--warmup', '1', '--json']);
     assert.equal(r.code, 0, r.stderr);

@@ -1,6 +1,7 @@
 import { UsageError } from '../../core/errors';
 import { compareModels, type CompareResult } from '../../core/runtime/compare';
 import { bindDataset, chooseBatchSize, parseDataSpecs, readLabels } from '../../core/runtime/data/dataset';
+import type { ImageOptions } from '../../core/runtime/data/images';
 import { ModelSession } from '../../core/runtime/session';
 import { parseArgs, parseShapeFlags } from '../args';
 import type { Command } from '../command';
@@ -11,7 +12,7 @@ export const compareCommand: Command = {
   name: 'compare',
   summary: 'measure a candidate model’s fidelity (and accuracy) against a reference',
   usage:
-    'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--json]',
+    'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--layout NCHW|NHWC] [--image-scale s] [--image-mean m,m,m] [--image-std s,s,s] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
       data: { type: 'string', multiple: true },
@@ -23,6 +24,10 @@ export const compareCommand: Command = {
       shape: { type: 'string', multiple: true },
       threads: { type: 'number' },
       json: { type: 'boolean' },
+      layout: { type: 'string' },
+      'image-scale': { type: 'number' },
+      'image-mean': { type: 'string' },
+      'image-std': { type: 'string' },
     });
     if (positional.length !== 2) throw new UsageError('compare takes a reference and a candidate model');
     const [refPath, candPath] = positional;
@@ -39,6 +44,7 @@ export const compareCommand: Command = {
         randomSamples: samples,
         seed: (flags.seed as number | undefined) ?? 0,
         shapes,
+        image: imageFlags(flags),
       });
       const labels = flags.labels ? readLabels(flags.labels as string) : undefined;
       const r = await compareModels(ref, cand, data, {
@@ -56,6 +62,20 @@ export const compareCommand: Command = {
     }
   },
 };
+
+/** Image-folder preprocessing flags, shared by every command that reads data. */
+export function imageFlags(flags: Record<string, unknown>): Partial<ImageOptions> {
+  const list = (name: string) => {
+    const v = flags[name] as string | undefined;
+    if (v === undefined) return undefined;
+    const xs = v.split(',').map(Number);
+    if (xs.some((x) => !Number.isFinite(x))) throw new UsageError(`--${name} takes comma-separated numbers, e.g. 0.485,0.456,0.406`);
+    return xs;
+  };
+  const layout = flags.layout as string | undefined;
+  if (layout !== undefined && layout !== 'NCHW' && layout !== 'NHWC') throw new UsageError('--layout is NCHW or NHWC');
+  return { layout: layout as ImageOptions['layout'] | undefined, scale: flags['image-scale'] as number | undefined, mean: list('image-mean'), std: list('image-std') };
+}
 
 const f = (x: number | undefined, d = 4) => (x === undefined ? '' : Number.isNaN(x) ? 'NaN' : x.toFixed(d));
 

@@ -46,7 +46,8 @@ export function imageOptionsFromShape(shape: Array<number | string | null>, base
   const width = base.width ?? (typeof w === 'number' ? w : undefined);
   const channels = base.channels ?? (ch === 1 ? 1 : 3);
   if (!height || !width) throw new UsageError('the model input has dynamic height/width: give --shape to fix them');
-  return { ...base, layout, height, width, channels };
+  const defined = Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined));
+  return { ...defined, layout, height, width, channels };
 }
 
 export function decodeImage(file: string): { width: number; height: number; rgba: Uint8Array } {
