@@ -72,6 +72,12 @@ export interface AnalyzeOptions {
 }
 
 const PASS_THROUGH = new Set(['Constant', 'Identity', 'Cast', 'DequantizeLinear', 'Transpose', 'Reshape', 'Unsqueeze', 'Squeeze']);
+/**
+ * Narrow integer constants are quantized weights (int8 behind DequantizeLinear, packed int4,
+ * int32 biases, cluster indices). int64 constants are shapes and axes, not parameters,
+ * except where an op reads them as weights.
+ */
+const QUANTIZED_WEIGHT_TYPES = new Set([DataType.INT8, DataType.UINT8, DataType.INT4, DataType.UINT4, DataType.INT16, DataType.UINT16, DataType.INT32]);
 /** Integer constants are parameters only where an op reads them as weights. */
 const INT_WEIGHT_INPUTS: Record<string, number[]> = {
   DequantizeLinear: [0],
@@ -217,7 +223,7 @@ function analyzeNode(
         if (claimed.has(t)) continue;
         claimed.add(t);
         addBytes(bytesByDtype, t);
-        const isParam = isFloatType(t.dtype) || (INT_WEIGHT_INPUTS[node.opType]?.includes(pos) ?? false);
+        const isParam = isFloatType(t.dtype) || QUANTIZED_WEIGHT_TYPES.has(t.dtype) || (INT_WEIGHT_INPUTS[node.opType]?.includes(pos) ?? false);
         if (!isParam || t.dtype === DataType.STRING) continue;
         params += t.numel;
         const s = opts.weightStats ? weightStats(t) : undefined;

@@ -1,0 +1,99 @@
+import { analyzeModel } from '../analysis/analyze';
+import { openModel } from '../formats/registry';
+import type { Model } from '../ir/graph';
+import { benchmarkModels, modelSizeBytes, type LatencyStats } from './bench';
+import { collectActivations } from './capture';
+import { compareModels, hostValues, type CompareResult } from './compare';
+import type { Dataset } from './data/dataset';
+import { ModelSession } from './session';
+
+/**
+ * The before/after report every compression step ends with: size, params and MACs, fidelity
+ * (and accuracy with labels) on the given data, per-layer SQNR, and latency measured with the
+ * two models interleaved in one run.
+ */
+
+export interface ModelFigures {
+  sizeBytes: number;
+  params: number;
+  macs: number;
+}
+
+export interface LayerError {
+  name: string;
+  output: string;
+  sqnrDb: number | null;
+}
+
+export interface EvaluationReport {
+  before: ModelFigures;
+  after: ModelFigures;
+  fidelity?: CompareResult & { data: string };
+  latencyMs?: { before: LatencyStats; after: LatencyStats; ratioP50: number; runs: number; batch: number };
+  layers?: LayerError[];
+}
+
+export interface EvaluateOptions {
+  data?: Dataset;
+  dataLabel?: string;
+  labels?: Int32Array;
+  batchSize?: number;
+  /** Nodes whose outputs to compare one by one (their output names exist in both models). */
+  layerOutputs?: Array<{ name: string; output: string }>;
+  layerSamples?: number;
+  bench?: { runs: number; warmup?: number; batch?: number; shapes?: Record<string, number[]> } | false;
+  signal?: AbortSignal;
+  onProgress?: (stage: string, fraction?: number) => void;
+}
+
+export function figures(model: Model, path: string): ModelFigures {
+  const a = analyzeModel(model);
+  return { sizeBytes: modelSizeBytes(path), params: a.totals.params, macs: a.totals.macs };
+}
+
+export async function evaluateCompression(original: { model: Model; path: string }, outputPath: string, opts: EvaluateOptions): Promise<EvaluationReport> {
+  const outModel = openModel(outputPath);
+  const report: EvaluationReport = { before: figures(original.model, original.path), after: figures(outModel, outputPath) };
+  if (opts.data) {
+    opts.onProgress?.('measuring fidelity');
+    const ref = await ModelSession.create(original.path, { allowSpinning: false });
+    const cand = await ModelSession.create(outputPath, { allowSpinning: false });
+    try {
+      const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? 32, labels: opts.labels, signal: opts.signal });
+      report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe() };
+    } finally {
+      await ref.release();
+      await cand.release();
+    }
+    if (opts.layerOutputs?.length) {
+      opts.onProgress?.('measuring per-layer error');
+      report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
+    }
+  }
+  if (opts.bench) {
+    opts.onProgress?.('measuring latency (interleaved)');
+    const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, signal: opts.signal });
+    report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
+  }
+  return report;
+}
+
+async function layerErrors(ref: Model, cand: Model, layers: Array<{ name: string; output: string }>, data: Dataset, samples: number, batchSize: number): Promise<LayerError[]> {
+  const names = [...new Set(layers.map((l) => l.output))];
+  const limit = Math.min(samples, data.count);
+  const a = await collectActivations(ref, names, data, { batchSize, limit, session: { allowSpinning: false } });
+  const b = await collectActivations(cand, names, data, { batchSize, limit, session: { allowSpinning: false } });
+  return layers.map(({ name, output }) => {
+    let signal = 0;
+    let noise = 0;
+    a[output].forEach((t, i) => {
+      const x = hostValues(t);
+      const y = hostValues(b[output][i]);
+      for (let k = 0; k < x.length; k++) {
+        signal += x[k] * x[k];
+        noise += (x[k] - y[k]) ** 2;
+      }
+    });
+    return { name, output, sqnrDb: noise === 0 ? null : 10 * Math.log10(signal / noise) };
+  });
+}
