@@ -4,7 +4,8 @@
  */
 import * as fs from 'fs';
 import { analyzeModel } from '../src/core/analysis/analyze';
-import { openModel } from '../src/core/formats/registry';
+import { openModel, saveModel } from '../src/core/formats/registry';
+import { quantizeDynamic } from '../src/core/transforms/quantize/dynamic';
 
 const [task, ...args] = process.argv.slice(2);
 
@@ -27,6 +28,22 @@ switch (task) {
     const m = openModel(args[0]);
     const a = analyzeModel(m, { weightStats: true });
     out({ ms: Number(process.hrtime.bigint() - t) / 1e6, params: a.totals.params });
+    break;
+  }
+  case 'copy-file': {
+    // Baseline for transforms: read a model file and write it back out.
+    const t = process.hrtime.bigint();
+    const b = fs.readFileSync(args[0]);
+    fs.writeFileSync(args[1], b);
+    out({ ms: Number(process.hrtime.bigint() - t) / 1e6 });
+    break;
+  }
+  case 'quantize-dynamic': {
+    const t = process.hrtime.bigint();
+    const m = openModel(args[0]);
+    const r = quantizeDynamic(m, {});
+    saveModel(r.model, args[1]);
+    out({ ms: Number(process.hrtime.bigint() - t) / 1e6, quantized: r.quantized.length });
     break;
   }
   case 'bare-run': {

@@ -4,10 +4,13 @@
  */
 import { benchInspect } from './inspect';
 import { benchRunner } from './runner';
+import { benchDynamicForms, benchQuantizeSpeed } from './quantize';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
   runner: benchRunner,
+  quantize: benchQuantizeSpeed,
+  dynamic: benchDynamicForms,
 };
 
 async function main() {

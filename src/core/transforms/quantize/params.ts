@@ -45,6 +45,19 @@ export function quantizeWeightsInt8(w: Float32Array, dims: number[], axis: numbe
   const channels = axis === null ? 1 : dims[axis];
   const inner = axis === null ? w.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const outer = w.length / (channels * inner);
+  if (inner === 1 && channels > 1) return quantizeLastAxis(w, outer, channels, qmax, axis ?? 0);
+  const absmax = blockAbsMax(w, outer, channels, inner);
+  const scales = new Float32Array(channels);
+  const inv = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    scales[c] = absmax[c] > 0 ? absmax[c] / qmax : 1;
+    inv[c] = 1 / scales[c];
+  }
+  return { q: roundBlocks(w, outer, channels, inner, inv, qmax), scales, axis: axis ?? 0 };
+}
+
+/** Channel c's elements are the contiguous runs [(o·C + c)·inner, … + inner). */
+function blockAbsMax(w: Float32Array, outer: number, channels: number, inner: number): Float32Array {
   const absmax = new Float32Array(channels);
   for (let o = 0; o < outer; o++) {
     for (let c = 0; c < channels; c++) {
@@ -57,20 +70,64 @@ export function quantizeWeightsInt8(w: Float32Array, dims: number[], axis: numbe
       absmax[c] = m;
     }
   }
-  const scales = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) scales[c] = absmax[c] > 0 ? absmax[c] / qmax : 1;
+  return absmax;
+}
+
+function roundBlocks(w: Float32Array, outer: number, channels: number, inner: number, inv: Float32Array, qmax: number): Int8Array {
   const q = new Int8Array(w.length);
   for (let o = 0; o < outer; o++) {
     for (let c = 0; c < channels; c++) {
       const base = (o * channels + c) * inner;
-      const inv = 1 / scales[c];
+      const s = inv[c];
       for (let k = 0; k < inner; k++) {
-        const v = Math.round(w[base + k] * inv);
+        const v = ((w[base + k] * s + 128.5) | 0) - 128; // branchless round (see roundColumns)
         q[base + k] = v > qmax ? qmax : v < -qmax ? -qmax : v;
       }
     }
   }
-  return { q, scales, axis: axis ?? 0 };
+  return q;
+}
+
+/**
+ * Per-channel along the last axis (MatMul weights [K, N] per column): row-major scans.
+ * Each hot loop lives in its own function: V8 optimises a function with two hot loops
+ * (entered by on-stack replacement) noticeably worse.
+ */
+function quantizeLastAxis(w: Float32Array, rows: number, cols: number, qmax: number, axis: number): WeightQuant {
+  const absmax = columnAbsMax(w, rows, cols);
+  const scales = new Float32Array(cols);
+  const inv = new Float32Array(cols);
+  for (let c = 0; c < cols; c++) {
+    scales[c] = absmax[c] > 0 ? absmax[c] / qmax : 1;
+    inv[c] = 1 / scales[c];
+  }
+  return { q: roundColumns(w, rows, cols, inv, qmax), scales, axis };
+}
+
+function columnAbsMax(w: Float32Array, rows: number, cols: number): Float32Array {
+  const absmax = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) {
+      const a = Math.abs(w[base + c]);
+      if (a > absmax[c]) absmax[c] = a;
+    }
+  }
+  return absmax;
+}
+
+function roundColumns(w: Float32Array, rows: number, cols: number, inv: Float32Array, qmax: number): Int8Array {
+  const q = new Int8Array(w.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) {
+      // Branchless rounding: |x| ≤ qmax ≤ 127, so x + 128.5 is positive and truncation floors it.
+      // (Math.round, or a sign test on random-sign weights, is 2-3x slower here.)
+      const v = ((w[base + c] * inv[c] + 128.5) | 0) - 128;
+      q[base + c] = v > qmax ? qmax : v < -qmax ? -qmax : v;
+    }
+  }
+  return q;
 }
 
 /** int32 bias with scale = input scale × weight scale (per channel), zero point 0. */
