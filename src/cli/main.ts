@@ -4,11 +4,12 @@ import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { inspectCommand } from './commands/inspect';
 import { quantizeCommand } from './commands/quantize';
+import { substituteCommand } from './commands/substitute';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, substituteCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

@@ -37,11 +37,15 @@ export async function captureActivations(
   opts: CaptureOptions,
   onBatch: (b: { start: number; size: number; values: Record<string, HostTensor> }) => void | Promise<void>,
 ): Promise<void> {
-  const session = await ModelSession.create(withExtraOutputs(model, names), opts.session, model.path);
+  // Graph inputs come straight from the feeds; everything else becomes an extra output.
+  const inputs = new Set(model.graph.inputs.map((i) => i.name));
+  const computed = names.filter((n) => !inputs.has(n));
+  const session = await ModelSession.create(withExtraOutputs(model, computed), opts.session, model.path);
   try {
     for (const { start, size, feeds } of data.batches(opts.batchSize, opts.limit)) {
       if (opts.signal?.aborted) throw new CancelledError();
-      const out = await session.run(feeds, names);
+      const out = computed.length ? await session.run(feeds, computed) : {};
+      for (const n of names) if (inputs.has(n)) out[n] = feeds[n];
       await onBatch({ start, size, values: out });
     }
   } finally {
@@ -72,4 +76,37 @@ export async function collectActivations(
     }
   });
   return out;
+}
+
+/**
+ * Runs several models in lockstep on the same batches and hands over the requested values
+ * of each (e.g. inputs from a partly compressed model, targets from the original).
+ */
+export async function captureLockstep(
+  models: Array<{ model: Model; names: string[] }>,
+  data: Dataset,
+  opts: CaptureOptions,
+  onBatch: (b: { start: number; size: number; values: Array<Record<string, HostTensor>> }) => void | Promise<void>,
+): Promise<void> {
+  const prepared = models.map(({ model, names }) => {
+    const inputs = new Set(model.graph.inputs.map((i) => i.name));
+    return { names, inputs, computed: names.filter((n) => !inputs.has(n)), model };
+  });
+  const sessions: ModelSession[] = [];
+  try {
+    for (const p of prepared) sessions.push(await ModelSession.create(withExtraOutputs(p.model, p.computed), opts.session, p.model.path));
+    for (const { start, size, feeds } of data.batches(opts.batchSize, opts.limit)) {
+      if (opts.signal?.aborted) throw new CancelledError();
+      const values: Array<Record<string, HostTensor>> = [];
+      for (let k = 0; k < prepared.length; k++) {
+        const p = prepared[k];
+        const out = p.computed.length ? await sessions[k].run(feeds, p.computed) : {};
+        for (const n of p.names) if (p.inputs.has(n)) out[n] = feeds[n];
+        values.push(out);
+      }
+      await onBatch({ start, size, values });
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
 }

@@ -1,0 +1,94 @@
+import { UsageError } from '../../core/errors';
+import { openModel, saveModel } from '../../core/formats/registry';
+import { evaluateCompression } from '../../core/runtime/evaluate';
+import { ModelSession } from '../../core/runtime/session';
+import { substituteDepthwise, substituteLowRank, type LayerSubstitution } from '../../core/transforms/substitute';
+import { assertNotInput } from '../../core/util/atomic-write';
+import { parseArgs } from '../args';
+import type { Command } from '../command';
+import { DATA_FLAGS, labelsFlag, openData, randomData } from '../data-flags';
+import { fmtCount, table } from '../format';
+import { renderReport } from '../report';
+import { defaultOutput } from './quantize';
+
+export const substituteCommand: Command = {
+  name: 'substitute',
+  summary: 'replace convolutions with depthwise-separable pairs, or dense layers with low-rank factors',
+  usage:
+    'model-compressor substitute <model> (--depthwise [--multiplier m] | --lowrank [--energy f | --rank r | --target-params f] [--plain]) ' +
+    '[--layers n1,n2] [--max-error e] [--calib data] [--no-refit] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
+  async run(argv, io) {
+    const { positional, flags } = parseArgs(argv, {
+      ...DATA_FLAGS,
+      depthwise: { type: 'boolean' },
+      lowrank: { type: 'boolean' },
+      multiplier: { type: 'number' },
+      energy: { type: 'number' },
+      rank: { type: 'number' },
+      'target-params': { type: 'number' },
+      plain: { type: 'boolean' },
+      layers: { type: 'string' },
+      'max-error': { type: 'number' },
+      calib: { type: 'string' },
+      'no-refit': { type: 'boolean' },
+      eval: { type: 'string' },
+      runs: { type: 'number' },
+      'no-bench': { type: 'boolean' },
+      output: { type: 'string', alias: 'o' },
+      json: { type: 'boolean' },
+    });
+    if (positional.length !== 1) throw new UsageError('substitute takes exactly one model');
+    if (!!flags.depthwise === !!flags.lowrank) throw new UsageError('choose one of --depthwise or --lowrank');
+    if (flags.depthwise && (flags.energy !== undefined || flags.rank !== undefined || flags['target-params'] !== undefined || flags.plain)) {
+      throw new UsageError('--energy, --rank, --target-params and --plain go with --lowrank');
+    }
+    if (flags.lowrank && flags.multiplier !== undefined) throw new UsageError('--multiplier goes with --depthwise');
+    const m = flags.multiplier as number | undefined;
+    if (m !== undefined && (!Number.isInteger(m) || m < 1)) throw new UsageError('--multiplier is a whole number ≥ 1');
+    const energy = flags.energy as number | undefined;
+    if (energy !== undefined && !(energy > 0 && energy <= 1)) throw new UsageError('--energy is a fraction in (0, 1]');
+    const tp = flags['target-params'] as number | undefined;
+    if (tp !== undefined && !(tp > 0 && tp < 1)) throw new UsageError('--target-params is a fraction in (0, 1)');
+    if ([energy, flags.rank, tp].filter((x) => x !== undefined).length > 1) throw new UsageError('choose one of --energy, --rank or --target-params');
+    if (flags['max-error'] !== undefined && !flags.calib) throw new UsageError('--max-error needs --calib (the error is measured on calibration data)');
+
+    const input = positional[0];
+    const model = openModel(input);
+    const output = (flags.output as string | undefined) ?? defaultOutput(input, 'substituted');
+    assertNotInput(output, [input]);
+    const probe = await ModelSession.create(input);
+    const inputs = probe.inputs;
+    await probe.release();
+    const calib = openData(flags.calib as string | undefined, inputs, flags);
+    const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? randomData(inputs, flags);
+    const labels = labelsFlag(flags, evalData.data.count);
+    const layers = (flags.layers as string | undefined)?.split(',').filter(Boolean);
+    const common = { layers, maxError: flags['max-error'] as number | undefined, calib: calib?.data };
+    const r = flags.depthwise
+      ? await substituteDepthwise(model, { ...common, multiplier: m, refit: !flags['no-refit'] })
+      : await substituteLowRank(model, { ...common, energy, rank: flags.rank as number | undefined, targetParams: tp, plain: !!flags.plain });
+    if (r.layers.length === 0) throw new UsageError(`no layer was substituted (${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ') || 'no candidate layers'})`);
+    saveModel(r.model, output);
+    const report = await evaluateCompression({ model, path: input }, output, {
+      data: evalData.data,
+      dataLabel: evalData.label,
+      labels,
+      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
+    });
+    if (flags.json) {
+      io.out(JSON.stringify({ output, kind: flags.depthwise ? 'depthwise' : 'lowrank', before: report.before, after: report.after, layers: r.layers, skipped: r.skipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));
+      return 0;
+    }
+    const text = renderReport(`substitute ${flags.depthwise ? '--depthwise' : '--lowrank'}`, input, output, report, calib ? [] : ['no --calib: layers keep their SVD initialisation (no refit, no measured layer error)'], r.layers.length, r.skipped);
+    io.out(`${text}\n\nlayers:\n${layerTable(r.layers)}`);
+    return 0;
+  },
+};
+
+function layerTable(layers: LayerSubstitution[]): string {
+  const e = (x: number | null) => (x === null ? '' : x.toFixed(4));
+  return table(
+    ['layer', 'change', 'params', 'MACs', 'error (init)', 'error (refit / data-aware)'],
+    layers.map((l) => [l.name, l.detail, `${fmtCount(l.paramsBefore)} → ${fmtCount(l.paramsAfter)}`, `${fmtCount(l.macsBefore)} → ${fmtCount(l.macsAfter)}`, e(l.errorInit), e(l.errorRefit)]),
+  );
+}

@@ -1,0 +1,3 @@
+export { substituteDepthwise, type DepthwiseOptions } from './depthwise';
+export { substituteLowRank, allocateRanks, type LowRankOptions } from './lowrank';
+export type { LayerSubstitution, SubstituteSkip } from './types';
