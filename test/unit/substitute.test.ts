@@ -2,7 +2,6 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { openModel } from '../../src/core/formats/registry';
-import { DataType } from '../../src/core/ir/dtype';
 import type { Model } from '../../src/core/ir/graph';
 import { collectActivations } from '../../src/core/runtime/capture';
 import { compareModels } from '../../src/core/runtime/compare';
