@@ -106,8 +106,11 @@ export class GramAccumulator {
     return this.n + (this.withBias ? 1 : 0);
   }
 
-  /** Adds one row: x (length n) and y (length out), read with strides from larger arrays. */
-  add(x: ArrayLike<number>, xOff: number, xStride: number, y: ArrayLike<number> | undefined, yOff: number, yStride: number): void {
+  /**
+   * Adds one row: x (length n) and y (length out), read with strides from larger arrays;
+   * `yIndex` picks which of y's entries are the `out` targets (default 0..out-1).
+   */
+  add(x: ArrayLike<number>, xOff: number, xStride: number, y: ArrayLike<number> | undefined, yOff: number, yStride: number, yIndex?: ArrayLike<number>): void {
     const d = this.dim;
     const xt = scratch(d);
     for (let i = 0; i < this.n; i++) xt[i] = x[xOff + i * xStride];
@@ -122,7 +125,7 @@ export class GramAccumulator {
     if (y) {
       const c = this.c;
       for (let o = 0; o < this.out; o++) {
-        const yo = y[yOff + o * yStride];
+        const yo = y[yOff + (yIndex ? yIndex[o] : o) * yStride];
         this.syy += yo * yo;
         if (yo === 0) continue;
         for (let i = 0; i < d; i++) c[i * this.out + o] += xt[i] * yo;

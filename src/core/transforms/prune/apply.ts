@@ -1,0 +1,104 @@
+import { DataType } from '../../ir/dtype';
+import type { Model, Node } from '../../ir/graph';
+import { Tensor } from '../../ir/tensor';
+import { GraphEditor, cloneModel } from '../graph-edit';
+import { removedPositions, type DependencyGraph, type Group } from './dependency';
+
+/**
+ * Applies a pruning plan to a copy of the model. Removals are collected per (node, input,
+ * axis) in the original coordinates and applied once, so a consumer that reads channels of
+ * several groups (after a Concat) and tensors shared between nodes are handled correctly:
+ * every edited input gets a fresh initializer; shared originals are never changed.
+ */
+
+export interface GroupPlan {
+  group: Group;
+  /** Group channels to remove (indices into the group's channels). */
+  remove: number[];
+}
+
+export function applyPruning(model: Model, dg: DependencyGraph, plans: GroupPlan[]): Model {
+  void dg;
+  const out = cloneModel(model);
+  const g = out.graph;
+  const ed = new GraphEditor(g);
+  const index = new Map(model.graph.nodes.map((n, i) => [n, i]));
+  const cloneOf = (n: Node) => g.nodes[index.get(n)!];
+  /** One weight may lose rows (its own output channels) and columns (its inputs') at once. */
+  type Edit = { node: Node; input: number; tensor: Tensor; axes: Map<number, Set<number>> };
+  const edits = new Map<string, Edit>();
+  const edit = (node: Node, input: number, tensor: Tensor, axis: number, positions: number[]) => {
+    const key = `${index.get(node)}:${input}`;
+    let e = edits.get(key);
+    if (!e) edits.set(key, (e = { node, input, tensor, axes: new Map() }));
+    let set = e.axes.get(axis);
+    if (!set) e.axes.set(axis, (set = new Set()));
+    for (const p of positions) set.add(p);
+  };
+  const groupCounts = new Map<Node, number>();
+  const reshapes = new Map<Node, { shape: Tensor; removed: number }>();
+  for (const { group, remove } of plans) {
+    if (!remove.length) continue;
+    for (const m of group.members) {
+      switch (m.kind) {
+        case 'producer':
+          edit(m.node, 1, m.weight, m.axis, remove);
+          if (m.bias) edit(m.node, 2, m.bias, 0, remove);
+          break;
+        case 'params':
+          for (const t of m.tensors) edit(m.node, t.input, t.tensor, t.axis, remove);
+          if (m.depthwise) groupCounts.set(m.node, remove.length);
+          break;
+        case 'consumer':
+          edit(m.node, 1, m.weight, m.axis, removedPositions(m.layout, group.id, remove));
+          break;
+        case 'reshape': {
+          const r = reshapes.get(m.node) ?? { shape: m.shape, removed: 0 };
+          r.removed += removedPositions(m.layout, group.id, remove).length;
+          reshapes.set(m.node, r);
+          break;
+        }
+      }
+    }
+  }
+  for (const e of edits.values()) {
+    const n = cloneOf(e.node);
+    let t = { dims: [...e.tensor.dims], data: e.tensor.toFloat32() };
+    for (const [axis, positions] of e.axes) t = removeAlongAxis(t, axis, positions);
+    n.inputs[e.input] = ed.initializer(`${e.tensor.name || n.inputs[e.input]}_pruned`, DataType.FLOAT, t.dims, t.data);
+  }
+  for (const [node, removed] of groupCounts) {
+    const n = cloneOf(node);
+    n.setInt('group', n.int('group', 1) - removed);
+  }
+  for (const [node, r] of reshapes) {
+    const n = cloneOf(node);
+    const v = r.shape.toNumbers();
+    v[1] -= r.removed;
+    n.inputs[1] = ed.initializer(`${n.inputs[1]}_pruned`, DataType.INT64, [v.length], BigInt64Array.from(v.map(BigInt)));
+  }
+  g.valueInfo.clear(); // intermediate shapes changed
+  ed.dropUnusedInitializers();
+  return out;
+}
+
+export function removeAlongAxis(t: { dims: number[]; data: Float32Array }, axis: number, positions: Set<number>): { dims: number[]; data: Float32Array } {
+  const dims = [...t.dims];
+  const src = t.data;
+  const n = dims[axis];
+  const keep: number[] = [];
+  for (let i = 0; i < n; i++) if (!positions.has(i)) keep.push(i);
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const out = new Float32Array(outer * keep.length * inner);
+  let o = 0;
+  for (let a = 0; a < outer; a++) {
+    for (const k of keep) {
+      const base = (a * n + k) * inner;
+      out.set(src.subarray(base, base + inner), o);
+      o += inner;
+    }
+  }
+  dims[axis] = keep.length;
+  return { dims, data: out };
+}

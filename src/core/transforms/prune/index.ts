@@ -1,0 +1,253 @@
+import { analyzeModel } from '../../analysis/analyze';
+import { UsageError } from '../../errors';
+import { DataType } from '../../ir/dtype';
+import type { Model } from '../../ir/graph';
+import type { Dataset } from '../../runtime/data/dataset';
+import { cloneModel } from '../graph-edit';
+import { constantResolver } from '../quantize/registry';
+import { applyPruning, type GroupPlan } from './apply';
+import { buildDependencyGraph, type DependencyGraph, type Group } from './dependency';
+import { groupImportance, type Criterion } from './importance';
+import { reconstruct, type ReconstructReport } from './reconstruct';
+
+/**
+ * Pruning policy: which channels go (structured) or which weights become zero
+ * (unstructured). Structure lives in dependency.ts, scoring in importance.ts; this file
+ * plans, checks and applies, step by step.
+ */
+
+export interface PruneOptions {
+  structured: boolean;
+  /** Fraction of each group's channels (structured) or of the weights (unstructured) to remove. */
+  ratio?: number;
+  /** Fraction of the model's MACs / params to remove (structured). */
+  targetMacs?: number;
+  targetParams?: number;
+  /** Per-group ratios (from sensitivity allocation), keyed by group name. */
+  groupRatios?: Record<string, number>;
+  criterion?: Criterion;
+  calib?: Dataset;
+  recover?: 'none' | 'reconstruct';
+  steps?: number;
+  /** Group names (first producer) to leave alone. */
+  exclude?: string[];
+  seed?: number;
+  /** Unstructured: per layer or one global threshold; or an explicit magnitude threshold. */
+  scope?: 'layer' | 'global';
+  threshold?: number;
+  signal?: AbortSignal;
+  onProgress?: (stage: string, fraction?: number) => void;
+  /**
+   * Recovery by training (fine-tuning, distillation) once the training engine exists: called
+   * after each step with the pruned model and the original; returns the recovered model.
+   */
+  recoveryHook?: (pruned: Model, original: Model, step: number) => Promise<Model>;
+}
+
+export interface PrunedGroup {
+  name: string;
+  producers: string[];
+  channels: number;
+  removed: number;
+  paramsSaved: number;
+  macsSaved: number;
+}
+
+export interface PruneOutcome {
+  model: Model;
+  groups: PrunedGroup[];
+  skipped: Array<{ name: string; reason: string }>;
+  reconstruction: ReconstructReport[];
+  notes: string[];
+  /** Unstructured: sparsity per weight tensor. */
+  sparsity?: Array<{ name: string; elements: number; zeros: number; sparsity: number }>;
+}
+
+export function groupName(g: Group): string {
+  const p = g.members.find((m) => m.kind === 'producer');
+  return p ? p.node.label : `group ${g.id}`;
+}
+
+export async function pruneModel(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
+  return opts.structured ? pruneStructured(model, opts) : pruneUnstructured(model, opts);
+}
+
+// ---- structured -----------------------------------------------------------------------
+
+async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
+  const modes = [opts.ratio, opts.targetMacs, opts.targetParams, opts.groupRatios].filter((x) => x !== undefined).length;
+  if (modes !== 1) throw new UsageError('structured pruning needs exactly one of a ratio, a MACs target, a params target or per-group ratios');
+  const steps = Math.max(1, Math.floor(opts.steps ?? 1));
+  if (opts.groupRatios && steps > 1) throw new UsageError('per-group ratios run in one step');
+  if (opts.recover === 'reconstruct' && !opts.calib) throw new UsageError('--recover reconstruct needs calibration data (--calib)');
+  const criterion = opts.criterion ?? 'l1';
+  const base = analyzeModel(model).totals;
+  let current = model;
+  const skipped = new Map<string, string>();
+  const reconstruction: ReconstructReport[] = [];
+  let lastPlans: GroupPlan[] = [];
+  let lastDg: DependencyGraph | undefined;
+  let lastBefore = model;
+  /** For layers whose output channels were pruned: current channel index → original index. */
+  const originalIndex = new Map<string, number[]>();
+  for (let step = 1; step <= steps; step++) {
+    opts.onProgress?.(`step ${step}/${steps}: planning`, (step - 1) / steps);
+    const dg = buildDependencyGraph(current);
+    const candidates: Group[] = [];
+    for (const g of dg.groups) {
+      const name = groupName(g);
+      if (g.unsafe) skipped.set(name, g.unsafe);
+      else if (opts.exclude?.includes(name)) skipped.set(name, 'excluded');
+      else if (g.size < 2) skipped.set(name, 'a single channel cannot be pruned');
+      else candidates.push(g);
+    }
+    const scores = await groupImportance(current, candidates, criterion, { calib: opts.calib, seed: (opts.seed ?? 0) + step, signal: opts.signal });
+    const usable = candidates.filter((g) => {
+      const s = scores.get(g);
+      if (typeof s === 'string') skipped.set(groupName(g), s);
+      return typeof s !== 'string';
+    });
+    const planFor = (ratioOf: (g: Group) => number): GroupPlan[] =>
+      usable.map((g) => {
+        const s = scores.get(g) as Float64Array;
+        const n = Math.min(g.size - 1, Math.floor(g.size * ratioOf(g) + 1e-9));
+        const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
+        return { group: g, remove: order.slice(0, Math.max(0, n)).sort((a, b) => a - b) };
+      });
+    let plans: GroupPlan[];
+    if (opts.groupRatios) plans = planFor((g) => opts.groupRatios![groupName(g)] ?? 0);
+    else if (opts.ratio !== undefined) {
+      const r = 1 - (1 - opts.ratio) ** (1 / steps);
+      plans = planFor(() => r);
+    } else {
+      const key = opts.targetMacs !== undefined ? 'macs' : 'params';
+      const target = (opts.targetMacs ?? opts.targetParams)!;
+      const goal = base[key] * (1 - (target * step) / steps);
+      const measure = (r: number) => analyzeModel(applyPruning(current, dg, planFor(() => r))).totals[key];
+      let lo = 0;
+      let hi = 0.95;
+      if (measure(hi) > goal) {
+        plans = planFor(() => hi);
+      } else {
+        for (let it = 0; it < 14; it++) {
+          const mid = (lo + hi) / 2;
+          if (measure(mid) > goal) lo = mid;
+          else hi = mid;
+        }
+        plans = planFor(() => hi);
+      }
+    }
+    opts.onProgress?.(`step ${step}/${steps}: pruning`, (step - 0.5) / steps);
+    const pruned = applyPruning(current, dg, plans);
+    if (opts.recover === 'reconstruct') {
+      opts.onProgress?.(`step ${step}/${steps}: reconstructing`, (step - 0.3) / steps);
+      const { layers, kept } = refitTargets(plans);
+      for (const [name, k] of kept) {
+        const prev = originalIndex.get(name);
+        originalIndex.set(name, k.map((c) => (prev ? prev[c] : c)));
+      }
+      reconstruction.push(...(await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex)));
+    }
+    lastPlans = plans;
+    lastDg = dg;
+    lastBefore = current;
+    current = opts.recoveryHook ? await opts.recoveryHook(pruned, model, step) : pruned;
+  }
+  const groups = lastDg ? groupSavings(lastBefore, lastDg, lastPlans) : [];
+  const notes = [`criterion: ${criterion}${steps > 1 ? `, ${steps} steps` : ''}, recovery: ${opts.recover ?? 'none'}`];
+  if (steps > 1) notes.push('per-group figures are for the last step; totals compare with the original');
+  return { model: current, groups, skipped: [...skipped].map(([name, reason]) => ({ name, reason })), reconstruction, notes };
+}
+
+/** Consumers of pruned channels get refitted; producers whose outputs shrank keep only their channels. */
+function refitTargets(plans: GroupPlan[]): { layers: string[]; kept: Map<string, number[]> } {
+  const layers = new Set<string>();
+  const kept = new Map<string, number[]>();
+  for (const { group, remove } of plans) {
+    if (!remove.length) continue;
+    const removed = new Set(remove);
+    for (const m of group.members) {
+      if (m.kind === 'consumer') layers.add(m.node.outputs[0]);
+      if (m.kind === 'producer') kept.set(m.node.outputs[0], [...Array(group.size).keys()].filter((c) => !removed.has(c)));
+    }
+  }
+  return { layers: [...layers], kept };
+}
+
+function groupSavings(model: Model, dg: DependencyGraph, plans: GroupPlan[]): PrunedGroup[] {
+  const before = analyzeModel(model).totals;
+  return plans
+    .filter((p) => p.remove.length)
+    .map((p) => {
+      const after = analyzeModel(applyPruning(model, dg, [p])).totals;
+      return {
+        name: groupName(p.group),
+        producers: p.group.members.filter((m) => m.kind === 'producer').map((m) => m.node.label),
+        channels: p.group.size,
+        removed: p.remove.length,
+        paramsSaved: before.params - after.params,
+        macsSaved: before.macs - after.macs,
+      };
+    });
+}
+
+// ---- unstructured ---------------------------------------------------------------------
+
+const WEIGHT_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+async function pruneUnstructured(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
+  if ((opts.ratio === undefined) === (opts.threshold === undefined)) throw new UsageError('unstructured pruning needs exactly one of --ratio or --threshold');
+  if (opts.targetMacs !== undefined || opts.targetParams !== undefined) throw new UsageError('unstructured pruning removes no MACs or params from dense tensors; use --ratio or --threshold');
+  const out = cloneModel(model);
+  const g = out.graph;
+  const constOf = constantResolver(g);
+  const weights = new Map<string, Float32Array>();
+  for (const n of g.nodes) {
+    if (!WEIGHT_OPS.has(n.opType) || n.domain) continue;
+    const name = n.inputs[1];
+    const t = g.initializers.get(name) ?? undefined;
+    if (!t || constOf(name) !== t || t.dtype !== DataType.FLOAT || t.dims.length < 2 || opts.exclude?.includes(n.label)) continue;
+    weights.set(name, t.toFloat32());
+  }
+  const thresholds = new Map<string, number>();
+  if (opts.threshold !== undefined) for (const k of weights.keys()) thresholds.set(k, opts.threshold);
+  else if ((opts.scope ?? 'layer') === 'global') {
+    const all = new Float32Array([...weights.values()].reduce((a, w) => a + w.length, 0));
+    let o = 0;
+    for (const w of weights.values()) for (const v of w) all[o++] = Math.abs(v);
+    all.sort();
+    const t = all[Math.min(all.length - 1, Math.floor(all.length * opts.ratio!))] ?? 0;
+    for (const k of weights.keys()) thresholds.set(k, t);
+  } else {
+    for (const [k, w] of weights) {
+      const a = Float32Array.from(w, Math.abs).sort();
+      thresholds.set(k, a[Math.min(a.length - 1, Math.floor(a.length * opts.ratio!))] ?? 0);
+    }
+  }
+  const sparsity: NonNullable<PruneOutcome['sparsity']> = [];
+  for (const [name, w] of weights) {
+    const t = thresholds.get(name)!;
+    const z = new Float32Array(w);
+    let zeros = 0;
+    for (let i = 0; i < z.length; i++) {
+      if (Math.abs(z[i]) < t) z[i] = 0;
+      if (z[i] === 0) zeros++;
+    }
+    const orig = g.initializers.get(name)!;
+    const copy = Object.assign(Object.create(Object.getPrototypeOf(orig)), orig);
+    copy.setData(DataType.FLOAT, [...orig.dims], z);
+    g.initializers.set(name, copy);
+    sparsity.push({ name, elements: z.length, zeros, sparsity: zeros / z.length });
+  }
+  return {
+    model: out,
+    groups: [],
+    skipped: [],
+    reconstruction: [],
+    sparsity,
+    notes: [
+      `unstructured magnitude pruning (${opts.threshold !== undefined ? `|w| < ${opts.threshold}` : `${opts.scope ?? 'layer'} ratio ${opts.ratio}`})`,
+      'dense runtimes (ONNX Runtime on CPU included) gain no speed from zeros: the file zips smaller, the compute is the same; use structured pruning for speed',
+    ],
+  };
+}
