@@ -3,13 +3,14 @@ import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { inspectCommand } from './commands/inspect';
+import { pruneCommand, sensitivityCommand } from './commands/prune';
 import { quantizeCommand } from './commands/quantize';
 import { substituteCommand } from './commands/substitute';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, substituteCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

@@ -32,6 +32,12 @@ export interface PruneOptions {
   /** Group names (first producer) to leave alone. */
   exclude?: string[];
   seed?: number;
+  /**
+   * Keep channel counts multiples of this (groups of at least 2× that size). CPU kernels
+   * work in blocks of 8 channels (ORT's NCHWc on AVX2): odd counts can make a smaller
+   * model slower. Default 8; 1 turns it off.
+   */
+  roundTo?: number;
   /** Unstructured: per layer or one global threshold; or an explicit magnitude threshold. */
   scope?: 'layer' | 'global';
   threshold?: number;
@@ -107,10 +113,16 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
       if (typeof s === 'string') skipped.set(groupName(g), s);
       return typeof s !== 'string';
     });
+    const roundTo = Math.max(1, Math.floor(opts.roundTo ?? 8));
+    const removeCount = (size: number, ratio: number) => {
+      let keep = size - Math.floor(size * ratio + 1e-9);
+      if (roundTo > 1 && size >= 2 * roundTo) keep = Math.min(size, Math.max(roundTo, Math.round(keep / roundTo) * roundTo));
+      return Math.min(size - 1, size - keep);
+    };
     const planFor = (ratioOf: (g: Group) => number): GroupPlan[] =>
       usable.map((g) => {
         const s = scores.get(g) as Float64Array;
-        const n = Math.min(g.size - 1, Math.floor(g.size * ratioOf(g) + 1e-9));
+        const n = removeCount(g.size, ratioOf(g));
         const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
         return { group: g, remove: order.slice(0, Math.max(0, n)).sort((a, b) => a - b) };
       });
