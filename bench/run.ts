@@ -5,12 +5,14 @@
 import { benchInspect } from './inspect';
 import { benchRunner } from './runner';
 import { benchDynamicForms, benchQuantizeSpeed } from './quantize';
+import { benchLinalg } from './linalg';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
   runner: benchRunner,
   quantize: benchQuantizeSpeed,
   dynamic: benchDynamicForms,
+  linalg: benchLinalg,
 };
 
 async function main() {
