@@ -121,6 +121,38 @@ describe('structured pruning: dependency graph', () => {
     await s1.release();
   });
 
+  it('follows channel Split and Slice with offset ranges, rewriting sizes and bounds', async () => {
+    const b = new ModelBuilder(13);
+    const x = b.input('x', ['n', 3, 6, 6]);
+    const a = b.conv(x, 3, 16, 3);
+    const [p1, p2] = b.node('Split', [a, b.ints('sizes', [8, 8])], { axis: 1 }, 2);
+    const [sl] = b.node('Slice', [a, b.ints('st', [4]), b.ints('en', [12]), b.ints('ax', [1])]);
+    const c1 = b.conv(p1, 8, 4, 1);
+    const c2 = b.conv(p2, 8, 4, 1);
+    const c3 = b.conv(sl, 8, 4, 1);
+    const [cat] = b.node('Concat', [c1, c2, c3], { axis: 1 });
+    const [gap] = b.node('GlobalAveragePool', [cat]);
+    const [flat] = b.node('Flatten', [gap]);
+    b.markOutput(b.gemm(flat, 12, 2), 'y');
+    const model = b.build();
+    const dg = buildDependencyGraph(model);
+    const g = dg.groups.find((x2) => x2.size === 16)!;
+    assert.equal(g.unsafe, undefined);
+    // Removing channels 1 (first part; before the slice), 5 (first part; in the slice) and 12 (second part; after it).
+    const pruned = applyPruning(model, dg, [{ group: g, remove: [1, 5, 12] }]);
+    const convs = pruned.graph.nodes.filter((n) => n.opType === 'Conv');
+    const w = (n: typeof convs[number]) => constantResolver(pruned.graph)(n.inputs[1])!.dims;
+    assert.deepEqual(convs.map(w), [[13, 3, 3, 3], [4, 6, 1, 1], [4, 7, 1, 1], [4, 7, 1, 1]]);
+    const split = pruned.graph.nodes.find((n) => n.opType === 'Split')!;
+    assert.deepEqual(constantResolver(pruned.graph)(split.inputs[1])!.toNumbers(), [6, 7]);
+    const slice = pruned.graph.nodes.find((n) => n.opType === 'Slice')!;
+    assert.deepEqual([1, 2].map((i) => constantResolver(pruned.graph)(slice.inputs[i])!.toNumbers()[0]), [3, 10]);
+    const s1 = await ModelSession.create(pruned);
+    const out = await s1.run({ x: { dtype: 1, dims: [2, 3, 6, 6], data: new Float32Array(216).fill(1) } });
+    assert.deepEqual(out.y.dims, [2, 2]);
+    await s1.release();
+  });
+
   it('marks groups it cannot follow as unsafe, with the reason, and never prunes them', () => {
     const b = new ModelBuilder(13);
     const x = b.input('x', ['n', 3, 8, 8]);

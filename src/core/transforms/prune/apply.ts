@@ -37,6 +37,8 @@ export function applyPruning(model: Model, dg: DependencyGraph, plans: GroupPlan
   };
   const groupCounts = new Map<Node, number>();
   const reshapes = new Map<Node, { shape: Tensor; removed: number }>();
+  /** Removed positions (input channel coordinates) per Split/Slice node. */
+  const cuts = new Map<Node, { member: Extract<GroupPlan['group']['members'][number], { kind: 'split' | 'slice' }>; removed: Set<number> }>();
   for (const { group, remove } of plans) {
     if (!remove.length) continue;
     for (const m of group.members) {
@@ -52,6 +54,13 @@ export function applyPruning(model: Model, dg: DependencyGraph, plans: GroupPlan
         case 'consumer':
           edit(m.node, 1, m.weight, m.axis, removedPositions(m.layout, group.id, remove));
           break;
+        case 'split':
+        case 'slice': {
+          const c = cuts.get(m.node) ?? { member: m, removed: new Set<number>() };
+          for (const pos of removedPositions(m.layout, group.id, remove)) c.removed.add(pos);
+          cuts.set(m.node, c);
+          break;
+        }
         case 'reshape': {
           const r = reshapes.get(m.node) ?? { shape: m.shape, removed: 0 };
           r.removed += removedPositions(m.layout, group.id, remove).length;
@@ -77,9 +86,37 @@ export function applyPruning(model: Model, dg: DependencyGraph, plans: GroupPlan
     v[1] -= r.removed;
     n.inputs[1] = ed.initializer(`${n.inputs[1]}_pruned`, DataType.INT64, [v.length], BigInt64Array.from(v.map(BigInt)));
   }
+  for (const [node, { member, removed }] of cuts) {
+    const n = cloneOf(node);
+    const before = (p: number) => [...removed].filter((r) => r < p).length;
+    if (member.kind === 'split') {
+      const sizes = member.bounds.slice(1).map((b, k) => b - member.bounds[k] - (before(b) - before(member.bounds[k])));
+      if (n.attr('split')) n.setInts('split', sizes);
+      else if (n.inputs[1]) n.inputs[1] = ed.initializer(`${n.inputs[1]}_pruned`, DataType.INT64, [sizes.length], BigInt64Array.from(sizes.map(BigInt)));
+      else {
+        n.inputs[1] = ed.initializer(`${n.outputs[0]}_split_sizes`, DataType.INT64, [sizes.length], BigInt64Array.from(sizes.map(BigInt)));
+      }
+    } else {
+      const rewrite = (input: number, value: number) => {
+        const t = cloneOf(node).inputs[input];
+        const v = constantValues(model, node.inputs[input]);
+        v[member.axisIndex] = value;
+        n.inputs[input] = ed.initializer(`${t}_pruned`, DataType.INT64, [v.length], BigInt64Array.from(v.map(BigInt)));
+      };
+      rewrite(1, member.start - before(member.start));
+      rewrite(2, member.end - before(member.end));
+    }
+  }
   g.valueInfo.clear(); // intermediate shapes changed
   ed.dropUnusedInitializers();
   return out;
+}
+
+function constantValues(model: Model, name: string): number[] {
+  const t = model.graph.initializers.get(name) ?? model.graph.nodes.find((n) => n.opType === 'Constant' && n.outputs[0] === name)?.attr('value');
+  if (t instanceof Tensor) return t.toNumbers();
+  if (t && 'value' in t && t.value instanceof Tensor) return t.value.toNumbers();
+  throw new Error(`Slice bound '${name}' is not a constant`);
 }
 
 export function removeAlongAxis(t: { dims: number[]; data: Float32Array }, axis: number, positions: Set<number>): { dims: number[]; data: Float32Array } {

@@ -20,13 +20,17 @@ import { constantResolver } from '../quantize/registry';
  * Slice) marks the groups involved unsafe, with the reason; those are never pruned.
  */
 
-/** Channels [offset, offset + size·block) of a tensor's channel axis come from `group`. */
+/**
+ * Positions [offset, offset + size·block) of a tensor's channel axis hold the group's
+ * channels [start, start + size) (a Split or Slice can carve a sub-range of a group).
+ */
 export interface Segment {
   group: number;
   offset: number;
   size: number;
   /** Each group channel spans `block` consecutive positions (Flatten of H×W maps). */
   block: number;
+  start: number;
 }
 
 /** A segment of channels no group owns (e.g. from a graph input): it never changes. */
@@ -35,6 +39,7 @@ export interface FixedSegment {
   offset: number;
   size: number;
   block: number;
+  start: number;
 }
 
 export type Layout = Array<Segment | FixedSegment>;
@@ -47,7 +52,10 @@ export type Member =
   /** Input channels of a consumer, located by the layout of the tensor it reads. */
   | { kind: 'consumer'; node: Node; weight: Tensor; axis: number; layout: Layout }
   /** A Reshape whose constant target shape holds the feature count. */
-  | { kind: 'reshape'; node: Node; shape: Tensor; featureAxis: number; layout: Layout };
+  | { kind: 'reshape'; node: Node; shape: Tensor; featureAxis: number; layout: Layout }
+  /** A channel Split (sizes shrink by the removed positions in each part) or Slice (bounds move). */
+  | { kind: 'split'; node: Node; layout: Layout; bounds: number[] }
+  | { kind: 'slice'; node: Node; layout: Layout; start: number; end: number; axisIndex: number };
 
 export interface Group {
   id: number;
@@ -124,7 +132,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
         if (x) addConsumer(x, { kind: 'consumer', node: n, weight: w, axis: 1, layout: x });
         const id = newGroup(o, out);
         groups[id].members.push({ kind: 'producer', node: n, weight: w, axis: 0, bias });
-        layouts.set(out, [{ group: id, offset: 0, size: o, block: 1 }]);
+        layouts.set(out, [{ group: id, offset: 0, size: o, block: 1, start: 0 }]);
         continue;
       }
       if (iPerG === 1 && groupAttr === o && x && layoutSize(x) === o) {
@@ -147,7 +155,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
       if (x) addConsumer(x, { kind: 'consumer', node: n, weight: w, axis: 0, layout: x });
       const id = newGroup(w.dims[1], out);
       groups[id].members.push({ kind: 'producer', node: n, weight: w, axis: 1, bias });
-      layouts.set(out, [{ group: id, offset: 0, size: w.dims[1], block: 1 }]);
+      layouts.set(out, [{ group: id, offset: 0, size: w.dims[1], block: 1, start: 0 }]);
       continue;
     }
     if ((op === 'Gemm' || op === 'MatMul') && w && w.dims.length === 2) {
@@ -165,7 +173,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
       const o = transB ? w.dims[0] : w.dims[1];
       const id = newGroup(o, out);
       groups[id].members.push({ kind: 'producer', node: n, weight: w, axis: transB ? 0 : 1, bias: op === 'Gemm' ? bias : undefined });
-      layouts.set(out, [{ group: id, offset: 0, size: o, block: 1 }]);
+      layouts.set(out, [{ group: id, offset: 0, size: o, block: 1, start: 0 }]);
       continue;
     }
 
@@ -214,7 +222,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
       const base = ls[0]!;
       let ok = true;
       for (const l of ls.slice(1)) {
-        if (l!.length !== base.length || l!.some((s, k) => s.size !== base[k].size || s.block !== base[k].block || s.offset !== base[k].offset || (s.group < 0) !== (base[k].group < 0))) ok = false;
+        if (l!.length !== base.length || l!.some((s, k) => s.size !== base[k].size || s.block !== base[k].block || s.offset !== base[k].offset || s.start !== base[k].start || (s.group < 0) !== (base[k].group < 0))) ok = false;
       }
       if (!ok) {
         markUnsafe(ls.flat() as Layout, `${op} joins tensors whose channel layouts differ`);
@@ -258,7 +266,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
           for (const s of l) layout.push({ ...s, offset: offset + s.offset });
           offset += layoutSize(l);
         } else if (c !== undefined) {
-          layout.push({ group: -1, offset, size: c, block: 1 });
+          layout.push({ group: -1, offset, size: c, block: 1, start: 0 });
           offset += c;
         } else ok = false;
       }
@@ -267,6 +275,55 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
         continue;
       }
       layouts.set(out, layout);
+      continue;
+    }
+    if ((op === 'Split' || op === 'Slice') && x) {
+      const rank = shapes.get(n.inputs[0])?.shape?.length ?? 0;
+      const total = layoutSize(x);
+      let ranges: Array<[number, number]> | undefined;
+      let axisIndex = 0;
+      if (op === 'Split') {
+        const axis = n.int('axis', 0);
+        if (axis === 1 || (rank > 0 && axis === 1 - rank)) {
+          const sizes = n.ints('split') ?? (n.inputs[1] ? constOf(n.inputs[1])?.toNumbers() : undefined) ?? Array(n.outputs.length).fill(total / n.outputs.length);
+          let start = 0;
+          ranges = sizes.map((sz) => [start, (start += sz)] as [number, number]);
+        }
+      } else {
+        const c = (k: number) => (n.inputs[k] ? constOf(n.inputs[k])?.toNumbers() : undefined);
+        const [starts, ends, axes, stepsV] = [c(1), c(2), n.inputs[3] ? c(3) : [0], n.inputs[4] ? c(4) : undefined];
+        axisIndex = axes ? axes.findIndex((a) => a === 1 || (rank > 0 && a === 1 - rank)) : -1;
+        const touchesOther = axes && axes.some((a, k) => k !== axisIndex && (a === 1 || a === 1 - rank));
+        if (starts && ends && axes && axisIndex >= 0 && !touchesOther && (!stepsV || stepsV[axisIndex] === 1)) {
+          const clamp = (v: number) => Math.max(0, Math.min(total, v < 0 ? v + total : v));
+          ranges = [[clamp(starts[axisIndex]), clamp(ends[axisIndex])]];
+        } else if (starts && ends && axes && axisIndex < 0) {
+          layouts.set(out, x); // slices other axes only
+          continue;
+        }
+      }
+      // Each range takes whole channels of the segments it overlaps (sub-ranges of a group allowed).
+      const carve = (a: number, b: number): Layout | undefined => {
+        const part: Layout = [];
+        for (const sg of x) {
+          const lo = Math.max(a, sg.offset);
+          const hi = Math.min(b, sg.offset + sg.size * sg.block);
+          if (lo >= hi) continue;
+          if ((lo - sg.offset) % sg.block || (hi - sg.offset) % sg.block) return undefined;
+          part.push({ ...sg, offset: lo - a, size: (hi - lo) / sg.block, start: sg.start + (lo - sg.offset) / sg.block });
+        }
+        return part;
+      };
+      const parts = ranges?.map(([a, b]) => carve(a, b));
+      if (!ranges || !parts || parts.some((p) => !p)) {
+        markUnsafe(x, `${op} along channels that splits a flattened channel block`);
+        continue;
+      }
+      parts.forEach((part, k) => n.outputs[k] && layouts.set(n.outputs[k], part!));
+      const member: Member = op === 'Split'
+        ? { kind: 'split', node: n, layout: x, bounds: [0, ...ranges.map((r) => r[1])] }
+        : { kind: 'slice', node: n, layout: x, start: ranges[0][0], end: ranges[0][1], axisIndex };
+      for (const sg of x) if (sg.group >= 0) groups[sg.group].members.push(member);
       continue;
     }
     if ((op === 'Flatten' || op === 'Reshape') && x) {
@@ -328,7 +385,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
     for (const s of layout) if (s.group >= 0) groups[s.group].members.push(m);
   }
   function singleGroup(l: Layout): number | undefined {
-    return l.length === 1 && l[0].group >= 0 && l[0].block === 1 ? l[0].group : undefined;
+    return l.length === 1 && l[0].group >= 0 && l[0].block === 1 && l[0].start === 0 && l[0].size === groups[l[0].group].size ? l[0].group : undefined;
   }
 }
 
@@ -341,7 +398,10 @@ export function removedPositions(layout: Layout, group: number, removed: number[
   const out: number[] = [];
   for (const s of layout) {
     if (s.group !== group) continue;
-    for (const c of removed) for (let t = 0; t < s.block; t++) out.push(s.offset + c * s.block + t);
+    for (const c of removed) {
+      if (c < s.start || c >= s.start + s.size) continue;
+      for (let t = 0; t < s.block; t++) out.push(s.offset + (c - s.start) * s.block + t);
+    }
   }
   return out.sort((a, b) => a - b);
 }
