@@ -226,6 +226,17 @@ describe('structured pruning: real architectures', () => {
   }
 });
 
+describe('pruning to a latency target', () => {
+  it('SqueezeNet: prunes until the measured p50 falls by the target', async () => {
+    const { pruneToLatency } = await import('../../src/core/transforms/prune');
+    const { tmpDir } = await import('./helpers/ort');
+    const r = await pruneToLatency(openModel(fx('squeezenet1_1.onnx')), fx('squeezenet1_1.onnx'), 0.1, { structured: true, runs: 15, workDir: tmpDir() });
+    assert.ok(r.latencyRatio <= 0.9, `measured ratio ${r.latencyRatio}`);
+    assert.ok(r.macsTarget > 0 && r.macsTarget <= 0.9);
+    assert.ok(r.notes.some((n) => /latency target/.test(n)));
+  });
+});
+
 describe('unstructured pruning', () => {
   it('zeros the smallest weights per layer or globally, by ratio or threshold', async () => {
     const model = openModel(fx('digits_cnn.onnx'));

@@ -1,4 +1,6 @@
 import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as zlib from 'zlib';
 import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from '../../core/analysis/sensitivity';
 import { UsageError } from '../../core/errors';
@@ -6,7 +8,7 @@ import { onnxToBytes } from '../../core/formats/onnx';
 import { openModel, saveModel } from '../../core/formats/registry';
 import { evaluateCompression } from '../../core/runtime/evaluate';
 import { ModelSession } from '../../core/runtime/session';
-import { pruneModel, type PruneOutcome } from '../../core/transforms/prune';
+import { pruneModel, pruneToLatency, type PruneOutcome } from '../../core/transforms/prune';
 import { CRITERIA, type Criterion } from '../../core/transforms/prune/importance';
 import { assertNotInput } from '../../core/util/atomic-write';
 import { parseArgs } from '../args';
@@ -27,7 +29,7 @@ export const pruneCommand: Command = {
   name: 'prune',
   summary: 'remove channels (structured, real speed) or zero weights (unstructured), then prove it',
   usage:
-    'model-compressor prune <model> (--structured | --unstructured) (--ratio r | --target-macs f | --target-params f | --threshold t) ' +
+    'model-compressor prune <model> (--structured | --unstructured) (--ratio r | --target-macs f | --target-params f | --target-latency f | --threshold t) ' +
     '[--criterion l1|l2|bn|entropy|taylor|random] [--calib data] [--recover none|reconstruct] [--steps k] [--allocate uniform|sensitivity] ' +
     '[--scope layer|global] [--exclude g1,g2] [--seed s] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
   async run(argv, io) {
@@ -38,6 +40,7 @@ export const pruneCommand: Command = {
       ratio: { type: 'number' },
       'target-macs': { type: 'number' },
       'target-params': { type: 'number' },
+      'target-latency': { type: 'number' },
       threshold: { type: 'number' },
       criterion: { type: 'string' },
       calib: { type: 'string' },
@@ -62,6 +65,10 @@ export const pruneCommand: Command = {
     const ratio = fraction(flags.ratio, 'ratio');
     const targetMacs = fraction(flags['target-macs'], 'target-macs');
     const targetParams = fraction(flags['target-params'], 'target-params');
+    const targetLatency = fraction(flags['target-latency'], 'target-latency');
+    if (targetLatency !== undefined && (!flags.structured || ratio !== undefined || targetMacs !== undefined || targetParams !== undefined)) {
+      throw new UsageError('--target-latency goes with --structured alone (not with --ratio, --target-macs or --target-params)');
+    }
     const allocate = (flags.allocate as string | undefined) ?? 'uniform';
     if (allocate !== 'uniform' && allocate !== 'sensitivity') throw new UsageError('--allocate is uniform or sensitivity');
     if (allocate === 'sensitivity' && targetMacs === undefined && targetParams === undefined) throw new UsageError('--allocate sensitivity needs --target-macs or --target-params');
@@ -87,7 +94,17 @@ export const pruneCommand: Command = {
       sensitivity = await pruningSensitivity(model, { data: (calib ?? evalData).data, criterion, calib: calib?.data });
       groupRatios = allocateFromCurves(sensitivity, (targetMacs ?? targetParams)!, targetMacs !== undefined ? 'macs' : 'params').ratios;
     }
-    const outcome = await pruneModel(model, {
+    const common = {
+      criterion,
+      calib: calib?.data,
+      recover: recover as 'none',
+      steps,
+      exclude: (flags.exclude as string | undefined)?.split(',').filter(Boolean),
+      seed: flags.seed as number | undefined,
+    };
+    const outcome = targetLatency !== undefined
+      ? await pruneToLatency(model, input, targetLatency, { ...common, structured: true, workDir: fs.mkdtempSync(path.join(os.tmpdir(), 'mc-prune-')) })
+      : await pruneModel(model, {
       structured: !!flags.structured,
       ratio,
       targetMacs: groupRatios ? undefined : targetMacs,

@@ -263,3 +263,41 @@ async function pruneUnstructured(model: Model, opts: PruneOptions): Promise<Prun
     ],
   };
 }
+
+/**
+ * Prunes until the measured latency falls by `fraction` (e.g. 0.3 = 30% faster): bisection
+ * on the MACs target, each candidate benchmarked against the original, interleaved, in ORT.
+ */
+export async function pruneToLatency(
+  model: Model,
+  modelPath: string,
+  fraction: number,
+  opts: Omit<PruneOptions, 'ratio' | 'targetMacs' | 'targetParams' | 'groupRatios'> & { runs?: number; workDir: string },
+): Promise<PruneOutcome & { latencyRatio: number; macsTarget: number }> {
+  const { benchmarkModels } = await import('../../runtime/bench');
+  const { saveModel } = await import('../../formats/registry');
+  const path = await import('path');
+  const fs = await import('fs');
+  const goal = 1 - fraction;
+  let lo = 0;
+  let hi = 0.9;
+  let best: (PruneOutcome & { latencyRatio: number; macsTarget: number }) | undefined;
+  for (let it = 0; it < 6; it++) {
+    const t = it === 0 ? Math.min(0.9, fraction) : (lo + hi) / 2;
+    opts.onProgress?.(`latency search: trying ${(t * 100).toFixed(0)}% of MACs`, it / 6);
+    const r = await pruneModel(model, { ...opts, structured: true, targetMacs: t });
+    const file = path.join(opts.workDir, `latency-candidate-${it}.onnx`);
+    saveModel(r.model, file);
+    const b = await benchmarkModels([modelPath, file], { runs: opts.runs ?? 30, warmup: 5, signal: opts.signal });
+    fs.rmSync(file, { force: true });
+    const ratio = b.models[1].ratioP50;
+    if (ratio <= goal) {
+      if (!best || t < best.macsTarget) best = { ...r, latencyRatio: ratio, macsTarget: t };
+      hi = t;
+    } else lo = t;
+    if (hi - lo < 0.02) break;
+  }
+  if (!best) throw new UsageError(`no pruning up to 90% of MACs made the model ${(fraction * 100).toFixed(0)}% faster on this machine`);
+  best.notes.push(`latency target: p50 ${(best.latencyRatio * 100).toFixed(1)}% of the original after removing ${(best.macsTarget * 100).toFixed(1)}% of MACs (measured, interleaved)`);
+  return best;
+}
