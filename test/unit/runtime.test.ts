@@ -273,5 +273,8 @@ describe('CLI: compare and bench', () => {
     for (const k of ['min', 'p50', 'p90', 'p99']) assert.ok(j.models[0].latencyMs[k] > 0, k);
     assert.ok(j.models[0].throughput > 0);
     assert.equal(cli(['bench', cnn, '--runs', '0']).code, 2);
+    const ep = cli(['bench', cnn, '--runs', '2', '--ep', 'no-such-provider']);
+    assert.equal(ep.code, 2);
+    assert.match(ep.stderr, /execution provider 'no-such-provider' is not available/);
   });
 });

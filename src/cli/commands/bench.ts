@@ -7,12 +7,14 @@ import { fmtBytes, table } from '../format';
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'measure latency, throughput, session time, size and peak memory with ONNX Runtime',
-  usage: 'model-compressor bench <model…> [--runs N] [--warmup W] [--threads T] [--batch B] [--shape name=1x3x224x224] [--json]',
+  usage: 'model-compressor bench <model…> [--runs N] [--warmup W] [--threads T] [--inter-threads T] [--ep cpu] [--batch B] [--shape name=1x3x224x224] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
       runs: { type: 'number' },
       warmup: { type: 'number' },
       threads: { type: 'number' },
+      'inter-threads': { type: 'number' },
+      ep: { type: 'string' },
       batch: { type: 'number' },
       shape: { type: 'string', multiple: true },
       json: { type: 'boolean' },
@@ -29,6 +31,8 @@ export const benchCommand: Command = {
       runs: int('runs', 1),
       warmup: int('warmup', 0),
       threads: int('threads', 1),
+      interThreads: int('inter-threads', 1),
+      executionProvider: flags.ep as string | undefined,
       batch: int('batch', 1),
       shapes,
     });

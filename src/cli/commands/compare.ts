@@ -12,7 +12,7 @@ export const compareCommand: Command = {
   name: 'compare',
   summary: 'measure a candidate model’s fidelity (and accuracy) against a reference',
   usage:
-    'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--layout NCHW|NHWC] [--image-scale s] [--image-mean m,m,m] [--image-std s,s,s] [--json]',
+    'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--inter-threads T] [--ep cpu] [--layout NCHW|NHWC] [--image-scale s] [--image-mean m,m,m] [--image-std s,s,s] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
       data: { type: 'string', multiple: true },
@@ -23,6 +23,8 @@ export const compareCommand: Command = {
       seed: { type: 'number' },
       shape: { type: 'string', multiple: true },
       threads: { type: 'number' },
+      'inter-threads': { type: 'number' },
+      ep: { type: 'string' },
       json: { type: 'boolean' },
       layout: { type: 'string' },
       'image-scale': { type: 'number' },
@@ -31,7 +33,7 @@ export const compareCommand: Command = {
     });
     if (positional.length !== 2) throw new UsageError('compare takes a reference and a candidate model');
     const [refPath, candPath] = positional;
-    const session = { intraOpThreads: flags.threads as number | undefined, allowSpinning: false };
+    const session = { intraOpThreads: flags.threads as number | undefined, interOpThreads: flags['inter-threads'] as number | undefined, executionProvider: flags.ep as string | undefined, allowSpinning: false };
     const ref = await ModelSession.create(refPath, session);
     const cand = await ModelSession.create(candPath, session).catch(async (e) => {
       await ref.release();

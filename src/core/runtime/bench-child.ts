@@ -4,7 +4,7 @@
  * timing covers `session.run` alone, never the IPC.
  */
 import type * as OrtTypes from 'onnxruntime-node';
-import { oneLine } from '../errors';
+import { ModelError, oneLine } from '../errors';
 import { randomSource } from './data/sources';
 import { ModelSession, ort, ortTypeName, type SessionOptions } from './session';
 
@@ -57,7 +57,7 @@ async function handle(m: ChildRequest): Promise<ChildReply> {
 process.on('message', (m: ChildRequest) => {
   handle(m).then(
     (r) => process.send!(r),
-    (e) => process.send!({ ok: false, error: oneLine(e) } satisfies ChildReply),
+    (e) => process.send!({ ok: false, error: e instanceof ModelError ? e.problem : oneLine(e) } satisfies ChildReply),
   );
 });
 process.on('disconnect', () => process.exit(0));

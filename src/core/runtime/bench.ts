@@ -5,6 +5,7 @@ import { CancelledError, ModelError } from '../errors';
 import { allTensors } from '../formats/onnx';
 import { openModel } from '../formats/registry';
 import type { ChildReply, ChildRequest } from './bench-child';
+import { checkProvider } from './session';
 
 /**
  * Latency benchmark. Each model runs in its own child process; with several models the
@@ -16,6 +17,8 @@ export interface BenchOptions {
   runs?: number;
   warmup?: number;
   threads?: number;
+  interThreads?: number;
+  executionProvider?: string;
   batch?: number;
   shapes?: Record<string, number[]>;
   signal?: AbortSignal;
@@ -113,6 +116,7 @@ export async function benchmarkModels(paths: string[], opts: BenchOptions = {}):
   const runs = opts.runs ?? 50;
   const warmup = opts.warmup ?? 5;
   const batch = opts.batch ?? 1;
+  checkProvider(opts.executionProvider);
   const interleaved = paths.length > 1;
   const sizes = paths.map(modelSizeBytes);
   const children = paths.map((p) => new Child(p));
@@ -125,7 +129,7 @@ export async function benchmarkModels(paths: string[], opts: BenchOptions = {}):
         batch,
         shapes: opts.shapes ?? {},
         // Spinning thread pools steal the CPU from the other model's runs when interleaved.
-        session: { intraOpThreads: opts.threads, interOpThreads: 1, allowSpinning: !interleaved },
+        session: { intraOpThreads: opts.threads, interOpThreads: opts.interThreads ?? 1, executionProvider: opts.executionProvider, allowSpinning: !interleaved },
       });
       created.push(r.createMs ?? NaN);
     }

@@ -148,7 +148,26 @@ export class ModelSession {
   }
 }
 
+/** Execution providers this onnxruntime-node build offers. */
+export function availableProviders(): string[] {
+  try {
+    return (ort().listSupportedBackends?.() ?? []).map((b: { name: string }) => b.name);
+  } catch {
+    return ['cpu'];
+  }
+}
+
+/** Throws a UsageError for an execution provider this build does not offer. */
+export function checkProvider(ep: string | undefined): void {
+  if (!ep) return;
+  const available = availableProviders();
+  if (available.length && !available.includes(ep)) {
+    throw new UsageError(`execution provider '${ep}' is not available in this onnxruntime-node build (available: ${available.join(', ')})`);
+  }
+}
+
 function sessionOptions(opts: SessionOptions): OrtTypes.InferenceSession.SessionOptions {
+  checkProvider(opts.executionProvider);
   const so: OrtTypes.InferenceSession.SessionOptions = {
     executionProviders: [opts.executionProvider ?? 'cpu'],
     graphOptimizationLevel: opts.graphOptimization ?? 'all',
