@@ -38,6 +38,12 @@ export class CancelledError extends Error {
   }
 }
 
+/** Turns a file-system error into a ModelError naming the file. */
+export function fileError(file: string, e: unknown): ModelError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new ModelError(file, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot read (${code ?? String(e)})`);
+}
+
 export function isUserFacing(e: unknown): e is ModelError | UsageError | NotAvailableError | CancelledError {
   return (
     e instanceof ModelError || e instanceof UsageError || e instanceof NotAvailableError || e instanceof CancelledError

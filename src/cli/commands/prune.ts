@@ -5,18 +5,15 @@ import * as zlib from 'zlib';
 import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from '../../core/analysis/sensitivity';
 import { UsageError } from '../../core/errors';
 import { onnxToBytes } from '../../core/formats/onnx';
-import { openModel, saveModel } from '../../core/formats/registry';
-import { evaluateCompression } from '../../core/runtime/evaluate';
-import { ModelSession } from '../../core/runtime/session';
+import { openModel } from '../../core/formats/registry';
 import { pruneModel, pruneToLatency, type PruneOutcome } from '../../core/transforms/prune';
 import { CRITERIA, type Criterion } from '../../core/transforms/prune/importance';
-import { assertNotInput } from '../../core/util/atomic-write';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from '../data-flags';
+import { JOB_FLAGS, finishJob, openJob, probeInputs } from '../job';
 import { fmtBytes, fmtCount, table } from '../format';
 import { renderReport } from '../report';
-import { defaultOutput } from './quantize';
 
 const fraction = (v: unknown, flag: string) => {
   if (v === undefined) return undefined;
@@ -34,7 +31,7 @@ export const pruneCommand: Command = {
     '[--scope layer|global] [--exclude g1,g2] [--seed s] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
-      ...DATA_FLAGS,
+      ...JOB_FLAGS,
       structured: { type: 'boolean' },
       unstructured: { type: 'boolean' },
       ratio: { type: 'number' },
@@ -43,19 +40,12 @@ export const pruneCommand: Command = {
       'target-latency': { type: 'number' },
       threshold: { type: 'number' },
       criterion: { type: 'string' },
-      calib: { type: 'string' },
       recover: { type: 'string' },
       steps: { type: 'number' },
       allocate: { type: 'string' },
       scope: { type: 'string' },
       exclude: { type: 'string' },
-      eval: { type: 'string' },
-      runs: { type: 'number' },
-      'no-bench': { type: 'boolean' },
-      output: { type: 'string', alias: 'o' },
-      json: { type: 'boolean' },
     });
-    if (positional.length !== 1) throw new UsageError('prune takes exactly one model');
     if (!!flags.structured === !!flags.unstructured) throw new UsageError('choose one of --structured or --unstructured');
     const criterion = (flags.criterion as Criterion | undefined) ?? 'l1';
     if (!CRITERIA.includes(criterion)) throw new UsageError(`--criterion is one of ${CRITERIA.join(', ')}`);
@@ -77,16 +67,8 @@ export const pruneCommand: Command = {
     const scope = (flags.scope as string | undefined) ?? 'layer';
     if (scope !== 'layer' && scope !== 'global') throw new UsageError('--scope is layer or global');
 
-    const input = positional[0];
-    const model = openModel(input);
-    const output = (flags.output as string | undefined) ?? defaultOutput(input, 'pruned');
-    assertNotInput(output, [input]);
-    const probe = await ModelSession.create(input);
-    const inputs = probe.inputs;
-    await probe.release();
-    const calib = openData(flags.calib as string | undefined, inputs, flags);
-    const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? randomData(inputs, flags);
-    const labels = labelsFlag(flags, evalData.data.count);
+    const job = await openJob(positional, flags, 'prune', 'pruned');
+    const { model, calib, evalData, input, output } = job;
 
     let groupRatios: Record<string, number> | undefined;
     let sensitivity: SensitivityResult | undefined;
@@ -119,13 +101,7 @@ export const pruneCommand: Command = {
       exclude: (flags.exclude as string | undefined)?.split(',').filter(Boolean),
       seed: flags.seed as number | undefined,
     });
-    saveModel(outcome.model, output);
-    const report = await evaluateCompression({ model, path: input }, output, {
-      data: evalData.data,
-      dataLabel: evalData.label,
-      labels,
-      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
-    });
+    const report = await finishJob(job, outcome.model, flags);
     const zipped = flags.unstructured ? { before: zipSize(fs.readFileSync(input)), after: zipSize(onnxToBytes(outcome.model)) } : undefined;
     if (flags.json) {
       io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: groupRatios ?? null, notes: outcome.notes }));
@@ -181,9 +157,7 @@ export const sensitivityCommand: Command = {
     if (metricFlag !== undefined && !metric) throw new UsageError('--metric is accuracy, agreement or cosine');
     const input = positional[0];
     const model = openModel(input);
-    const probe = await ModelSession.create(input);
-    const inputs = probe.inputs;
-    await probe.release();
+    const inputs = await probeInputs(input);
     const data = openData((flags.data ?? flags.eval) as string | undefined, inputs, flags) ?? randomData(inputs, flags, 16);
     const calib = openData(flags.calib as string | undefined, inputs, flags);
     const labels = labelsFlag(flags, data.data.count);

@@ -1,22 +1,12 @@
-import * as path from 'path';
 import { UsageError } from '../../core/errors';
-import { openModel, saveModel } from '../../core/formats/registry';
-import { evaluateCompression, type EvaluationReport } from '../../core/runtime/evaluate';
-import { ModelSession } from '../../core/runtime/session';
+import type { EvaluationReport } from '../../core/runtime/evaluate';
 import { QUANTIZE_MODES, quantizeModel, type QuantizeMode, type QuantizeOutcome } from '../../core/transforms/quantize';
-import { assertNotInput } from '../../core/util/atomic-write';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
-import { DATA_FLAGS, labelsFlag, openData, randomData } from '../data-flags';
+import { JOB_FLAGS, finishJob, openJob } from '../job';
 import { renderReport } from '../report';
 
 const SUFFIX: Record<QuantizeMode, string> = { dynamic: 'int8', static: 'int8', fp16: 'fp16', int4: 'int4', cluster: 'clustered' };
-
-export function defaultOutput(input: string, suffix: string): string {
-  const dir = path.dirname(input);
-  const base = path.basename(input).replace(/\.onnx$/i, '');
-  return path.join(dir, `${base}.${suffix}.onnx`);
-}
 
 export const quantizeCommand: Command = {
   name: 'quantize',
@@ -28,10 +18,8 @@ export const quantizeCommand: Command = {
     '[--target-agreement x | --max-accuracy-drop d] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
-      ...DATA_FLAGS,
+      ...JOB_FLAGS,
       mode: { type: 'string' },
-      calib: { type: 'string' },
-      eval: { type: 'string' },
       method: { type: 'string' },
       percentile: { type: 'number' },
       'per-channel': { type: 'boolean' },
@@ -46,12 +34,7 @@ export const quantizeCommand: Command = {
       exclude: { type: 'string' },
       'target-agreement': { type: 'number' },
       'max-accuracy-drop': { type: 'number' },
-      runs: { type: 'number' },
-      'no-bench': { type: 'boolean' },
-      output: { type: 'string', alias: 'o' },
-      json: { type: 'boolean' },
     });
-    if (positional.length !== 1) throw new UsageError('quantize takes exactly one model');
     const mode = flags.mode as QuantizeMode | undefined;
     if (!mode || !QUANTIZE_MODES.includes(mode)) throw new UsageError(`--mode is one of ${QUANTIZE_MODES.join(', ')}`);
     const only = (flag: string, modes: QuantizeMode[]) => {
@@ -80,18 +63,8 @@ export const quantizeCommand: Command = {
     const target = flags['target-agreement'] as number | undefined;
     if (target !== undefined && !(target > 0 && target <= 1)) throw new UsageError('--target-agreement is a fraction in (0, 1]');
 
-    const input = positional[0];
-    const model = openModel(input);
-    const output = (flags.output as string | undefined) ?? defaultOutput(input, SUFFIX[mode]);
-    assertNotInput(output, [input]);
-    const probe = await ModelSession.create(input);
-    const inputs = probe.inputs;
-    await probe.release();
-    const calib = openData(flags.calib as string | undefined, inputs, flags);
-    const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? randomData(inputs, flags);
-    const labels = labelsFlag(flags, evalData.data.count);
-    if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
-
+    const job = await openJob(positional, flags, 'quantize', SUFFIX[mode]);
+    const { model, calib, evalData, labels, input, output } = job;
     const outcome = await quantizeModel(model, {
       mode,
       perChannel: flags['per-tensor'] ? false : true,
@@ -111,14 +84,7 @@ export const quantizeCommand: Command = {
       eval: evalData.data,
       labels,
     });
-    saveModel(outcome.model, output);
-    const report = await evaluateCompression({ model, path: input }, output, {
-      data: evalData.data,
-      dataLabel: evalData.label,
-      labels,
-      layerOutputs: layerOutputs(model, outcome),
-      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
-    });
+    const report = await finishJob(job, outcome.model, flags, { layerOutputs: layerOutputs(model, outcome) });
     const json = toJson(output, mode, outcome, report);
     io.out(flags.json ? JSON.stringify(json) : renderReport(`quantize --mode ${mode}`, input, output, report, outcome.notes, outcome.quantizedNodes.length, outcome.skippedNodes, outcome.mixedPrecision, outcome.slowerBecause));
     return 0;

@@ -1,15 +1,10 @@
 import { UsageError } from '../../core/errors';
-import { openModel, saveModel } from '../../core/formats/registry';
-import { evaluateCompression } from '../../core/runtime/evaluate';
-import { ModelSession } from '../../core/runtime/session';
 import { substituteDepthwise, substituteLowRank, type LayerSubstitution } from '../../core/transforms/substitute';
-import { assertNotInput } from '../../core/util/atomic-write';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
-import { DATA_FLAGS, labelsFlag, openData, randomData } from '../data-flags';
+import { JOB_FLAGS, finishJob, openJob } from '../job';
 import { fmtCount, table } from '../format';
 import { renderReport } from '../report';
-import { defaultOutput } from './quantize';
 
 export const substituteCommand: Command = {
   name: 'substitute',
@@ -19,7 +14,7 @@ export const substituteCommand: Command = {
     '[--layers n1,n2] [--max-error e] [--calib data] [--no-refit] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
-      ...DATA_FLAGS,
+      ...JOB_FLAGS,
       depthwise: { type: 'boolean' },
       lowrank: { type: 'boolean' },
       multiplier: { type: 'number' },
@@ -29,15 +24,8 @@ export const substituteCommand: Command = {
       plain: { type: 'boolean' },
       layers: { type: 'string' },
       'max-error': { type: 'number' },
-      calib: { type: 'string' },
       'no-refit': { type: 'boolean' },
-      eval: { type: 'string' },
-      runs: { type: 'number' },
-      'no-bench': { type: 'boolean' },
-      output: { type: 'string', alias: 'o' },
-      json: { type: 'boolean' },
     });
-    if (positional.length !== 1) throw new UsageError('substitute takes exactly one model');
     if (!!flags.depthwise === !!flags.lowrank) throw new UsageError('choose one of --depthwise or --lowrank');
     if (flags.depthwise && (flags.energy !== undefined || flags.rank !== undefined || flags['target-params'] !== undefined || flags.plain)) {
       throw new UsageError('--energy, --rank, --target-params and --plain go with --lowrank');
@@ -52,29 +40,15 @@ export const substituteCommand: Command = {
     if ([energy, flags.rank, tp].filter((x) => x !== undefined).length > 1) throw new UsageError('choose one of --energy, --rank or --target-params');
     if (flags['max-error'] !== undefined && !flags.calib) throw new UsageError('--max-error needs --calib (the error is measured on calibration data)');
 
-    const input = positional[0];
-    const model = openModel(input);
-    const output = (flags.output as string | undefined) ?? defaultOutput(input, 'substituted');
-    assertNotInput(output, [input]);
-    const probe = await ModelSession.create(input);
-    const inputs = probe.inputs;
-    await probe.release();
-    const calib = openData(flags.calib as string | undefined, inputs, flags);
-    const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? randomData(inputs, flags);
-    const labels = labelsFlag(flags, evalData.data.count);
+    const job = await openJob(positional, flags, 'substitute', 'substituted');
+    const { model, calib, input, output } = job;
     const layers = (flags.layers as string | undefined)?.split(',').filter(Boolean);
     const common = { layers, maxError: flags['max-error'] as number | undefined, calib: calib?.data };
     const r = flags.depthwise
       ? await substituteDepthwise(model, { ...common, multiplier: m, refit: !flags['no-refit'] })
       : await substituteLowRank(model, { ...common, energy, rank: flags.rank as number | undefined, targetParams: tp, plain: !!flags.plain });
     if (r.layers.length === 0) throw new UsageError(`no layer was substituted (${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ') || 'no candidate layers'})`);
-    saveModel(r.model, output);
-    const report = await evaluateCompression({ model, path: input }, output, {
-      data: evalData.data,
-      dataLabel: evalData.label,
-      labels,
-      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
-    });
+    const report = await finishJob(job, r.model, flags);
     if (flags.json) {
       io.out(JSON.stringify({ output, kind: flags.depthwise ? 'depthwise' : 'lowrank', before: report.before, after: report.after, layers: r.layers, skipped: r.skipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));
       return 0;

@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { ModelError } from '../../errors';
+import { ModelError, fileError } from '../../errors';
 import { DataType, dtypeName, storageBytes } from '../../ir/dtype';
 import { elementCount } from '../../ir/tensor';
 import { writeFileAtomic } from '../../util/atomic-write';
@@ -102,8 +102,7 @@ export function readNpy(file: string): NdArray {
   try {
     buf = fs.readFileSync(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ModelError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code})`);
+    throw fileError(file, e);
   }
   return parseNpy(buf, file);
 }

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { ModelError, UsageError } from '../../errors';
+import { ModelError, UsageError, fileError } from '../../errors';
 import { ProtoReader, WireError } from '../../formats/protobuf';
 import { decodeTensor, describeDecodeError } from '../../formats/onnx/decode';
 import { DataType, dtypeName, float32ToFloat16, storageBytes } from '../../ir/dtype';
@@ -65,8 +65,7 @@ export function npySource(file: string): SampleSource {
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ModelError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code})`);
+    throw fileError(file, e);
   }
   try {
     const size = fs.fstatSync(fd).size;
@@ -126,8 +125,7 @@ export function tensorPbSource(file: string): SampleSource {
   try {
     buf = fs.readFileSync(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ModelError(file, code === 'ENOENT' ? 'file not found' : `cannot read (${code})`);
+    throw fileError(file, e);
   }
   try {
     const t = decodeTensor(new ProtoReader(buf), { externalSizes: new Map() });

@@ -2,6 +2,7 @@ import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { quantizeWeightsInt8 } from './params';
+import { denseWeight } from '../dense';
 import { DYNAMIC_OPS, constantResolver } from './registry';
 import type { SkippedNode } from './static';
 
@@ -57,32 +58,12 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
       skip('excluded');
       continue;
     }
-    const w = constOf(n.inputs[1]);
-    if (!w || w.dtype !== DataType.FLOAT || w.dims.length !== 2) {
-      skip('the second input is not a constant float32 matrix');
+    const dense = denseWeight(n, constOf);
+    if (typeof dense === 'string') {
+      skip(dense);
       continue;
     }
-    let wf = w.toFloat32();
-    let [k, nOut] = w.dims;
-    let bias: Float32Array | undefined;
-    if (n.opType === 'Gemm') {
-      if (n.int('transA', 0) || n.float('alpha', 1) !== 1 || n.float('beta', 1) !== 1) {
-        skip('Gemm with transA, alpha or beta');
-        continue;
-      }
-      if (n.int('transB', 0)) {
-        wf = transpose2d(wf, w.dims[0], w.dims[1]);
-        [k, nOut] = [w.dims[1], w.dims[0]];
-      }
-      if (n.inputs[2]) {
-        const c = constOf(n.inputs[2]);
-        if (!c || c.dtype !== DataType.FLOAT || c.numel !== nOut) {
-          skip('Gemm bias is not a constant vector');
-          continue;
-        }
-        bias = c.toFloat32();
-      }
-    }
+    const { w: wf, i: k, o: nOut, bias } = dense;
     const wq = quantizeWeightsInt8(wf, [k, nOut], perChannel ? 1 : null, opts.reduceRange ? 63 : 127);
     const sDims = perChannel ? [nOut] : [];
     const base = (n.name || n.outputs[0]).replace(/[^\w.:/-]/g, '_');
@@ -124,10 +105,4 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   ed.dropUnusedInitializers();
   ed.sort();
   return { model: out, quantized, skipped };
-}
-
-export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
-  return t;
 }

@@ -1,7 +1,7 @@
 import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { GraphEditor, cloneModel } from '../graph-edit';
-import { transpose2d } from './dynamic';
+import { denseWeight, transpose2d } from '../dense';
 import { constantResolver } from './registry';
 import type { SkippedNode } from './static';
 
@@ -50,19 +50,14 @@ export function quantizeInt4(model: Model, opts: Int4Options = {}): Int4Result {
       skip('excluded');
       continue;
     }
-    const w = constOf(n.inputs[1]);
-    if (!w || w.dtype !== DataType.FLOAT || w.dims.length !== 2) {
-      skip('the second input is not a constant float32 matrix');
-      continue;
-    }
-    if (n.opType === 'Gemm' && (n.int('transA', 0) || n.float('alpha', 1) !== 1 || n.float('beta', 1) !== 1)) {
-      skip('Gemm with transA, alpha or beta');
+    const dense = denseWeight(n, constOf);
+    if (typeof dense === 'string') {
+      skip(dense);
       continue;
     }
     // MatMulNBits wants B transposed: rows are output columns N, each of length K.
-    const transB = n.opType === 'Gemm' && n.int('transB', 0) === 1;
-    const [k, nOut] = transB ? [w.dims[1], w.dims[0]] : w.dims;
-    const bt = transB ? w.toFloat32() : transpose2d(w.toFloat32(), w.dims[0], w.dims[1]);
+    const { i: k, o: nOut } = dense;
+    const bt = transpose2d(dense.w, k, nOut);
     const q = packBlocks(bt, nOut, k, block, symmetric);
     const base = (n.name || n.outputs[0]).replace(/[^\w.:/-]/g, '_');
     const inputs = [
@@ -71,15 +66,7 @@ export function quantizeInt4(model: Model, opts: Int4Options = {}): Int4Result {
       ed.initializer(`${base}_weight_scales`, DataType.FLOAT, [nOut * q.blocks], q.scales),
     ];
     if (!symmetric) inputs.push(ed.initializer(`${base}_weight_zero_points`, DataType.UINT8, [q.zeroPoints!.length], q.zeroPoints!));
-    let bias: string | undefined;
-    if (n.opType === 'Gemm' && n.inputs[2]) {
-      const c = constOf(n.inputs[2]);
-      if (!c || c.dtype !== DataType.FLOAT || c.numel !== nOut) {
-        skip('Gemm bias is not a constant vector');
-        continue;
-      }
-      bias = ed.initializer(`${base}_bias`, DataType.FLOAT, [nOut], c.toFloat32());
-    }
+    const bias = dense.bias ? ed.initializer(`${base}_bias`, DataType.FLOAT, [nOut], dense.bias) : undefined;
     if (bias) {
       if (symmetric) inputs.push('');
       inputs.push('', bias); // g_idx is unused

@@ -36,8 +36,8 @@ export function svd(a: Matrix): Svd {
   return { u: d.leftSingularVectors, s: d.diagonal, v: d.rightSingularVectors };
 }
 
-/** Solves (G + λI) X = C for symmetric positive semi-definite G (normal equations). */
-export function solveSpd(g: Matrix, c: Matrix, relDamping = 1e-6): Matrix {
+/** Cholesky of G + λI, with λ a small multiple of the mean diagonal, grown until it succeeds. */
+function dampedCholesky(g: Matrix, relDamping: number, what: string): CholeskyDecomposition {
   const n = g.rows;
   let trace = 0;
   for (let i = 0; i < n; i++) trace += g.get(i, i);
@@ -46,26 +46,20 @@ export function solveSpd(g: Matrix, c: Matrix, relDamping = 1e-6): Matrix {
     const damped = g.clone();
     for (let i = 0; i < n; i++) damped.set(i, i, damped.get(i, i) + lambda);
     const ch = new CholeskyDecomposition(damped);
-    if (ch.isPositiveDefinite()) return ch.solve(c);
+    if (ch.isPositiveDefinite()) return ch;
     lambda *= 100;
   }
-  throw new Error('the normal equations are singular even with damping');
+  throw new Error(`${what} is singular even with damping`);
 }
 
-/** Lower Cholesky factor of G + λI (λ grows until it is positive definite). */
+/** Solves (G + λI) X = C for symmetric positive semi-definite G (normal equations). */
+export function solveSpd(g: Matrix, c: Matrix, relDamping = 1e-6): Matrix {
+  return dampedCholesky(g, relDamping, 'the normal equations').solve(c);
+}
+
+/** Lower Cholesky factor of G + λI. */
 export function cholesky(g: Matrix, relDamping = 1e-6): Matrix {
-  const n = g.rows;
-  let trace = 0;
-  for (let i = 0; i < n; i++) trace += g.get(i, i);
-  let lambda = Math.max((relDamping * trace) / n, 1e-12);
-  for (let attempt = 0; attempt < 6; attempt++) {
-    const damped = g.clone();
-    for (let i = 0; i < n; i++) damped.set(i, i, damped.get(i, i) + lambda);
-    const ch = new CholeskyDecomposition(damped);
-    if (ch.isPositiveDefinite()) return ch.lowerTriangularMatrix;
-    lambda *= 100;
-  }
-  throw new Error('the covariance is singular even with damping');
+  return dampedCholesky(g, relDamping, 'the covariance').lowerTriangularMatrix;
 }
 
 /** Solves Lᵀ X = B for lower-triangular L (back substitution). */

@@ -5,7 +5,7 @@ import { captureActivations } from '../../runtime/capture';
 import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 import { GraphEditor, cloneModel } from '../graph-edit';
-import { transpose2d } from '../quantize/dynamic';
+import { denseWeight } from '../dense';
 import { constantResolver } from '../quantize/registry';
 import { GramAccumulator, Matrix, cholesky, fromRows, solveUpperFromLowerT, svd, toFloat32 } from './linalg';
 import type { LayerSubstitution, SubstituteSkip } from './types';
@@ -62,27 +62,12 @@ export async function substituteLowRank(model: Model, opts: LowRankOptions = {})
       skip('not in --layers');
       continue;
     }
-    const wt = constOf(n.inputs[1]);
-    if (!wt || wt.dtype !== DataType.FLOAT || wt.dims.length !== 2) {
-      skip('the second input is not a constant float32 matrix');
+    const dense = denseWeight(n, constOf);
+    if (typeof dense === 'string') {
+      skip(dense);
       continue;
     }
-    if (n.opType === 'Gemm' && (n.int('transA', 0) || n.float('alpha', 1) !== 1 || n.float('beta', 1) !== 1)) {
-      skip('Gemm with transA, alpha or beta');
-      continue;
-    }
-    const transB = n.opType === 'Gemm' && n.int('transB', 0) === 1;
-    const [i, o] = transB ? [wt.dims[1], wt.dims[0]] : wt.dims;
-    const w = transB ? transpose2d(wt.toFloat32(), wt.dims[0], wt.dims[1]) : wt.toFloat32();
-    let bias: Float32Array | undefined;
-    if (n.opType === 'Gemm' && n.inputs[2]) {
-      const c = constOf(n.inputs[2]);
-      if (!c || c.dtype !== DataType.FLOAT || c.numel !== o) {
-        skip('Gemm bias is not a constant vector');
-        continue;
-      }
-      bias = c.toFloat32();
-    }
+    const { w, i, o, bias } = dense;
     const rows = shapes.get(n.outputs[0])?.shape;
     const perSample = rows ? rows.slice(0, -1).reduce<number>((a, d) => a * (typeof d === 'number' ? d : 1), 1) : 1;
     cands.push({

@@ -1,0 +1,71 @@
+import * as path from 'path';
+import { UsageError } from '../core/errors';
+import { openModel, saveModel } from '../core/formats/registry';
+import type { Model } from '../core/ir/graph';
+import type { Dataset } from '../core/runtime/data/dataset';
+import { evaluateCompression, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
+import { ModelSession, type IOSpec } from '../core/runtime/session';
+import { assertNotInput } from '../core/util/atomic-write';
+import type { FlagSpec } from './args';
+import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
+
+/** Flags every compression command shares (data, output, report). */
+export const JOB_FLAGS: Record<string, FlagSpec> = {
+  ...DATA_FLAGS,
+  calib: { type: 'string' },
+  eval: { type: 'string' },
+  runs: { type: 'number' },
+  'no-bench': { type: 'boolean' },
+  output: { type: 'string', alias: 'o' },
+  json: { type: 'boolean' },
+};
+
+/** `<name>.<suffix>.onnx` beside the input. */
+export function defaultOutput(input: string, suffix: string): string {
+  const base = path.basename(input).replace(/\.onnx$/i, '');
+  return path.join(path.dirname(input), `${base}.${suffix}.onnx`);
+}
+
+export interface Job {
+  input: string;
+  model: Model;
+  output: string;
+  inputs: IOSpec[];
+  calib?: { data: Dataset; label: string; random: boolean };
+  evalData: { data: Dataset; label: string; random: boolean };
+  labels?: Int32Array;
+}
+
+export async function probeInputs(file: string): Promise<IOSpec[]> {
+  const probe = await ModelSession.create(file);
+  const inputs = probe.inputs;
+  await probe.release();
+  return inputs;
+}
+
+/** Opens the model, picks the output path (never the input), binds calibration/evaluation data. */
+export async function openJob(positional: string[], flags: Record<string, unknown>, command: string, suffix: string): Promise<Job> {
+  if (positional.length !== 1) throw new UsageError(`${command} takes exactly one model`);
+  const input = positional[0];
+  const model = openModel(input);
+  const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
+  assertNotInput(output, [input]);
+  const inputs = await probeInputs(input);
+  const calib = openData(flags.calib as string | undefined, inputs, flags);
+  const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? randomData(inputs, flags);
+  const labels = labelsFlag(flags, evalData.data.count);
+  if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
+  return { input, model, output, inputs, calib, evalData, labels };
+}
+
+/** Writes the result atomically, then measures it against the original. */
+export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs'> = {}): Promise<EvaluationReport> {
+  saveModel(result, job.output);
+  return evaluateCompression({ model: job.model, path: job.input }, job.output, {
+    data: job.evalData.data,
+    dataLabel: job.evalData.label,
+    labels: job.labels,
+    bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
+    ...extra,
+  });
+}
