@@ -2,6 +2,7 @@ import { CancelledError, ModelError, NotAvailableError, UsageError, oneLine } fr
 import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
+import { compressCommand } from './commands/compress';
 import { inspectCommand } from './commands/inspect';
 import { pruneCommand, sensitivityCommand } from './commands/prune';
 import { quantizeCommand } from './commands/quantize';
@@ -10,7 +11,7 @@ import { substituteCommand } from './commands/substitute';
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, compressCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

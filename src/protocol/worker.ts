@@ -1,0 +1,34 @@
+/**
+ * Messages between the extension host and the worker process. Typed messages only: no
+ * imports, no behaviour. Every request carries an id; the worker answers with progress
+ * events and exactly one `result` or `error` for that id.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** Jobs the worker runs. Paths are absolute files on the machine that holds the models. */
+export type JobRequest =
+  | { kind: 'inspect'; model: string; weightStats?: boolean; topN?: number }
+  | { kind: 'layers'; model: string; offset: number; limit: number; sortBy?: LayerSortKey; descending?: boolean; filter?: string }
+  | { kind: 'tensor'; model: string; layer: string }
+  | { kind: 'quickQuantize'; model: string; output?: string; benchRuns?: number }
+  /** `recipe` is validated by the engine (it may come from a webview or a file). */
+  | { kind: 'compress'; model: string; output: string; recipe: Json; calib?: string; eval?: string; labels?: string; benchRuns?: number }
+  | { kind: 'bench'; models: string[]; runs?: number }
+  | { kind: 'compare'; reference: string; candidate: string; data?: string; labels?: string }
+  /** For tests of crash isolation: the worker exits abruptly. */
+  | { kind: 'crash' }
+  /** For tests of cancellation: a job that only ends when cancelled (or after `ms`). */
+  | { kind: 'sleep'; ms: number };
+
+export type LayerSortKey = 'index' | 'name' | 'op' | 'params' | 'bytes' | 'macs';
+
+export type HostToWorker =
+  | { type: 'run'; id: number; job: JobRequest }
+  | { type: 'cancel'; id: number };
+
+export type WorkerToHost =
+  | { type: 'ready'; pid: number }
+  | { type: 'progress'; id: number; stage: string; fraction?: number }
+  | { type: 'result'; id: number; value: Json }
+  | { type: 'error'; id: number; kind: 'model' | 'usage' | 'cancelled' | 'unavailable' | 'internal'; message: string };

@@ -1,0 +1,58 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { UsageError } from '../../src/core/errors';
+import { parseRecipe, quickQuantize } from '../../src/core/recipe';
+import { onnxToBytes } from '../../src/core/formats/onnx';
+import { FIXTURES, tmpDir } from './helpers/ort';
+import { transformerEncoder } from './helpers/models';
+import { cli } from './cli.test';
+
+describe('recipes', () => {
+  it('validates untrusted recipe JSON before any work starts', () => {
+    const bad: unknown[] = [
+      null,
+      { steps: [] },
+      { steps: [{ step: 'shrink' }] },
+      { steps: [{ step: 'quantize', mode: 'int3' }] },
+      { steps: [{ step: 'prune', ratio: 1.5 }] },
+      { steps: [{ step: 'prune', ratio: 0.5, targetMacs: 0.3 }] },
+      { steps: [{ step: 'quantize', mode: 'dynamic' }, { step: 'prune', ratio: 0.5 }] },
+      { steps: [{ step: 'substitute', kind: 'magic' }] },
+    ];
+    for (const b of bad) assert.throws(() => parseRecipe(b, 'r.json'), (e: Error) => e instanceof UsageError && e.message.startsWith('r.json: '), JSON.stringify(b));
+    const ok = parseRecipe({ steps: [{ step: 'prune', ratio: 0.3 }, { step: 'quantize', mode: 'fp16' }] });
+    assert.equal(ok.steps.length, 2);
+  });
+
+  it('compress --recipe runs the bundled example: much smaller, accuracy kept', () => {
+    const out = path.join(tmpDir(), 'c.onnx');
+    const ex = path.resolve(FIXTURES, '../../examples');
+    const r = cli(['compress', path.join(ex, 'digits_cnn.onnx'), '--recipe', path.join(ex, 'recipe.json'), '--calib', path.join(ex, 'digits_calib_x.npy'), '--eval', path.join(ex, 'digits_test_x.npy'), '--labels', path.join(ex, 'digits_test_y.npy'), '--runs', '10', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(j.steps.map((s: { step: string }) => s.step), ['prune', 'quantize']);
+    assert.ok(j.after.sizeBytes < 0.1 * j.before.sizeBytes, `size ${j.after.sizeBytes / j.before.sizeBytes}`);
+    assert.ok(j.fidelity.accuracy.reference - j.fidelity.accuracy.candidate <= 0.01);
+    const missingCalib = cli(['compress', path.join(ex, 'digits_cnn.onnx'), '--recipe', path.join(ex, 'recipe.json'), '-o', out]);
+    assert.equal(missingCalib.code, 2);
+    const badJson = path.join(tmpDir(), 'bad.json');
+    fs.writeFileSync(badJson, '{ "steps": [ ');
+    const bj = cli(['compress', path.join(ex, 'digits_cnn.onnx'), '--recipe', badJson, '-o', out]);
+    assert.equal(bj.code, 3);
+    assert.match(bj.stderr, /not valid JSON/);
+  });
+
+  it('one-click INT8 picks dynamic for MatMul-heavy models and static for convolutional ones', async () => {
+    const dir = tmpDir();
+    const t = path.join(dir, 'transformer.onnx');
+    fs.writeFileSync(t, onnxToBytes(transformerEncoder()));
+    const a = await quickQuantize(t, path.join(dir, 't.int8.onnx'));
+    assert.equal(a.mode, 'dynamic');
+    assert.match(a.reason, /MatMul\/Gemm/);
+    const b = await quickQuantize(path.join(FIXTURES, 'digits_cnn.onnx'), path.join(dir, 'c.int8.onnx'));
+    assert.equal(b.mode, 'static');
+    assert.match(b.reason, /generated random samples/);
+    assert.ok(fs.statSync(path.join(dir, 'c.int8.onnx')).size < 0.3 * fs.statSync(path.join(FIXTURES, 'digits_cnn.onnx')).size);
+  });
+});
