@@ -1,0 +1,173 @@
+import * as fs from 'fs';
+import { analyzeModel, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
+import { weightStats } from '../core/analysis/stats';
+import { UsageError } from '../core/errors';
+import { openModel } from '../core/formats/registry';
+import type { Model } from '../core/ir/graph';
+import { parseRecipe, quickQuantize, runRecipe } from '../core/recipe';
+import { benchmarkModels } from '../core/runtime/bench';
+import { compareModels } from '../core/runtime/compare';
+import { bindDataset, parseDataSpecs, readLabels } from '../core/runtime/data/dataset';
+import { evaluateCompression } from '../core/runtime/evaluate';
+import { ModelSession } from '../core/runtime/session';
+import { saveModel } from '../core/formats/registry';
+import type { JobRequest, Json, LayerSortKey } from '../protocol/worker';
+
+/**
+ * Job implementations. Everything returned is a plain DTO (JSON): the webview never sees IR
+ * objects. Opened models and their analyses are cached by path and modification time, so
+ * paging, sorting and filtering the layer table costs no re-read.
+ */
+
+export interface JobContext {
+  signal: AbortSignal;
+  progress(stage: string, fraction?: number): void;
+}
+
+interface Cached {
+  mtimeMs: number;
+  size: number;
+  model: Model;
+  analysis: ModelAnalysis;
+  /** Row order by sort key, computed on demand. */
+  orders: Map<string, number[]>;
+}
+
+const cache = new Map<string, Cached>();
+const MAX_CACHED = 4;
+
+function load(file: string): Cached {
+  const st = fs.statSync(file);
+  const hit = cache.get(file);
+  if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit;
+  const model = openModel(file);
+  const analysis = analyzeModel(model, { topN: 20 });
+  const entry = { mtimeMs: st.mtimeMs, size: st.size, model, analysis, orders: new Map<string, number[]>() };
+  cache.set(file, entry);
+  while (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value as string);
+  return entry;
+}
+
+export interface LayerRow {
+  index: number;
+  name: string;
+  op: string;
+  params: number;
+  bytes: number;
+  macs: number | null;
+  dtype: string;
+  outputShape: string;
+  weights: number;
+}
+
+function row(l: LayerInfo, index: number): LayerRow {
+  const shape = l.outputShapes[0];
+  return {
+    index,
+    name: l.name,
+    op: l.domain ? `${l.domain}:${l.op}` : l.op,
+    params: l.params,
+    bytes: l.bytes,
+    macs: l.macs,
+    dtype: Object.keys(l.bytesByDtype).join('+'),
+    outputShape: shape ? `[${shape.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?',
+    weights: l.weights.length,
+  };
+}
+
+const SORT_KEYS: LayerSortKey[] = ['index', 'name', 'op', 'params', 'bytes', 'macs'];
+
+export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
+  switch (job.kind) {
+    case 'inspect': {
+      ctx.progress('reading the model');
+      const c = load(job.model);
+      const { layers, ...summary } = c.analysis;
+      return JSON.parse(JSON.stringify({ ...summary, fileSizeBytes: c.size, layerCount: layers.length, weightedLayers: layers.filter((l) => l.params > 0).length })) as Json;
+    }
+    case 'layers': {
+      const c = load(job.model);
+      const sortBy = job.sortBy ?? 'index';
+      if (!SORT_KEYS.includes(sortBy)) throw new UsageError(`cannot sort by '${String(sortBy)}'`);
+      const limit = Math.max(0, Math.min(1000, Math.floor(job.limit)));
+      const offset = Math.max(0, Math.floor(job.offset));
+      let order = c.orders.get(sortBy);
+      if (!order) {
+        const ls = c.analysis.layers;
+        order = ls.map((_, i) => i);
+        if (sortBy !== 'index') {
+          order.sort((a, b) => {
+            const x = ls[a][sortBy as 'params'] ?? -1;
+            const y = ls[b][sortBy as 'params'] ?? -1;
+            return typeof x === 'string' ? String(x).localeCompare(String(y)) : x - (y as number) || a - b;
+          });
+        }
+        c.orders.set(sortBy, order);
+      }
+      let idx = job.descending ? [...order].reverse() : order;
+      const f = job.filter?.trim().toLowerCase();
+      if (f) idx = idx.filter((i) => c.analysis.layers[i].name.toLowerCase().includes(f) || c.analysis.layers[i].op.toLowerCase().includes(f));
+      return { total: idx.length, offset, rows: idx.slice(offset, offset + limit).map((i) => row(c.analysis.layers[i], i)) } as unknown as Json;
+    }
+    case 'tensor': {
+      const c = load(job.model);
+      const l = c.analysis.layers.find((x) => x.name === job.layer);
+      if (!l) throw new UsageError(`no layer named '${job.layer}'`);
+      const tensors = [...c.model.graph.initializers.values()];
+      const stats = l.weights.map((w) => {
+        const t = tensors.find((x) => x.name === w.name);
+        return t ? weightStats(t) ?? w : w;
+      });
+      return JSON.parse(JSON.stringify({ layer: row(l, c.analysis.layers.indexOf(l)), inputs: l.inputs, outputs: l.outputs, weights: stats })) as Json;
+    }
+    case 'quickQuantize': {
+      const output = job.output ?? job.model.replace(/\.onnx$/i, '') + '.int8.onnx';
+      const q = await quickQuantize(job.model, output, { signal: ctx.signal, onProgress: ctx.progress });
+      ctx.progress('measuring size, fidelity and latency');
+      const s = await ModelSession.create(job.model);
+      const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
+      const data = bindDataset(s.inputs, [], { randomSamples: 16, seed: 7, shapes });
+      await s.release();
+      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30 }, signal: ctx.signal });
+      return JSON.parse(JSON.stringify({ output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report })) as Json;
+    }
+    case 'compress': {
+      const recipe = parseRecipe(job.recipe, 'recipe');
+      const model = openModel(job.model);
+      const s = await ModelSession.create(job.model);
+      const inputs = s.inputs;
+      await s.release();
+      const calib = job.calib ? bindDataset(inputs, parseDataSpecs([job.calib])) : undefined;
+      const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
+      saveModel(r.model, job.output);
+      const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
+      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30 }, signal: ctx.signal, onProgress: ctx.progress });
+      return JSON.parse(JSON.stringify({ output: job.output, steps: r.steps, report })) as Json;
+    }
+    case 'bench':
+      return JSON.parse(JSON.stringify(await benchmarkModels(job.models, { runs: job.runs ?? 50, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }))) as Json;
+    case 'compare': {
+      const ref = await ModelSession.create(job.reference, { allowSpinning: false });
+      const cand = await ModelSession.create(job.candidate, { allowSpinning: false });
+      try {
+        const data = job.data ? bindDataset(ref.inputs, parseDataSpecs([job.data])) : bindDataset(ref.inputs, [], { randomSamples: 32, shapes: Object.fromEntries(ref.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
+        const r = await compareModels(ref, cand, data, { batchSize: 32, labels: job.labels ? readLabels(job.labels) : undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('comparing', d / t) });
+        return JSON.parse(JSON.stringify(r)) as Json;
+      } finally {
+        await ref.release();
+        await cand.release();
+      }
+    }
+    case 'sleep':
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, job.ms);
+        ctx.signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          reject(new (require('../core/errors').CancelledError)());
+        });
+      });
+      return null;
+    case 'crash':
+      process.exit(70);
+  }
+}

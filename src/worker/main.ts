@@ -1,0 +1,62 @@
+/**
+ * The worker process: runs engine jobs for the extension host, crash-isolated from the
+ * editor. Speaks only the typed protocol (src/protocol/worker.ts) over Node IPC. Jobs on
+ * the same model run one after another; jobs on different models run side by side.
+ */
+import { CancelledError, ModelError, NotAvailableError, UsageError, oneLine } from '../core/errors';
+import type { HostToWorker, JobRequest, WorkerToHost } from '../protocol/worker';
+import { runJob } from './jobs';
+
+const send = (m: WorkerToHost) => process.send?.(m);
+const running = new Map<number, AbortController>();
+const queues = new Map<string, Promise<unknown>>();
+
+function modelKey(job: JobRequest): string {
+  switch (job.kind) {
+    case 'inspect':
+    case 'layers':
+    case 'tensor':
+    case 'quickQuantize':
+    case 'compress':
+      return job.model;
+    default:
+      return `#${job.kind}`;
+  }
+}
+
+function classify(e: unknown): Extract<WorkerToHost, { type: 'error' }>['kind'] {
+  if (e instanceof ModelError) return 'model';
+  if (e instanceof UsageError) return 'usage';
+  if (e instanceof CancelledError) return 'cancelled';
+  if (e instanceof NotAvailableError) return 'unavailable';
+  return 'internal';
+}
+
+function run(id: number, job: JobRequest): void {
+  const ctl = new AbortController();
+  running.set(id, ctl);
+  const key = modelKey(job);
+  // Reads (the layer table) must stay responsive: they skip the per-model queue.
+  const queued = job.kind === 'layers' || job.kind === 'tensor' || job.kind === 'inspect';
+  const prev = queued ? Promise.resolve() : queues.get(key) ?? Promise.resolve();
+  const task = prev
+    .catch(() => undefined)
+    .then(async () => {
+      if (ctl.signal.aborted) throw new CancelledError();
+      return runJob(job, { signal: ctl.signal, progress: (stage, fraction) => send({ type: 'progress', id, stage, fraction }) });
+    })
+    .then(
+      (value) => send({ type: 'result', id, value: value ?? null }),
+      (e) => send({ type: 'error', id, kind: classify(e), message: oneLine(e) }),
+    )
+    .finally(() => running.delete(id));
+  if (!queued) queues.set(key, task);
+}
+
+process.on('message', (m: HostToWorker) => {
+  if (!m || typeof m !== 'object') return;
+  if (m.type === 'run' && typeof m.id === 'number' && m.job && typeof m.job === 'object') run(m.id, m.job);
+  else if (m.type === 'cancel') running.get(m.id)?.abort();
+});
+process.on('disconnect', () => process.exit(0));
+send({ type: 'ready', pid: process.pid });
