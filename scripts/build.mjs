@@ -28,6 +28,7 @@ if (existsSync('webview/main.ts')) {
     platform: 'browser',
     format: 'iife',
     target: 'es2022',
+    minify: true,
     sourcemap: true,
     logLevel: 'warning',
   });

@@ -1,0 +1,141 @@
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { escapeHtml } from './html';
+import { ModelEditorProvider } from './model-editor';
+import { JobError, WorkerClient } from './worker-client';
+
+/**
+ * The extension host: the only code that imports vscode. It owns the worker client and
+ * turns commands into worker jobs with progress and cancellation.
+ */
+
+let client: WorkerClient | undefined;
+
+export function activate(ctx: vscode.ExtensionContext): void {
+  client = new WorkerClient(ctx.asAbsolutePath(path.join('dist', 'worker.js')));
+  client.onCrash = (m) => void vscode.window.showErrorMessage(m);
+  ctx.subscriptions.push({ dispose: () => client?.dispose() });
+  ctx.subscriptions.push(
+    vscode.window.registerCustomEditorProvider(ModelEditorProvider.viewType, new ModelEditorProvider(ctx, client), {
+      supportsMultipleEditorsPerDocument: true,
+      webviewOptions: { retainContextWhenHidden: false },
+    }),
+    vscode.commands.registerCommand('modelCompressor.inspect', async (uri?: vscode.Uri) => {
+      const target = uri ?? (await pickModel('Inspect'));
+      if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelEditorProvider.viewType);
+    }),
+    vscode.commands.registerCommand('modelCompressor.quantizeInt8', (uri?: vscode.Uri) => quantizeInt8(uri)),
+    vscode.commands.registerCommand('modelCompressor.benchmark', (uri?: vscode.Uri) => benchmark(uri)),
+    vscode.commands.registerCommand('modelCompressor.compareModels', () => compareModels()),
+  );
+}
+
+export function deactivate(): void {
+  client?.dispose();
+  client = undefined;
+}
+
+async function pickModel(verb: string): Promise<vscode.Uri | undefined> {
+  const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined;
+  if (tab?.uri && /\.onnx$/i.test(tab.uri.fsPath)) return tab.uri;
+  const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'ONNX models': ['onnx'] }, openLabel: verb });
+  return picked?.[0];
+}
+
+function settings() {
+  const c = vscode.workspace.getConfiguration('modelCompressor');
+  return { benchmarkRuns: c.get<number>('benchmarkRuns', 30), outputPattern: c.get<string>('outputPattern', '${name}.int8.onnx') };
+}
+
+/** Runs a worker job under a cancellable progress notification. */
+async function withJob<T>(title: string, run: (signal: AbortSignal, report: (stage: string) => void) => Promise<T>): Promise<T | undefined> {
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+    const ctl = new AbortController();
+    token.onCancellationRequested(() => ctl.abort());
+    try {
+      return await run(ctl.signal, (stage) => progress.report({ message: stage }));
+    } catch (e) {
+      if (e instanceof JobError && e.kind === 'cancelled') {
+        void vscode.window.showInformationMessage(`${title}: cancelled`);
+        return undefined;
+      }
+      void vscode.window.showErrorMessage(e instanceof Error ? e.message : String(e));
+      return undefined;
+    }
+  });
+}
+
+interface QuickQuantizeResult {
+  output: string;
+  mode: string;
+  reason: string;
+  notes: string[];
+  slowerBecause: string;
+  quantizedNodes: number;
+  skippedNodes: Array<{ name: string; reason: string }>;
+  report: {
+    before: { sizeBytes: number; params: number; macs: number };
+    after: { sizeBytes: number; params: number; macs: number };
+    fidelity?: { outputs: Array<{ cosine: number; top1Agreement?: number; sqnrDb: number | null }>; samples: number };
+    latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number };
+  };
+}
+
+export async function quantizeInt8(uri?: vscode.Uri): Promise<QuickQuantizeResult | undefined> {
+  const target = uri ?? (await pickModel('Quantize'));
+  if (!target || !client) return undefined;
+  const name = path.basename(target.fsPath).replace(/\.onnx$/i, '');
+  const output = path.join(path.dirname(target.fsPath), settings().outputPattern.replace('${name}', name));
+  const r = await withJob(`Quantizing ${path.basename(target.fsPath)} to INT8`, (signal, report) =>
+    client!.run<QuickQuantizeResult>({ kind: 'quickQuantize', model: target.fsPath, output, benchRuns: settings().benchmarkRuns }, { signal, onProgress: report }),
+  );
+  if (r) showComparison(target.fsPath, r);
+  return r;
+}
+
+function showComparison(input: string, r: QuickQuantizeResult): void {
+  const panel = vscode.window.createWebviewPanel('modelCompressor.comparison', `INT8: ${path.basename(input)}`, vscode.ViewColumn.Beside, { enableScripts: false });
+  const b = r.report.before;
+  const a = r.report.after;
+  const o = r.report.fidelity?.outputs[0];
+  const lat = r.report.latencyMs;
+  const row = (k: string, x: string, y: string, c: string) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(x)}</td><td>${escapeHtml(y)}</td><td>${escapeHtml(c)}</td></tr>`;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;
+  const slower = lat && lat.ratioP50 > 1.02 ? `<p class="warn">Slower than the original on this machine (${lat.ratioP50.toFixed(2)}x): ${escapeHtml(r.slowerBecause)}</p>` : '';
+  panel.webview.html = `<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<style>body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:12px}table{border-collapse:collapse}th,td{padding:4px 12px;text-align:right;border-bottom:1px solid var(--vscode-panel-border)}th{text-align:left}.warn{color:var(--vscode-editorWarning-foreground)}code{font-family:var(--vscode-editor-font-family)}</style></head>
+<body><h2 id="comparison-title">Before and after INT8</h2>
+<p>${escapeHtml(r.reason)}.</p><p>Written to <code>${escapeHtml(r.output)}</code>; the original is unchanged.</p>
+<table id="comparison"><tr><th></th><th>before</th><th>after</th><th>change</th></tr>
+${row('size', mib(b.sizeBytes), mib(a.sizeBytes), `${(a.sizeBytes / b.sizeBytes).toFixed(3)}x`)}
+${row('params', b.params.toLocaleString('en-US'), a.params.toLocaleString('en-US'), '')}
+${lat ? row('latency p50', `${lat.before.p50.toFixed(2)} ms`, `${lat.after.p50.toFixed(2)} ms`, `${lat.ratioP50.toFixed(3)}x`) : ''}
+${o ? row('fidelity (cosine)', '1', o.cosine.toFixed(5), o.top1Agreement !== undefined ? `top-1 agreement ${o.top1Agreement.toFixed(3)}` : '') : ''}
+</table>${slower}<p>${r.quantizedNodes} nodes quantized, ${r.skippedNodes.length} left in float.</p>
+${r.notes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</body></html>`;
+}
+
+async function benchmark(uri?: vscode.Uri): Promise<void> {
+  const target = uri ?? (await pickModel('Benchmark'));
+  if (!target || !client) return;
+  const r = await withJob(`Benchmarking ${path.basename(target.fsPath)}`, (signal, report) =>
+    client!.run<{ models: Array<{ latencyMs: { p50: number; p90: number }; throughput: number; peakRssBytes: number }> }>({ kind: 'bench', models: [target.fsPath], runs: settings().benchmarkRuns }, { signal, onProgress: report }),
+  );
+  const m = r?.models[0];
+  if (m) void vscode.window.showInformationMessage(`${path.basename(target.fsPath)}: p50 ${m.latencyMs.p50.toFixed(2)} ms, p90 ${m.latencyMs.p90.toFixed(2)} ms, ${m.throughput.toFixed(1)}/s, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+}
+
+async function compareModels(): Promise<void> {
+  const picks = await vscode.window.showOpenDialog({ canSelectMany: true, filters: { 'ONNX models': ['onnx'] }, openLabel: 'Compare (reference first)' });
+  if (!picks || picks.length !== 2 || !client) {
+    if (picks) void vscode.window.showWarningMessage('Choose exactly two models: the reference and the candidate.');
+    return;
+  }
+  const r = await withJob('Comparing models', (signal, report) =>
+    client!.run<{ samples: number; outputs: Array<{ name: string; cosine: number; maxAbsDiff: number; top1Agreement?: number }> }>({ kind: 'compare', reference: picks[0].fsPath, candidate: picks[1].fsPath }, { signal, onProgress: report }),
+  );
+  if (r) {
+    const o = r.outputs[0];
+    void vscode.window.showInformationMessage(`${o.name}: cosine ${o.cosine.toFixed(5)}, max|Δ| ${o.maxAbsDiff.toExponential(2)}${o.top1Agreement !== undefined ? `, top-1 agreement ${o.top1Agreement.toFixed(3)}` : ''} on ${r.samples} random samples`);
+  }
+}

@@ -1,0 +1,55 @@
+import * as vscode from 'vscode';
+import type { ToWebview } from '../protocol/webview';
+import { webviewHtml } from './html';
+import { parseFromWebview } from './webview-messages';
+import { JobError, type WorkerClient } from './worker-client';
+
+/**
+ * The readonly model editor: opens at once with a summary (inspect job), then the webview
+ * pulls the layer table in pages from the worker. Only DTOs cross into the webview.
+ */
+export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider {
+  static readonly viewType = 'modelCompressor.modelEditor';
+
+  constructor(
+    private readonly ctx: vscode.ExtensionContext,
+    private readonly client: WorkerClient,
+  ) {}
+
+  openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
+    return { uri, dispose: () => undefined };
+  }
+
+  resolveCustomEditor(doc: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
+    const dist = vscode.Uri.joinPath(this.ctx.extensionUri, 'dist');
+    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
+    panel.webview.html = webviewHtml(panel.webview, panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')), 'Model Compressor');
+    const file = doc.uri.fsPath;
+    const post = (m: ToWebview) => void panel.webview.postMessage(m);
+    const fail = (e: unknown) => post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
+    panel.webview.onDidReceiveMessage(async (raw) => {
+      const m = parseFromWebview(raw);
+      if (!m) return; // untrusted: unknown shapes are dropped
+      try {
+        switch (m.type) {
+          case 'ready':
+            post({ type: 'summary', file, summary: await this.client.run({ kind: 'inspect', model: file }) });
+            break;
+          case 'layers': {
+            const r = await this.client.run<{ total: number; offset: number; rows: [] }>({ kind: 'layers', model: file, offset: m.offset, limit: m.limit, sortBy: m.sortBy, descending: m.descending, filter: m.filter });
+            post({ type: 'layersPage', requestId: m.requestId, total: r.total, offset: r.offset, rows: r.rows });
+            break;
+          }
+          case 'tensor':
+            post({ type: 'tensorDetail', layer: m.layer, detail: await this.client.run({ kind: 'tensor', model: file, layer: m.layer }) });
+            break;
+          case 'command':
+            await vscode.commands.executeCommand(`modelCompressor.${m.command}`, doc.uri);
+            break;
+        }
+      } catch (e) {
+        fail(e instanceof JobError ? e : e);
+      }
+    });
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The model editor UI. Browser code: it imports only src/protocol and browser libraries.
+ * The summary paints as soon as it arrives; the layer table is virtualised and pulls rows
+ * from the host in pages, so a model with thousands of nodes stays responsive.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import { Chart, BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, Tooltip, Legend } from 'chart.js';
+import type { FromWebview, Json, LayerSortKey, ToWebview } from '../src/protocol/webview';
+
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, Tooltip, Legend);
+
+declare function acquireVsCodeApi(): { postMessage(m: FromWebview): void; getState(): unknown; setState(s: unknown): void };
+const vscode = acquireVsCodeApi();
+const send = (m: FromWebview) => vscode.postMessage(m);
+
+interface Row { index: number; name: string; op: string; params: number; bytes: number; macs: number | null; dtype: string; outputShape: string; weights: number }
+interface Summary {
+  format: string; irVersion: number; opset: Record<string, number>; producer: string; fileSizeBytes: number;
+  inputs: Array<{ name: string; dtype: string; shape: Array<number | string | null> | null }>;
+  outputs: Array<{ name: string; dtype: string; shape: Array<number | string | null> | null }>;
+  totals: { params: number; bytes: number; macs: number; flops: number; nodes: number };
+  byOpType: Array<{ op: string; count: number; params: number; macs: number }>;
+  topByMacs: Array<{ name: string; macs: number }>;
+  weightedLayers: number;
+}
+
+const saved = (vscode.getState() as { sortBy?: LayerSortKey; descending?: boolean; filter?: string } | undefined) ?? {};
+const state = { sortBy: saved.sortBy ?? ('index' as LayerSortKey), descending: saved.descending ?? false, filter: saved.filter ?? '', total: 0, rows: new Map<number, Row>(), version: 0, selected: -1, pending: new Set<number>() };
+const ROW = 24;
+const PAGE = 200;
+
+const fmt = (n: number | null | undefined) => (n === null || n === undefined ? '?' : n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}K` : String(n));
+const fmtBytes = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+const shapeStr = (s: Array<number | string | null> | null) => (s ? `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?');
+const el = <K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+const style = el('style');
+style.textContent = `
+body{font-family:var(--vscode-font-family);font-size:var(--vscode-font-size);color:var(--vscode-foreground);background:var(--vscode-editor-background);margin:0;padding:8px 12px}
+#summary{display:flex;flex-wrap:wrap;gap:6px 24px;margin-bottom:8px}#summary .metric b{font-size:1.3em;display:block}
+#toolbar{display:flex;gap:8px;align-items:center;margin:8px 0}
+#main{display:grid;grid-template-columns:minmax(0,3fr) minmax(260px,2fr);gap:12px}
+#table{border:1px solid var(--vscode-panel-border);height:60vh;overflow:auto;position:relative;outline:none}
+#table:focus{outline:1px solid var(--vscode-focusBorder)}
+.hdr,.row{display:grid;grid-template-columns:3em minmax(8em,2fr) 8em 6em 7em 6em minmax(7em,1fr) 5em;height:${ROW}px;line-height:${ROW}px;white-space:nowrap}
+.hdr{position:sticky;top:0;background:var(--vscode-editorWidget-background);font-weight:600;z-index:1;cursor:pointer}
+.hdr span:hover{text-decoration:underline}.row{position:absolute;left:0;right:0;cursor:pointer}
+.row:hover{background:var(--vscode-list-hoverBackground)}.row.sel{background:var(--vscode-list-activeSelectionBackground);color:var(--vscode-list-activeSelectionForeground)}
+.hdr span,.row span{overflow:hidden;text-overflow:ellipsis;padding:0 6px}.num{text-align:right}
+#detail h3{margin:4px 0}#detail table td{padding:1px 8px}#error{color:var(--vscode-errorForeground)}
+.charts{display:grid;grid-template-columns:1fr 1fr;gap:12px;margin-top:12px}.charts div{height:240px}`;
+document.head.append(style);
+
+const app = document.getElementById('app')!;
+const error = el('div', { id: 'error' });
+const summaryEl = el('div', { id: 'summary' }, 'Reading the model…');
+const toolbar = el('div', { id: 'toolbar' });
+const search = el('vscode-textfield', { id: 'search', placeholder: 'Filter layers by name or op', value: state.filter }) as HTMLElement & { value: string };
+const quant = el('vscode-button', { id: 'quantize' }, 'Quantize (INT8)');
+quant.addEventListener('click', () => send({ type: 'command', command: 'quantizeInt8' }));
+const counter = el('span', { id: 'count' });
+toolbar.append(search, quant, counter);
+const main = el('div', { id: 'main' });
+const table = el('div', { id: 'table', tabindex: '0', role: 'grid', 'aria-label': 'Layers' });
+const spacer = el('div');
+const detail = el('div', { id: 'detail' }, 'Select a layer to see its weights.');
+main.append(table, detail);
+const charts = el('div', { class: 'charts' });
+app.append(error, summaryEl, toolbar, main, charts);
+
+const columns: Array<[string, LayerSortKey | null, boolean]> = [
+  ['#', 'index', true], ['layer', 'name', false], ['op', 'op', false], ['params', 'params', true], ['bytes', 'bytes', true], ['MACs', 'macs', true], ['output', null, false], ['dtype', null, false],
+];
+const header = el('div', { class: 'hdr', role: 'row' });
+for (const [label, key, num] of columns) {
+  const s = el('span', { class: num ? 'num' : '', role: 'columnheader', 'data-sort': key ?? '' }, label);
+  if (key) s.addEventListener('click', () => setSort(key));
+  header.append(s);
+}
+table.append(header, spacer);
+
+function persist() {
+  vscode.setState({ sortBy: state.sortBy, descending: state.descending, filter: state.filter });
+}
+
+function setSort(key: LayerSortKey) {
+  state.descending = state.sortBy === key ? !state.descending : key !== 'name' && key !== 'op' && key !== 'index';
+  state.sortBy = key;
+  for (const s of header.querySelectorAll('span')) s.textContent = s.textContent!.replace(/ [▲▼]$/, '') + (s.getAttribute('data-sort') === key ? (state.descending ? ' ▼' : ' ▲') : '');
+  reset();
+}
+
+function reset() {
+  state.version++;
+  state.rows.clear();
+  state.pending.clear();
+  state.selected = -1;
+  persist();
+  table.scrollTop = 0;
+  request(0);
+}
+
+function request(offset: number) {
+  const page = Math.floor(offset / PAGE) * PAGE;
+  if (state.pending.has(page)) return;
+  state.pending.add(page);
+  send({ type: 'layers', requestId: state.version * 1_000_000 + page, offset: page, limit: PAGE, sortBy: state.sortBy, descending: state.descending, filter: state.filter });
+}
+
+function render() {
+  spacer.style.height = `${(state.total + 1) * ROW}px`;
+  counter.textContent = `${state.total} layers`;
+  const first = Math.max(0, Math.floor(table.scrollTop / ROW) - 5);
+  const last = Math.min(state.total, first + Math.ceil(table.clientHeight / ROW) + 10);
+  for (const r of [...table.querySelectorAll('.row')]) r.remove();
+  for (let i = first; i < last; i++) {
+    const row = state.rows.get(i);
+    if (!row) {
+      request(i);
+      continue;
+    }
+    const div = el('div', { class: `row${i === state.selected ? ' sel' : ''}`, role: 'row', 'data-pos': String(i) });
+    div.style.top = `${(i + 1) * ROW}px`;
+    const cells = [String(row.index), row.name, row.op, fmt(row.params), fmtBytes(row.bytes), fmt(row.macs), row.outputShape, row.dtype];
+    cells.forEach((c, k) => div.append(el('span', { class: columns[k][2] ? 'num' : '', title: c }, c)));
+    div.addEventListener('click', () => select(i));
+    table.append(div);
+  }
+}
+
+function select(i: number) {
+  if (i < 0 || i >= state.total) return;
+  state.selected = i;
+  const top = (i + 1) * ROW;
+  if (top < table.scrollTop + ROW) table.scrollTop = top - ROW;
+  else if (top + ROW > table.scrollTop + table.clientHeight) table.scrollTop = top + ROW - table.clientHeight;
+  render();
+  const row = state.rows.get(i);
+  if (row && row.weights > 0) send({ type: 'tensor', layer: row.name });
+  else if (row) detail.textContent = `${row.name} (${row.op}) has no weights.`;
+}
+
+table.addEventListener('scroll', () => requestAnimationFrame(render));
+table.addEventListener('keydown', (e) => {
+  const k = (e as KeyboardEvent).key;
+  if (k === 'ArrowDown') select(Math.min(state.total - 1, state.selected + 1));
+  else if (k === 'ArrowUp') select(Math.max(0, state.selected - 1));
+  else if (k === 'PageDown') select(Math.min(state.total - 1, state.selected + 20));
+  else if (k === 'PageUp') select(Math.max(0, state.selected - 20));
+  else return;
+  e.preventDefault();
+});
+let filterTimer: ReturnType<typeof setTimeout> | undefined;
+search.addEventListener('input', () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    state.filter = search.value ?? '';
+    reset();
+  }, 150);
+});
+
+let histChart: Chart | undefined;
+function showDetail(layer: string, d: Json) {
+  const det = d as unknown as { weights: Array<{ name: string; dtype: string; shape: number[]; params: number; min?: number; max?: number; mean?: number; std?: number; sparsity?: number; entropyBits?: number; histogram?: { min: number; max: number; counts: number[] } }> };
+  detail.replaceChildren(el('h3', {}, layer));
+  for (const w of det.weights) {
+    const t = el('table');
+    const add = (k: string, v: string) => {
+      const tr = el('tr');
+      tr.append(el('td', {}, k), el('td', { class: 'num' }, v));
+      t.append(tr);
+    };
+    add('tensor', `${w.name} ${w.dtype}[${w.shape.join(', ')}]`);
+    add('params', w.params.toLocaleString('en-US'));
+    if (w.min !== undefined) {
+      add('min / max', `${w.min.toPrecision(4)} / ${w.max!.toPrecision(4)}`);
+      add('mean ± std', `${w.mean!.toPrecision(4)} ± ${w.std!.toPrecision(4)}`);
+      add('sparsity', `${(w.sparsity! * 100).toFixed(2)}%`);
+      add('entropy', `${w.entropyBits!.toFixed(2)} bits`);
+    }
+    detail.append(t);
+  }
+  const h = det.weights[0]?.histogram;
+  if (h) {
+    const box = el('div');
+    box.style.height = '180px';
+    const canvas = el('canvas', { id: 'histogram', 'aria-label': 'weight histogram' });
+    box.append(canvas);
+    detail.append(box);
+    histChart?.destroy();
+    const step = (h.max - h.min) / h.counts.length;
+    histChart = new Chart(canvas, {
+      type: 'bar',
+      data: { labels: h.counts.map((_, i) => (h.min + (i + 0.5) * step).toPrecision(3)), datasets: [{ label: 'weights', data: h.counts, backgroundColor: cssVar('--vscode-charts-blue', '#3794ff'), barPercentage: 1, categoryPercentage: 1 }] },
+      options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { ticks: { maxTicksLimit: 6, color: cssVar('--vscode-foreground', '#ccc') } }, y: { ticks: { color: cssVar('--vscode-foreground', '#ccc') } } } },
+    });
+  }
+}
+
+function cssVar(name: string, dflt: string): string {
+  return getComputedStyle(document.body).getPropertyValue(name).trim() || dflt;
+}
+
+function showSummary(file: string, s: Summary) {
+  summaryEl.replaceChildren();
+  const metric = (label: string, value: string, id: string) => {
+    const d = el('div', { class: 'metric', id });
+    d.append(el('b', {}, value), document.createTextNode(label));
+    summaryEl.append(d);
+  };
+  metric('total params', s.totals.params.toLocaleString('en-US'), 'total-params');
+  metric('weight bytes', fmtBytes(s.totals.bytes), 'total-bytes');
+  metric('MACs', fmt(s.totals.macs), 'total-macs');
+  metric('weighted layers', String(s.weightedLayers), 'weighted-layers');
+  metric('nodes', String(s.totals.nodes), 'nodes');
+  const meta = el('div', { class: 'meta' });
+  meta.append(el('div', {}, `${file.split(/[\\/]/).pop()} — ${s.format}, IR ${s.irVersion}, opset ${Object.entries(s.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')}${s.producer ? `, ${s.producer}` : ''}`));
+  for (const i of s.inputs) meta.append(el('div', {}, `input ${i.name}: ${i.dtype}${shapeStr(i.shape)}`));
+  for (const o of s.outputs) meta.append(el('div', {}, `output ${o.name}: ${o.dtype}${shapeStr(o.shape)}`));
+  summaryEl.append(meta);
+  const c1 = el('canvas', { id: 'op-chart' });
+  const c2 = el('canvas', { id: 'macs-chart' });
+  const b1 = el('div');
+  const b2 = el('div');
+  b1.append(c1);
+  b2.append(c2);
+  charts.replaceChildren(b1, b2);
+  const fg = cssVar('--vscode-foreground', '#ccc');
+  const ops = s.byOpType.filter((o) => o.macs > 0 || o.params > 0);
+  new Chart(c1, { type: 'doughnut', data: { labels: ops.map((o) => o.op), datasets: [{ data: ops.map((o) => o.macs || o.params) }] }, options: { animation: false, maintainAspectRatio: false, plugins: { legend: { position: 'right', labels: { color: fg } }, tooltip: { enabled: true } } } });
+  new Chart(c2, { type: 'bar', data: { labels: s.topByMacs.map((l) => l.name), datasets: [{ label: 'MACs', data: s.topByMacs.map((l) => l.macs), backgroundColor: cssVar('--vscode-charts-orange', '#d18616') }] }, options: { indexAxis: 'y', animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { ticks: { color: fg } }, y: { ticks: { color: fg } } } } });
+}
+
+window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
+  const m = ev.data;
+  switch (m.type) {
+    case 'summary':
+      showSummary(m.file, m.summary as unknown as Summary);
+      reset();
+      break;
+    case 'layersPage': {
+      if (Math.floor(m.requestId / 1_000_000) !== state.version) return; // a stale sort/filter
+      state.total = m.total;
+      m.rows.forEach((r, k) => state.rows.set(m.offset + k, r as unknown as Row));
+      render();
+      break;
+    }
+    case 'tensorDetail':
+      showDetail(m.layer, m.detail);
+      break;
+    case 'error':
+      error.textContent = m.message;
+      break;
+    case 'busy':
+      error.textContent = m.stage;
+      break;
+  }
+});
+
+send({ type: 'ready' });
