@@ -48,7 +48,7 @@ body{font-family:var(--vscode-font-family);font-size:var(--vscode-font-size);col
 #main{display:grid;grid-template-columns:minmax(0,3fr) minmax(260px,2fr);gap:12px}
 #table{border:1px solid var(--vscode-panel-border);height:60vh;overflow:auto;position:relative;outline:none}
 #table:focus{outline:1px solid var(--vscode-focusBorder)}
-.hdr,.row{display:grid;grid-template-columns:3em minmax(8em,2fr) 8em 6em 7em 6em minmax(7em,1fr) 5em;height:${ROW}px;line-height:${ROW}px;white-space:nowrap}
+.hdr,.row{display:grid;grid-template-columns:3em minmax(8em,2fr) 6.5em 5.5em 6.5em 5.5em minmax(6em,1fr) 5.5em;height:${ROW}px;line-height:${ROW}px;white-space:nowrap}
 .hdr{position:sticky;top:0;background:var(--vscode-editorWidget-background);font-weight:600;z-index:1;cursor:pointer}
 .hdr span:hover{text-decoration:underline}.row{position:absolute;left:0;right:0;cursor:pointer}
 .row:hover{background:var(--vscode-list-hoverBackground)}.row.sel{background:var(--vscode-list-activeSelectionBackground);color:var(--vscode-list-activeSelectionForeground)}
@@ -221,8 +221,8 @@ function showSummary(file: string, s: Summary) {
   metric('nodes', String(s.totals.nodes), 'nodes');
   const meta = el('div', { class: 'meta' });
   meta.append(el('div', {}, `${file.split(/[\\/]/).pop()} — ${s.format}, IR ${s.irVersion}, opset ${Object.entries(s.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')}${s.producer ? `, ${s.producer}` : ''}`));
-  for (const i of s.inputs) meta.append(el('div', {}, `input ${i.name}: ${i.dtype}${shapeStr(i.shape)}`));
-  for (const o of s.outputs) meta.append(el('div', {}, `output ${o.name}: ${o.dtype}${shapeStr(o.shape)}`));
+  meta.append(el('div', {}, `inputs: ${s.inputs.map((i) => `${i.name} ${i.dtype}${shapeStr(i.shape)}`).join(', ')}`));
+  meta.append(el('div', {}, `outputs: ${s.outputs.map((o) => `${o.name} ${o.dtype}${shapeStr(o.shape)}`).join(', ')}`));
   summaryEl.append(meta);
   const c1 = el('canvas', { id: 'op-chart' });
   const c2 = el('canvas', { id: 'macs-chart' });
@@ -233,7 +233,8 @@ function showSummary(file: string, s: Summary) {
   charts.replaceChildren(b1, b2);
   const fg = cssVar('--vscode-foreground', '#ccc');
   const ops = s.byOpType.filter((o) => o.macs > 0 || o.params > 0);
-  new Chart(c1, { type: 'doughnut', data: { labels: ops.map((o) => o.op), datasets: [{ data: ops.map((o) => o.macs || o.params) }] }, options: { animation: false, maintainAspectRatio: false, plugins: { legend: { position: 'right', labels: { color: fg } }, tooltip: { enabled: true } } } });
+  const palette = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'].map((c, i) => cssVar(`--vscode-charts-${c}`, ['#3794ff', '#d18616', '#89d185', '#b180d7', '#f14c4c', '#cca700'][i]));
+  new Chart(c1, { type: 'doughnut', data: { labels: ops.map((o) => `${o.op} (${o.macs ? 'MACs' : 'params'})`), datasets: [{ data: ops.map((o) => o.macs || o.params), backgroundColor: ops.map((_, i) => palette[i % palette.length]), borderWidth: 0 }] }, options: { animation: false, maintainAspectRatio: false, plugins: { legend: { position: 'right', labels: { color: fg } }, tooltip: { enabled: true } } } });
   new Chart(c2, { type: 'bar', data: { labels: s.topByMacs.map((l) => l.name), datasets: [{ label: 'MACs', data: s.topByMacs.map((l) => l.macs), backgroundColor: cssVar('--vscode-charts-orange', '#d18616') }] }, options: { indexAxis: 'y', animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { ticks: { color: fg } }, y: { ticks: { color: fg } } } } });
 }
 

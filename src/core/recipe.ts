@@ -154,7 +154,7 @@ export async function quickQuantize(file: string, output: string, opts: { signal
   const reason =
     mode === 'dynamic'
       ? `${(share * 100).toFixed(0)}% of the MACs are in MatMul/Gemm: dynamic int8 (activations quantized at run time)`
-      : `${((1 - share) * 100).toFixed(0)}% of the MACs are outside MatMul/Gemm: static int8, calibrated on ${opts.calibSamples ?? 16} generated random samples (use the CLI or the Compress panel to calibrate on real data)`;
+      : `${((1 - share) * 100).toFixed(0)}% of the MACs are outside MatMul/Gemm: static int8, calibrated on ${opts.calibSamples ?? 16} generated random samples (for real calibration data use the CLI: quantize --mode static --calib data)`;
   let calib: Dataset | undefined;
   if (mode === 'static') {
     const s = await ModelSession.create(file);

@@ -1,0 +1,108 @@
+// Real-VS-Code tests: code-server 4.100.3 + Debian chromium via playwright-core.
+// Usage: node test/e2e/run.mjs   (after `bash scripts/setup-e2e.sh` and `npm run build`)
+// Screenshots go to .test-artifacts/ — look at them: a UI that passes but looks broken is not done.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const require = createRequire(path.join(root, '.test-tools/package.json'));
+const { chromium } = require('playwright-core');
+const codeServer = path.join(root, '.test-tools/node_modules/.bin/code-server');
+const artifacts = path.join(root, '.test-artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-e2e-'));
+const work = path.join(scratch, 'workspace');
+fs.mkdirSync(work);
+fs.copyFileSync(path.join(root, 'test/fixtures/digits_cnn.onnx'), path.join(work, 'digits_cnn.onnx'));
+const userData = path.join(scratch, 'user');
+fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
+fs.writeFileSync(path.join(userData, 'User/settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'modelCompressor.benchmarkRuns': 5 }));
+const port = 20000 + Math.floor(Math.random() * 20000);
+const env = { ...process.env, HOME: scratch, XDG_CONFIG_HOME: path.join(scratch, 'cfg'), XDG_DATA_HOME: path.join(scratch, 'data'), XDG_CACHE_HOME: path.join(scratch, 'cache') };
+const server = spawn(codeServer, ['--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--user-data-dir', userData, '--extensions-dir', path.join(scratch, 'ext'),
+  '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--ignore-last-opened', work], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+let serverLog = '';
+server.stdout.on('data', (d) => (serverLog += d));
+server.stderr.on('data', (d) => (serverLog += d));
+const stop = () => { try { process.kill(-server.pid, 'SIGKILL'); } catch {} };
+process.on('exit', stop);
+
+const base = `http://127.0.0.1:${port}`;
+for (let i = 0; ; i++) {
+  try { if ((await fetch(`${base}/healthz`)).ok) break; } catch {}
+  if (i > 100) throw new Error(`code-server did not start:\n${serverLog}`);
+  await new Promise((r) => setTimeout(r, 200));
+}
+
+const failures = [];
+const check = (ok, what) => { console.log(`${ok ? '✔' : '✘'} ${what}`); if (!ok) failures.push(what); };
+const context = await chromium.launchPersistentContext(path.join(scratch, 'browser'), {
+  executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1400, height: 900 },
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = context.pages()[0] ?? (await context.newPage());
+try {
+  // 1. Extension-host tests (mocha inside VS Code): the workbench reports the exit code.
+  let exitCode;
+  await page.exposeFunction('codeAutomationExit', (code) => { exitCode = code; });
+  const ext = `vscode-remote://127.0.0.1:${port}${root}`;
+  const payload = (tests) => encodeURIComponent(JSON.stringify([['extensionDevelopmentPath', ext], ...(tests ? [['extensionTestsPath', `${ext}/test/e2e/host/index.js`]] : [])]));
+  await page.goto(`${base}/?folder=${encodeURIComponent(work)}&payload=${payload(true)}`);
+  for (let i = 0; exitCode === undefined && i < 600; i++) await page.waitForTimeout(200);
+  check(exitCode === 0, `extension-host tests (exit code ${exitCode})`);
+
+  // 2. UI test in a fresh window with the extension loaded.
+  await page.goto(`${base}/?folder=${encodeURIComponent(work)}&payload=${payload(false)}`);
+  await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
+  await page.waitForTimeout(2000);
+  await page.keyboard.press('Control+P');
+  await page.keyboard.type('digits_cnn.onnx');
+  await page.waitForTimeout(800);
+  await page.keyboard.press('Enter');
+  const frame = page.frameLocator('iframe.webview.ready[src*="extensionId=model-compressor.model-compressor"]').frameLocator('iframe#active-frame');
+  const params = frame.locator('#total-params b');
+  await params.waitFor({ timeout: 60000 });
+  check((await params.textContent()) === '356,234', `summary shows total params 356,234 (got ${await params.textContent()})`);
+  check((await frame.locator('#weighted-layers b').textContent()) === '5', 'summary shows five weighted layers');
+  await frame.locator('.row').first().waitFor({ timeout: 30000 });
+  await page.screenshot({ path: path.join(artifacts, 'editor.png') });
+  await frame.locator('.hdr span[data-sort="macs"]').click();
+  await page.waitForTimeout(800);
+  const macs = await frame.locator('.row span:nth-child(6)').allTextContents();
+  const parse = (s) => Number.parseFloat(s) * (s.endsWith('M') ? 1e6 : s.endsWith('K') ? 1e3 : 1);
+  const sorted = macs.map(parse);
+  check(sorted.length > 3 && sorted.every((v, i) => i === 0 || sorted[i - 1] >= v), `sorting by MACs orders rows descending (${macs.slice(0, 4).join(', ')})`);
+  await frame.locator('.row').first().click();
+  await frame.locator('#histogram').waitFor({ timeout: 30000 });
+  check(true, 'selecting a layer shows its weight histogram');
+  await page.screenshot({ path: path.join(artifacts, 'editor-sorted.png') });
+  await page.keyboard.press('F1');
+  await page.keyboard.type('Quantize Model (INT8)');
+  await page.waitForTimeout(800);
+  await page.keyboard.press('Enter');
+  // The comparison opens in a second webview; find the one holding it.
+  let shown = false;
+  for (let i = 0; i < 240 && !shown; i++) {
+    const n = await page.locator('iframe.webview.ready').count();
+    for (let k = 0; k < n && !shown; k++) {
+      shown = (await page.frameLocator('iframe.webview.ready').nth(k).frameLocator('iframe#active-frame').locator('#comparison-title').count()) > 0;
+    }
+    if (!shown) await page.waitForTimeout(500);
+  }
+  check(shown, 'the before-and-after comparison appears');
+  check(fs.existsSync(path.join(work, 'digits_cnn.int8.onnx')), 'one-click INT8 wrote digits_cnn.int8.onnx beside the original');
+  await page.screenshot({ path: path.join(artifacts, 'quantized.png') });
+} catch (e) {
+  await page.screenshot({ path: path.join(artifacts, 'failure.png') }).catch(() => {});
+  failures.push(String(e?.message ?? e).split('\n')[0]);
+  console.log('✘', failures[failures.length - 1]);
+} finally {
+  await context.close();
+  stop();
+}
+console.log(`${failures.length ? 0 : 1} passed, ${failures.length ? 1 : 0} failed`);
+process.exit(failures.length ? 1 : 0);
