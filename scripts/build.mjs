@@ -17,6 +17,7 @@ const entries = [
   { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' },
   { entryPoints: ['src/core/runtime/bench-child.ts'], outfile: 'dist/bench-child.js' },
   existsSync('src/worker/main.ts') && { entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js' },
+  existsSync('src/worker/layout-thread.ts') && { entryPoints: ['src/worker/layout-thread.ts'], outfile: 'dist/layout-thread.js' },
   existsSync('src/host/extension.ts') && { entryPoints: ['src/host/extension.ts'], outfile: 'dist/extension.js' },
 ].filter(Boolean);
 const builds = entries.map((e) => ({ ...common, ...e }));

@@ -53,6 +53,8 @@ body{font-family:var(--vscode-font-family);font-size:var(--vscode-font-size);col
 .hdr span:hover{text-decoration:underline}.row{position:absolute;left:0;right:0;cursor:pointer}
 .row:hover{background:var(--vscode-list-hoverBackground)}.row.sel{background:var(--vscode-list-activeSelectionBackground);color:var(--vscode-list-activeSelectionForeground)}
 .hdr span,.row span{overflow:hidden;text-overflow:ellipsis;padding:0 6px}.num{text-align:right}
+#graph{border:1px solid var(--vscode-panel-border);height:60vh;position:relative;overflow:hidden;cursor:grab}#graph canvas{width:100%;height:100%;display:block}
+select{background:var(--vscode-dropdown-background);color:var(--vscode-dropdown-foreground);border:1px solid var(--vscode-dropdown-border);padding:2px}
 #detail h3{margin:4px 0}#detail table td{padding:1px 8px}#error{color:var(--vscode-errorForeground)}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:12px;margin-top:12px}.charts div{height:240px}`;
 document.head.append(style);
@@ -65,12 +67,21 @@ const search = el('vscode-textfield', { id: 'search', placeholder: 'Filter layer
 const quant = el('vscode-button', { id: 'quantize' }, 'Quantize (INT8)');
 quant.addEventListener('click', () => send({ type: 'command', command: 'quantizeInt8' }));
 const counter = el('span', { id: 'count' });
-toolbar.append(search, quant, counter);
+const tableBtn = el('vscode-button', { id: 'show-table', secondary: '' }, 'Table');
+const graphBtn = el('vscode-button', { id: 'show-graph', secondary: '' }, 'Graph');
+const colorBy = el('select', { id: 'color-by', 'aria-label': 'Colour nodes by' }) as HTMLSelectElement;
+for (const [v, t] of [['macs', 'colour by MACs'], ['params', 'colour by params']]) colorBy.append(Object.assign(el('option', { value: v }, t)));
+colorBy.style.display = 'none';
+toolbar.append(search, quant, tableBtn, graphBtn, colorBy, counter);
 const main = el('div', { id: 'main' });
 const table = el('div', { id: 'table', tabindex: '0', role: 'grid', 'aria-label': 'Layers' });
+const graphBox = el('div', { id: 'graph', tabindex: '0', 'aria-label': 'Model graph: drag to pan, wheel to zoom, click a node to select its layer' });
+const graphCanvas = el('canvas', { id: 'graph-canvas' });
+graphBox.append(graphCanvas);
+graphBox.style.display = 'none';
 const spacer = el('div');
 const detail = el('div', { id: 'detail' }, 'Select a layer to see its weights.');
-main.append(table, detail);
+main.append(table, graphBox, detail);
 const charts = el('div', { class: 'charts' });
 app.append(error, summaryEl, toolbar, main, charts);
 
@@ -142,6 +153,10 @@ function select(i: number) {
   else if (top + ROW > table.scrollTop + table.clientHeight) table.scrollTop = top + ROW - table.clientHeight;
   render();
   const row = state.rows.get(i);
+  if (row) {
+    graph.selected = row.index;
+    if (graphBox.style.display !== 'none') centerOn(row.index);
+  }
   if (row && row.weights > 0) send({ type: 'tensor', layer: row.name });
   else if (row) detail.textContent = `${row.name} (${row.op}) has no weights.`;
 }
@@ -238,6 +253,148 @@ function showSummary(file: string, s: Summary) {
   new Chart(c2, { type: 'bar', data: { labels: s.topByMacs.map((l) => l.name), datasets: [{ label: 'MACs', data: s.topByMacs.map((l) => l.macs), backgroundColor: cssVar('--vscode-charts-orange', '#d18616') }] }, options: { indexAxis: 'y', animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { ticks: { color: fg } }, y: { ticks: { color: fg } } } } });
 }
 
+// ---- graph view ---------------------------------------------------------------------
+
+interface GNode { i: number; label: string; op: string; params: number; macs: number; x: number; y: number; w: number; h: number }
+const graph = { nodes: [] as GNode[], edges: [] as Array<[number, number]>, width: 0, height: 0, scale: 1, tx: 0, ty: 0, selected: -1, requested: false, max: { params: 1, macs: 1 } };
+
+function showView(which: 'table' | 'graph') {
+  table.style.display = which === 'table' ? '' : 'none';
+  graphBox.style.display = which === 'graph' ? '' : 'none';
+  colorBy.style.display = which === 'graph' ? '' : 'none';
+  if (which === 'graph' && !graph.requested) {
+    graph.requested = true;
+    error.textContent = 'Laying out the graph…';
+    send({ type: 'graph' });
+  }
+  if (which === 'graph') drawGraph();
+}
+tableBtn.addEventListener('click', () => showView('table'));
+graphBtn.addEventListener('click', () => showView('graph'));
+colorBy.addEventListener('change', () => drawGraph());
+
+function nodeColor(n: GNode): string {
+  const key = colorBy.value === 'params' ? 'params' : 'macs';
+  const v = n[key];
+  if (!v) return cssVar('--vscode-editorWidget-background', '#252526');
+  const t = Math.log1p(v) / Math.log1p(graph.max[key]); // 0..1 on a log scale
+  const hue = 220 - 200 * t;
+  return `hsl(${hue}, 70%, ${45 + 10 * (1 - t)}%)`;
+}
+
+function drawGraph() {
+  const ctx = graphCanvas.getContext('2d');
+  if (!ctx || graphBox.style.display === 'none') return;
+  const dpr = window.devicePixelRatio || 1;
+  const w = graphBox.clientWidth;
+  const h = graphBox.clientHeight;
+  if (graphCanvas.width !== w * dpr || graphCanvas.height !== h * dpr) {
+    graphCanvas.width = w * dpr;
+    graphCanvas.height = h * dpr;
+  }
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  ctx.setTransform(dpr * graph.scale, 0, 0, dpr * graph.scale, dpr * graph.tx, dpr * graph.ty);
+  // Only what is in view is drawn, so thousands of nodes stay smooth.
+  const x0 = -graph.tx / graph.scale;
+  const y0 = -graph.ty / graph.scale;
+  const x1 = x0 + w / graph.scale;
+  const y1 = y0 + h / graph.scale;
+  ctx.strokeStyle = cssVar('--vscode-editorLineNumber-foreground', '#858585');
+  ctx.lineWidth = 1 / graph.scale;
+  ctx.beginPath();
+  for (const [a, b] of graph.edges) {
+    const p = graph.nodes[a];
+    const q = graph.nodes[b];
+    if (Math.max(p.y, q.y) < y0 || Math.min(p.y, q.y) > y1) continue;
+    ctx.moveTo(p.x, p.y + p.h / 2);
+    ctx.lineTo(q.x, q.y - q.h / 2);
+  }
+  ctx.stroke();
+  const showText = graph.scale > 0.45;
+  ctx.font = '11px sans-serif';
+  ctx.textAlign = 'center';
+  ctx.textBaseline = 'middle';
+  for (const n of graph.nodes) {
+    if (n.x + n.w / 2 < x0 || n.x - n.w / 2 > x1 || n.y + n.h / 2 < y0 || n.y - n.h / 2 > y1) continue;
+    ctx.fillStyle = nodeColor(n);
+    ctx.fillRect(n.x - n.w / 2, n.y - n.h / 2, n.w, n.h);
+    if (n.i === graph.selected) {
+      ctx.strokeStyle = cssVar('--vscode-focusBorder', '#007fd4');
+      ctx.lineWidth = 3 / graph.scale;
+      ctx.strokeRect(n.x - n.w / 2, n.y - n.h / 2, n.w, n.h);
+    }
+    if (showText) {
+      ctx.fillStyle = cssVar('--vscode-editor-foreground', '#ddd');
+      ctx.fillText(n.op, n.x, n.y, n.w - 4);
+    }
+  }
+}
+
+function centerOn(i: number) {
+  const n = graph.nodes[i];
+  if (!n) return;
+  graph.tx = graphBox.clientWidth / 2 - n.x * graph.scale;
+  graph.ty = graphBox.clientHeight / 2 - n.y * graph.scale;
+  drawGraph();
+}
+
+let drag: { x: number; y: number; moved: boolean } | undefined;
+graphBox.addEventListener('mousedown', (e) => (drag = { x: e.clientX, y: e.clientY, moved: false }));
+window.addEventListener('mousemove', (e) => {
+  if (!drag) return;
+  const dx = e.clientX - drag.x;
+  const dy = e.clientY - drag.y;
+  if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
+  graph.tx += dx;
+  graph.ty += dy;
+  drag.x = e.clientX;
+  drag.y = e.clientY;
+  requestAnimationFrame(drawGraph);
+});
+window.addEventListener('mouseup', (e) => {
+  const d = drag;
+  drag = undefined;
+  if (!d || d.moved || e.target !== graphCanvas) return;
+  const r = graphCanvas.getBoundingClientRect();
+  const gx = (e.clientX - r.left - graph.tx) / graph.scale;
+  const gy = (e.clientY - r.top - graph.ty) / graph.scale;
+  const hit = graph.nodes.find((n) => Math.abs(gx - n.x) <= n.w / 2 && Math.abs(gy - n.y) <= n.h / 2);
+  if (!hit) return;
+  graph.selected = hit.i;
+  drawGraph();
+  send({ type: 'locate', index: hit.i, sortBy: state.sortBy, descending: state.descending, filter: state.filter });
+});
+graphBox.addEventListener('wheel', (e) => {
+  e.preventDefault();
+  const r = graphCanvas.getBoundingClientRect();
+  const mx = e.clientX - r.left;
+  const my = e.clientY - r.top;
+  const f = Math.exp(-e.deltaY * 0.0015);
+  const s2 = Math.min(4, Math.max(0.02, graph.scale * f));
+  graph.tx = mx - ((mx - graph.tx) * s2) / graph.scale;
+  graph.ty = my - ((my - graph.ty) * s2) / graph.scale;
+  graph.scale = s2;
+  requestAnimationFrame(drawGraph);
+}, { passive: false });
+window.addEventListener('resize', () => requestAnimationFrame(drawGraph));
+
+function showGraph(g: Json) {
+  const d = g as unknown as { nodes: GNode[]; edges: Array<[number, number]>; width: number; height: number; layoutMs: number };
+  graph.nodes = d.nodes;
+  graph.edges = d.edges;
+  graph.width = d.width;
+  graph.height = d.height;
+  graph.max.params = Math.max(1, ...d.nodes.map((n) => n.params));
+  graph.max.macs = Math.max(1, ...d.nodes.map((n) => n.macs));
+  graph.scale = Math.min(1, graphBox.clientWidth / Math.max(1, d.width));
+  graph.tx = (graphBox.clientWidth - d.width * graph.scale) / 2;
+  graph.ty = 8;
+  error.textContent = '';
+  graphBox.setAttribute('data-nodes', String(d.nodes.length));
+  drawGraph();
+}
+
 window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
   const m = ev.data;
   switch (m.type) {
@@ -254,6 +411,17 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
     }
     case 'tensorDetail':
       showDetail(m.layer, m.detail);
+      break;
+    case 'graph':
+      showGraph(m.graph);
+      break;
+    case 'located':
+      if (m.position >= 0) {
+        // Make sure the row is loaded, then select it (the detail panel follows).
+        request(m.position);
+        const trySelect = (tries: number) => (state.rows.has(m.position) ? select(m.position) : tries > 0 && setTimeout(() => trySelect(tries - 1), 50));
+        trySelect(40);
+      }
       break;
     case 'error':
       error.textContent = m.message;

@@ -40,6 +40,14 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
             post({ type: 'layersPage', requestId: m.requestId, total: r.total, offset: r.offset, rows: r.rows });
             break;
           }
+          case 'graph':
+            post({ type: 'graph', graph: await this.client.run({ kind: 'graph', model: file }) });
+            break;
+          case 'locate': {
+            const r = await this.client.run<{ position: number }>({ kind: 'layers', model: file, offset: 0, limit: 1, sortBy: m.sortBy, descending: m.descending, filter: m.filter, locate: m.index });
+            post({ type: 'located', index: m.index, position: r.position });
+            break;
+          }
           case 'tensor':
             post({ type: 'tensorDetail', layer: m.layer, detail: await this.client.run({ kind: 'tensor', model: file, layer: m.layer }) });
             break;

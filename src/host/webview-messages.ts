@@ -20,6 +20,11 @@ export function parseFromWebview(m: unknown): FromWebview | undefined {
       if (!isInt(o.requestId, 0, 2 ** 31) || !isInt(o.offset, 0, 10_000_000) || !isInt(o.limit, 1, 1000)) return undefined;
       if (!SORT_KEYS.includes(o.sortBy as LayerSortKey) || typeof o.descending !== 'boolean' || !isStr(o.filter, 200)) return undefined;
       return { type: 'layers', requestId: o.requestId, offset: o.offset, limit: o.limit, sortBy: o.sortBy as LayerSortKey, descending: o.descending, filter: o.filter };
+    case 'graph':
+      return { type: 'graph' };
+    case 'locate':
+      if (!isInt(o.index, 0, 10_000_000) || !SORT_KEYS.includes(o.sortBy as LayerSortKey) || typeof o.descending !== 'boolean' || !isStr(o.filter, 200)) return undefined;
+      return { type: 'locate', index: o.index, sortBy: o.sortBy as LayerSortKey, descending: o.descending, filter: o.filter };
     case 'tensor':
       return isStr(o.layer, 4096) ? { type: 'tensor', layer: o.layer } : undefined;
     case 'command':

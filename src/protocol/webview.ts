@@ -11,6 +11,9 @@ export type ToWebview =
   | { type: 'summary'; file: string; summary: Json }
   | { type: 'layersPage'; requestId: number; total: number; offset: number; rows: Json[] }
   | { type: 'tensorDetail'; layer: string; detail: Json }
+  | { type: 'graph'; graph: Json }
+  /** Where layer `index` sits in the table under the current sort and filter (-1: filtered out). */
+  | { type: 'located'; index: number; position: number }
   | { type: 'error'; message: string }
   | { type: 'busy'; stage: string };
 
@@ -18,4 +21,6 @@ export type FromWebview =
   | { type: 'ready' }
   | { type: 'layers'; requestId: number; offset: number; limit: number; sortBy: LayerSortKey; descending: boolean; filter: string }
   | { type: 'tensor'; layer: string }
+  | { type: 'graph' }
+  | { type: 'locate'; index: number; sortBy: LayerSortKey; descending: boolean; filter: string }
   | { type: 'command'; command: 'quantizeInt8' | 'compress' | 'benchmark' };

@@ -9,7 +9,9 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 /** Jobs the worker runs. Paths are absolute files on the machine that holds the models. */
 export type JobRequest =
   | { kind: 'inspect'; model: string; weightStats?: boolean; topN?: number }
-  | { kind: 'layers'; model: string; offset: number; limit: number; sortBy?: LayerSortKey; descending?: boolean; filter?: string }
+  | { kind: 'layers'; model: string; offset: number; limit: number; sortBy?: LayerSortKey; descending?: boolean; filter?: string; locate?: number }
+  /** Nodes with positions from the layout, edges as [from, to] layer indices. */
+  | { kind: 'graph'; model: string }
   | { kind: 'tensor'; model: string; layer: string }
   | { kind: 'quickQuantize'; model: string; output?: string; benchRuns?: number }
   /** `recipe` is validated by the engine (it may come from a webview or a file). */

@@ -12,6 +12,7 @@ import { evaluateCompression } from '../core/runtime/evaluate';
 import { ModelSession } from '../core/runtime/session';
 import { saveModel } from '../core/formats/registry';
 import type { JobRequest, Json, LayerSortKey } from '../protocol/worker';
+import { layoutGraph } from './graph-layout';
 
 /**
  * Job implementations. Everything returned is a plain DTO (JSON): the webview never sees IR
@@ -107,7 +108,29 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       let idx = job.descending ? [...order].reverse() : order;
       const f = job.filter?.trim().toLowerCase();
       if (f) idx = idx.filter((i) => c.analysis.layers[i].name.toLowerCase().includes(f) || c.analysis.layers[i].op.toLowerCase().includes(f));
+      if (job.locate !== undefined) return { position: idx.indexOf(job.locate) };
       return { total: idx.length, offset, rows: idx.slice(offset, offset + limit).map((i) => row(c.analysis.layers[i], i)) } as unknown as Json;
+    }
+    case 'graph': {
+      const c = load(job.model);
+      const ls = c.analysis.layers;
+      const producer = new Map<string, number>();
+      ls.forEach((l, i) => l.outputs.forEach((o) => o && producer.set(o, i)));
+      const edges: Array<[number, number]> = [];
+      ls.forEach((l, i) => l.inputs.forEach((inp) => {
+        const p = producer.get(inp);
+        if (p !== undefined && p !== i) edges.push([p, i]);
+      }));
+      const sizes = ls.map((l) => ({ w: Math.min(180, 40 + 7 * l.op.length), h: 26 }));
+      ctx.progress('laying out the graph');
+      const lay = await layoutGraph(sizes, edges);
+      return {
+        width: lay.width,
+        height: lay.height,
+        layoutMs: lay.ms,
+        nodes: ls.map((l, i) => ({ i, label: l.name, op: l.op, params: l.params, macs: l.macs ?? 0, x: Math.round(lay.x[i]), y: Math.round(lay.y[i]), w: sizes[i].w, h: sizes[i].h })),
+        edges,
+      } as unknown as Json;
     }
     case 'tensor': {
       const c = load(job.model);

@@ -80,6 +80,15 @@ try {
   await frame.locator('#histogram').waitFor({ timeout: 30000 });
   check(true, 'selecting a layer shows its weight histogram');
   await page.screenshot({ path: path.join(artifacts, 'editor-sorted.png') });
+  await frame.locator('#show-graph').click();
+  const graphBox = frame.locator('#graph[data-nodes]');
+  await graphBox.waitFor({ timeout: 60000 });
+  check((await graphBox.getAttribute('data-nodes')) === '11', 'the graph view lays out 11 nodes');
+  // Click the first node (top centre of the layout) and expect its row to be selected.
+  const box = await frame.locator('#graph-canvas').boundingBox();
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(artifacts, 'graph.png') });
+  check(!!box, 'the graph canvas is visible');
   await page.keyboard.press('F1');
   await page.keyboard.type('Quantize Model (INT8)');
   await page.waitForTimeout(800);

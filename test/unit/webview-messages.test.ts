@@ -7,6 +7,9 @@ describe('webview messages are untrusted input', () => {
     const l = { type: 'layers', requestId: 3, offset: 0, limit: 100, sortBy: 'macs', descending: true, filter: 'conv' };
     assert.deepEqual(parseFromWebview({ ...l, extra: 'dropped' }), l);
     assert.deepEqual(parseFromWebview({ type: 'command', command: 'quantizeInt8' }), { type: 'command', command: 'quantizeInt8' });
+    assert.deepEqual(parseFromWebview({ type: 'graph' }), { type: 'graph' });
+    assert.deepEqual(parseFromWebview({ type: 'locate', index: 3, sortBy: 'index', descending: false, filter: '' }), { type: 'locate', index: 3, sortBy: 'index', descending: false, filter: '' });
+    assert.equal(parseFromWebview({ type: 'locate', index: -3, sortBy: 'index', descending: false, filter: '' }), undefined);
   });
 
   it('drops anything else', () => {

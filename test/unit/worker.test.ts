@@ -28,6 +28,16 @@ describe('worker process and client', () => {
     assert.equal(t.weights[0].histogram.counts.length, 256);
   });
 
+  it('lays out the graph off the main thread and locates a layer under the current sort', async () => {
+    const g = await client.run<{ nodes: Array<{ i: number; x: number; y: number; op: string }>; edges: Array<[number, number]>; layoutMs: number }>({ kind: 'graph', model: cnn });
+    assert.equal(g.nodes.length, 11);
+    assert.equal(g.edges.length, 10, 'a chain of 11 nodes');
+    // Topological order flows downward.
+    for (const [a, b] of g.edges) assert.ok(g.nodes[a].y < g.nodes[b].y, `edge ${a}→${b} points down`);
+    const loc = await client.run<{ position: number }>({ kind: 'layers', model: cnn, offset: 0, limit: 1, sortBy: 'macs', descending: true, locate: 10 });
+    assert.equal(loc.position, 4, 'fc2 (1280 MACs) is fifth by MACs');
+  });
+
   it('reports a bad model as a model error, in one line', async () => {
     const bad = path.join(tmpDir(), 'bad.onnx');
     fs.writeFileSync(bad, 'not a model');
