@@ -6,6 +6,7 @@ import { benchInspect } from './inspect';
 import { benchRunner } from './runner';
 import { benchDynamicForms, benchQuantizeSpeed } from './quantize';
 import { benchLinalg } from './linalg';
+import { benchUi } from './ui';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
@@ -13,6 +14,7 @@ const suites: Record<string, () => void | Promise<void>> = {
   quantize: benchQuantizeSpeed,
   dynamic: benchDynamicForms,
   linalg: benchLinalg,
+  ui: benchUi,
 };
 
 async function main() {
