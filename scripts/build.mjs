@@ -21,10 +21,11 @@ const entries = [
   existsSync('src/host/extension.ts') && { entryPoints: ['src/host/extension.ts'], outfile: 'dist/extension.js' },
 ].filter(Boolean);
 const builds = entries.map((e) => ({ ...common, ...e }));
-if (existsSync('webview/main.ts')) {
+for (const [entry, out] of [['webview/main.ts', 'dist/webview.js'], ['webview/compress.ts', 'dist/compress.js']]) {
+  if (!existsSync(entry)) continue;
   builds.push({
-    entryPoints: ['webview/main.ts'],
-    outfile: 'dist/webview.js',
+    entryPoints: [entry],
+    outfile: out,
     bundle: true,
     platform: 'browser',
     format: 'iife',

@@ -1,5 +1,6 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { openCompressPanel } from './compress-panel';
 import { escapeHtml } from './html';
 import { ModelEditorProvider } from './model-editor';
 import { JobError, WorkerClient } from './worker-client';
@@ -25,6 +26,10 @@ export function activate(ctx: vscode.ExtensionContext): void {
       if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelEditorProvider.viewType);
     }),
     vscode.commands.registerCommand('modelCompressor.quantizeInt8', (uri?: vscode.Uri) => quantizeInt8(uri)),
+    vscode.commands.registerCommand('modelCompressor.compress', async (uri?: vscode.Uri) => {
+      const target = uri ?? (await pickModel('Compress'));
+      if (target && client) openCompressPanel(ctx, client, target);
+    }),
     vscode.commands.registerCommand('modelCompressor.benchmark', (uri?: vscode.Uri) => benchmark(uri)),
     vscode.commands.registerCommand('modelCompressor.compareModels', () => compareModels()),
   );

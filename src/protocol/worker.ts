@@ -16,6 +16,8 @@ export type JobRequest =
   | { kind: 'quickQuantize'; model: string; output?: string; benchRuns?: number }
   /** `recipe` is validated by the engine (it may come from a webview or a file). */
   | { kind: 'compress'; model: string; output: string; recipe: Json; calib?: string; eval?: string; labels?: string; benchRuns?: number }
+  /** A recipe run in memory: params and MACs after each step, nothing written. */
+  | { kind: 'plan'; model: string; recipe: Json; calib?: string }
   | { kind: 'bench'; models: string[]; runs?: number }
   | { kind: 'compare'; reference: string; candidate: string; data?: string; labels?: string }
   /** For tests of crash isolation: the worker exits abruptly. */

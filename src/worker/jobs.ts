@@ -76,6 +76,13 @@ function row(l: LayerInfo, index: number): LayerRow {
   };
 }
 
+async function inputsOf(file: string) {
+  const s = await ModelSession.create(file);
+  const inputs = s.inputs;
+  await s.release();
+  return inputs;
+}
+
 const SORT_KEYS: LayerSortKey[] = ['index', 'name', 'op', 'params', 'bytes', 'macs'];
 
 export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
@@ -164,8 +171,17 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
       saveModel(r.model, job.output);
       const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
-      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30 }, signal: ctx.signal, onProgress: ctx.progress });
+      const dataLabel = job.eval ? evalData.describe() : calib ? `the calibration data (${calib.describe()})` : '16 random samples';
+      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30 }, signal: ctx.signal, onProgress: ctx.progress });
       return JSON.parse(JSON.stringify({ output: job.output, steps: r.steps, report })) as Json;
+    }
+    case 'plan': {
+      const recipe = parseRecipe(job.recipe, 'recipe');
+      const model = openModel(job.model);
+      const calib = job.calib ? bindDataset(await inputsOf(job.model), parseDataSpecs([job.calib])) : undefined;
+      const before = analyzeModel(model).totals;
+      const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
+      return JSON.parse(JSON.stringify({ before: { params: before.params, macs: before.macs }, steps: r.steps })) as Json;
     }
     case 'bench':
       return JSON.parse(JSON.stringify(await benchmarkModels(job.models, { runs: job.runs ?? 50, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }))) as Json;

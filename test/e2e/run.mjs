@@ -89,6 +89,39 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(artifacts, 'graph.png') });
   check(!!box, 'the graph canvas is visible');
+  // The Compress panel: add steps, preview the plan, run, see the result.
+  await page.keyboard.press('F1');
+  await page.keyboard.type('Model Compressor: Compress Model');
+  await page.waitForTimeout(800);
+  await page.keyboard.press('Enter');
+  const findFrame = async (selector) => {
+    for (let i = 0; i < 240; i++) {
+      const n = await page.locator('iframe.webview.ready').count();
+      for (let k = 0; k < n; k++) {
+        const f = page.frameLocator('iframe.webview.ready').nth(k).frameLocator('iframe#active-frame');
+        if ((await f.locator(selector).count()) > 0) return f;
+      }
+      await page.waitForTimeout(500);
+    }
+    throw new Error(`no webview shows ${selector}`);
+  };
+  const cp = await findFrame('#add-prune');
+  await cp.locator('#add-prune').click();
+  await cp.locator('#add-quantize').click();
+  check((await cp.locator('.step').count()) === 2, 'two steps composed in the Compress panel');
+  await cp.locator('#preview').click();
+  await cp.locator('#plan').waitFor({ timeout: 120000 });
+  check((await cp.locator('#plan tr').count()) === 4, 'the plan previews params and MACs after each step');
+  await cp.locator('#run').click();
+  await cp.locator('#result-table').waitFor({ timeout: 180000 });
+  check(fs.existsSync(path.join(work, 'digits_cnn.compressed.onnx')), 'the panel wrote digits_cnn.compressed.onnx');
+  await page.screenshot({ path: path.join(artifacts, 'compress.png') });
+  // Back to the model editor for the one-click command.
+  await page.keyboard.press('Control+P');
+  await page.keyboard.type('digits_cnn.onnx');
+  await page.waitForTimeout(800);
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(1000);
   await page.keyboard.press('F1');
   await page.keyboard.type('Quantize Model (INT8)');
   await page.waitForTimeout(800);

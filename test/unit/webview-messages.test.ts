@@ -26,3 +26,16 @@ describe('webview messages are untrusted input', () => {
     for (const b of bad) assert.equal(parseFromWebview(b), undefined, JSON.stringify(b)?.slice(0, 80));
   });
 });
+
+describe('Compress panel messages are untrusted input', () => {
+  const { parseFromCompress } = require('../../src/host/compress-messages') as typeof import('../../src/host/compress-messages');
+  it('accepts slots and recipes, never paths', () => {
+    assert.deepEqual(parseFromCompress({ type: 'pick', slot: 'calib' }), { type: 'pick', slot: 'calib' });
+    assert.deepEqual(parseFromCompress({ type: 'run', recipe: { steps: [] } }), { type: 'run', recipe: { steps: [] } });
+    assert.equal(parseFromCompress({ type: 'pick', slot: '/etc/passwd' }), undefined);
+    assert.equal(parseFromCompress({ type: 'run', recipe: 'rm -rf /' }), undefined);
+    assert.equal(parseFromCompress({ type: 'run', recipe: { s: 'x'.repeat(200_000) } }), undefined);
+    assert.equal(parseFromCompress({ type: 'openOutput', path: '/etc/passwd' })!.type, 'openOutput');
+    assert.equal((parseFromCompress({ type: 'openOutput', path: '/etc/passwd' }) as Record<string, unknown>).path, undefined, 'extra fields are dropped');
+  });
+});

@@ -38,6 +38,17 @@ describe('worker process and client', () => {
     assert.equal(loc.position, 4, 'fc2 (1280 MACs) is fifth by MACs');
   });
 
+  it('previews a recipe in memory: params and MACs after each step, nothing written', async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'm.onnx');
+    fs.copyFileSync(cnn, src);
+    const r = await client.run<{ before: { params: number }; steps: Array<{ step: string; params: number; macs: number }> }>({ kind: 'plan', model: src, recipe: { steps: [{ step: 'prune', ratio: 0.5 }, { step: 'quantize', mode: 'dynamic' }] } });
+    assert.equal(r.before.params, 356234);
+    assert.deepEqual(r.steps.map((s) => s.step), ['prune', 'quantize']);
+    assert.ok(r.steps[0].params < 0.3 * 356234);
+    assert.deepEqual(fs.readdirSync(dir), ['m.onnx']);
+  });
+
   it('reports a bad model as a model error, in one line', async () => {
     const bad = path.join(tmpDir(), 'bad.onnx');
     fs.writeFileSync(bad, 'not a model');

@@ -1,0 +1,80 @@
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { DataSlot, ToCompress } from '../protocol/compress';
+import { parseFromCompress } from './compress-messages';
+import { webviewHtml } from './html';
+import { JobError, type WorkerClient } from './worker-client';
+
+/**
+ * The Compress panel: compose steps, preview their effect, run them in the worker with
+ * progress and Cancel, compare before and after, open the output, save the recipe for the
+ * CLI (`model-compressor compress --recipe`).
+ */
+export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerClient, model: vscode.Uri): vscode.WebviewPanel {
+  const dist = vscode.Uri.joinPath(ctx.extensionUri, 'dist');
+  const name = path.basename(model.fsPath);
+  const panel = vscode.window.createWebviewPanel('modelCompressor.compress', `Compress ${name}`, vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [dist] });
+  panel.webview.html = webviewHtml(panel.webview, panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'compress.js')), `Compress ${name}`);
+  const output = path.join(path.dirname(model.fsPath), `${name.replace(/\.onnx$/i, '')}.compressed.onnx`);
+  const picked: Partial<Record<DataSlot, string>> = {};
+  const dflt = vscode.workspace.getConfiguration('modelCompressor').get<string>('defaultCalibrationData', '');
+  if (dflt) {
+    const folder = vscode.workspace.getWorkspaceFolder(model)?.uri.fsPath ?? path.dirname(model.fsPath);
+    picked.calib = path.isAbsolute(dflt) ? dflt : path.join(folder, dflt);
+  }
+  let wrote = false;
+  const post = (m: ToCompress) => void panel.webview.postMessage(m);
+  panel.webview.onDidReceiveMessage(async (raw) => {
+    const m = parseFromCompress(raw);
+    if (!m) return;
+    try {
+      switch (m.type) {
+        case 'ready':
+          post({ type: 'init', model: name, output, calib: picked.calib });
+          break;
+        case 'pick': {
+          const files = await vscode.window.showOpenDialog({
+            canSelectMany: false,
+            canSelectFiles: true,
+            canSelectFolders: m.slot !== 'labels',
+            filters: m.slot === 'labels' ? { Labels: ['npy', 'pb'] } : { 'Data (.npy, .pb, or an image folder)': ['npy', 'pb'] },
+            openLabel: m.slot === 'calib' ? 'Use for calibration' : m.slot === 'eval' ? 'Use for evaluation' : 'Use as labels',
+          });
+          if (files?.[0]) {
+            picked[m.slot] = files[0].fsPath;
+            post({ type: 'picked', slot: m.slot, file: files[0].fsPath });
+          }
+          break;
+        }
+        case 'preview': {
+          const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Model Compressor: previewing the plan' }, () =>
+            client.run<{ before: unknown; steps: unknown }>({ kind: 'plan', model: model.fsPath, recipe: m.recipe, calib: picked.calib }),
+          );
+          post({ type: 'preview', steps: r.steps as never, before: r.before as never });
+          break;
+        }
+        case 'run': {
+          const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Compressing ${name}`, cancellable: true }, async (progress, token) => {
+            const ctl = new AbortController();
+            token.onCancellationRequested(() => ctl.abort());
+            return client.run({ kind: 'compress', model: model.fsPath, output, recipe: m.recipe, calib: picked.calib, eval: picked.eval, labels: picked.labels, benchRuns: vscode.workspace.getConfiguration('modelCompressor').get('benchmarkRuns', 30) }, { signal: ctl.signal, onProgress: (stage) => progress.report({ message: stage }) });
+          });
+          wrote = true;
+          post({ type: 'result', result: result });
+          break;
+        }
+        case 'saveRecipe': {
+          const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(path.dirname(model.fsPath), 'recipe.json')), filters: { 'Recipe (JSON)': ['json'] } });
+          if (target) await vscode.workspace.fs.writeFile(target, Buffer.from(`${JSON.stringify(m.recipe, null, 2)}\n`));
+          break;
+        }
+        case 'openOutput':
+          if (wrote) await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(output), 'modelCompressor.modelEditor');
+          break;
+      }
+    } catch (e) {
+      post({ type: 'error', message: e instanceof JobError && e.kind === 'cancelled' ? 'cancelled' : e instanceof Error ? e.message : String(e) });
+    }
+  });
+  return panel;
+}
