@@ -5,10 +5,10 @@
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import { Chart, BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, Tooltip, Legend } from 'chart.js';
+import { Chart, BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, LineController, LineElement, PointElement, Title, Tooltip, Legend } from 'chart.js';
 import type { FromWebview, Json, LayerSortKey, ToWebview } from '../src/protocol/webview';
 
-Chart.register(BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, Tooltip, Legend);
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, LineController, LineElement, PointElement, Title, Tooltip, Legend);
 
 declare function acquireVsCodeApi(): { postMessage(m: FromWebview): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
@@ -22,6 +22,7 @@ interface Summary {
   totals: { params: number; bytes: number; macs: number; flops: number; nodes: number };
   byOpType: Array<{ op: string; count: number; params: number; macs: number }>;
   topByMacs: Array<{ name: string; macs: number }>;
+  topByParams: Array<{ name: string; params: number }>;
   weightedLayers: number;
 }
 
@@ -70,9 +71,14 @@ const counter = el('span', { id: 'count' });
 const tableBtn = el('vscode-button', { id: 'show-table', secondary: '' }, 'Table');
 const graphBtn = el('vscode-button', { id: 'show-graph', secondary: '' }, 'Graph');
 const colorBy = el('select', { id: 'color-by', 'aria-label': 'Colour nodes by' }) as HTMLSelectElement;
-for (const [v, t] of [['macs', 'colour by MACs'], ['params', 'colour by params']]) colorBy.append(Object.assign(el('option', { value: v }, t)));
+for (const [v, t] of [['macs', 'colour by MACs'], ['params', 'colour by params'], ['sensitivity', 'colour by sensitivity']]) colorBy.append(Object.assign(el('option', { value: v }, t)));
+const sensBtn = el('vscode-button', { id: 'sensitivity', secondary: '' }, 'Sensitivity');
+sensBtn.addEventListener('click', () => {
+  sensBtn.setAttribute('disabled', '');
+  send({ type: 'sensitivity' });
+});
 colorBy.style.display = 'none';
-toolbar.append(search, quant, tableBtn, graphBtn, colorBy, counter);
+toolbar.append(search, quant, tableBtn, graphBtn, sensBtn, colorBy, counter);
 const main = el('div', { id: 'main' });
 const table = el('div', { id: 'table', tabindex: '0', role: 'grid', 'aria-label': 'Layers' });
 const graphBox = el('div', { id: 'graph', tabindex: '0', 'aria-label': 'Model graph: drag to pan, wheel to zoom, click a node to select its layer' });
@@ -250,7 +256,54 @@ function showSummary(file: string, s: Summary) {
   const ops = s.byOpType.filter((o) => o.macs > 0 || o.params > 0);
   const palette = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'].map((c, i) => cssVar(`--vscode-charts-${c}`, ['#3794ff', '#d18616', '#89d185', '#b180d7', '#f14c4c', '#cca700'][i]));
   new Chart(c1, { type: 'doughnut', data: { labels: ops.map((o) => `${o.op} (${o.macs ? 'MACs' : 'params'})`), datasets: [{ data: ops.map((o) => o.macs || o.params), backgroundColor: ops.map((_, i) => palette[i % palette.length]), borderWidth: 0 }] }, options: { animation: false, maintainAspectRatio: false, plugins: { legend: { position: 'right', labels: { color: fg } }, tooltip: { enabled: true } } } });
-  new Chart(c2, { type: 'bar', data: { labels: s.topByMacs.map((l) => l.name), datasets: [{ label: 'MACs', data: s.topByMacs.map((l) => l.macs), backgroundColor: cssVar('--vscode-charts-orange', '#d18616') }] }, options: { indexAxis: 'y', animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { ticks: { color: fg } }, y: { ticks: { color: fg } } } } });
+  const paramsOf = new Map(s.topByParams.map((l) => [l.name, l.params]));
+  new Chart(c2, {
+    type: 'bar',
+    data: {
+      labels: s.topByMacs.map((l) => l.name),
+      datasets: [
+        { label: 'MACs', data: s.topByMacs.map((l) => l.macs), backgroundColor: cssVar('--vscode-charts-orange', '#d18616'), xAxisID: 'x' },
+        { label: 'params', data: s.topByMacs.map((l) => paramsOf.get(l.name) ?? 0), backgroundColor: cssVar('--vscode-charts-blue', '#3794ff'), xAxisID: 'x2' },
+      ],
+    },
+    options: { indexAxis: 'y', animation: false, maintainAspectRatio: false, plugins: { legend: { labels: { color: fg } }, title: { display: true, text: 'top layers: MACs and params', color: fg } }, scales: { x: { position: 'bottom', ticks: { color: fg } }, x2: { position: 'top', ticks: { color: fg }, grid: { display: false } }, y: { ticks: { color: fg } } } },
+  });
+}
+
+// ---- sensitivity ---------------------------------------------------------------------
+
+let sensChart: Chart | undefined;
+function showSensitivity(r: Json) {
+  const res = r as unknown as { metric: string; data: string; curves: Array<{ group: string; points: Array<{ ratio: number; drop: number }> }> };
+  for (const c of res.curves) {
+    const p = c.points.find((x) => x.ratio === 0.5) ?? c.points[Math.floor(c.points.length / 2)];
+    if (p) sensitivityByLabel.set(c.group, p.drop);
+  }
+  // The ten most sensitive groups, by their loss at the largest ratio.
+  const top = [...res.curves].sort((a, b) => (b.points[b.points.length - 1]?.drop ?? 0) - (a.points[a.points.length - 1]?.drop ?? 0)).slice(0, 10);
+  const box = el('div', { id: 'sensitivity-box' });
+  box.style.gridColumn = '1 / span 2';
+  const canvas = el('canvas', { id: 'sensitivity-chart', 'aria-label': 'pruning sensitivity curves' });
+  box.append(canvas);
+  document.getElementById('sensitivity-box')?.remove();
+  charts.append(box);
+  sensChart?.destroy();
+  const palette = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'].map((c, i) => cssVar(`--vscode-charts-${c}`, ['#3794ff', '#d18616', '#89d185', '#b180d7', '#f14c4c', '#cca700'][i]));
+  const fg = cssVar('--vscode-foreground', '#ccc');
+  sensChart = new Chart(canvas, {
+    type: 'line',
+    data: {
+      labels: top[0]?.points.map((p) => `${Math.round(p.ratio * 100)}%`) ?? [],
+      datasets: top.map((c, i) => ({ label: c.group, data: c.points.map((p) => p.drop), borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length], tension: 0.2 })),
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      plugins: { legend: { position: 'right', labels: { color: fg, boxWidth: 12 } }, title: { display: true, text: `${res.metric} loss when one group is pruned alone (${res.data})`, color: fg } },
+      scales: { x: { title: { display: true, text: 'channels removed', color: fg }, ticks: { color: fg } }, y: { title: { display: true, text: 'loss', color: fg }, ticks: { color: fg } } },
+    },
+  });
+  drawGraph();
 }
 
 // ---- graph view ---------------------------------------------------------------------
@@ -273,7 +326,16 @@ tableBtn.addEventListener('click', () => showView('table'));
 graphBtn.addEventListener('click', () => showView('graph'));
 colorBy.addEventListener('change', () => drawGraph());
 
+/** Loss at 50% pruning per producer label, once sensitivity has been measured. */
+const sensitivityByLabel = new Map<string, number>();
+
 function nodeColor(n: GNode): string {
+  if (colorBy.value === 'sensitivity') {
+    const d = sensitivityByLabel.get(n.label);
+    if (d === undefined) return cssVar('--vscode-editorWidget-background', '#252526');
+    const t = Math.min(1, Math.max(0, d) / 0.5); // 0 = robust (green) … ≥ 0.5 loss = fragile (red)
+    return `hsl(${120 - 120 * t}, 65%, 42%)`;
+  }
   const key = colorBy.value === 'params' ? 'params' : 'macs';
   const v = n[key];
   if (!v) return cssVar('--vscode-editorWidget-background', '#252526');
@@ -414,6 +476,10 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
       break;
     case 'graph':
       showGraph(m.graph);
+      break;
+    case 'sensitivity':
+      sensBtn.removeAttribute('disabled');
+      showSensitivity(m.result);
       break;
     case 'located':
       if (m.position >= 0) {

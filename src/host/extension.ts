@@ -49,7 +49,7 @@ async function pickModel(verb: string): Promise<vscode.Uri | undefined> {
 
 function settings() {
   const c = vscode.workspace.getConfiguration('modelCompressor');
-  return { benchmarkRuns: c.get<number>('benchmarkRuns', 30), outputPattern: c.get<string>('outputPattern', '${name}.int8.onnx') };
+  return { benchmarkRuns: c.get<number>('benchmarkRuns', 30), outputPattern: c.get<string>('outputPattern', '${name}.int8.onnx'), threads: c.get<number>('ortThreads', 0) };
 }
 
 /** Runs a worker job under a cancellable progress notification. */
@@ -86,13 +86,14 @@ interface QuickQuantizeResult {
   };
 }
 
+
 export async function quantizeInt8(uri?: vscode.Uri): Promise<QuickQuantizeResult | undefined> {
   const target = uri ?? (await pickModel('Quantize'));
   if (!target || !client) return undefined;
   const name = path.basename(target.fsPath).replace(/\.onnx$/i, '');
   const output = path.join(path.dirname(target.fsPath), settings().outputPattern.replace('${name}', name));
   const r = await withJob(`Quantizing ${path.basename(target.fsPath)} to INT8`, (signal, report) =>
-    client!.run<QuickQuantizeResult>({ kind: 'quickQuantize', model: target.fsPath, output, benchRuns: settings().benchmarkRuns }, { signal, onProgress: report }),
+    client!.run<QuickQuantizeResult>({ kind: 'quickQuantize', model: target.fsPath, output, benchRuns: settings().benchmarkRuns, threads: settings().threads }, { signal, onProgress: report }),
   );
   if (r) showComparison(target.fsPath, r);
   return r;
@@ -124,7 +125,7 @@ async function benchmark(uri?: vscode.Uri): Promise<void> {
   const target = uri ?? (await pickModel('Benchmark'));
   if (!target || !client) return;
   const r = await withJob(`Benchmarking ${path.basename(target.fsPath)}`, (signal, report) =>
-    client!.run<{ models: Array<{ latencyMs: { p50: number; p90: number }; throughput: number; peakRssBytes: number }> }>({ kind: 'bench', models: [target.fsPath], runs: settings().benchmarkRuns }, { signal, onProgress: report }),
+    client!.run<{ models: Array<{ latencyMs: { p50: number; p90: number }; throughput: number; peakRssBytes: number }> }>({ kind: 'bench', models: [target.fsPath], runs: settings().benchmarkRuns, threads: settings().threads }, { signal, onProgress: report }),
   );
   const m = r?.models[0];
   if (m) void vscode.window.showInformationMessage(`${path.basename(target.fsPath)}: p50 ${m.latencyMs.p50.toFixed(2)} ms, p90 ${m.latencyMs.p90.toFixed(2)} ms, ${m.throughput.toFixed(1)}/s, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);

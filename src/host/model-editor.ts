@@ -26,6 +26,12 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
     panel.webview.html = webviewHtml(panel.webview, panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')), 'Model Compressor');
     const file = doc.uri.fsPath;
     const post = (m: ToWebview) => void panel.webview.postMessage(m);
+    // Start reading at once, while VS Code is still creating the webview; the graph is laid
+    // out in the background after the summary, so the Graph view is usually ready when asked.
+    const summary = this.client.run({ kind: 'inspect', model: file });
+    let graph: Promise<unknown> | undefined;
+    const graphOnce = () => (graph ??= this.client.run({ kind: 'graph', model: file }));
+    summary.then(() => setTimeout(() => void graphOnce().catch(() => undefined), 200), () => undefined);
     const fail = (e: unknown) => post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
     panel.webview.onDidReceiveMessage(async (raw) => {
       const m = parseFromWebview(raw);
@@ -33,7 +39,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
       try {
         switch (m.type) {
           case 'ready':
-            post({ type: 'summary', file, summary: await this.client.run({ kind: 'inspect', model: file }) });
+            post({ type: 'summary', file, summary: await summary });
             break;
           case 'layers': {
             const r = await this.client.run<{ total: number; offset: number; rows: [] }>({ kind: 'layers', model: file, offset: m.offset, limit: m.limit, sortBy: m.sortBy, descending: m.descending, filter: m.filter });
@@ -41,8 +47,17 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
             break;
           }
           case 'graph':
-            post({ type: 'graph', graph: await this.client.run({ kind: 'graph', model: file }) });
+            post({ type: 'graph', graph: (await graphOnce()) as never });
             break;
+          case 'sensitivity': {
+            const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Measuring pruning sensitivity', cancellable: true }, (progress, token) => {
+              const ctl = new AbortController();
+              token.onCancellationRequested(() => ctl.abort());
+              return this.client.run({ kind: 'sensitivity', model: file }, { signal: ctl.signal, onProgress: (stage, f) => progress.report({ message: f === undefined ? stage : `${stage} ${(f * 100).toFixed(0)}%` }) });
+            });
+            post({ type: 'sensitivity', result });
+            break;
+          }
           case 'locate': {
             const r = await this.client.run<{ position: number }>({ kind: 'layers', model: file, offset: 0, limit: 1, sortBy: m.sortBy, descending: m.descending, filter: m.filter, locate: m.index });
             post({ type: 'located', index: m.index, position: r.position });

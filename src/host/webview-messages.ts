@@ -22,6 +22,8 @@ export function parseFromWebview(m: unknown): FromWebview | undefined {
       return { type: 'layers', requestId: o.requestId, offset: o.offset, limit: o.limit, sortBy: o.sortBy as LayerSortKey, descending: o.descending, filter: o.filter };
     case 'graph':
       return { type: 'graph' };
+    case 'sensitivity':
+      return { type: 'sensitivity' };
     case 'locate':
       if (!isInt(o.index, 0, 10_000_000) || !SORT_KEYS.includes(o.sortBy as LayerSortKey) || typeof o.descending !== 'boolean' || !isStr(o.filter, 200)) return undefined;
       return { type: 'locate', index: o.index, sortBy: o.sortBy as LayerSortKey, descending: o.descending, filter: o.filter };

@@ -12,6 +12,7 @@ export type ToWebview =
   | { type: 'layersPage'; requestId: number; total: number; offset: number; rows: Json[] }
   | { type: 'tensorDetail'; layer: string; detail: Json }
   | { type: 'graph'; graph: Json }
+  | { type: 'sensitivity'; result: Json }
   /** Where layer `index` sits in the table under the current sort and filter (-1: filtered out). */
   | { type: 'located'; index: number; position: number }
   | { type: 'error'; message: string }
@@ -22,5 +23,6 @@ export type FromWebview =
   | { type: 'layers'; requestId: number; offset: number; limit: number; sortBy: LayerSortKey; descending: boolean; filter: string }
   | { type: 'tensor'; layer: string }
   | { type: 'graph' }
+  | { type: 'sensitivity' }
   | { type: 'locate'; index: number; sortBy: LayerSortKey; descending: boolean; filter: string }
   | { type: 'command'; command: 'quantizeInt8' | 'compress' | 'benchmark' };

@@ -13,12 +13,14 @@ export type JobRequest =
   /** Nodes with positions from the layout, edges as [from, to] layer indices. */
   | { kind: 'graph'; model: string }
   | { kind: 'tensor'; model: string; layer: string }
-  | { kind: 'quickQuantize'; model: string; output?: string; benchRuns?: number }
+  | { kind: 'quickQuantize'; model: string; output?: string; benchRuns?: number; threads?: number }
   /** `recipe` is validated by the engine (it may come from a webview or a file). */
-  | { kind: 'compress'; model: string; output: string; recipe: Json; calib?: string; eval?: string; labels?: string; benchRuns?: number }
+  | { kind: 'compress'; model: string; output: string; recipe: Json; calib?: string; eval?: string; labels?: string; benchRuns?: number; threads?: number }
   /** A recipe run in memory: params and MACs after each step, nothing written. */
   | { kind: 'plan'; model: string; recipe: Json; calib?: string }
-  | { kind: 'bench'; models: string[]; runs?: number }
+  | { kind: 'bench'; models: string[]; runs?: number; threads?: number }
+  /** Pruning sensitivity curves (on random samples unless `data` is given). */
+  | { kind: 'sensitivity'; model: string; data?: string; ratios?: number[]; samples?: number }
   | { kind: 'compare'; reference: string; candidate: string; data?: string; labels?: string }
   /** For tests of crash isolation: the worker exits abruptly. */
   | { kind: 'crash' }

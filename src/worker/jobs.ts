@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import { analyzeModel, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
+import { pruningSensitivity } from '../core/analysis/sensitivity';
 import { weightStats } from '../core/analysis/stats';
 import { UsageError } from '../core/errors';
 import { openModel } from '../core/formats/registry';
@@ -158,7 +159,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
       const data = bindDataset(s.inputs, [], { randomSamples: 16, seed: 7, shapes });
       await s.release();
-      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30 }, signal: ctx.signal });
+      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal });
       return JSON.parse(JSON.stringify({ output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report })) as Json;
     }
     case 'compress': {
@@ -172,8 +173,17 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       saveModel(r.model, job.output);
       const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
       const dataLabel = job.eval ? evalData.describe() : calib ? `the calibration data (${calib.describe()})` : '16 random samples';
-      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30 }, signal: ctx.signal, onProgress: ctx.progress });
+      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal, onProgress: ctx.progress });
       return JSON.parse(JSON.stringify({ output: job.output, steps: r.steps, report })) as Json;
+    }
+    case 'sensitivity': {
+      const c = load(job.model);
+      const inputs = await inputsOf(job.model);
+      const data = job.data
+        ? bindDataset(inputs, parseDataSpecs([job.data]))
+        : bindDataset(inputs, [], { randomSamples: job.samples ?? 16, seed: 3, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
+      const r = await pruningSensitivity(c.model, { data, ratios: job.ratios ?? [0.1, 0.3, 0.5, 0.7, 0.9], samples: job.samples ?? 16, metric: job.data ? undefined : 'cosine', signal: ctx.signal, onProgress: (d, t) => ctx.progress('pruning each group alone', d / t) });
+      return JSON.parse(JSON.stringify({ ...r, data: job.data ?? `${job.samples ?? 16} random samples` })) as Json;
     }
     case 'plan': {
       const recipe = parseRecipe(job.recipe, 'recipe');
@@ -184,7 +194,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       return JSON.parse(JSON.stringify({ before: { params: before.params, macs: before.macs }, steps: r.steps })) as Json;
     }
     case 'bench':
-      return JSON.parse(JSON.stringify(await benchmarkModels(job.models, { runs: job.runs ?? 50, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }))) as Json;
+      return JSON.parse(JSON.stringify(await benchmarkModels(job.models, { runs: job.runs ?? 50, threads: job.threads || undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }))) as Json;
     case 'compare': {
       const ref = await ModelSession.create(job.reference, { allowSpinning: false });
       const cand = await ModelSession.create(job.candidate, { allowSpinning: false });

@@ -49,6 +49,13 @@ describe('worker process and client', () => {
     assert.deepEqual(fs.readdirSync(dir), ['m.onnx']);
   });
 
+  it('measures pruning sensitivity curves for the editor', async () => {
+    const r = await client.run<{ metric: string; curves: Array<{ group: string; points: Array<{ ratio: number; drop: number }> }> }>({ kind: 'sensitivity', model: cnn, ratios: [0.5, 0.9], samples: 8 });
+    assert.equal(r.metric, 'cosine');
+    assert.deepEqual(r.curves.map((c) => c.group), ['/c1/Conv', '/c2/Conv', '/c3/Conv', '/fc1/Gemm']);
+    assert.ok(r.curves.every((c) => c.points.length === 2));
+  });
+
   it('reports a bad model as a model error, in one line', async () => {
     const bad = path.join(tmpDir(), 'bad.onnx');
     fs.writeFileSync(bad, 'not a model');

@@ -41,7 +41,7 @@ export interface EvaluateOptions {
   /** Nodes whose outputs to compare one by one (their output names exist in both models). */
   layerOutputs?: Array<{ name: string; output: string }>;
   layerSamples?: number;
-  bench?: { runs: number; warmup?: number; batch?: number; shapes?: Record<string, number[]> } | false;
+  bench?: { runs: number; warmup?: number; batch?: number; shapes?: Record<string, number[]>; threads?: number } | false;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
 }
@@ -72,7 +72,7 @@ export async function evaluateCompression(original: { model: Model; path: string
   }
   if (opts.bench) {
     opts.onProgress?.('measuring latency (interleaved)');
-    const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, signal: opts.signal });
+    const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal });
     report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
   }
   return report;
