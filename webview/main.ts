@@ -12,6 +12,10 @@ Chart.register(BarController, BarElement, CategoryScale, LinearScale, DoughnutCo
 
 declare function acquireVsCodeApi(): { postMessage(m: FromWebview): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
+// Timings relative to this frame's navigation start, for the speed measurements.
+document.body.dataset.scriptMs = String(Math.round(performance.now()));
+const own = performance.getEntriesByType('resource').find((e) => e.name.includes('webview.js')) as PerformanceResourceTiming | undefined;
+if (own) document.body.dataset.fetch = `${Math.round(own.startTime)}-${Math.round(own.responseEnd)}`;
 const send = (m: FromWebview) => vscode.postMessage(m);
 
 interface Row { index: number; name: string; op: string; params: number; bytes: number; macs: number | null; dtype: string; outputShape: string; weights: number }
@@ -462,6 +466,7 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
   switch (m.type) {
     case 'summary':
       showSummary(m.file, m.summary as unknown as Summary);
+      document.body.dataset.summaryMs = String(Math.round(performance.now()));
       reset();
       break;
     case 'layersPage': {

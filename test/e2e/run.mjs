@@ -169,7 +169,10 @@ async function speed() {
       for (let k = 0; k < n; k++) {
         const f = page.frameLocator('iframe.webview.ready').nth(k).frameLocator('iframe#active-frame');
         const meta = f.locator('.meta');
-        if ((await meta.count()) && ((await meta.first().textContent()) ?? '').includes(name)) return { f, ms: Date.now() - t0, loaded };
+        if ((await meta.count()) && ((await meta.first().textContent()) ?? '').includes(name)) {
+          const body = f.locator('body');
+          return { f, ms: Date.now() - t0, script: await body.getAttribute('data-script-ms'), summary: await body.getAttribute('data-summary-ms'), fetch: await body.getAttribute('data-fetch') };
+        }
       }
       await page.waitForTimeout(20);
     }
@@ -194,7 +197,7 @@ async function speed() {
   await f.locator('#graph[data-nodes]').waitFor({ timeout: 60000 });
   const graphMs = Date.now() - t0;
   await page.screenshot({ path: path.join(artifacts, 'graph-5000.png') });
-  console.log(`speed: MobileNetV2 summary painted ${mb.ms} ms after Quick Open, ${mb.ms - (mb.loaded ?? 0)} ms after VS Code had the webview ready (${mb.loaded} ms) (target 500); 5,000 nodes: sort ${sortMs} ms, filter ${filterMs} ms incl. 150 ms debounce (target 200); graph shown ${graphMs} ms (target 3000)`);
+  console.log(`speed: MobileNetV2 summary painted ${mb.ms} ms after Quick Open; inside the webview: bundle fetched ${mb.fetch} ms, script ran at ${mb.script} ms, summary painted at ${mb.summary} ms after the frame started (target 500); 5,000 nodes: sort ${sortMs} ms, filter ${filterMs} ms incl. 150 ms debounce (target 200); graph shown ${graphMs} ms (target 3000)`);
 }
 
 console.log(`${failures.length ? 0 : 1} passed, ${failures.length ? 1 : 0} failed`);
