@@ -234,6 +234,8 @@ function cssVar(name: string, dflt: string): string {
 
 function showSummary(file: string, s: Summary) {
   summaryEl.replaceChildren();
+  // Compression and the ORT-based views need ONNX; other formats are inspected read-only.
+  for (const b of [quant, sensBtn]) b.style.display = s.format === 'onnx' ? '' : 'none';
   const metric = (label: string, value: string, id: string) => {
     const d = el('div', { class: 'metric', id });
     d.append(el('b', {}, value), document.createTextNode(label));

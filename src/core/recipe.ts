@@ -147,6 +147,7 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
  */
 export async function quickQuantize(file: string, output: string, opts: { signal?: AbortSignal; onProgress?: (stage: string, f?: number) => void; calibSamples?: number } = {}) {
   const model = openModel(file);
+  if (model.format !== 'onnx') throw new UsageError(`one-click INT8 works on ONNX models; ${model.format} models are read-only in this version`);
   const a = analyzeModel(model);
   const dense = a.byOpType.filter((o) => o.op === 'MatMul' || o.op === 'Gemm').reduce((s, o) => s + o.macs, 0);
   const share = a.totals.macs ? dense / a.totals.macs : 1;

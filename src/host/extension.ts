@@ -21,6 +21,8 @@ export function activate(ctx: vscode.ExtensionContext): void {
       supportsMultipleEditorsPerDocument: true,
       webviewOptions: { retainContextWhenHidden: false },
     }),
+    // TF.js model.json: the same editor, offered as an option ("Open With…"), since model.json is also plain JSON.
+    vscode.window.registerCustomEditorProvider(`${ModelEditorProvider.viewType}.tfjs`, new ModelEditorProvider(ctx, client), { supportsMultipleEditorsPerDocument: true }),
     vscode.commands.registerCommand('modelCompressor.inspect', async (uri?: vscode.Uri) => {
       const target = uri ?? (await pickModel('Inspect'));
       if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelEditorProvider.viewType);

@@ -40,6 +40,15 @@ async function run() {
     assert.ok(fs.readFileSync(model).equals(before));
     fs.unlinkSync(out);
   });
+  await test('a TF.js model.json opens with the editor as an option', async () => {
+    const dir = path.join(folder, 'tfjs');
+    const src = path.join(__dirname, '../../fixtures/tfjs');
+    fs.mkdirSync(dir, { recursive: true });
+    for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+    await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(path.join(dir, 'model.json')), 'modelCompressor.modelEditor.tfjs');
+    const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
+    assert.ok(tab && tab.input && String(tab.input.viewType).endsWith('modelCompressor.modelEditor.tfjs'), `active tab ${JSON.stringify(tab && tab.input)}`);
+  });
   console.log(results.join('\n'));
   const failed = results.filter((r) => r.startsWith('✘'));
   if (failed.length) throw new Error(`${failed.length} extension-host test(s) failed:\n${failed.join('\n')}`);
