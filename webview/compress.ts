@@ -3,6 +3,9 @@
  * holds the paths), preview params/MACs after each step, run, and compare before and after.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
+import { Chart, BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip } from 'chart.js';
+
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
 import type { DataSlot, FromCompress, ToCompress } from '../src/protocol/compress';
 import type { Json } from '../src/protocol/worker';
 
@@ -196,7 +199,21 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       if (f?.accuracy) rows.push(['accuracy', f.accuracy.reference.toFixed(4), f.accuracy.candidate.toFixed(4), `${((f.accuracy.candidate - f.accuracy.reference) * 100).toFixed(2)} pp`]);
       if (f) rows.push(['fidelity (cosine)', '1', f.outputs[0].cosine.toFixed(5), f.outputs[0].top1Agreement !== undefined ? `top-1 agreement ${f.outputs[0].top1Agreement.toFixed(3)}` : '']);
       const on = f ? `Fidelity measured on ${f.data} (${f.samples} samples)${/random/.test(f.data) ? ': pick evaluation data and labels for accuracy' : ''}.` : '';
-      resultBox.replaceChildren(el('h3', {}, 'Before and after'), tableOf('result-table', ['', 'before', 'after', 'change'], rows), el('p', {}, on), el('p', {}, `Written to ${r.output}`));
+      const chartBox = el('div');
+      chartBox.style.height = '200px';
+      chartBox.style.maxWidth = '640px';
+      const canvas = el('canvas', { id: 'result-chart', 'aria-label': 'before and after, as a percentage of the original' });
+      chartBox.append(canvas);
+      resultBox.replaceChildren(el('h3', {}, 'Before and after'), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), el('p', {}, `Written to ${r.output}`));
+      const css = (n: string, d: string) => getComputedStyle(document.body).getPropertyValue(n).trim() || d;
+      const fg = css('--vscode-foreground', '#ccc');
+      const labels = ['size', 'params', 'MACs', ...(l ? ['latency p50'] : [])];
+      const after = [a.sizeBytes / b.sizeBytes, a.params / b.params, a.macs / b.macs, ...(l ? [l.ratioP50] : [])].map((x) => +(x * 100).toFixed(1));
+      new Chart(canvas, {
+        type: 'bar',
+        data: { labels, datasets: [{ label: 'before', data: labels.map(() => 100), backgroundColor: css('--vscode-charts-blue', '#3794ff') }, { label: 'after', data: after, backgroundColor: css('--vscode-charts-green', '#89d185') }] },
+        options: { animation: false, maintainAspectRatio: false, plugins: { legend: { labels: { color: fg } } }, scales: { x: { ticks: { color: fg } }, y: { title: { display: true, text: '% of the original', color: fg }, ticks: { color: fg } } } },
+      });
       break;
     }
     case 'error':

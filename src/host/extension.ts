@@ -33,6 +33,7 @@ export function activate(ctx: vscode.ExtensionContext): void {
       if (target && client) openCompressPanel(ctx, client, target);
     }),
     vscode.commands.registerCommand('modelCompressor.benchmark', (uri?: vscode.Uri) => benchmark(uri)),
+    vscode.commands.registerCommand('modelCompressor.probeWebview', () => probeWebview()),
     vscode.commands.registerCommand('modelCompressor.compareModels', () => compareModels()),
   );
 }
@@ -131,6 +132,18 @@ async function benchmark(uri?: vscode.Uri): Promise<void> {
   );
   const m = r?.models[0];
   if (m) void vscode.window.showInformationMessage(`${path.basename(target.fsPath)}: p50 ${m.latencyMs.p50.toFixed(2)} ms, p90 ${m.latencyMs.p90.toFixed(2)} ms, ${m.throughput.toFixed(1)}/s, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+}
+
+/**
+ * Diagnostic: a minimal webview whose one inline script records when it ran. The speed
+ * measurement compares the model editor against it, so VS Code's own webview start-up is
+ * separated from the extension's time.
+ */
+function probeWebview(): void {
+  const panel = vscode.window.createWebviewPanel('modelCompressor.probe', 'Webview start-up probe', vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [] });
+  const nonce = require('crypto').randomBytes(16).toString('base64');
+  panel.webview.html = `<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'nonce-${nonce}'"></head>
+<body><p id="probe">probe</p><script nonce="${nonce}">document.body.dataset.scriptMs = String(Math.round(performance.now()));</script></body></html>`;
 }
 
 async function compareModels(): Promise<void> {

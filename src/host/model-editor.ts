@@ -30,8 +30,14 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
     // out in the background after the summary, so the Graph view is usually ready when asked.
     const summary = this.client.run({ kind: 'inspect', model: file });
     let graph: Promise<unknown> | undefined;
-    const graphOnce = () => (graph ??= this.client.run({ kind: 'graph', model: file }));
-    summary.then(() => setTimeout(() => void graphOnce().catch(() => undefined), 200), () => undefined);
+    let background: ReturnType<typeof setTimeout> | undefined;
+    const graphOnce = () => {
+      clearTimeout(background);
+      return (graph ??= this.client.run({ kind: 'graph', model: file }));
+    };
+    // Not at once: the first seconds belong to the table (layout takes both cores).
+    summary.then(() => (background = setTimeout(() => void graphOnce().catch(() => undefined), 2000)), () => undefined);
+    panel.onDidDispose(() => clearTimeout(background));
     const fail = (e: unknown) => post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
     panel.webview.onDidReceiveMessage(async (raw) => {
       const m = parseFromWebview(raw);

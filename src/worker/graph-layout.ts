@@ -17,7 +17,7 @@ export interface LayoutResult {
   ms: number;
 }
 
-const CHUNK = 80;
+const CHUNK = 50;
 
 export async function layoutGraph(sizes: Array<{ w: number; h: number }>, edges: Array<[number, number]>): Promise<LayoutResult> {
   const t0 = Date.now();

@@ -21,7 +21,7 @@ async function run() {
   });
   await test('commands are registered', async () => {
     const all = await vscode.commands.getCommands(true);
-    for (const c of ['modelCompressor.inspect', 'modelCompressor.compress', 'modelCompressor.quantizeInt8', 'modelCompressor.benchmark', 'modelCompressor.compareModels']) assert.ok(all.includes(c), c);
+    for (const c of ['modelCompressor.inspect', 'modelCompressor.compress', 'modelCompressor.quantizeInt8', 'modelCompressor.benchmark', 'modelCompressor.compareModels', 'modelCompressor.probeWebview']) assert.ok(all.includes(c), c);
   });
   const folder = vscode.workspace.workspaceFolders[0].uri.fsPath;
   const model = path.join(folder, 'digits_cnn.onnx');
