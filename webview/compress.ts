@@ -3,6 +3,7 @@
  * holds the paths), preview params/MACs after each step, run, and compare before and after.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
+import { cssVar, el } from './dom';
 import { Chart, BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip } from 'chart.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
@@ -22,12 +23,6 @@ const state = (vscode.getState() as { steps?: Step[] } | undefined) ?? {};
 const steps: Step[] = state.steps ?? [];
 const persist = () => vscode.setState({ steps });
 
-const el = <K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
 const style = el('style');
 style.textContent = `body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:8px 16px}
 .step{display:flex;gap:10px;align-items:center;padding:6px 8px;margin:4px 0;border:1px solid var(--vscode-panel-border)}
@@ -205,7 +200,7 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       const canvas = el('canvas', { id: 'result-chart', 'aria-label': 'before and after, as a percentage of the original' });
       chartBox.append(canvas);
       resultBox.replaceChildren(el('h3', {}, 'Before and after'), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), el('p', {}, `Written to ${r.output}`));
-      const css = (n: string, d: string) => getComputedStyle(document.body).getPropertyValue(n).trim() || d;
+      const css = cssVar;
       const fg = css('--vscode-foreground', '#ccc');
       const labels = ['size', 'params', 'MACs', ...(l ? ['latency p50'] : [])];
       const after = [a.sizeBytes / b.sizeBytes, a.params / b.params, a.macs / b.macs, ...(l ? [l.ratioP50] : [])].map((x) => +(x * 100).toFixed(1));

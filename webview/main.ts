@@ -4,6 +4,7 @@
  * from the host in pages, so a model with thousands of nodes stays responsive.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
+import { cssVar, el } from './dom';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import { Chart, BarController, BarElement, CategoryScale, LinearScale, DoughnutController, ArcElement, LineController, LineElement, PointElement, Title, Tooltip, Legend } from 'chart.js';
 import type { FromWebview, Json, LayerSortKey, ToWebview } from '../src/protocol/webview';
@@ -38,12 +39,6 @@ const PAGE = 200;
 const fmt = (n: number | null | undefined) => (n === null || n === undefined ? '?' : n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}K` : String(n));
 const fmtBytes = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 const shapeStr = (s: Array<number | string | null> | null) => (s ? `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?');
-const el = <K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
 
 const style = el('style');
 style.textContent = `
@@ -228,9 +223,6 @@ function showDetail(layer: string, d: Json) {
   }
 }
 
-function cssVar(name: string, dflt: string): string {
-  return getComputedStyle(document.body).getPropertyValue(name).trim() || dflt;
-}
 
 function showSummary(file: string, s: Summary) {
   summaryEl.replaceChildren();

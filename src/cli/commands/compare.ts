@@ -7,6 +7,7 @@ import { parseArgs, parseShapeFlags } from '../args';
 import type { Command } from '../command';
 import { table } from '../format';
 import { bindShapes } from './inspect';
+import { DATA_FLAGS } from '../data-flags';
 
 export const compareCommand: Command = {
   name: 'compare',
@@ -15,21 +16,14 @@ export const compareCommand: Command = {
     'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--inter-threads T] [--ep cpu] [--layout NCHW|NHWC] [--image-scale s] [--image-mean m,m,m] [--image-std s,s,s] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
+      ...DATA_FLAGS,
       data: { type: 'string', multiple: true },
-      labels: { type: 'string' },
       batch: { type: 'number' },
-      samples: { type: 'number' },
       limit: { type: 'number' },
-      seed: { type: 'number' },
-      shape: { type: 'string', multiple: true },
       threads: { type: 'number' },
       'inter-threads': { type: 'number' },
       ep: { type: 'string' },
       json: { type: 'boolean' },
-      layout: { type: 'string' },
-      'image-scale': { type: 'number' },
-      'image-mean': { type: 'string' },
-      'image-std': { type: 'string' },
     });
     if (positional.length !== 2) throw new UsageError('compare takes a reference and a candidate model');
     const [refPath, candPath] = positional;

@@ -15,6 +15,12 @@ import { JOB_FLAGS, finishJob, openJob, probeInputs } from '../job';
 import { fmtBytes, fmtCount, table } from '../format';
 import { renderReport } from '../report';
 
+function criterionFlag(flags: Record<string, unknown>): Criterion {
+  const c = (flags.criterion as Criterion | undefined) ?? 'l1';
+  if (!CRITERIA.includes(c)) throw new UsageError(`--criterion is one of ${CRITERIA.join(', ')}`);
+  return c;
+}
+
 const fraction = (v: unknown, flag: string) => {
   if (v === undefined) return undefined;
   const x = v as number;
@@ -47,8 +53,7 @@ export const pruneCommand: Command = {
       exclude: { type: 'string' },
     });
     if (!!flags.structured === !!flags.unstructured) throw new UsageError('choose one of --structured or --unstructured');
-    const criterion = (flags.criterion as Criterion | undefined) ?? 'l1';
-    if (!CRITERIA.includes(criterion)) throw new UsageError(`--criterion is one of ${CRITERIA.join(', ')}`);
+    const criterion = criterionFlag(flags);
     const recover = (flags.recover as string | undefined) ?? 'none';
     if (recover !== 'none' && recover !== 'reconstruct') throw new UsageError('--recover is none or reconstruct');
     if (recover === 'reconstruct' && !flags.calib) throw new UsageError('--recover reconstruct needs --calib');
@@ -148,8 +153,7 @@ export const sensitivityCommand: Command = {
       json: { type: 'boolean' },
     });
     if (positional.length !== 1) throw new UsageError('sensitivity takes exactly one model');
-    const criterion = (flags.criterion as Criterion | undefined) ?? 'l1';
-    if (!CRITERIA.includes(criterion)) throw new UsageError(`--criterion is one of ${CRITERIA.join(', ')}`);
+    const criterion = criterionFlag(flags);
     const ratios = (flags.ratios as string | undefined)?.split(',').map(Number);
     if (ratios && ratios.some((r) => !(r > 0 && r < 1))) throw new UsageError('--ratios are fractions in (0, 1), e.g. 0.1,0.3,0.5');
     const metricFlag = flags.metric as string | undefined;

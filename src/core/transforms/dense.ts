@@ -36,3 +36,30 @@ export function transpose2d(a: Float32Array, rows: number, cols: number): Float3
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
   return t;
 }
+
+/**
+ * The common preamble of transforms that rewrite dense layers: which nodes to look at and
+ * why the others are skipped. Returns the dense weight, or undefined after recording a skip.
+ */
+export function denseCandidate(
+  n: Node,
+  constOf: (name: string) => Tensor | undefined,
+  what: string,
+  exclude: Set<string> | undefined,
+  skip: (reason: string) => void,
+): DenseWeight | undefined {
+  if (n.domain || (n.opType !== 'MatMul' && n.opType !== 'Gemm')) {
+    skip(`${what} covers MatMul and Gemm, not ${n.opType}`);
+    return undefined;
+  }
+  if (exclude?.has(n.name) || exclude?.has(n.label)) {
+    skip('excluded');
+    return undefined;
+  }
+  const dense = denseWeight(n, constOf);
+  if (typeof dense === 'string') {
+    skip(dense);
+    return undefined;
+  }
+  return dense;
+}

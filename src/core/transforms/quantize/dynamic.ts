@@ -2,8 +2,8 @@ import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { quantizeWeightsInt8 } from './params';
-import { denseWeight } from '../dense';
-import { DYNAMIC_OPS, constantResolver } from './registry';
+import { denseCandidate } from '../dense';
+import { constantResolver } from './registry';
 import type { SkippedNode } from './static';
 
 /**
@@ -50,19 +50,8 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
   for (const n of g.nodes) {
     if (n.opType === 'Constant' || n.opType === 'Identity') continue;
     const skip = (reason: string) => skipped.push({ name: n.label, op: n.opType, reason });
-    if (n.domain || !DYNAMIC_OPS.has(n.opType)) {
-      skip(`dynamic quantization covers MatMul and Gemm, not ${n.opType}`);
-      continue;
-    }
-    if (opts.exclude?.has(n.name) || opts.exclude?.has(n.label)) {
-      skip('excluded');
-      continue;
-    }
-    const dense = denseWeight(n, constOf);
-    if (typeof dense === 'string') {
-      skip(dense);
-      continue;
-    }
+    const dense = denseCandidate(n, constOf, 'dynamic quantization', opts.exclude, skip);
+    if (!dense) continue;
     const { w: wf, i: k, o: nOut, bias } = dense;
     const wq = quantizeWeightsInt8(wf, [k, nOut], perChannel ? 1 : null, opts.reduceRange ? 63 : 127);
     const sDims = perChannel ? [nOut] : [];

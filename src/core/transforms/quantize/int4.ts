@@ -1,7 +1,7 @@
 import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { GraphEditor, cloneModel } from '../graph-edit';
-import { denseWeight, transpose2d } from '../dense';
+import { denseCandidate, transpose2d } from '../dense';
 import { constantResolver } from './registry';
 import type { SkippedNode } from './static';
 
@@ -42,19 +42,8 @@ export function quantizeInt4(model: Model, opts: Int4Options = {}): Int4Result {
   for (const n of g.nodes) {
     if (n.opType === 'Constant' || n.opType === 'Identity') continue;
     const skip = (reason: string) => skipped.push({ name: n.label, op: n.opType, reason });
-    if (n.domain || (n.opType !== 'MatMul' && n.opType !== 'Gemm')) {
-      skip(`int4 weight-only covers MatMul and Gemm, not ${n.opType}`);
-      continue;
-    }
-    if (opts.exclude?.has(n.name) || opts.exclude?.has(n.label)) {
-      skip('excluded');
-      continue;
-    }
-    const dense = denseWeight(n, constOf);
-    if (typeof dense === 'string') {
-      skip(dense);
-      continue;
-    }
+    const dense = denseCandidate(n, constOf, 'int4 weight-only', opts.exclude, skip);
+    if (!dense) continue;
     // MatMulNBits wants B transposed: rows are output columns N, each of length K.
     const { i: k, o: nOut } = dense;
     const bt = transpose2d(dense.w, k, nOut);

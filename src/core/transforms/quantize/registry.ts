@@ -69,9 +69,6 @@ export const STATIC_RULES: Record<string, StaticRule> = {
 /** Ops that ORT folds into a preceding quantized op when the output's Q range starts at 0. */
 export const FUSIBLE_ACTIVATIONS = new Set(['Relu', 'Clip']);
 
-/** Dynamic quantization covers the weight-heavy matrix ops. */
-export const DYNAMIC_OPS = new Set(['MatMul', 'Gemm']);
-
 /**
  * Resolves a value to a constant tensor: an initializer, a Constant node, or an Identity
  * of either. Returns undefined for anything computed at run time.
