@@ -490,6 +490,11 @@ window.addEventListener('message', (ev: MessageEvent<ToWebview>) => {
       break;
     case 'error':
       error.textContent = m.message;
+      if (summaryEl.textContent === 'Reading the model…') {
+        // The model could not be read: show only the error, no controls that cannot work.
+        summaryEl.textContent = 'This model could not be opened.';
+        for (const e of [toolbar, main, charts]) e.style.display = 'none';
+      }
       break;
     case 'busy':
       error.textContent = m.stage;

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { ToWebview } from '../protocol/webview';
 import { webviewHtml } from './html';
 import { parseFromWebview } from './webview-messages';
-import { JobError, type WorkerClient } from './worker-client';
+import type { WorkerClient } from './worker-client';
 
 /**
  * The readonly model editor: opens at once with a summary (inspect job), then the webview
@@ -77,7 +77,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
             break;
         }
       } catch (e) {
-        fail(e instanceof JobError ? e : e);
+        fail(e);
       }
     });
   }

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import { analyzeModel, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
 import { pruningSensitivity } from '../core/analysis/sensitivity';
 import { weightStats } from '../core/analysis/stats';
-import { UsageError } from '../core/errors';
+import { CancelledError, UsageError } from '../core/errors';
 import { openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
 import { parseRecipe, quickQuantize, runRecipe } from '../core/recipe';
@@ -212,7 +212,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
         const t = setTimeout(resolve, job.ms);
         ctx.signal.addEventListener('abort', () => {
           clearTimeout(t);
-          reject(new (require('../core/errors').CancelledError)());
+          reject(new CancelledError());
         });
       });
       return null;

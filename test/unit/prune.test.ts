@@ -62,7 +62,7 @@ describe('structured pruning: dependency graph', () => {
     assert.ok(coupled.members.some((m) => m.kind === 'params' && m.depthwise), 'the depthwise conv is in the group');
     assert.equal(coupled.members.filter((m) => m.kind === 'consumer').length, 2, 'Conv b (via the depthwise) and Conv c read the channels');
     const remove = [1, 4, 9, 15];
-    const pruned = applyPruning(model, dg, [{ group: coupled, remove }]);
+    const pruned = applyPruning(model, [{ group: coupled, remove }]);
     const w = (m: Model, node: string) => constantResolver(m.graph)(m.graph.nodes.find((n) => n.name === node)!.inputs[1])!;
     const names = model.graph.nodes.filter((n) => n.opType === 'Conv').map((n) => n.name);
     const [convA, dw, convB, convC] = names;
@@ -112,7 +112,7 @@ describe('structured pruning: dependency graph', () => {
         m.bias.setData(m.bias.dtype, [...m.bias.dims], bb);
       }
     }
-    const pruned = applyPruning(model, dg, [{ group: g, remove: [2, 7] }]);
+    const pruned = applyPruning(model, [{ group: g, remove: [2, 7] }]);
     const s0 = await ModelSession.create(model);
     const s1 = await ModelSession.create(pruned);
     const r = await compareModels(s0, s1, bindDataset(s0.inputs, [], { randomSamples: 8 }), { batchSize: 8 });
@@ -139,7 +139,7 @@ describe('structured pruning: dependency graph', () => {
     const g = dg.groups.find((x2) => x2.size === 16)!;
     assert.equal(g.unsafe, undefined);
     // Removing channels 1 (first part; before the slice), 5 (first part; in the slice) and 12 (second part; after it).
-    const pruned = applyPruning(model, dg, [{ group: g, remove: [1, 5, 12] }]);
+    const pruned = applyPruning(model, [{ group: g, remove: [1, 5, 12] }]);
     const convs = pruned.graph.nodes.filter((n) => n.opType === 'Conv');
     const w = (n: typeof convs[number]) => constantResolver(pruned.graph)(n.inputs[1])!.dims;
     assert.deepEqual(convs.map(w), [[13, 3, 3, 3], [4, 6, 1, 1], [4, 7, 1, 1], [4, 7, 1, 1]]);

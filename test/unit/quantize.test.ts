@@ -105,6 +105,23 @@ describe('quantization arithmetic', () => {
   });
 });
 
+describe('transform hygiene', () => {
+  it('removes a replaced weight from the graph inputs too (IR < 4 models list initializers as inputs)', async () => {
+    const b = new ModelBuilder(13);
+    const x = b.input('x', ['n', 4]);
+    const w = b.init('w', [4, 3]);
+    b.graph.inputs.push({ name: 'w', type: { kind: 'tensor', dtype: DataType.FLOAT, shape: [4, 3] } });
+    b.markOutput(b.node('MatMul', [x, w])[0], 'y');
+    const model = b.build();
+    const r = await quantizeModel(model, { mode: 'dynamic' });
+    assert.deepEqual(r.model.graph.inputs.map((i) => i.name), ['x']);
+    assert.deepEqual(model.graph.inputs.map((i) => i.name), ['x', 'w'], 'the input model is unchanged');
+    const s = await ModelSession.create(r.model);
+    assert.deepEqual(s.inputs.map((i) => i.name), ['x'], 'ORT asks only for x');
+    await s.release();
+  });
+});
+
 describe('calibration', () => {
   it('percentile clips an outlier that minmax keeps', async () => {
     const b = new ModelBuilder(13);

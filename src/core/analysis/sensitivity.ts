@@ -108,7 +108,7 @@ export async function pruningSensitivity(input: Model, opts: SensitivityOptions)
     for (const ratio of ratios) {
       if (opts.signal?.aborted) throw new CancelledError();
       const n = Math.min(g.size - 1, Math.floor(g.size * ratio + 1e-9));
-      const pruned = applyPruning(model, dg, [{ group: g, remove: order.slice(0, n).sort((a, b) => a - b) }]);
+      const pruned = applyPruning(model, [{ group: g, remove: order.slice(0, n).sort((a, b) => a - b) }]);
       const sub = downstream(pruned, first, cut, types);
       const session = await ModelSession.create(sub, { allowSpinning: false });
       const outs: HostTensor[] = [];

@@ -68,8 +68,10 @@ export class GraphEditor {
       }
     };
     visit(this.graph);
-    for (const k of [...this.graph.initializers.keys()]) if (!used.has(k)) this.graph.initializers.delete(k);
-    this.graph.inputs = this.graph.inputs.filter((i) => !this.graph.initializers.has(i.name) || used.has(i.name));
+    const dropped = new Set([...this.graph.initializers.keys()].filter((k) => !used.has(k)));
+    for (const k of dropped) this.graph.initializers.delete(k);
+    // Old models (IR < 4) also list initializers as graph inputs: those must go too.
+    this.graph.inputs = this.graph.inputs.filter((i) => !dropped.has(i.name));
   }
 
   /** Restores a topological order after insertions. */

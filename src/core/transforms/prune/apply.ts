@@ -2,7 +2,7 @@ import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { Tensor } from '../../ir/tensor';
 import { GraphEditor, cloneModel } from '../graph-edit';
-import { removedPositions, type DependencyGraph, type Group } from './dependency';
+import { removedPositions, type Group } from './dependency';
 
 /**
  * Applies a pruning plan to a copy of the model. Removals are collected per (node, input,
@@ -17,8 +17,7 @@ export interface GroupPlan {
   remove: number[];
 }
 
-export function applyPruning(model: Model, dg: DependencyGraph, plans: GroupPlan[]): Model {
-  void dg;
+export function applyPruning(model: Model, plans: GroupPlan[]): Model {
   const out = cloneModel(model);
   const g = out.graph;
   const ed = new GraphEditor(g);

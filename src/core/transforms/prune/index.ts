@@ -6,7 +6,7 @@ import type { Dataset } from '../../runtime/data/dataset';
 import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
 import { applyPruning, type GroupPlan } from './apply';
-import { buildDependencyGraph, type DependencyGraph, type Group } from './dependency';
+import { buildDependencyGraph, type Group } from './dependency';
 import { groupImportance, type Criterion } from './importance';
 import { reconstruct, type ReconstructReport } from './reconstruct';
 
@@ -92,7 +92,6 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
   const skipped = new Map<string, string>();
   const reconstruction: ReconstructReport[] = [];
   let lastPlans: GroupPlan[] = [];
-  let lastDg: DependencyGraph | undefined;
   let lastBefore = model;
   /** For layers whose output channels were pruned: current channel index → original index. */
   const originalIndex = new Map<string, number[]>();
@@ -135,7 +134,7 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
       const key = opts.targetMacs !== undefined ? 'macs' : 'params';
       const target = (opts.targetMacs ?? opts.targetParams)!;
       const goal = base[key] * (1 - (target * step) / steps);
-      const measure = (r: number) => analyzeModel(applyPruning(current, dg, planFor(() => r))).totals[key];
+      const measure = (r: number) => analyzeModel(applyPruning(current, planFor(() => r))).totals[key];
       let lo = 0;
       let hi = 0.95;
       if (measure(hi) > goal) {
@@ -150,7 +149,7 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
       }
     }
     opts.onProgress?.(`step ${step}/${steps}: pruning`, (step - 0.5) / steps);
-    const pruned = applyPruning(current, dg, plans);
+    const pruned = applyPruning(current, plans);
     if (opts.recover === 'reconstruct') {
       opts.onProgress?.(`step ${step}/${steps}: reconstructing`, (step - 0.3) / steps);
       const { layers, kept } = refitTargets(plans);
@@ -161,11 +160,10 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
       reconstruction.push(...(await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex)));
     }
     lastPlans = plans;
-    lastDg = dg;
     lastBefore = current;
     current = opts.recoveryHook ? await opts.recoveryHook(pruned, model, step) : pruned;
   }
-  const groups = lastDg ? groupSavings(lastBefore, lastDg, lastPlans) : [];
+  const groups = groupSavings(lastBefore, lastPlans);
   const notes = [`criterion: ${criterion}${steps > 1 ? `, ${steps} steps` : ''}, recovery: ${opts.recover ?? 'none'}`];
   if (steps > 1) notes.push('per-group figures are for the last step; totals compare with the original');
   return { model: current, groups, skipped: [...skipped].map(([name, reason]) => ({ name, reason })), reconstruction, notes };
@@ -186,12 +184,12 @@ function refitTargets(plans: GroupPlan[]): { layers: string[]; kept: Map<string,
   return { layers: [...layers], kept };
 }
 
-function groupSavings(model: Model, dg: DependencyGraph, plans: GroupPlan[]): PrunedGroup[] {
+function groupSavings(model: Model, plans: GroupPlan[]): PrunedGroup[] {
   const before = analyzeModel(model).totals;
   return plans
     .filter((p) => p.remove.length)
     .map((p) => {
-      const after = analyzeModel(applyPruning(model, dg, [p])).totals;
+      const after = analyzeModel(applyPruning(model, [p])).totals;
       return {
         name: groupName(p.group),
         producers: p.group.members.filter((m) => m.kind === 'producer').map((m) => m.node.label),
