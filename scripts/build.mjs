@@ -10,7 +10,7 @@ const common = {
   target: 'node20',
   format: 'cjs',
   sourcemap: true,
-  external: ['vscode', 'onnxruntime-node', '@tensorflow/tfjs-node'],
+  external: ['vscode', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs'],
   logLevel: 'warning',
 };
 const entries = [

@@ -5,6 +5,7 @@ import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import { ModelSession, type IOSpec } from '../core/runtime/session';
+import { TfjsRunner } from '../core/runtime/tfjs';
 import { assertNotInput } from '../core/util/atomic-write';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
@@ -20,10 +21,11 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
   json: { type: 'boolean' },
 };
 
-/** `<name>.<suffix>.onnx` beside the input. */
+/** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
 export function defaultOutput(input: string, suffix: string): string {
-  const base = path.basename(input).replace(/\.onnx$/i, '');
-  return path.join(path.dirname(input), `${base}.${suffix}.onnx`);
+  const ext = /\.json$/i.test(input) ? '.json' : '.onnx';
+  const base = path.basename(input).replace(/\.(onnx|json)$/i, '');
+  return path.join(path.dirname(input), `${base}.${suffix}${ext}`);
 }
 
 export interface Job {
@@ -36,7 +38,13 @@ export interface Job {
   labels?: Int32Array;
 }
 
-export async function probeInputs(file: string): Promise<IOSpec[]> {
+export async function probeInputs(file: string, model?: Model): Promise<IOSpec[]> {
+  if (model?.format.startsWith('tfjs')) {
+    const r = await TfjsRunner.create(file);
+    const inputs = r.inputs;
+    await r.release();
+    return inputs;
+  }
   const probe = await ModelSession.create(file);
   const inputs = probe.inputs;
   await probe.release();
@@ -50,7 +58,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const model = openModel(input);
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
   assertNotInput(output, [input]);
-  const inputs = await probeInputs(input);
+  const inputs = await probeInputs(input, model);
   const calib = openData(flags.calib as string | undefined, inputs, flags);
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? randomData(inputs, flags);
   const labels = labelsFlag(flags, evalData.data.count);

@@ -40,6 +40,10 @@ describe('TF.js layers models (read)', () => {
     assert.equal(a.totals.params, m.countParams());
     assert.deepEqual(model.graph.nodes.map((n) => n.opType), ['Conv2D', 'BatchNormalization', 'DepthwiseConv2D', 'Flatten', 'Dense']);
     assert.deepEqual(a.inputs[0].shape, ['batch', 8, 8, 1]);
+    // Output shapes inferred from the Keras configs; MACs by hand: conv 6·6·4·9, depthwise 4·4·4·9, dense 64·10.
+    assert.deepEqual(a.layers.map((l) => l.outputShapes[0]), [['batch', 6, 6, 4], ['batch', 6, 6, 4], ['batch', 4, 4, 4], ['batch', 64], ['batch', 10]]);
+    assert.equal(a.totals.macs, 6 * 6 * 4 * 9 + 4 * 4 * 4 * 9 + 64 * 10);
+    assert.equal(a.totals.unknownMacsNodes, 0);
     // Weights are the very values tfjs holds.
     const k = model.graph.initializers.get(m.layers[4].weights[0].name)!;
     assert.deepEqual(Array.from(k.toFloat32()).slice(0, 5), Array.from(m.layers[4].getWeights()[0].dataSync() as Float32Array).slice(0, 5));
@@ -113,5 +117,103 @@ describe('TF.js layers models (read)', () => {
       assert.equal(r.code, 3);
       assert.match(r.stderr, re);
     }
+  });
+});
+
+/** A Conv2D/BatchNorm/DepthwiseConv2D/Dense classifier with non-trivial BN statistics. */
+function convNet(seed = 1) {
+  const init = (s: number) => tf.initializers.glorotUniform({ seed: seed + s });
+  const m = tf.sequential();
+  m.add(tf.layers.conv2d({ inputShape: [12, 12, 3], filters: 16, kernelSize: 3, activation: 'relu', kernelInitializer: init(1) }));
+  m.add(tf.layers.batchNormalization());
+  m.add(tf.layers.depthwiseConv2d({ kernelSize: 3, activation: 'relu', depthwiseInitializer: init(2) }));
+  m.add(tf.layers.conv2d({ filters: 24, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(3) }));
+  m.add(tf.layers.flatten());
+  m.add(tf.layers.dense({ units: 32, activation: 'relu', kernelInitializer: init(4) }));
+  m.add(tf.layers.dense({ units: 10, kernelInitializer: init(5) }));
+  const bn = m.layers[1];
+  const [g, b] = [tf.randomUniform([16], 0.5, 1.5, 'float32', seed), tf.randomUniform([16], -0.2, 0.2, 'float32', seed + 1)];
+  bn.setWeights([g, b, tf.randomUniform([16], -0.3, 0.3, 'float32', seed + 2), tf.randomUniform([16], 0.5, 2, 'float32', seed + 3)]);
+  return m;
+}
+
+/** Cosine and max |diff| between tfjs predictions of two models on the same random batch. */
+async function agreement(a: { predict(x: unknown): { dataSync(): Float32Array } }, file: string, shape: number[]) {
+  const { TfjsRunner } = await import('../../src/core/runtime/tfjs');
+  const x = tf.randomUniform(shape, 0, 1, 'float32', 7);
+  const ref = a.predict(x).dataSync();
+  const r = await TfjsRunner.create(file);
+  const out = Object.values(await r.run({ [r.inputs[0].name]: { dtype: 1, dims: shape, data: x.dataSync() } }))[0].data as Float32Array;
+  let dot = 0, na = 0, nb = 0, max = 0;
+  for (let i = 0; i < ref.length; i++) {
+    dot += ref[i] * out[i];
+    na += ref[i] ** 2;
+    nb += out[i] ** 2;
+    max = Math.max(max, Math.abs(ref[i] - out[i]));
+  }
+  return { cosine: dot / Math.sqrt(na * nb), maxAbs: max, n: ref.length };
+}
+
+const shardBytes = (file: string) => {
+  const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+  return j.weightsManifest.flatMap((g: { paths: string[] }) => g.paths).reduce((a: number, p: string) => a + fs.statSync(path.join(path.dirname(file), p)).size, 0);
+};
+
+describe('TF.js layers models (write, quantize)', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('writes a model back unchanged in several shards that tfjs loads, with identical outputs; the source is untouched', async () => {
+    const m = convNet();
+    const dir = tmpDir();
+    const file = await save(m, dir);
+    const before = fs.readFileSync(path.join(dir, 'group1-shard1of1.bin'));
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const out = path.join(dir, 'copy.json');
+    saveModel(openModel(file), out, { shardBytes: 4000 });
+    const j = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.ok(j.weightsManifest[0].paths.length > 3, 'split into shards');
+    assert.ok(j.weightsManifest[0].paths.every((p: string) => p.startsWith('copy.group1-shard')));
+    const a = await agreement(m, out, [2, 12, 12, 3]);
+    assert.equal(a.maxAbs, 0);
+    assert.deepEqual(fs.readFileSync(path.join(dir, 'group1-shard1of1.bin')), before);
+    assert.equal(analyzeModel(openModel(out)).totals.params, m.countParams());
+  });
+
+  it('uint8 manifest quantization: ≈0.25x the weight bytes, tfjs loads it, cosine ≥ 0.99; uint16 and float16 are closer still', async () => {
+    const m = convNet();
+    const dir = tmpDir();
+    const file = await save(m, dir);
+    const results: Record<string, { ratio: number; cosine: number; maxAbs: number }> = {};
+    for (const mode of ['uint8', 'uint16', 'fp16']) {
+      const out = path.join(dir, `model.${mode}.json`);
+      const r = cli(['quantize', file, '--mode', mode, '-o', out, '--json', '--samples', '8']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.ok(j.fidelity.outputs[0].cosine > 0.99, `${mode}: cosine ${j.fidelity.outputs[0].cosine}`);
+      const a = await agreement(m, out, [4, 12, 12, 3]);
+      results[mode] = { ratio: shardBytes(out) / shardBytes(file), cosine: a.cosine, maxAbs: a.maxAbs };
+      const spec = JSON.parse(fs.readFileSync(out, 'utf8')).weightsManifest[0].weights[0];
+      assert.equal(spec.quantization.dtype, mode === 'fp16' ? 'float16' : mode);
+    }
+    assert.ok(Math.abs(results.uint8.ratio - 0.25) < 0.01, `uint8 ratio ${results.uint8.ratio}`);
+    assert.ok(results.uint8.cosine >= 0.99, `uint8 cosine ${results.uint8.cosine}`);
+    assert.ok(Math.abs(results.uint16.ratio - 0.5) < 0.01 && Math.abs(results.fp16.ratio - 0.5) < 0.01);
+    assert.ok(results.uint16.maxAbs < results.uint8.maxAbs / 50, JSON.stringify(results));
+    assert.ok(results.fp16.cosine > 0.99999);
+    // Reading the quantized model gives the dequantized weights; re-saving keeps its storage.
+    const q = openModel(path.join(dir, 'model.uint8.json'));
+    const { saveModel } = await import('../../src/core/formats/registry');
+    saveModel(q, path.join(dir, 'again.json'));
+    assert.equal(shardBytes(path.join(dir, 'again.json')), shardBytes(path.join(dir, 'model.uint8.json')));
+  });
+
+  it('refuses ONNX-only modes on TF.js and TF.js-only modes on ONNX', () => {
+    const file = path.resolve(__dirname, '../../../test/fixtures/tfjs/model.json');
+    const r = cli(['quantize', file, '--mode', 'static', '--calib', 'random:4', '-o', path.join(tmpDir(), 'x.json')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /TF.js models take --mode fp16, uint8, uint16/);
+    const o = cli(['quantize', path.resolve(__dirname, '../../../test/fixtures/digits_mlp.onnx'), '--mode', 'uint8', '-o', path.join(tmpDir(), 'x.onnx')]);
+    assert.equal(o.code, 2);
+    assert.match(o.stderr, /TF.js weight storage/);
   });
 });

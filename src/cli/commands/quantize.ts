@@ -6,13 +6,13 @@ import type { Command } from '../command';
 import { JOB_FLAGS, finishJob, openJob } from '../job';
 import { renderReport } from '../report';
 
-const SUFFIX: Record<QuantizeMode, string> = { dynamic: 'int8', static: 'int8', fp16: 'fp16', int4: 'int4', cluster: 'clustered' };
+const SUFFIX: Record<QuantizeMode, string> = { dynamic: 'int8', static: 'int8', fp16: 'fp16', int4: 'int4', cluster: 'clustered', uint8: 'uint8', uint16: 'uint16' };
 
 export const quantizeCommand: Command = {
   name: 'quantize',
   summary: 'quantize a model (int8 dynamic/static, fp16, int4, weight clustering), then prove it',
   usage:
-    'model-compressor quantize <model> --mode dynamic|static|fp16|int4|cluster [--calib data|random:N] [--method minmax|percentile|entropy] ' +
+    'model-compressor quantize <model> --mode dynamic|static|fp16|int4|cluster (ONNX) | fp16|uint8|uint16 (TF.js) [--calib data|random:N] [--method minmax|percentile|entropy] ' +
     '[--percentile p] [--per-channel|--per-tensor] [--symmetric-activations] [--reduce-range] [--dynamic-form integer|fused|weights] ' +
     '[--block-size 32|64|128] [--asymmetric] [--k 16|256] [--cluster-form gather|dense] [--exclude n1,n2] ' +
     '[--target-agreement x | --max-accuracy-drop d] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',

@@ -52,6 +52,7 @@ export function countMacs(
   const out = () => boundNumel(type(node.outputs[0])?.shape);
   const sh = (i: number) => shapeOf(type, node.inputs[i], constantOf);
   const mm = (macs: number | null, extra = 0) => ({ macs, flops: macs === null ? null : 2 * macs + extra });
+  if (node.domain === 'tfjs') return kerasMacs(node, type, constantOf);
   const op = node.domain === 'com.microsoft' ? `ms:${node.opType}` : node.opType;
   switch (op) {
     case 'Conv':
@@ -129,5 +130,51 @@ export function countMacs(
       if (ELEMENTWISE.has(node.opType)) return { macs: 0, flops: out() };
       return { macs: 0, flops: null };
     }
+  }
+}
+
+const KERAS_FREE = new Set(['InputLayer', 'Flatten', 'Reshape', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'AlphaDropout', 'GaussianDropout', 'GaussianNoise', 'Masking', 'Embedding', 'ZeroPadding2D', 'Permute', 'RepeatVector', 'Concatenate']);
+
+/** Keras layers (TF.js layers models): MACs from the kernels and the inferred output shapes. */
+function kerasMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor[] | undefined): { macs: number | null; flops: number | null } {
+  const weight = (suffix: string) => {
+    const n = node.inputs.find((i) => i.endsWith(`/${suffix}`));
+    const t = n ? constantOf(n) : undefined;
+    return t && t.length === 1 ? t[0].dims : undefined;
+  };
+  const prod = (d: number[]) => d.reduce((a, b) => a * b, 1);
+  const out = boundNumel(type(node.outputs[0])?.shape);
+  const mm = (macs: number | null) => ({ macs, flops: macs === null ? null : 2 * macs + (out ?? 0) });
+  if (KERAS_FREE.has(node.opType)) return { macs: 0, flops: 0 };
+  const kernel = weight('kernel');
+  switch (node.opType) {
+    case 'Dense':
+    case 'Conv1D':
+    case 'Conv2D':
+    case 'Conv3D':
+      // Each output element: one dot product over the kernel's input extent.
+      return kernel && out !== null ? mm((out * prod(kernel)) / kernel[kernel.length - 1]) : mm(null);
+    case 'DepthwiseConv2D': {
+      const k = weight('depthwise_kernel');
+      return k && out !== null ? mm(out * k[0] * k[1]) : mm(null);
+    }
+    case 'SeparableConv2D': {
+      const d = weight('depthwise_kernel');
+      const p = weight('pointwise_kernel');
+      if (!d || !p || out === null) return mm(null);
+      const spatial = out / p[3];
+      return mm(spatial * prod(d) + out * p[2]);
+    }
+    case 'LSTM':
+    case 'GRU':
+    case 'SimpleRNN': {
+      const r = weight('recurrent_kernel');
+      const x = type(node.inputs[0])?.shape;
+      const steps = x && typeof x[1] === 'number' ? x[1] : null;
+      return kernel && r && steps !== null ? mm(steps * (prod(kernel) + prod(r))) : mm(null);
+    }
+    default:
+      // Normalisation, activations, merges and pooling: about one op per output element.
+      return { macs: 0, flops: out };
   }
 }

@@ -9,6 +9,8 @@ export interface SaveOptions {
   externalThreshold?: number;
   /** With 'auto': total tensor bytes above which data goes external. Default 1.8 GiB. */
   autoExternalAt?: number;
+  /** TF.js: bytes per weight shard (default 4 MiB). */
+  shardBytes?: number;
 }
 
 /**

@@ -4,12 +4,12 @@ import { ModelError, UsageError } from '../errors';
 import type { Model } from '../ir/graph';
 import type { FormatPlugin, SaveOptions } from './format';
 import { onnxFormat } from './onnx';
-import { tfjsLayersFormat } from './tfjs';
+import { tfjsGraphFormat, tfjsLayersFormat } from './tfjs';
 
 const SNIFF_BYTES = 64 * 1024;
 
 /** All known formats, in detection order. */
-export const formats: FormatPlugin[] = [onnxFormat, tfjsLayersFormat];
+export const formats: FormatPlugin[] = [onnxFormat, tfjsLayersFormat, tfjsGraphFormat];
 
 function readHead(file: string): { head: Uint8Array; size: number } {
   let fd: number;

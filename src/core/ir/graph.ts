@@ -235,6 +235,15 @@ export class Graph {
   }
 }
 
+/**
+ * A source format's own document, kept beside the IR by formats whose writers regenerate
+ * it (the TF.js topology JSON). Cloning a model clones it, so transforms may edit it.
+ */
+export interface FormatSource {
+  readonly kind: string;
+  clone(): FormatSource;
+}
+
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph' | 'tflite' | 'safetensors';
 
 export class Model {
@@ -250,6 +259,8 @@ export class Model {
   extra: Uint8Array[] = [];
   /** The file the model was read from, when it came from a file. */
   path?: string;
+  /** The source format's own document, for writers that regenerate it. */
+  source?: FormatSource;
 
   constructor(
     public graph: Graph,

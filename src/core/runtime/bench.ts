@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { tfjsDocument } from '../formats/tfjs/document';
 import { CancelledError, ModelError } from '../errors';
 import { allTensors } from '../formats/onnx';
 import { openModel } from '../formats/registry';
@@ -71,6 +72,7 @@ export function modelSizeBytes(file: string): number {
   const model = openModel(file);
   const files = new Set<string>([path.resolve(file)]);
   for (const t of allTensors(model)) if (t.externalFile) files.add(t.externalFile);
+  for (const f of tfjsDocument(model.source)?.shardFiles ?? []) files.add(f);
   let total = 0;
   for (const f of files) total += fs.statSync(f).size;
   return total;

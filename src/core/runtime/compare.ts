@@ -171,7 +171,7 @@ function looksLikeProbabilities(a: ArrayLike<number>, rows: number, c: number): 
 }
 
 /** Pairs candidate outputs with reference outputs: by name, or by position when names differ. */
-function matchOutputs(ref: ModelSession, cand: ModelSession): Array<[string, string]> {
+function matchOutputs(ref: Runner, cand: Runner): Array<[string, string]> {
   const r = ref.outputs.map((o) => o.name);
   const c = cand.outputs.map((o) => o.name);
   if (r.every((n) => c.includes(n))) return r.map((n) => [n, n]);
@@ -179,7 +179,10 @@ function matchOutputs(ref: ModelSession, cand: ModelSession): Array<[string, str
   throw new UsageError(`the models' outputs do not correspond: reference has ${r.join(', ')}; candidate has ${c.join(', ')}`);
 }
 
-export async function compareModels(ref: ModelSession, cand: ModelSession, data: Dataset, opts: CompareOptions): Promise<CompareResult> {
+/** What comparison needs of a model: ORT sessions and TensorFlow.js runners both qualify. */
+export type Runner = Pick<ModelSession, 'inputs' | 'outputs'> & { run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> };
+
+export async function compareModels(ref: Runner, cand: Runner, data: Dataset, opts: CompareOptions): Promise<CompareResult> {
   for (const i of ref.inputs) {
     if (!cand.inputs.some((c) => c.name === i.name)) {
       throw new UsageError(`the candidate model has no input '${i.name}' (its inputs: ${cand.inputs.map((c) => c.name).join(', ')})`);

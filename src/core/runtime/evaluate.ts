@@ -6,6 +6,7 @@ import { collectActivations } from './capture';
 import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
 import { ModelSession } from './session';
+import { TfjsRunner } from './tfjs';
 
 /**
  * The before/after report every compression step ends with: size, params and MACs, fidelity
@@ -56,8 +57,10 @@ export async function evaluateCompression(original: { model: Model; path: string
   const report: EvaluationReport = { before: figures(original.model, original.path), after: figures(outModel, outputPath) };
   if (opts.data) {
     opts.onProgress?.('measuring fidelity');
-    const ref = await ModelSession.create(original.path, { allowSpinning: false });
-    const cand = await ModelSession.create(outputPath, { allowSpinning: false });
+    const tfjsModel = original.model.format.startsWith('tfjs');
+    const open = (p: string) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(p, { allowSpinning: false }));
+    const ref = await open(original.path);
+    const cand = await open(outputPath);
     try {
       const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? 32, labels: opts.labels, signal: opts.signal });
       report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe() };
@@ -65,12 +68,12 @@ export async function evaluateCompression(original: { model: Model; path: string
       await ref.release();
       await cand.release();
     }
-    if (opts.layerOutputs?.length) {
+    if (opts.layerOutputs?.length && !tfjsModel) {
       opts.onProgress?.('measuring per-layer error');
       report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
     }
   }
-  if (opts.bench) {
+  if (opts.bench && !original.model.format.startsWith('tfjs')) {
     opts.onProgress?.('measuring latency (interleaved)');
     const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal });
     report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };

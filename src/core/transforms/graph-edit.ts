@@ -104,5 +104,6 @@ export function cloneModel(m: Model): Model {
   c.graph = cloneGraphShallow(m.graph);
   c.opsetImports = m.opsetImports.map((o) => ({ ...o }));
   c.metadata = [...m.metadata];
+  c.source = m.source?.clone();
   return c;
 }

@@ -7,6 +7,8 @@ import { calibrate, type CalibrationMethod, type Ranges } from './calibrate';
 import { clusterWeights, type ClusterForm } from './cluster';
 import { quantizeDynamic, type DynamicForm } from './dynamic';
 import { convertFp16 } from './fp16';
+import { quantizeTfjsWeights } from './tfjs';
+import { tfjsDocument } from '../../formats/tfjs/document';
 import { quantizeInt4 } from './int4';
 import { applyStatic, planStatic, type SkippedNode, type StaticOptions } from './static';
 
@@ -16,8 +18,10 @@ import { applyStatic, planStatic, type SkippedNode, type StaticOptions } from '.
  * fidelity target holds.
  */
 
-export type QuantizeMode = 'dynamic' | 'static' | 'fp16' | 'int4' | 'cluster';
-export const QUANTIZE_MODES: QuantizeMode[] = ['dynamic', 'static', 'fp16', 'int4', 'cluster'];
+export type QuantizeMode = 'dynamic' | 'static' | 'fp16' | 'int4' | 'cluster' | 'uint8' | 'uint16';
+export const QUANTIZE_MODES: QuantizeMode[] = ['dynamic', 'static', 'fp16', 'int4', 'cluster', 'uint8', 'uint16'];
+/** The modes a TF.js model takes: its manifest's own weight storage. */
+export const TFJS_MODES: QuantizeMode[] = ['fp16', 'uint8', 'uint16'];
 
 export interface QuantizeOptions {
   mode: QuantizeMode;
@@ -66,6 +70,8 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
     throw new UsageError('accuracy-aware quantization (--target-agreement / --max-accuracy-drop) works with --mode static or dynamic');
   }
   if (opts.maxAccuracyDrop !== undefined && !opts.labels) throw new UsageError('--max-accuracy-drop needs --labels');
+  if (tfjsDocument(model.source)) return quantizeTfjs(model, opts.mode, exclude);
+  if (opts.mode === 'uint8' || opts.mode === 'uint16') throw new UsageError(`--mode ${opts.mode} is TF.js weight storage; for ONNX models use static or dynamic (int8)`);
   switch (opts.mode) {
     case 'static': {
       if (!opts.calib) throw new UsageError('static quantization needs calibration data (--calib); it never falls back to random data silently');
@@ -237,4 +243,21 @@ async function mixedPrecision(model: Model, outcome: QuantizeOutcome, opts: Quan
   } finally {
     await ref.release();
   }
+}
+
+function quantizeTfjs(model: Model, mode: QuantizeMode, exclude: Set<string>): QuantizeOutcome {
+  if (!TFJS_MODES.includes(mode)) throw new UsageError(`TF.js models take --mode ${TFJS_MODES.join(', ')} (weight storage in the manifest); got ${mode}`);
+  const dtype = mode === 'fp16' ? 'float16' : (mode as 'uint8' | 'uint16');
+  const r = quantizeTfjsWeights(model, dtype, { exclude });
+  return {
+    model: r.model,
+    mode,
+    quantizedNodes: r.quantized,
+    skippedNodes: r.skipped.map((s) => ({ name: s.name, op: 'weight', reason: s.reason })),
+    notes: [
+      `TF.js manifest quantization: ${dtype}${dtype === 'float16' ? '' : ' with a per-tensor min and scale (zero kept exact)'}; TensorFlow.js dequantizes at load, compute stays float32`,
+      `weight bytes ${r.bytesBefore} → ${r.bytesAfter} (${(r.bytesAfter / Math.max(1, r.bytesBefore)).toFixed(3)}x)`,
+    ],
+    slowerBecause: 'manifest quantization changes the download, not the compute: TensorFlow.js dequantizes the weights to float32 when it loads the model',
+  };
 }

@@ -1,0 +1,138 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { ModelError, NotAvailableError } from '../errors';
+import { DataType } from '../ir/dtype';
+import { confine } from '../formats/onnx/decode';
+import type { HostTensor, IOSpec } from './session';
+
+/**
+ * Runs TF.js models with TensorFlow.js itself, so that what this tool writes is checked by
+ * the library that will deploy it. `@tensorflow/tfjs-node` is used when it loads (an
+ * optional dependency: its install needs a libtensorflow download), otherwise pure-JS
+ * `@tensorflow/tfjs` on its CPU backend. Files are read with a handler of our own (the
+ * same folder confinement as everywhere), independent of this tool's TF.js reader.
+ */
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Tf = any;
+
+let loaded: { tf: Tf; backend: string } | undefined;
+
+/** The TensorFlow.js module, loaded on first use. */
+export function tfjs(): { tf: Tf; backend: string } {
+  if (loaded) return loaded;
+  const req = (name: string) => require(name) as Tf; // kept out of the bundle
+  let result: { tf: Tf; backend: string };
+  try {
+    result = { tf: req('@tensorflow/tfjs-node'), backend: 'tensorflow' };
+  } catch {
+    try {
+      result = { tf: req('@tensorflow/tfjs'), backend: 'cpu' };
+      result.tf.setBackend('cpu');
+    } catch (e) {
+      throw new NotAvailableError(`TensorFlow.js is not installed (${(e as Error).message.split('\n')[0]})`);
+    }
+  }
+  // Production mode: no debug checks, and no console banner advertising tfjs-node.
+  result.tf.env().set('PROD', true);
+  loaded = result;
+  return loaded;
+}
+
+type Json = Record<string, unknown>;
+
+/** A tfjs IOHandler reading model.json and its shards from disk, confined to the model's folder. */
+function fileHandler(file: string): { load(): Promise<Json> } {
+  return {
+    async load() {
+      const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Json;
+      const dir = fs.realpathSync(path.dirname(path.resolve(file)));
+      const specs: unknown[] = [];
+      const parts: Buffer[] = [];
+      for (const group of (json.weightsManifest as Json[] | undefined) ?? []) {
+        for (const p of group.paths as string[]) parts.push(fs.readFileSync(confine(dir, p, p)));
+        specs.push(...(group.weights as unknown[]));
+      }
+      const data = Buffer.concat(parts);
+      return {
+        modelTopology: json.modelTopology,
+        format: json.format,
+        generatedBy: json.generatedBy,
+        convertedBy: json.convertedBy,
+        signature: json.signature,
+        userDefinedMetadata: json.userDefinedMetadata,
+        modelInitializer: json.modelInitializer,
+        weightSpecs: specs,
+        weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
+      };
+    },
+  };
+}
+
+const DTYPES: Record<string, DataType> = { float32: DataType.FLOAT, int32: DataType.INT32, bool: DataType.BOOL };
+
+/** A TF.js model ready to run, with the same shape of API as an ORT session. */
+export class TfjsRunner {
+  private constructor(
+    private readonly tf: Tf,
+    private readonly model: Tf,
+    private readonly graph: boolean,
+    readonly label: string,
+    readonly inputs: IOSpec[],
+    readonly outputs: IOSpec[],
+    readonly backend: string,
+  ) {}
+
+  static async create(file: string): Promise<TfjsRunner> {
+    const { tf, backend } = tfjs();
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Json;
+    const graph = json.format === 'graph-model';
+    let model: Tf;
+    try {
+      model = graph ? await tf.loadGraphModel(fileHandler(file)) : await tf.loadLayersModel(fileHandler(file));
+    } catch (e) {
+      throw new ModelError(file, `TensorFlow.js cannot load it (${(e as Error).message.split('\n')[0]})`);
+    }
+    const spec = (list: Array<{ name: string; shape?: Array<number | null>; dtype?: string }>): IOSpec[] =>
+      list.map((t, i) => ({
+        name: graph ? t.name : `input_${i}`,
+        dtype: DTYPES[t.dtype ?? 'float32'] ?? DataType.FLOAT,
+        shape: (t.shape ?? []).map((d, k) => (d === null || d === undefined || d < 0 ? (k === 0 ? 'batch' : null) : d)),
+      }));
+    const inputs = spec(model.inputs);
+    const outputs = graph ? spec(model.outputs) : (model.outputs as unknown[]).map((o, i) => ({ ...spec([o as never])[0], name: `output_${i}` }));
+    return new TfjsRunner(tf, model, graph, file, inputs, outputs, backend);
+  }
+
+  async run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+    const tf = this.tf;
+    const xs = this.inputs.map((i) => {
+      const f = feeds[i.name];
+      if (!f) throw new ModelError(this.label, `no data for input '${i.name}'`);
+      return tf.tensor(f.data, f.dims, i.dtype === DataType.INT32 ? 'int32' : 'float32');
+    });
+    try {
+      let ys: Tf;
+      if (this.graph) {
+        const named: Record<string, Tf> = {};
+        this.inputs.forEach((i, k) => (named[i.name] = xs[k]));
+        ys = await this.model.executeAsync(named, this.outputs.map((o) => o.name));
+      } else {
+        ys = this.model.predict(xs.length === 1 ? xs[0] : xs);
+      }
+      const list: Tf[] = Array.isArray(ys) ? ys : [ys];
+      const out: Record<string, HostTensor> = {};
+      list.forEach((y, k) => {
+        out[this.outputs[k].name] = { dtype: DataType.FLOAT, dims: [...y.shape], data: Float32Array.from(y.dataSync() as ArrayLike<number>) };
+      });
+      tf.dispose(list);
+      return out;
+    } finally {
+      tf.dispose(xs);
+    }
+  }
+
+  async release(): Promise<void> {
+    this.model.dispose?.();
+  }
+}
