@@ -217,3 +217,86 @@ describe('TF.js layers models (write, quantize)', () => {
     assert.match(o.stderr, /TF.js weight storage/);
   });
 });
+
+describe('TF.js layers models (structured pruning)', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('30% of the channels: a smaller model that tfjs loads and runs, params equal to its countParams()', async () => {
+    const m = convNet();
+    const dir = tmpDir();
+    const file = await save(m, dir);
+    const out = path.join(dir, 'model.pruned.json');
+    const r = cli(['prune', file, '--structured', '--ratio', '0.3', '-o', out, '--json', '--samples', '8']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(j.groups.map((g: { name: string; removed: number }) => [g.name, g.removed]), [
+      [m.layers[0].name, 4], // 16 filters → 12 (BN and the depthwise conv follow)
+      [m.layers[3].name, 7], // 24 → 17 (Flatten interleaves its rows into the dense kernel)
+      [m.layers[5].name, 9], // 32 → 23
+    ]);
+    assert.match(j.skipped[0].reason, /model output/);
+    const { TfjsRunner } = await import('../../src/core/runtime/tfjs');
+    const runner = await TfjsRunner.create(out);
+    const y = Object.values(await runner.run({ [runner.inputs[0].name]: { dtype: 1, dims: [3, 12, 12, 3], data: new Float32Array(3 * 12 * 12 * 3).fill(0.5) } }))[0];
+    assert.deepEqual(y.dims, [3, 10]);
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(await (async () => {
+      const mj = JSON.parse(fs.readFileSync(out, 'utf8'));
+      const data = Buffer.concat(mj.weightsManifest[0].paths.map((p: string) => fs.readFileSync(path.join(dir, p))));
+      return { modelTopology: mj.modelTopology, weightSpecs: mj.weightsManifest[0].weights, weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) };
+    })()));
+    assert.equal(j.after.params, loaded.countParams());
+    assert.ok(j.after.params < 0.6 * m.countParams(), `${j.after.params} vs ${m.countParams()}`);
+    assert.ok(j.after.macs < 0.75 * j.before.macs, `${j.after.macs} vs ${j.before.macs}`);
+    assert.ok(j.after.sizeBytes < j.before.sizeBytes);
+  });
+
+  it('removing channels that are exactly zero leaves the outputs unchanged (slicing is right everywhere, Flatten included)', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.conv2d({ inputShape: [10, 10, 2], filters: 10, kernelSize: 3, activation: 'relu' }));
+    m.add(tf.layers.depthwiseConv2d({ kernelSize: 3, useBias: false }));
+    m.add(tf.layers.conv2d({ filters: 10, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }));
+    m.add(tf.layers.flatten());
+    m.add(tf.layers.dense({ units: 10, activation: 'relu' }));
+    m.add(tf.layers.dense({ units: 4 }));
+    // Zero the kernels and biases of channels 1, 4, 7 in every producer: relu makes them exactly 0.
+    for (const i of [0, 2, 4]) {
+      const [k, b] = m.layers[i].getWeights();
+      const kv = k.arraySync().flat(Infinity) as number[];
+      const units = k.shape[k.shape.length - 1];
+      const bv = b.arraySync() as number[];
+      for (const c of [1, 4, 7]) {
+        for (let e = c; e < kv.length; e += units) kv[e] = 0;
+        bv[c] = 0;
+      }
+      // Nudge the rest away from zero so that the l1 order is certain.
+      m.layers[i].setWeights([tf.tensor(kv.map((v, e) => ([1, 4, 7].includes(e % units) ? 0 : v + Math.sign(v) * 0.05)), k.shape), tf.tensor(bv)]);
+    }
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const r = await pruneModel(openModel(file), { structured: true, ratio: 0.3 });
+    assert.deepEqual(r.groups.map((g) => g.removed), [3, 3, 3]);
+    const out = path.join(path.dirname(file), 'p.json');
+    saveModel(r.model, out);
+    const a = await agreement(m, out, [2, 10, 10, 2]);
+    assert.ok(a.maxAbs < 1e-5, `max |diff| ${a.maxAbs}`);
+    assert.equal(analyzeModel(openModel(out)).totals.params, analyzeModel(r.model).totals.params);
+  });
+
+  it('follows a residual Add no further: those producers are skipped with the reason; unstructured zeroes kernels', async () => {
+    const input = tf.input({ shape: [16] });
+    const h = tf.layers.dense({ units: 16, activation: 'relu' }).apply(input);
+    const sum = tf.layers.add().apply([input, h]);
+    const h2 = tf.layers.dense({ units: 12, activation: 'relu' }).apply(sum);
+    const out = tf.layers.dense({ units: 3 }).apply(h2);
+    const m = tf.model({ inputs: input, outputs: out });
+    const model = openModel(await save(m, tmpDir()));
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const r = await pruneModel(model, { structured: true, ratio: 0.5 });
+    assert.equal(r.groups.length, 1);
+    assert.equal(r.groups[0].removed, 6);
+    assert.match(r.skipped.find((s) => s.name === m.layers[1].name)!.reason, /Add/);
+    const u = await pruneModel(model, { structured: false, ratio: 0.5 });
+    assert.ok(u.sparsity!.every((s) => Math.abs(s.sparsity - 0.5) < 0.02));
+  });
+});

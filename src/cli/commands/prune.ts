@@ -4,8 +4,8 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from '../../core/analysis/sensitivity';
 import { UsageError } from '../../core/errors';
-import { onnxToBytes } from '../../core/formats/onnx';
 import { openModel } from '../../core/formats/registry';
+import { modelFiles } from '../../core/runtime/bench';
 import { pruneModel, pruneToLatency, type PruneOutcome } from '../../core/transforms/prune';
 import { CRITERIA, type Criterion } from '../../core/transforms/prune/importance';
 import { parseArgs } from '../args';
@@ -74,6 +74,9 @@ export const pruneCommand: Command = {
 
     const job = await openJob(positional, flags, 'prune', 'pruned');
     const { model, calib, evalData, input, output } = job;
+    if (model.format.startsWith('tfjs') && (targetLatency !== undefined || allocate === 'sensitivity')) {
+      throw new UsageError('--target-latency and --allocate sensitivity measure with ONNX Runtime; for TF.js models use --ratio, --target-params or --target-macs');
+    }
 
     let groupRatios: Record<string, number> | undefined;
     let sensitivity: SensitivityResult | undefined;
@@ -107,7 +110,8 @@ export const pruneCommand: Command = {
       seed: flags.seed as number | undefined,
     });
     const report = await finishJob(job, outcome.model, flags);
-    const zipped = flags.unstructured ? { before: zipSize(fs.readFileSync(input)), after: zipSize(onnxToBytes(outcome.model)) } : undefined;
+    const zipAll = (f: string) => modelFiles(f).reduce((a, x) => a + zipSize(fs.readFileSync(x)), 0);
+    const zipped = flags.unstructured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {
       io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: groupRatios ?? null, notes: outcome.notes }));
       return 0;

@@ -68,14 +68,17 @@ export function latencyStats(times: number[]): LatencyStats {
 }
 
 /** The model file plus its external data files. */
-export function modelSizeBytes(file: string): number {
+/** The model file and every file its weights live in (external data, TF.js shards). */
+export function modelFiles(file: string): string[] {
   const model = openModel(file);
   const files = new Set<string>([path.resolve(file)]);
   for (const t of allTensors(model)) if (t.externalFile) files.add(t.externalFile);
   for (const f of tfjsDocument(model.source)?.shardFiles ?? []) files.add(f);
-  let total = 0;
-  for (const f of files) total += fs.statSync(f).size;
-  return total;
+  return [...files];
+}
+
+export function modelSizeBytes(file: string): number {
+  return modelFiles(file).reduce((a, f) => a + fs.statSync(f).size, 0);
 }
 
 class Child {

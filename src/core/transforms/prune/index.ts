@@ -8,6 +8,7 @@ import { constantResolver } from '../quantize/registry';
 import { applyPruning, type GroupPlan } from './apply';
 import { buildDependencyGraph, type Group } from './dependency';
 import { groupImportance, type Criterion } from './importance';
+import { pruneKeras } from './keras';
 import { reconstruct, type ReconstructReport } from './reconstruct';
 
 /**
@@ -75,6 +76,7 @@ export function groupName(g: Group): string {
 }
 
 export async function pruneModel(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
+  if (model.format === 'tfjs-layers') return pruneKeras(model, opts);
   return opts.structured ? pruneStructured(model, opts) : pruneUnstructured(model, opts);
 }
 

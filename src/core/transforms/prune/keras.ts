@@ -1,0 +1,242 @@
+import { analyzeModel } from '../../analysis/analyze';
+import { UsageError } from '../../errors';
+import { layerConfig, tfjsDocument } from '../../formats/tfjs/document';
+import { inferKerasShapes, kerasAttrs } from '../../formats/tfjs/layers';
+import { DataType } from '../../ir/dtype';
+import type { Model, Node } from '../../ir/graph';
+import { Tensor } from '../../ir/tensor';
+import { cloneModel } from '../graph-edit';
+import { removeAlongAxis } from './apply';
+import type { PruneOptions, PruneOutcome } from './index';
+
+/**
+ * Structured pruning of TF.js layers models, at the level of Keras layers: the same
+ * dependency idea as for ONNX graphs. A producer (Conv2D, Conv1D, Dense, SeparableConv2D)
+ * owns its output channels (the last axis, NHWC). Following its output, layers that keep
+ * channels in place (BatchNormalization, activations, Dropout, pooling, padding, and a
+ * DepthwiseConv2D with depth_multiplier 1) have their per-channel weights sliced too; the
+ * consumers (the next Conv/Dense, directly or after a Flatten, whose rows interleave the
+ * spatial positions) lose the matching input rows. A producer whose channels reach
+ * anything else (Add, Concatenate, Reshape, an RNN, a model output, an unknown layer) is
+ * left alone, with the reason reported. The result is a valid layers model: configs
+ * (`filters`, `units`) and weights agree, and TensorFlow.js loads it.
+ */
+
+const PRODUCERS = new Set(['Conv2D', 'Conv1D', 'Dense', 'SeparableConv2D']);
+const CHANNEL_WISE = new Set([
+  'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'ELU', 'Softmax', 'ThresholdedReLU', 'Dropout', 'SpatialDropout1D',
+  'SpatialDropout2D', 'AlphaDropout', 'GaussianDropout', 'GaussianNoise', 'MaxPooling2D', 'AveragePooling2D', 'MaxPooling1D',
+  'AveragePooling1D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'GlobalAveragePooling1D', 'GlobalMaxPooling1D',
+  'ZeroPadding2D', 'UpSampling2D', 'DepthwiseConv2D',
+]);
+
+/** Where a producer's channels end up: weights to slice and on which axis, with an index map. */
+interface Cut {
+  weight: string;
+  axis: number;
+  /** Input positions along `axis` for a set of kept channels (identity for most). */
+  expand: (keep: number[]) => number[];
+}
+
+interface Plan {
+  producer: Node;
+  channels: number;
+  cuts: Cut[];
+  /** Layers whose config states the channel count. */
+  configs: Array<{ layer: string; key: 'filters' | 'units' }>;
+}
+
+function weightOf(n: Node, suffix: string): string | undefined {
+  return n.inputs.find((i) => i.endsWith(`/${suffix}`));
+}
+
+/** Traces one producer's channels to their consumers; a string says why it cannot be pruned. */
+function trace(model: Model, p: Node): Plan | string {
+  const g = model.graph;
+  const { consumers } = g.index();
+  const outputs = new Set(g.outputs.map((o) => o.name));
+  const kernelName = weightOf(p, p.opType === 'SeparableConv2D' ? 'pointwise_kernel' : 'kernel');
+  if (!kernelName) return 'no kernel weight';
+  const kernel = g.initializers.get(kernelName)!;
+  const channels = kernel.dims[kernel.dims.length - 1];
+  const cuts: Cut[] = [{ weight: kernelName, axis: kernel.dims.length - 1, expand: (k) => k }];
+  const bias = weightOf(p, 'bias');
+  if (bias) cuts.push({ weight: bias, axis: 0, expand: (k) => k });
+  const plan: Plan = { producer: p, channels, cuts, configs: [{ layer: p.name, key: p.opType === 'Dense' ? 'units' : 'filters' }] };
+  const stack: Array<{ value: string; expand: (k: number[]) => number[] }> = [{ value: p.outputs[0], expand: (k) => k }];
+  while (stack.length) {
+    const { value, expand } = stack.pop()!;
+    if (outputs.has(value)) return 'its output is a model output';
+    const cs = consumers.get(value) ?? [];
+    for (const c of cs) {
+      const at = c.inputs.indexOf(value);
+      if (CHANNEL_WISE.has(c.opType)) {
+        if (c.opType === 'DepthwiseConv2D') {
+          if (Number(kerasAttrs(c).depth_multiplier ?? 1) !== 1) return `it feeds ${c.name}, a DepthwiseConv2D with depth_multiplier > 1`;
+          const k = weightOf(c, 'depthwise_kernel');
+          if (k) plan.cuts.push({ weight: k, axis: 2, expand });
+        }
+        for (const w of ['gamma', 'beta', 'moving_mean', 'moving_variance', 'bias', 'alpha']) {
+          const name = weightOf(c, w);
+          if (name) plan.cuts.push({ weight: name, axis: g.initializers.get(name)!.dims.length - 1, expand });
+        }
+        stack.push({ value: c.outputs[0], expand });
+      } else if (c.opType === 'Flatten') {
+        const shape = g.valueInfo.get(value)?.type;
+        const dims = shape?.kind === 'tensor' ? shape.shape : null;
+        if (!dims || dims.slice(1).some((d) => typeof d !== 'number')) return `the spatial size before ${c.name} is unknown`;
+        const spatial = (dims.slice(1, -1) as number[]).reduce((a, b) => a * b, 1);
+        const per = dims[dims.length - 1] as number;
+        // Flattened NHWC: element (s, ch) sits at s·C + ch, for every spatial position s.
+        stack.push({
+          value: c.outputs[0],
+          expand: (k) => {
+            const chans = expand(k);
+            const out: number[] = [];
+            for (let s = 0; s < spatial; s++) for (const ch of chans) out.push(s * per + ch);
+            return out;
+          },
+        });
+      } else if (PRODUCERS.has(c.opType) && at === 0) {
+        if (c.opType === 'SeparableConv2D') {
+          const dk = weightOf(c, 'depthwise_kernel');
+          const pk = weightOf(c, 'pointwise_kernel');
+          if (!dk || !pk) return `${c.name} has no depthwise/pointwise kernels`;
+          const m = g.initializers.get(dk)!.dims[3];
+          plan.cuts.push({ weight: dk, axis: 2, expand });
+          plan.cuts.push({ weight: pk, axis: 2, expand: (k) => expand(k).flatMap((ch) => Array.from({ length: m }, (_, j) => ch * m + j)) });
+        } else {
+          const k = weightOf(c, 'kernel');
+          if (!k) return `${c.name} has no kernel`;
+          plan.cuts.push({ weight: k, axis: g.initializers.get(k)!.dims.length - 2, expand });
+        }
+      } else {
+        return `its channels reach ${c.name} (${c.opType}), which this pruner does not follow`;
+      }
+    }
+  }
+  return plan;
+}
+
+function scores(kernel: Float32Array, channels: number, p: 1 | 2): Float64Array {
+  const s = new Float64Array(channels);
+  for (let i = 0; i < kernel.length; i++) s[i % channels] += p === 1 ? Math.abs(kernel[i]) : kernel[i] * kernel[i];
+  return s;
+}
+
+export function pruneKeras(model: Model, opts: PruneOptions): PruneOutcome {
+  if (!tfjsDocument(model.source) || model.format !== 'tfjs-layers') throw new UsageError('layer-level pruning works on TF.js layers models');
+  if (opts.recover && opts.recover !== 'none') throw new UsageError('recovery (--recover) is not available for TF.js models yet');
+  const criterion = opts.criterion ?? 'l1';
+  if (!['l1', 'l2', 'random'].includes(criterion)) throw new UsageError(`TF.js models are pruned by l1, l2 or random importance (got ${criterion})`);
+  if (!opts.structured) return zeroSmallest(model, opts);
+  const target = opts.targetParams !== undefined ? 'params' : opts.targetMacs !== undefined ? 'macs' : undefined;
+  if (opts.ratio === undefined && !target) throw new UsageError('TF.js structured pruning needs --ratio, --target-params or --target-macs');
+  if (!target) return pruneAt(model, opts.ratio!, opts, criterion);
+  // Bisection on the uniform ratio until the params/MACs goal is met.
+  const base = analyzeModel(model).totals[target];
+  const goal = base * (1 - (opts.targetParams ?? opts.targetMacs)!);
+  let lo = 0;
+  let hi = 0.95;
+  let best = pruneAt(model, hi, opts, criterion);
+  if (analyzeModel(best.model).totals[target] > goal) {
+    best.notes.push(`the ${target} target is out of reach: even 95% of every prunable layer's channels leaves more`);
+    return best;
+  }
+  for (let i = 0; i < 12; i++) {
+    const mid = (lo + hi) / 2;
+    const r = pruneAt(model, mid, opts, criterion);
+    if (analyzeModel(r.model).totals[target] <= goal) {
+      hi = mid;
+      best = r;
+    } else lo = mid;
+  }
+  best.notes.push(`uniform ratio ${hi.toFixed(3)} found by bisection for the ${target} target`);
+  return best;
+}
+
+function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: string): PruneOutcome {
+  const out = cloneModel(model);
+  const doc = tfjsDocument(out.source)!;
+  const g = out.graph;
+  const before = analyzeModel(model);
+  const outcome: PruneOutcome = { model: out, groups: [], skipped: [], reconstruction: [], notes: [`importance: ${criterion} norm of each output channel's kernel; ratio ${ratio.toFixed(3)} per layer`] };
+  const plans: Array<{ plan: Plan; remove: Set<number> }> = [];
+  let rng = (opts.seed ?? 0) * 7919 + 1;
+  for (const p of g.nodes.filter((n) => PRODUCERS.has(n.opType))) {
+    if (opts.exclude?.includes(p.name)) {
+      outcome.skipped.push({ name: p.name, reason: 'excluded' });
+      continue;
+    }
+    const plan = trace(out, p);
+    if (typeof plan === 'string') {
+      outcome.skipped.push({ name: p.name, reason: plan });
+      continue;
+    }
+    const n = Math.min(plan.channels - 1, Math.floor(plan.channels * ratio + 1e-9));
+    if (n <= 0) continue;
+    const s =
+      criterion === 'random'
+        ? Float64Array.from({ length: plan.channels }, () => ((rng = (rng * 48271) % 2147483647) / 2147483647))
+        : scores(g.initializers.get(plan.cuts[0].weight)!.toFloat32(), plan.channels, criterion === 'l1' ? 1 : 2);
+    const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
+    plans.push({ plan, remove: new Set(order.slice(0, n)) });
+  }
+  // Apply every plan: each weight is cut along its own axis, so plans compose in any order.
+  for (const { plan, remove } of plans) {
+    const keep = [...Array(plan.channels).keys()].filter((c) => !remove.has(c));
+    for (const cut of plan.cuts) {
+      const t = g.initializers.get(cut.weight)!;
+      const all = cut.expand([...Array(plan.channels).keys()]);
+      const kept = new Set(cut.expand(keep));
+      const drop = new Set(all.filter((i) => !kept.has(i)));
+      const r = removeAlongAxis({ dims: [...t.dims], data: t.toFloat32() }, cut.axis, drop);
+      g.initializers.set(cut.weight, Tensor.fromArray(cut.weight, DataType.FLOAT, r.dims, r.data));
+    }
+    for (const { layer, key } of plan.configs) {
+      const l = doc.layerByName(layer);
+      if (l) layerConfig(l)[key] = keep.length;
+      g.nodes.find((n) => n.name === layer)?.setInt(key, keep.length);
+    }
+  }
+  inferKerasShapes(g);
+  const after = analyzeModel(out);
+  const byName = (a: typeof before, n: string) => a.layers.find((l) => l.name === n);
+  for (const { plan, remove } of plans) {
+    const consumers = new Set(plan.cuts.map((c) => c.weight.slice(0, c.weight.lastIndexOf('/'))));
+    let params = 0;
+    let macs = 0;
+    for (const l of consumers) {
+      params += (byName(before, l)?.params ?? 0) - (byName(after, l)?.params ?? 0);
+      macs += (byName(before, l)?.macs ?? 0) - (byName(after, l)?.macs ?? 0);
+    }
+    outcome.groups.push({ name: plan.producer.name, producers: [plan.producer.name], channels: plan.channels, removed: remove.size, paramsSaved: params, macsSaved: macs });
+  }
+  return outcome;
+}
+
+/** Unstructured: the smallest-magnitude fraction of each kernel (or under a threshold) set to zero. */
+function zeroSmallest(model: Model, opts: PruneOptions): PruneOutcome {
+  if (opts.ratio === undefined && opts.threshold === undefined) throw new UsageError('unstructured pruning needs --ratio or --threshold');
+  const out = cloneModel(model);
+  const outcome: PruneOutcome = { model: out, groups: [], skipped: [], reconstruction: [], notes: ['magnitude pruning of kernels (biases and normalisation weights kept); the file stays the same size: store it uint8 (quantize --mode uint8) or zip it to cash in the zeros'], sparsity: [] };
+  for (const [name, t] of out.graph.initializers) {
+    if (!/kernel$/.test(name) || t.dtype !== DataType.FLOAT) continue;
+    if (opts.exclude?.some((e) => name.startsWith(`${e}/`))) continue;
+    const v = t.toFloat32();
+    let thr = opts.threshold ?? 0;
+    if (opts.threshold === undefined) {
+      const sorted = Float32Array.from(v, Math.abs).sort();
+      const k = Math.floor(sorted.length * opts.ratio!);
+      thr = k > 0 ? sorted[k - 1] : -1;
+    }
+    let zeros = 0;
+    for (let i = 0; i < v.length; i++) {
+      if (Math.abs(v[i]) <= thr) v[i] = 0;
+      if (v[i] === 0) zeros++;
+    }
+    out.graph.initializers.set(name, Tensor.fromArray(name, DataType.FLOAT, [...t.dims], v));
+    outcome.sparsity!.push({ name, elements: v.length, zeros, sparsity: zeros / v.length });
+  }
+  return outcome;
+}
