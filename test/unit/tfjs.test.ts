@@ -300,3 +300,51 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.ok(u.sparsity!.every((s) => Math.abs(s.sparsity - 0.5) < 0.02));
   });
 });
+
+describe('TF.js layers models (depthwise-separable substitution)', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('turns an exactly separable Conv2D into a SeparableConv2D that tfjs loads, with the same outputs', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.conv2d({ inputShape: [9, 9, 4], filters: 12, kernelSize: 3, padding: 'same', strides: 2, activation: 'relu' }));
+    m.add(tf.layers.conv2d({ filters: 6, kernelSize: 1 }));
+    m.add(tf.layers.flatten());
+    m.add(tf.layers.dense({ units: 3 }));
+    // W[k, i, o] = d[k, i] · p[i, o]: rank one per input channel, so multiplier 1 is exact.
+    const d = tf.randomNormal([9, 4], 0, 1, 'float32', 3).arraySync() as number[][];
+    const p = tf.randomNormal([4, 12], 0, 1, 'float32', 4).arraySync() as number[][];
+    const w = new Float32Array(9 * 4 * 12);
+    for (let k = 0; k < 9; k++) for (let i = 0; i < 4; i++) for (let o = 0; o < 12; o++) w[(k * 4 + i) * 12 + o] = d[k][i] * p[i][o];
+    m.layers[0].setWeights([tf.tensor(w, [3, 3, 4, 12]), tf.randomUniform([12], -0.1, 0.1, 'float32', 5)]);
+    const dir = tmpDir();
+    const file = await save(m, dir);
+    const out = path.join(dir, 'sep.json');
+    const r = cli(['substitute', file, '--depthwise', '-o', out, '--json', '--samples', '4']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(j.layers.map((l: { name: string; paramsBefore: number; paramsAfter: number }) => [l.name, l.paramsBefore, l.paramsAfter]), [[m.layers[0].name, 9 * 4 * 12 + 12, 9 * 4 + 4 * 12 + 12]]);
+    assert.match(j.skipped[0].reason, /1×1/);
+    const layer = JSON.parse(fs.readFileSync(out, 'utf8')).modelTopology.config.layers[0];
+    assert.equal(layer.class_name, 'SeparableConv2D');
+    assert.equal(layer.config.depth_multiplier, 1);
+    const a = await agreement(m, out, [2, 9, 9, 4]);
+    assert.ok(a.maxAbs < 1e-4, `max |diff| ${a.maxAbs}`);
+    assert.equal(analyzeModel(openModel(out)).totals.params, m.countParams() - 9 * 4 * 12 + 9 * 4 + 4 * 12);
+  });
+
+  it('on random weights: fewer params, a valid model, and multiplier m keeps more of the kernel', async () => {
+    const m = convNet();
+    const file = await save(m, tmpDir());
+    const { substituteDepthwise } = await import('../../src/core/transforms/substitute');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const cos: number[] = [];
+    for (const mult of [1, 4]) {
+      const r = await substituteDepthwise(openModel(file), { multiplier: mult });
+      assert.equal(r.layers.length, 2);
+      const out = path.join(path.dirname(file), `m${mult}.json`);
+      saveModel(r.model, out);
+      cos.push((await agreement(m, out, [4, 12, 12, 3])).cosine);
+    }
+    assert.ok(cos[1] > cos[0], `cosine m=1 ${cos[0]}, m=4 ${cos[1]}`);
+  });
+});

@@ -9,6 +9,7 @@ import { ModelSession } from '../../runtime/session';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
 import { GramAccumulator, Matrix, fromRows, solveSpd, svd, toFloat32 } from './linalg';
+import { substituteKerasDepthwise } from './keras';
 import type { LayerSubstitution, SubstituteSkip } from './types';
 
 /**
@@ -50,6 +51,7 @@ interface Candidate {
 }
 
 export async function substituteDepthwise(model: Model, opts: DepthwiseOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
+  if (model.format === 'tfjs-layers') return substituteKerasDepthwise(model, opts);
   const g = model.graph;
   const constOf = constantResolver(g);
   const shapes = inferShapes(model).types;
@@ -120,7 +122,7 @@ export async function substituteDepthwise(model: Model, opts: DepthwiseOptions =
 }
 
 /** Rank-m SVD of each input channel's O × k² slice. */
-function initFromSvd(w: Float32Array, o: number, i: number, kk: number, m: number) {
+export function initFromSvd(w: Float32Array, o: number, i: number, kk: number, m: number) {
   const depthwise = new Float32Array(i * m * kk);
   const pointwise = new Float32Array(o * i * m);
   for (let ch = 0; ch < i; ch++) {

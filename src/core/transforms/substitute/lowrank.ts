@@ -1,3 +1,4 @@
+import { UsageError } from '../../errors';
 import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { inferShapes } from '../../ir/shape-inference';
@@ -49,6 +50,7 @@ interface Candidate {
 }
 
 export async function substituteLowRank(model: Model, opts: LowRankOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
+  if (model.format !== 'onnx') throw new UsageError(`low-rank factorisation works on ONNX models; for ${model.format} use --depthwise`);
   const g = model.graph;
   const constOf = constantResolver(g);
   const shapes = inferShapes(model).types;
