@@ -348,3 +348,66 @@ describe('TF.js layers models (depthwise-separable substitution)', () => {
     assert.ok(cos[1] > cos[0], `cosine m=1 ${cos[0]}, m=4 ${cos[1]}`);
   });
 });
+
+/** A graph model written the way tfjs-converter lays it out: x·W + b → Relu, weights in the manifest. */
+function writeGraphModel(dir: string) {
+  const W = Float32Array.from({ length: 4 * 3 }, (_, i) => Math.sin(i + 1));
+  const b = Float32Array.from([0.1, -0.2, 0.3]);
+  const dt = { type: 'DT_FLOAT' };
+  const topo = {
+    node: [
+      { name: 'x', op: 'Placeholder', attr: { dtype: dt, shape: { shape: { dim: [{ size: '-1' }, { size: '4' }] } } } },
+      { name: 'dense/W', op: 'Const', attr: { dtype: dt, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [{ size: '4' }, { size: '3' }] } } } } },
+      { name: 'dense/b', op: 'Const', attr: { dtype: dt, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [{ size: '3' }] } } } } },
+      { name: 'dense/MatMul', op: 'MatMul', input: ['x', 'dense/W'], attr: { T: dt, transpose_a: { b: false }, transpose_b: { b: false } } },
+      { name: 'dense/BiasAdd', op: 'BiasAdd', input: ['dense/MatMul', 'dense/b'], attr: { T: dt, data_format: { s: Buffer.from('NHWC').toString('base64') } } },
+      { name: 'y', op: 'Relu', input: ['dense/BiasAdd', '^dense/MatMul'], attr: { T: dt } },
+    ],
+    library: {},
+    versions: { producer: 1482 },
+  };
+  fs.writeFileSync(path.join(dir, 'g.bin'), Buffer.concat([Buffer.from(W.buffer), Buffer.from(b.buffer)]));
+  const weights = [{ name: 'dense/W', shape: [4, 3], dtype: 'float32' }, { name: 'dense/b', shape: [3], dtype: 'float32' }];
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ format: 'graph-model', generatedBy: 'tests', convertedBy: 'tests', modelTopology: topo, weightsManifest: [{ paths: ['g.bin'], weights }] }));
+  return { file: path.join(dir, 'model.json'), W, b };
+}
+
+describe('TF.js graph models', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('reads a graph model: ops, inputs, outputs and weights', () => {
+    const { file, W } = writeGraphModel(tmpDir());
+    const m = openModel(file);
+    assert.equal(m.format, 'tfjs-graph');
+    assert.deepEqual(m.graph.nodes.map((n) => n.opType), ['MatMul', 'BiasAdd', 'Relu']);
+    assert.deepEqual(m.graph.nodes[2].inputs, ['dense/BiasAdd'], 'control inputs are not data');
+    assert.deepEqual(m.graph.inputs.map((i) => [i.name, i.type?.kind === 'tensor' ? i.type.shape : null]), [['x', ['batch', 4]]]);
+    assert.deepEqual(m.graph.outputs.map((o) => o.name), ['y']);
+    assert.deepEqual(Array.from(m.graph.initializers.get('dense/W')!.toFloat32()), Array.from(W));
+    const a = analyzeModel(m);
+    assert.equal(a.totals.params, 15);
+  });
+
+  it('writes uint8 weights into the graph model; tfjs executes it close to the original', async () => {
+    const { file } = writeGraphModel(tmpDir());
+    const out = path.join(path.dirname(file), 'model.uint8.json');
+    const r = cli(['quantize', file, '--mode', 'uint8', '-o', out, '--json', '--samples', '16']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.ok(j.fidelity.outputs[0].cosine > 0.999, String(j.fidelity.outputs[0].cosine));
+    assert.ok(j.fidelity.outputs[0].maxAbsDiff > 0, 'really quantized');
+    const written = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.equal(written.format, 'graph-model');
+    assert.equal(written.weightsManifest[0].weights[0].quantization.dtype, 'uint8');
+    assert.equal(openModel(out).graph.nodes.length, 3);
+  });
+
+  it('rejects a graph model whose node reads a value nobody produces', () => {
+    const dir = tmpDir();
+    const { file } = writeGraphModel(dir);
+    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    j.modelTopology.node[5].input = ['nowhere'];
+    fs.writeFileSync(file, JSON.stringify(j));
+    assert.throws(() => openModel(file), /node 'y' reads 'nowhere', which no node produces/);
+  });
+});
