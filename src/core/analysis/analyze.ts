@@ -35,7 +35,7 @@ export interface LayerInfo {
   flops: number | null;
   outputShapes: Array<Dim[] | null>;
   /** Weight tensors attributed to this node; stats when `weightStats` was requested. */
-  weights: Array<WeightStats | { name: string; dtype: string; shape: number[]; params: number; bytes: number }>;
+  weights: Array<(WeightStats | { name: string; dtype: string; shape: number[]; params: number; bytes: number }) & { note?: string }>;
 }
 
 export interface OpTypeSummary {
@@ -227,7 +227,10 @@ function analyzeNode(
         if (!isParam || t.dtype === DataType.STRING) continue;
         params += t.numel;
         const s = opts.weightStats ? weightStats(t) : undefined;
-        weights.push(s ?? { name: t.name || name, dtype: dtypeName(t.dtype), shape: [...t.dims], params: t.numel, bytes: t.byteLength });
+        const w = s ?? { name: t.name || name, dtype: dtypeName(t.dtype), shape: [...t.dims], params: t.numel, bytes: t.byteLength };
+        // What the format says about how the weight is stored (quantization, sparsity).
+        if (t.docString) (w as { note?: string }).note = t.docString;
+        weights.push(w);
       }
     });
   }

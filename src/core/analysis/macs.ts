@@ -53,6 +53,7 @@ export function countMacs(
   const sh = (i: number) => shapeOf(type, node.inputs[i], constantOf);
   const mm = (macs: number | null, extra = 0) => ({ macs, flops: macs === null ? null : 2 * macs + extra });
   if (node.domain === 'tfjs') return kerasMacs(node, type, constantOf);
+  if (node.domain === 'tflite' || node.domain === 'tflite.custom') return tfliteMacs(node, type, constantOf);
   const op = node.domain === 'com.microsoft' ? `ms:${node.opType}` : node.opType;
   switch (op) {
     case 'Conv':
@@ -176,5 +177,33 @@ function kerasMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor[]
     default:
       // Normalisation, activations, merges and pooling: about one op per output element.
       return { macs: 0, flops: out };
+  }
+}
+
+/** TFLite builtins: every tensor carries its shape in the file, weights are OHWI / [1,H,W,C] / [O,I]. */
+function tfliteMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor[] | undefined): { macs: number | null; flops: number | null } {
+  const out = boundNumel(type(node.outputs[0])?.shape);
+  const w = shapeOf(type, node.inputs[1], constantOf);
+  const mm = (macs: number | null) => ({ macs, flops: macs === null ? null : 2 * macs + (out ?? 0) });
+  const known = w && w.every((d) => typeof d === 'number') ? (w as number[]) : null;
+  switch (node.opType) {
+    case 'CONV_2D':
+      return known && known.length === 4 && out !== null ? mm(out * known[1] * known[2] * known[3]) : mm(null);
+    case 'DEPTHWISE_CONV_2D':
+      return known && known.length === 4 && out !== null ? mm(out * known[1] * known[2]) : mm(null);
+    case 'FULLY_CONNECTED':
+      return known && known.length === 2 && out !== null ? mm(out * known[1]) : mm(null);
+    case 'RESHAPE':
+    case 'SQUEEZE':
+    case 'EXPAND_DIMS':
+    case 'DEQUANTIZE':
+    case 'QUANTIZE':
+    case 'DENSIFY':
+    case 'CONCATENATION':
+    case 'TRANSPOSE':
+    case 'GATHER':
+      return { macs: 0, flops: 0 };
+    default:
+      return node.domain === 'tflite.custom' ? { macs: null, flops: null } : { macs: 0, flops: out };
   }
 }

@@ -4,12 +4,13 @@ import { ModelError, UsageError } from '../errors';
 import type { Model } from '../ir/graph';
 import type { FormatPlugin, SaveOptions } from './format';
 import { onnxFormat } from './onnx';
+import { tfliteFormat } from './tflite';
 import { tfjsGraphFormat, tfjsLayersFormat } from './tfjs';
 
 const SNIFF_BYTES = 64 * 1024;
 
 /** All known formats, in detection order. */
-export const formats: FormatPlugin[] = [onnxFormat, tfjsLayersFormat, tfjsGraphFormat];
+export const formats: FormatPlugin[] = [onnxFormat, tfjsLayersFormat, tfjsGraphFormat, tfliteFormat];
 
 function readHead(file: string): { head: Uint8Array; size: number } {
   let fd: number;
