@@ -53,6 +53,8 @@ export function countMacs(
   const sh = (i: number) => shapeOf(type, node.inputs[i], constantOf);
   const mm = (macs: number | null, extra = 0) => ({ macs, flops: macs === null ? null : 2 * macs + extra });
   if (node.domain === 'tfjs') return kerasMacs(node, type, constantOf);
+  // A bare bag of tensors has no activations to count over.
+  if (node.domain === 'safetensors') return { macs: null, flops: null };
   if (node.domain === 'tflite' || node.domain === 'tflite.custom') return tfliteMacs(node, type, constantOf);
   const op = node.domain === 'com.microsoft' ? `ms:${node.opType}` : node.opType;
   switch (op) {

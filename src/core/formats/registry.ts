@@ -4,13 +4,14 @@ import { ModelError, UsageError } from '../errors';
 import type { Model } from '../ir/graph';
 import type { FormatPlugin, SaveOptions } from './format';
 import { onnxFormat } from './onnx';
+import { safetensorsFormat } from './safetensors';
 import { tfliteFormat } from './tflite';
 import { tfjsGraphFormat, tfjsLayersFormat } from './tfjs';
 
 const SNIFF_BYTES = 64 * 1024;
 
 /** All known formats, in detection order. */
-export const formats: FormatPlugin[] = [onnxFormat, tfjsLayersFormat, tfjsGraphFormat, tfliteFormat];
+export const formats: FormatPlugin[] = [onnxFormat, tfjsLayersFormat, tfjsGraphFormat, tfliteFormat, safetensorsFormat];
 
 function readHead(file: string): { head: Uint8Array; size: number } {
   let fd: number;
