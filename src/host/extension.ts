@@ -24,8 +24,9 @@ export function activate(ctx: vscode.ExtensionContext): void {
     // TF.js model.json: the same editor, offered as an option ("Open With…"), since model.json is also plain JSON.
     vscode.window.registerCustomEditorProvider(`${ModelEditorProvider.viewType}.tfjs`, new ModelEditorProvider(ctx, client), { supportsMultipleEditorsPerDocument: true }),
     vscode.commands.registerCommand('modelCompressor.inspect', async (uri?: vscode.Uri) => {
-      const target = uri ?? (await pickModel('Inspect'));
-      if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelEditorProvider.viewType);
+      const target = uri ?? (await pickModel('Inspect', true));
+      const view = target && /\.json$/i.test(target.fsPath) ? `${ModelEditorProvider.viewType}.tfjs` : ModelEditorProvider.viewType;
+      if (target) await vscode.commands.executeCommand('vscode.openWith', target, view);
     }),
     vscode.commands.registerCommand('modelCompressor.quantizeInt8', (uri?: vscode.Uri) => quantizeInt8(uri)),
     vscode.commands.registerCommand('modelCompressor.compress', async (uri?: vscode.Uri) => {
@@ -43,10 +44,13 @@ export function deactivate(): void {
   client = undefined;
 }
 
-async function pickModel(verb: string): Promise<vscode.Uri | undefined> {
+/** The active model, or one the user picks. `anyFormat`: every format the inspector reads, not only ONNX. */
+async function pickModel(verb: string, anyFormat = false): Promise<vscode.Uri | undefined> {
   const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined;
-  if (tab?.uri && /\.onnx$/i.test(tab.uri.fsPath)) return tab.uri;
-  const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'ONNX models': ['onnx'] }, openLabel: verb });
+  const ok = anyFormat ? /\.(onnx|tflite|safetensors|json)$/i : /\.onnx$/i;
+  if (tab?.uri && ok.test(tab.uri.fsPath)) return tab.uri;
+  const filters: Record<string, string[]> = anyFormat ? { Models: ['onnx', 'tflite', 'safetensors', 'json'] } : { 'ONNX models': ['onnx'] };
+  const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters, openLabel: verb });
   return picked?.[0];
 }
 
