@@ -3,6 +3,7 @@ import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { compressCommand } from './commands/compress';
+import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
 import { pruneCommand, sensitivityCommand } from './commands/prune';
 import { quantizeCommand } from './commands/quantize';
@@ -11,7 +12,7 @@ import { substituteCommand } from './commands/substitute';
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, compressCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, compressCommand, exportCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

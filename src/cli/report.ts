@@ -37,6 +37,7 @@ export function renderReport(
         (o.top1Agreement !== undefined ? `, top-1 agreement ${o.top1Agreement.toFixed(4)}` : ''),
     );
   }
+  if (r.latencyNote) lines.push(`note: ${r.latencyNote}`);
   if (r.latencyMs && r.latencyMs.ratioP50 > 1.02) {
     lines.push(`note: the result is slower than the original here (${r.latencyMs.ratioP50.toFixed(2)}x p50, interleaved runs on this CPU)${slowerBecause ? `: ${slowerBecause}` : ''}`);
   }

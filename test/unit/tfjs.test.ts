@@ -411,3 +411,82 @@ describe('TF.js graph models', () => {
     assert.throws(() => openModel(file), /node 'y' reads 'nowhere', which no node produces/);
   });
 });
+
+describe('TF.js → ONNX export', () => {
+  before(() => tf.setBackend('cpu'));
+
+  /** ORT on the exported model vs tfjs on the original: max |diff| over a random NHWC batch. */
+  async function exportDiff(m: { predict(x: unknown): { dataSync(): Float32Array; shape: number[] } }, shape: number[]) {
+    const { exportKerasToOnnx } = await import('../../src/core/formats/tfjs/to-onnx');
+    const { ModelSession } = await import('../../src/core/runtime/session');
+    const onnx = exportKerasToOnnx(openModel(await save(m as never, tmpDir())));
+    const x = tf.randomUniform(shape, -1, 1, 'float32', 11);
+    const ref = m.predict(x);
+    const s = await ModelSession.create(onnx);
+    const y = Object.values(await s.run({ [s.inputs[0].name]: { dtype: 1, dims: shape, data: x.dataSync() } }))[0];
+    await s.release();
+    assert.deepEqual(y.dims, ref.shape);
+    const r = ref.dataSync();
+    let max = 0;
+    for (let i = 0; i < r.length; i++) max = Math.max(max, Math.abs(r[i] - (y.data as Float32Array)[i]));
+    return max;
+  }
+
+  it('Sequential Conv2D/BN/DepthwiseConv2D/strided same Conv2D/Flatten/Dense: ORT matches tfjs', async () => {
+    assert.ok((await exportDiff(convNet(), [3, 12, 12, 3])) < 1e-4);
+  });
+
+  it('Functional with SeparableConv2D, pooling, ZeroPadding, UpSampling, residual Add, Concatenate, GlobalAveragePooling, softmax', async () => {
+    const input = tf.input({ shape: [10, 10, 4] });
+    const a = tf.layers.separableConv2d({ filters: 8, kernelSize: 3, padding: 'same', depthMultiplier: 2, activation: 'relu' }).apply(input);
+    const b = tf.layers.conv2d({ filters: 8, kernelSize: 1 }).apply(input);
+    const s = tf.layers.add().apply([a, b]);
+    const p = tf.layers.maxPooling2d({ poolSize: 2 }).apply(s);
+    const z = tf.layers.zeroPadding2d({ padding: 1 }).apply(p);
+    const c = tf.layers.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same' }).apply(z);
+    const u = tf.layers.upSampling2d({ size: [2, 2] }).apply(c);
+    const cat = tf.layers.concatenate().apply([u, tf.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same' }).apply(u)]);
+    const bn = tf.layers.batchNormalization().apply(cat);
+    const g = tf.layers.globalAveragePooling2d({}).apply(bn);
+    const d = tf.layers.dense({ units: 5, activation: 'softmax' }).apply(tf.layers.dropout({ rate: 0.5 }).apply(g));
+    const m = tf.model({ inputs: input, outputs: d });
+    assert.ok((await exportDiff(m, [2, 10, 10, 4])) < 1e-5);
+  });
+
+  it('names the layer it cannot export', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.lstm({ inputShape: [5, 3], units: 4 }));
+    const { exportKerasToOnnx } = await import('../../src/core/formats/tfjs/to-onnx');
+    const model = openModel(await save(m, tmpDir()));
+    assert.throws(() => exportKerasToOnnx(model), /cannot export layer lstm\w* \(LSTM\) to ONNX/);
+    // LSTM reads fine, with its MACs: 5 steps × (3·16 + 4·16).
+    assert.equal(analyzeModel(model).totals.macs, 5 * (3 * 16 + 4 * 16));
+    assert.equal(analyzeModel(model).totals.params, m.countParams());
+  });
+});
+
+describe('TF.js through ONNX Runtime (CLI)', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('export checks itself against tfjs; bench and compare take TF.js models; prune reports ORT latency of both', async () => {
+    const dir = tmpDir();
+    const file = await save(convNet(), dir);
+    const e = cli(['export', file, '-o', path.join(dir, 'm.onnx'), '--json']);
+    assert.equal(e.code, 0, e.stderr);
+    const ej = JSON.parse(e.stdout);
+    assert.ok(ej.check.outputs[0].cosine > 0.99999 && ej.check.outputs[0].maxAbsDiff < 1e-4, JSON.stringify(ej.check));
+    const c = cli(['compare', file, path.join(dir, 'm.onnx'), '--json', '--samples', '8']);
+    assert.equal(c.code, 0, c.stderr);
+    assert.ok(JSON.parse(c.stdout).outputs[0].maxAbsDiff < 1e-4);
+    const p = cli(['prune', file, '--structured', '--ratio', '0.5', '-o', path.join(dir, 'p.json'), '--json', '--samples', '4', '--runs', '10']);
+    assert.equal(p.code, 0, p.stderr);
+    const pj = JSON.parse(p.stdout);
+    assert.ok(pj.latencyMs.before.p50 > 0 && pj.latencyMs.after.p50 > 0);
+    const b = cli(['bench', file, path.join(dir, 'p.json'), '--runs', '5', '--json']);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(JSON.parse(b.stdout).models.length, 2);
+    const t = cli(['export', path.resolve(__dirname, '../../../test/fixtures/digits_mlp.onnx')]);
+    assert.equal(t.code, 2);
+    assert.match(t.stderr, /converts TF.js layers models/);
+  });
+});

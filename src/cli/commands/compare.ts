@@ -2,6 +2,7 @@ import { UsageError } from '../../core/errors';
 import { compareModels, type CompareResult } from '../../core/runtime/compare';
 import { bindDataset, chooseBatchSize, parseDataSpecs, readLabels } from '../../core/runtime/data/dataset';
 import type { ImageOptions } from '../../core/runtime/data/images';
+import { runnableOnnx } from '../../core/runtime/onnx-file';
 import { ModelSession } from '../../core/runtime/session';
 import { parseArgs, parseShapeFlags } from '../args';
 import type { Command } from '../command';
@@ -28,12 +29,14 @@ export const compareCommand: Command = {
     if (positional.length !== 2) throw new UsageError('compare takes a reference and a candidate model');
     const [refPath, candPath] = positional;
     const session = { intraOpThreads: flags.threads as number | undefined, interOpThreads: flags['inter-threads'] as number | undefined, executionProvider: flags.ep as string | undefined, allowSpinning: false };
-    const ref = await ModelSession.create(refPath, session);
-    const cand = await ModelSession.create(candPath, session).catch(async (e) => {
-      await ref.release();
-      throw e;
-    });
+    // TF.js layers models run through an ONNX export.
+    const runnable = [runnableOnnx(refPath)];
+    let ref: ModelSession | undefined;
+    let cand: ModelSession | undefined;
     try {
+      runnable.push(runnableOnnx(candPath));
+      ref = await ModelSession.create(runnable[0].path, session, refPath);
+      cand = await ModelSession.create(runnable[1].path, session, candPath);
       const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), ref.inputs.map((i) => i.name)) as Record<string, number[]>;
       const samples = (flags.samples as number | undefined) ?? 32;
       const data = bindDataset(ref.inputs, parseDataSpecs(flags.data as string[] | undefined), {
@@ -53,8 +56,9 @@ export const compareCommand: Command = {
       else io.out(renderCompare(refPath, candPath, data.describe(), r));
       return 0;
     } finally {
-      await ref.release();
-      await cand.release();
+      await ref?.release();
+      await cand?.release();
+      for (const r of runnable) r.release();
     }
   },
 };

@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { tfjsDocument } from '../formats/tfjs/document';
+import { runnableOnnx, type RunnableOnnx } from './onnx-file';
 import { CancelledError, ModelError } from '../errors';
 import { allTensors } from '../formats/onnx';
 import { openModel } from '../formats/registry';
@@ -124,13 +125,17 @@ export async function benchmarkModels(paths: string[], opts: BenchOptions = {}):
   checkProvider(opts.executionProvider);
   const interleaved = paths.length > 1;
   const sizes = paths.map(modelSizeBytes);
-  const children = paths.map((p) => new Child(p));
+  // TF.js layers models run through an ONNX export (sizes above are the originals').
+  const runnable: RunnableOnnx[] = [];
+  const children: Child[] = [];
   try {
+    for (const p of paths) runnable.push(runnableOnnx(p));
+    children.push(...paths.map((p) => new Child(p)));
     const created: number[] = [];
     for (let i = 0; i < paths.length; i++) {
       const r = await children[i].request({
         cmd: 'load',
-        path: paths[i],
+        path: runnable[i].path,
         batch,
         shapes: opts.shapes ?? {},
         // Spinning thread pools steal the CPU from the other model's runs when interleaved.
@@ -167,5 +172,6 @@ export async function benchmarkModels(paths: string[], opts: BenchOptions = {}):
     };
   } finally {
     for (const c of children) c.kill();
+    for (const r of runnable) r.release();
   }
 }

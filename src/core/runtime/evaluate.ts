@@ -1,4 +1,5 @@
 import { analyzeModel } from '../analysis/analyze';
+import { UsageError } from '../errors';
 import { openModel } from '../formats/registry';
 import type { Model } from '../ir/graph';
 import { benchmarkModels, modelSizeBytes, type LatencyStats } from './bench';
@@ -32,6 +33,8 @@ export interface EvaluationReport {
   fidelity?: CompareResult & { data: string };
   latencyMs?: { before: LatencyStats; after: LatencyStats; ratioP50: number; runs: number; batch: number };
   layers?: LayerError[];
+  /** How latency was measured, or why it was not. */
+  latencyNote?: string;
 }
 
 export interface EvaluateOptions {
@@ -73,10 +76,17 @@ export async function evaluateCompression(original: { model: Model; path: string
       report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
     }
   }
-  if (opts.bench && !original.model.format.startsWith('tfjs')) {
+  if (opts.bench) {
     opts.onProgress?.('measuring latency (interleaved)');
-    const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal });
-    report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
+    try {
+      const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal });
+      report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
+      if (original.model.format !== 'onnx') report.latencyNote = 'latency measured with ONNX Runtime on ONNX exports of both models (same NHWC inputs)';
+    } catch (e) {
+      // A TF.js model whose layers have no ONNX conversion: say so instead of failing the job.
+      if (original.model.format === 'onnx' || !(e instanceof UsageError)) throw e;
+      report.latencyNote = `latency not measured: ${e.message}`;
+    }
   }
   return report;
 }

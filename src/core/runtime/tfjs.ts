@@ -3,6 +3,7 @@ import * as path from 'path';
 import { ModelError, NotAvailableError } from '../errors';
 import { DataType } from '../ir/dtype';
 import { confine } from '../formats/onnx/decode';
+import { openModel } from '../formats/registry';
 import type { HostTensor, IOSpec } from './session';
 
 /**
@@ -99,8 +100,14 @@ export class TfjsRunner {
         dtype: DTYPES[t.dtype ?? 'float32'] ?? DataType.FLOAT,
         shape: (t.shape ?? []).map((d, k) => (d === null || d === undefined || d < 0 ? (k === 0 ? 'batch' : null) : d)),
       }));
-    const inputs = spec(model.inputs);
-    const outputs = graph ? spec(model.outputs) : (model.outputs as unknown[]).map((o, i) => ({ ...spec([o as never])[0], name: `output_${i}` }));
+    let inputs = spec(model.inputs);
+    let outputs = spec(model.outputs);
+    if (!graph) {
+      // Same names as this tool's reader (and the ONNX export) gives, by position.
+      const ir = openModel(file).graph;
+      inputs = inputs.map((s, i) => ({ ...s, name: ir.inputs[i]?.name ?? `input_${i}` }));
+      outputs = outputs.map((s, i) => ({ ...s, name: ir.outputs[i]?.name ?? `output_${i}` }));
+    }
     return new TfjsRunner(tf, model, graph, file, inputs, outputs, backend);
   }
 
