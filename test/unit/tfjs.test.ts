@@ -490,3 +490,81 @@ describe('TF.js through ONNX Runtime (CLI)', () => {
     assert.match(t.stderr, /converts TF.js layers models/);
   });
 });
+
+describe('TF.js layers models: Keras 3 style, RNNs and custom layers', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('reads Embedding → GRU → Dense with params equal to countParams() and RNN MACs by hand', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.embedding({ inputDim: 20, outputDim: 8, inputLength: 5 }));
+    m.add(tf.layers.gru({ units: 6, returnSequences: true }));
+    m.add(tf.layers.lstm({ units: 4 }));
+    m.add(tf.layers.dense({ units: 3 }));
+    const model = openModel(await save(m, tmpDir()));
+    const a = analyzeModel(model);
+    assert.equal(a.totals.params, m.countParams());
+    assert.deepEqual(a.layers.map((l) => l.outputShapes[0]), [['batch', 5, 8], ['batch', 5, 6], ['batch', 4], ['batch', 3]]);
+    assert.equal(a.layers[1].macs, 5 * (8 * 18 + 6 * 18));
+    assert.equal(a.layers[2].macs, 5 * (6 * 16 + 4 * 16));
+  });
+
+  it('reads a Keras 3 Functional topology with a custom layer: opaque, weights counted, never a crash', () => {
+    const dir = tmpDir();
+    const tensor = (from: string, shape: Array<number | null>) => ({ args: [{ class_name: '__keras_tensor__', config: { shape, dtype: 'float32', keras_history: [from, 0, 0] } }], kwargs: {} });
+    const policy = { module: 'keras', class_name: 'DTypePolicy', config: { name: 'float32' }, registered_name: null };
+    const layers = [
+      { module: 'keras.layers', class_name: 'InputLayer', config: { batch_shape: [null, 6], dtype: 'float32', name: 'input_layer' }, registered_name: null, name: 'input_layer', inbound_nodes: [] },
+      { module: 'keras.layers', class_name: 'Dense', config: { name: 'dense', dtype: policy, units: 4, activation: 'relu', use_bias: true }, registered_name: null, name: 'dense', inbound_nodes: [tensor('input_layer', [null, 6])] },
+      { module: null, class_name: 'MyCustomLayer', config: { name: 'custom', dtype: policy, scale: 0.5 }, registered_name: 'Custom>MyCustomLayer', name: 'custom', inbound_nodes: [tensor('dense', [null, 4])] },
+      { module: 'keras.layers', class_name: 'Dense', config: { name: 'out', dtype: policy, units: 2 }, registered_name: null, name: 'out', inbound_nodes: [tensor('custom', [null, 4])] },
+    ];
+    const topo = { class_name: 'Functional', config: { name: 'functional', layers, input_layers: [['input_layer', 0, 0]], output_layers: [['out', 0, 0]] } };
+    const weights = [
+      { name: 'dense/kernel', shape: [6, 4], dtype: 'float32' },
+      { name: 'dense/bias', shape: [4], dtype: 'float32' },
+      { name: 'custom/w', shape: [4], dtype: 'float32' },
+      { name: 'out/kernel', shape: [4, 2], dtype: 'float32' },
+      { name: 'out/bias', shape: [2], dtype: 'float32' },
+    ];
+    fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.alloc(4 * (24 + 4 + 4 + 8 + 2)));
+    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: { keras_version: '3.5.0', backend: 'tensorflow', model_config: topo }, weightsManifest: [{ paths: ['w.bin'], weights }] }));
+    const file = path.join(dir, 'model.json');
+    const model = openModel(file);
+    assert.deepEqual(model.graph.nodes.map((n) => [n.opType, n.inputs.filter((i) => !model.graph.initializers.has(i))]), [
+      ['Dense', ['input_layer:0']],
+      ['MyCustomLayer', ['dense:0']],
+      ['Dense', ['custom:0']],
+    ]);
+    const a = analyzeModel(model);
+    assert.equal(a.totals.params, 42);
+    assert.equal(a.layers[1].params, 4, 'the custom layer\'s weights are counted');
+    assert.equal(a.layers[1].outputShapes[0], null, 'its output shape is unknown, not guessed');
+    const r = cli(['inspect', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /MyCustomLayer/);
+    return (async () => {
+      const { pruneModel } = await import('../../src/core/transforms/prune');
+      const p = await pruneModel(model, { structured: true, ratio: 0.5 });
+      assert.equal(p.groups.length, 0);
+      assert.match(p.skipped.find((s) => s.name === 'dense')!.reason, /custom \(MyCustomLayer\)/);
+      const { exportKerasToOnnx } = await import('../../src/core/formats/tfjs/to-onnx');
+      assert.throws(() => exportKerasToOnnx(model), /cannot export layer custom \(MyCustomLayer\)/);
+    })();
+  });
+
+  it('runs a whole recipe (prune → depthwise → uint8) on a TF.js model and writes TF.js', async () => {
+    const dir = tmpDir();
+    const file = await save(convNet(), dir);
+    fs.writeFileSync(path.join(dir, 'r.json'), JSON.stringify({ steps: [{ step: 'prune', structured: true, ratio: 0.3 }, { step: 'substitute', kind: 'depthwise' }, { step: 'quantize', mode: 'uint8' }] }));
+    const r = cli(['compress', file, '--recipe', path.join(dir, 'r.json'), '--json', '--samples', '4', '--no-bench']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout).output as string;
+    assert.match(out, /model\.compressed\.json$/);
+    const written = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.ok(written.modelTopology.config.layers.some((l: { class_name: string }) => l.class_name === 'SeparableConv2D'));
+    assert.ok(written.weightsManifest[0].weights.every((w: { quantization?: { dtype: string } }) => w.quantization?.dtype === 'uint8'));
+    const { TfjsRunner } = await import('../../src/core/runtime/tfjs');
+    const runner = await TfjsRunner.create(out);
+    assert.deepEqual(Object.values(await runner.run({ [runner.inputs[0].name]: { dtype: 1, dims: [1, 12, 12, 3], data: new Float32Array(432).fill(0.1) } }))[0].dims, [1, 10]);
+  });
+});
