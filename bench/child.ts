@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import { analyzeModel } from '../src/core/analysis/analyze';
 import { openModel, saveModel } from '../src/core/formats/registry';
 import { quantizeDynamic } from '../src/core/transforms/quantize/dynamic';
+import { quantizeTfjsWeights } from '../src/core/transforms/quantize/tfjs';
 
 const [task, ...args] = process.argv.slice(2);
 
@@ -15,12 +16,30 @@ function out(o: object) {
 
 switch (task) {
   case 'raw-read': {
+    // Every file named (a model and its shards): read whole, every page touched.
     const t = process.hrtime.bigint();
-    const b = fs.readFileSync(args[0]);
-    // Touch every page so the read is not lazily skipped.
     let s = 0;
-    for (let i = 0; i < b.length; i += 4096) s += b[i];
-    out({ ms: Number(process.hrtime.bigint() - t) / 1e6, bytes: b.length, checksum: s });
+    let n = 0;
+    for (const f of args) {
+      const b = fs.readFileSync(f);
+      for (let i = 0; i < b.length; i += 4096) s += b[i];
+      n += b.length;
+    }
+    out({ ms: Number(process.hrtime.bigint() - t) / 1e6, bytes: n, checksum: s });
+    break;
+  }
+  case 'copy-files': {
+    const [dir, ...files] = args;
+    const t = process.hrtime.bigint();
+    for (const f of files) fs.writeFileSync(`${dir}/${f.split('/').pop()}`, fs.readFileSync(f));
+    out({ ms: Number(process.hrtime.bigint() - t) / 1e6 });
+    break;
+  }
+  case 'tfjs-uint8': {
+    const t = process.hrtime.bigint();
+    const r = quantizeTfjsWeights(openModel(args[0]), 'uint8');
+    saveModel(r.model, args[1]);
+    out({ ms: Number(process.hrtime.bigint() - t) / 1e6 });
     break;
   }
   case 'inspect': {

@@ -6,6 +6,7 @@ import { benchInspect } from './inspect';
 import { benchRunner } from './runner';
 import { benchDynamicForms, benchQuantizeSpeed } from './quantize';
 import { benchLinalg } from './linalg';
+import { benchTfjs } from './tfjs';
 import { benchUi } from './ui';
 
 const suites: Record<string, () => void | Promise<void>> = {
@@ -14,6 +15,7 @@ const suites: Record<string, () => void | Promise<void>> = {
   quantize: benchQuantizeSpeed,
   dynamic: benchDynamicForms,
   linalg: benchLinalg,
+  tfjs: benchTfjs,
   ui: benchUi,
 };
 

@@ -187,7 +187,7 @@ search.addEventListener('input', () => {
 
 let histChart: Chart | undefined;
 function showDetail(layer: string, d: Json) {
-  const det = d as unknown as { weights: Array<{ name: string; dtype: string; shape: number[]; params: number; min?: number; max?: number; mean?: number; std?: number; sparsity?: number; entropyBits?: number; histogram?: { min: number; max: number; counts: number[] } }> };
+  const det = d as unknown as { weights: Array<{ name: string; dtype: string; shape: number[]; params: number; note?: string; min?: number; max?: number; mean?: number; std?: number; sparsity?: number; entropyBits?: number; histogram?: { min: number; max: number; counts: number[] } }> };
   detail.replaceChildren(el('h3', {}, layer));
   for (const w of det.weights) {
     const t = el('table');
@@ -198,6 +198,7 @@ function showDetail(layer: string, d: Json) {
     };
     add('tensor', `${w.name} ${w.dtype}[${w.shape.join(', ')}]`);
     add('params', w.params.toLocaleString('en-US'));
+    if (typeof w.note === 'string') add('stored', w.note);
     if (w.min !== undefined) {
       add('min / max', `${w.min.toPrecision(4)} / ${w.max!.toPrecision(4)}`);
       add('mean ± std', `${w.mean!.toPrecision(4)} ± ${w.std!.toPrecision(4)}`);
@@ -239,7 +240,7 @@ function showSummary(file: string, s: Summary) {
   metric('weighted layers', String(s.weightedLayers), 'weighted-layers');
   metric('nodes', String(s.totals.nodes), 'nodes');
   const meta = el('div', { class: 'meta' });
-  meta.append(el('div', {}, `${file.split(/[\\/]/).pop()} — ${s.format}, IR ${s.irVersion}, opset ${Object.entries(s.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')}${s.producer ? `, ${s.producer}` : ''}`));
+  meta.append(el('div', {}, `${file.split(/[\\/]/).pop()} — ${s.format}${s.format === 'onnx' ? `, IR ${s.irVersion}, opset ${Object.entries(s.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')}` : ''}${s.producer ? `, ${s.producer}` : ''}`));
   meta.append(el('div', {}, `inputs: ${s.inputs.map((i) => `${i.name} ${i.dtype}${shapeStr(i.shape)}`).join(', ')}`));
   meta.append(el('div', {}, `outputs: ${s.outputs.map((o) => `${o.name} ${o.dtype}${shapeStr(o.shape)}`).join(', ')}`));
   summaryEl.append(meta);

@@ -147,7 +147,8 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const tensors = [...c.model.graph.initializers.values()];
       const stats = l.weights.map((w) => {
         const t = tensors.find((x) => x.name === w.name);
-        return t ? weightStats(t) ?? w : w;
+        // Keep what the format says about storage (quantization, sparsity) beside the stats.
+        return t ? { ...(weightStats(t) ?? w), ...(w.note ? { note: w.note } : {}) } : w;
       });
       return JSON.parse(JSON.stringify({ layer: row(l, c.analysis.layers.indexOf(l)), inputs: l.inputs, outputs: l.outputs, weights: stats })) as Json;
     }

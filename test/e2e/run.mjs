@@ -20,6 +20,15 @@ fs.mkdirSync(work);
 fs.copyFileSync(path.join(root, 'test/fixtures/digits_cnn.onnx'), path.join(work, 'digits_cnn.onnx'));
 const brokenBytes = fs.readFileSync(path.join(root, 'test/fixtures/digits_cnn.onnx')).subarray(0, 5000);
 fs.writeFileSync(path.join(work, 'broken.onnx'), brokenBytes);
+// Other formats the editor opens: a TF.js layers model and a safetensors file (fc: 3×4 weight + 3 bias).
+fs.mkdirSync(path.join(work, 'tfjs'));
+for (const f of ['model.json', 'group1-shard1of1.bin']) fs.copyFileSync(path.join(root, 'test/fixtures/tfjs', f), path.join(work, 'tfjs', f));
+{
+  const header = Buffer.from(JSON.stringify({ 'fc.weight': { dtype: 'F32', shape: [3, 4], data_offsets: [0, 48] }, 'fc.bias': { dtype: 'F32', shape: [3], data_offsets: [48, 60] } }));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  fs.writeFileSync(path.join(work, 'weights.safetensors'), Buffer.concat([len, header, Buffer.from(Float32Array.from({ length: 15 }, (_, i) => i - 7).buffer)]));
+}
 const userData = path.join(scratch, 'user');
 fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
 fs.writeFileSync(path.join(userData, 'User/settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'modelCompressor.benchmarkRuns': 5 }));
@@ -48,6 +57,24 @@ const context = await chromium.launchPersistentContext(path.join(scratch, 'brows
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const page = context.pages()[0] ?? (await context.newPage());
+/** Waits until the active editor tab is `title` (Quick Open switches tabs asynchronously). */
+async function activeTab(title, tries = 150) {
+  for (let i = 0; i < tries; i++) {
+    const t = await page.locator('.tabs-container .tab.active').allTextContents();
+    if (t.some((x) => x.trim().startsWith(title))) return true;
+    await page.waitForTimeout(100);
+  }
+  return false;
+}
+/** Quick Open a file and wait until its tab is active; retried, since the list can re-render under the click. */
+async function openFile(query, title) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await quickPick('Control+P', query, title);
+    if (await activeTab(title, 50)) return;
+    await page.keyboard.press('Escape');
+  }
+  throw new Error(`Quick Open did not activate ${title}`);
+}
 /** Types into Quick Open (Ctrl+P) or the palette (F1) and picks the row that shows `text`. */
 async function quickPick(key, query, text) {
   await page.keyboard.press(key);
@@ -131,8 +158,7 @@ try {
   check(fs.existsSync(path.join(work, 'digits_cnn.compressed.onnx')), 'the panel wrote digits_cnn.compressed.onnx');
   await page.screenshot({ path: path.join(artifacts, 'compress.png') });
   // Back to the model editor for the one-click command.
-  await quickPick('Control+P', 'digits_cnn.onnx', 'digits_cnn.onnx');
-  await page.waitForTimeout(1000);
+  await openFile('digits_cnn.onnx', 'digits_cnn.onnx');
   await quickPick('F1', 'Quantize Model (INT8)', 'Quantize Model (INT8)');
   // The comparison opens in a second webview; find the one holding it.
   let shown = false;
@@ -147,7 +173,7 @@ try {
   check(fs.existsSync(path.join(work, 'digits_cnn.int8.onnx')), 'one-click INT8 wrote digits_cnn.int8.onnx beside the original');
   await page.screenshot({ path: path.join(artifacts, 'quantized.png') });
   // A truncated model: a one-line error naming the file, no crash, the file untouched, the editor still usable.
-  await quickPick('Control+P', 'broken.onnx', 'broken.onnx');
+  await openFile('broken.onnx', 'broken.onnx');
   const err = await (async () => {
     for (let i = 0; i < 300; i++) {
       const n = await page.locator('iframe.webview.ready').count();
@@ -169,7 +195,7 @@ try {
   }
   check(hidden, 'a model that cannot be read offers no controls');
   await page.screenshot({ path: path.join(artifacts, 'broken.png') });
-  await quickPick('Control+P', 'digits_cnn.onnx', 'digits_cnn.onnx');
+  await openFile('digits_cnn.onnx', 'digits_cnn.onnx');
   let stillWorks = false;
   for (let i = 0; i < 300 && !stillWorks; i++) {
     const n = await page.locator('iframe.webview.ready').count();
@@ -180,6 +206,25 @@ try {
     if (!stillWorks) await page.waitForTimeout(100);
   }
   check(stillWorks, 'the editor keeps working after the error');
+  // Other formats: safetensors opens in the editor by default; TF.js model.json through "Inspect Model".
+  const paramsShown = async (want) => {
+    for (let i = 0; i < 300; i++) {
+      const n = await page.locator('iframe.webview.ready').count();
+      for (let k = 0; k < n; k++) {
+        const p3 = page.frameLocator('iframe.webview.ready').nth(k).frameLocator('iframe#active-frame').locator('#total-params b');
+        if ((await p3.count()) > 0 && (await p3.first().textContent()) === want) return true;
+      }
+      await page.waitForTimeout(100);
+    }
+    return false;
+  };
+  await openFile('weights.safetensors', 'weights.safetensors');
+  check(await paramsShown('15'), 'a .safetensors file opens in the editor with its 15 params');
+  await page.screenshot({ path: path.join(artifacts, 'safetensors.png') });
+  await openFile('tfjs/model.json', 'model.json');
+  await quickPick('F1', 'Model Compressor: Inspect Model', 'Inspect Model');
+  check(await paramsShown('1,482'), 'a TF.js model.json opens in the editor through Inspect Model, 1,482 params');
+  await page.screenshot({ path: path.join(artifacts, 'tfjs.png') });
   if (bench) await speed();
 } catch (e) {
   await page.screenshot({ path: path.join(artifacts, 'failure.png') }).catch(() => {});

@@ -54,7 +54,8 @@ const shapeStr = (s: Dim[] | null) => (s ? `[${s.map((d) => (d === null ? '?' : 
 
 function renderText(a: ModelAnalysis, top: number, allLayers: boolean): string {
   const lines: string[] = [];
-  lines.push(`${a.file}  (${a.format}, IR ${a.irVersion}, opset ${Object.entries(a.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')})`);
+  const version = a.format === 'onnx' ? `, IR ${a.irVersion}, opset ${Object.entries(a.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')}` : '';
+  lines.push(`${a.file}  (${a.format}${version})`);
   if (a.producer) lines.push(`producer: ${a.producer}`);
   lines.push('');
   for (const i of a.inputs) lines.push(`input   ${i.name}: ${i.dtype}${shapeStr(i.shape)}`);
