@@ -54,7 +54,7 @@ export function benchTfjs(): void {
   const m = (rs: R[]) => median(rs.map((r) => r.ms));
   report(`TF.js layers model, ${(bytes / 2 ** 20).toFixed(0)} MiB in ${shards.length} shards, 3 interleaved runs, median`, [
     ['raw read of model.json + shards', `${m(raw).toFixed(0)} ms`],
-    ['inspect (full weight stats)', `${m(ins).toFixed(0)} ms = ${(m(ins) / m(raw)).toFixed(2)}x raw read   (target <= 3x)`],
+    ['inspect (full weight stats)', `${m(ins).toFixed(0)} ms = ${(m(ins) / m(raw)).toFixed(2)}x raw read   (ONNX target <= 3x)`],
     ['peak RSS, inspect', `${(Math.max(...ins.map((r) => r.maxRssBytes)) / 2 ** 20).toFixed(0)} MiB = ${(Math.max(...ins.map((r) => r.maxRssBytes)) / bytes).toFixed(2)}x weights`],
     ['copy all files (read + write)', `${m(copy).toFixed(0)} ms`],
     ['uint8 quantize + write', `${m(q).toFixed(0)} ms = ${(m(q) / m(copy)).toFixed(2)}x copying the files`],

@@ -568,3 +568,25 @@ describe('TF.js layers models: Keras 3 style, RNNs and custom layers', () => {
     assert.deepEqual(Object.values(await runner.run({ [runner.inputs[0].name]: { dtype: 1, dims: [1, 12, 12, 3], data: new Float32Array(432).fill(0.1) } }))[0].dims, [1, 10]);
   });
 });
+
+describe('TF.js hostile input', () => {
+  it('rejects a JSON array, absurd nesting, a shard that is a folder and a 2^40-element weight, without allocating', () => {
+    const dir = tmpDir();
+    const write = (name: string, text: string) => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const topo = { class_name: 'Sequential', config: { layers: [{ class_name: 'Dense', config: { name: 'd', units: 2, batch_input_shape: [null, 2] } }] } };
+    fs.mkdirSync(path.join(dir, 'shard.bin'));
+    fs.writeFileSync(path.join(dir, 'tiny.bin'), Buffer.alloc(16));
+    const cases: Array<[string, RegExp]> = [
+      [write('a.json', '[{"modelTopology": 1}]'), /not a TF.js model.json|unrecognised|not a valid/],
+      [write('b.json', `{"modelTopology": ${'['.repeat(200000)}${']'.repeat(200000)}, "weightsManifest": []}`), /modelTopology|not valid JSON/],
+      [write('c.json', JSON.stringify({ modelTopology: topo, weightsManifest: [{ paths: ['shard.bin'], weights: [{ name: 'd/kernel', shape: [2, 2], dtype: 'float32' }] }] })), /weight shard 'shard.bin' is missing/],
+      [write('d.json', JSON.stringify({ modelTopology: topo, weightsManifest: [{ paths: ['tiny.bin'], weights: [{ name: 'd/kernel', shape: [1 << 20, 1 << 20], dtype: 'float32' }] }] })), /fewer than the manifest declares/],
+    ];
+    for (const [file, re] of cases) {
+      assert.throws(() => openModel(file), (e: Error) => e instanceof ModelError && re.test(e.message), file);
+    }
+  });
+});

@@ -15,10 +15,27 @@ import {
 export type TensorSource =
   /** A view onto bytes already in memory (usually the model file itself: no copy). */
   | { kind: 'bytes'; bytes: Uint8Array }
-  /** Bytes in another file, read on demand. `file` is absolute and already confined. */
-  | { kind: 'external'; file: string; offset: number; length: number }
+  /**
+   * Bytes in another file, read on demand. `file` is absolute and already confined. With
+   * `pieces`, the bytes are those pieces end to end (a TF.js weight spanning shards).
+   */
+  | { kind: 'external'; file: string; offset: number; length: number; pieces?: Array<{ file: string; offset: number; length: number }> }
   /** Decoded on first use (e.g. ONNX typed fields such as float_data). */
   | { kind: 'lazy'; load: () => Uint8Array };
+
+function readFully(file: string, position: number, target: Uint8Array): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    let done = 0;
+    while (done < target.length) {
+      const n = fs.readSync(fd, target, done, target.length - done, position + done);
+      if (n === 0) throw new Error(`data file ${file} ended early`);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 export type NumericArray =
   | Float32Array
@@ -103,6 +120,22 @@ export class Tensor {
   /** Copies `target.length` bytes starting at `byteOffset` into `target`. */
   readInto(byteOffset: number, target: Uint8Array): void {
     if (byteOffset + target.length > this.byteLength) throw new RangeError('read past the end of tensor data');
+    if (this.source.kind === 'external' && this.source.pieces) {
+      // Walk the pieces that overlap [byteOffset, byteOffset + length).
+      let at = 0;
+      let done = 0;
+      for (const p of this.source.pieces) {
+        const lo = Math.max(byteOffset + done, at);
+        const hi = Math.min(byteOffset + target.length, at + p.length);
+        if (hi > lo) {
+          readFully(p.file, p.offset + (lo - at), target.subarray(done, done + hi - lo));
+          done += hi - lo;
+        }
+        at += p.length;
+        if (done === target.length) break;
+      }
+      return;
+    }
     if (this.source.kind === 'external') {
       const fd = fs.openSync(this.source.file, 'r');
       try {

@@ -38,7 +38,7 @@ export function readTfjs(file: string): Model {
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) fail('not a TF.js model.json (expected a JSON object)');
   const topology = json.modelTopology as Json | undefined;
-  if (!topology || typeof topology !== 'object') fail('no modelTopology: not a TF.js model');
+  if (!topology || typeof topology !== 'object' || Array.isArray(topology)) fail('no modelTopology object: not a TF.js model');
   const weights = readManifest(file, json.weightsManifest, fail);
   const graph = json.format === 'graph-model' || Array.isArray((topology as Json).node);
   return graph ? buildGraphModel(file, json, weights, fail) : buildLayersModel(file, json, weights, fail);

@@ -57,7 +57,7 @@ function buildGraph(g: Graph, topo: Json, weights: Map<string, Tensor>, fail: (w
   const cls = topo.class_name as string | undefined;
   const config = (topo.config ?? {}) as Json;
   const layers = (Array.isArray(config) ? config : (config.layers as Json[] | undefined)) ?? [];
-  if (!Array.isArray(layers)) fail('modelTopology has no layers');
+  if (!Array.isArray(layers) || layers.length === 0) fail('modelTopology has no layers (expected a Keras Sequential or Functional config)');
   // Weights by owning layer (a layer may be nested, e.g. 'block/conv/kernel': the longest match wins).
   const byLayer = new Map<string, string[]>();
   for (const k of weights.keys()) {

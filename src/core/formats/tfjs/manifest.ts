@@ -140,7 +140,8 @@ export function readManifest(modelFile: string, manifest: unknown, fail: (why: s
       } else if (pieces.length === 1) {
         out.tensors.set(s.name, new Tensor(s.name, dtype, s.shape, { kind: 'external', ...pieces[0] }));
       } else {
-        out.tensors.set(s.name, new Tensor(s.name, dtype, s.shape, { kind: 'lazy', load: raw }));
+        // Spanning shards: still streamed piece by piece, never held whole.
+        out.tensors.set(s.name, new Tensor(s.name, dtype, s.shape, { kind: 'external', ...pieces[0], length: bytes, pieces }));
       }
     }
   }
