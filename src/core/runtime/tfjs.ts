@@ -28,7 +28,9 @@ export function tfjs(): { tf: Tf; backend: string } {
     result = { tf: req('@tensorflow/tfjs-node'), backend: 'tensorflow' };
   } catch {
     try {
-      result = { tf: req('@tensorflow/tfjs'), backend: 'cpu' };
+      // The bundle beside the built engine (dist/tfjs.js), else the package.
+      const bundled = path.join(__dirname, 'tfjs.js');
+      result = { tf: req(fs.existsSync(bundled) ? bundled : '@tensorflow/tfjs'), backend: 'cpu' };
       result.tf.setBackend('cpu');
     } catch (e) {
       throw new NotAvailableError(`TensorFlow.js is not installed (${(e as Error).message.split('\n')[0]})`);
