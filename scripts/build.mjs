@@ -22,7 +22,7 @@ const entries = [
 ].filter(Boolean);
 const builds = entries.map((e) => ({ ...common, ...e }));
 // TensorFlow.js in one lazily loaded file (only TF.js cross-checks need it).
-builds.push({ ...common, entryPoints: ['scripts/tfjs-entry.cjs'], outfile: 'dist/tfjs.js', external: ['@tensorflow/tfjs-node'], minify: true, sourcemap: false });
+builds.push({ ...common, entryPoints: ['scripts/tfjs-entry.cjs'], outfile: 'dist/tfjs-bundle.js', external: ['@tensorflow/tfjs-node'], minify: true, sourcemap: false });
 for (const [entry, out] of [['webview/main.ts', 'dist/webview.js'], ['webview/compress.ts', 'dist/compress.js']]) {
   if (!existsSync(entry)) continue;
   builds.push({

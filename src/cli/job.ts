@@ -4,8 +4,8 @@ import { openModel, saveModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
-import { ModelSession, type IOSpec } from '../core/runtime/session';
-import { TfjsRunner } from '../core/runtime/tfjs';
+import type { IOSpec } from '../core/runtime/session';
+import { modelInputs } from '../core/runtime/tfjs';
 import { assertNotInput } from '../core/util/atomic-write';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
@@ -39,16 +39,7 @@ export interface Job {
 }
 
 export async function probeInputs(file: string, model?: Model): Promise<IOSpec[]> {
-  if (model?.format.startsWith('tfjs')) {
-    const r = await TfjsRunner.create(file);
-    const inputs = r.inputs;
-    await r.release();
-    return inputs;
-  }
-  const probe = await ModelSession.create(file);
-  const inputs = probe.inputs;
-  await probe.release();
-  return inputs;
+  return modelInputs(file, model?.format);
 }
 
 /** Opens the model, picks the output path (never the input), binds calibration/evaluation data. */

@@ -10,6 +10,7 @@ import { benchmarkModels } from '../core/runtime/bench';
 import { compareModels } from '../core/runtime/compare';
 import { bindDataset, parseDataSpecs, readLabels } from '../core/runtime/data/dataset';
 import { evaluateCompression } from '../core/runtime/evaluate';
+import { modelInputs } from '../core/runtime/tfjs';
 import { ModelSession } from '../core/runtime/session';
 import { saveModel } from '../core/formats/registry';
 import type { JobRequest, Json, LayerSortKey } from '../protocol/worker';
@@ -77,12 +78,7 @@ function row(l: LayerInfo, index: number): LayerRow {
   };
 }
 
-async function inputsOf(file: string) {
-  const s = await ModelSession.create(file);
-  const inputs = s.inputs;
-  await s.release();
-  return inputs;
-}
+const inputsOf = (file: string) => modelInputs(file);
 
 const SORT_KEYS: LayerSortKey[] = ['index', 'name', 'op', 'params', 'bytes', 'macs'];
 
@@ -166,9 +162,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
     case 'compress': {
       const recipe = parseRecipe(job.recipe, 'recipe');
       const model = openModel(job.model);
-      const s = await ModelSession.create(job.model);
-      const inputs = s.inputs;
-      await s.release();
+      const inputs = await modelInputs(job.model, model.format);
       const calib = job.calib ? bindDataset(inputs, parseDataSpecs([job.calib])) : undefined;
       const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
       saveModel(r.model, job.output);

@@ -4,7 +4,7 @@ import { ModelError, NotAvailableError } from '../errors';
 import { DataType } from '../ir/dtype';
 import { confine } from '../formats/onnx/decode';
 import { openModel } from '../formats/registry';
-import type { HostTensor, IOSpec } from './session';
+import { ModelSession, type HostTensor, type IOSpec } from './session';
 
 /**
  * Runs TF.js models with TensorFlow.js itself, so that what this tool writes is checked by
@@ -28,8 +28,8 @@ export function tfjs(): { tf: Tf; backend: string } {
     result = { tf: req('@tensorflow/tfjs-node'), backend: 'tensorflow' };
   } catch {
     try {
-      // The bundle beside the built engine (dist/tfjs.js), else the package.
-      const bundled = path.join(__dirname, 'tfjs.js');
+      // The bundle beside the built engine (dist/tfjs-bundle.js), else the package.
+      const bundled = path.join(__dirname, 'tfjs-bundle.js');
       result = { tf: req(fs.existsSync(bundled) ? bundled : '@tensorflow/tfjs'), backend: 'cpu' };
       result.tf.setBackend('cpu');
     } catch (e) {
@@ -144,4 +144,16 @@ export class TfjsRunner {
   async release(): Promise<void> {
     this.model.dispose?.();
   }
+}
+
+/**
+ * A model's inputs as the runtime that will feed it sees them: TensorFlow.js for TF.js
+ * models (names as this tool's reader gives them), ONNX Runtime otherwise.
+ */
+export async function modelInputs(file: string, format?: string): Promise<IOSpec[]> {
+  const fmt = format ?? openModel(file).format;
+  const r = fmt.startsWith('tfjs') ? await TfjsRunner.create(file) : await ModelSession.create(file);
+  const inputs = r.inputs;
+  await r.release();
+  return inputs;
 }
