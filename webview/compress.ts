@@ -7,7 +7,7 @@ import { cssVar, el } from './dom';
 import { Chart, BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip } from 'chart.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
-import type { DataSlot, FromCompress, ToCompress } from '../src/protocol/compress';
+import type { CompressChoices, DataSlot, FromCompress, ToCompress } from '../src/protocol/compress';
 import type { Json } from '../src/protocol/worker';
 
 declare function acquireVsCodeApi(): { postMessage(m: FromCompress): void; getState(): unknown; setState(s: unknown): void };
@@ -22,6 +22,8 @@ type Step =
 const state = (vscode.getState() as { steps?: Step[] } | undefined) ?? {};
 const steps: Step[] = state.steps ?? [];
 const persist = () => vscode.setState({ steps });
+/** What this model's format supports; nothing until the host says (init). */
+let choices: CompressChoices = { steps: [], quantizeModes: [], substituteKinds: [], pruneCriteria: [], recover: [] };
 
 const style = el('style');
 style.textContent = `body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:8px 16px}
@@ -38,9 +40,11 @@ const title = el('h2', { id: 'title' }, 'Compress');
 const outLine = el('p');
 const list = el('div', { id: 'steps' });
 const adders = el('div', { class: 'row' });
+const adderButtons = new Map<Step['step'], HTMLElement>();
 for (const [kind, label] of [['prune', '+ Prune'], ['substitute', '+ Substitute'], ['quantize', '+ Quantize']] as const) {
   const b = el('vscode-button', { id: `add-${kind}`, secondary: '' }, label);
-  b.addEventListener('click', () => addStep(kind));
+  b.addEventListener('click', () => choices.steps.includes(kind) && addStep(kind));
+  adderButtons.set(kind, b);
   adders.append(b);
 }
 const data = el('div', { class: 'row' });
@@ -62,9 +66,9 @@ const resultBox = el('div', { id: 'result' });
 app.append(title, outLine, el('h3', {}, 'Steps'), list, adders, el('h3', {}, 'Data'), data, actions, error, previewBox, resultBox);
 
 function addStep(kind: Step['step']) {
-  if (kind === 'prune') steps.push({ step: 'prune', ratio: 0.5, criterion: 'l1', recover: 'none' });
-  else if (kind === 'substitute') steps.push({ step: 'substitute', kind: 'lowrank', multiplier: 1, targetParams: 0.5 });
-  else steps.push({ step: 'quantize', mode: 'dynamic', method: 'minmax' });
+  if (kind === 'prune') steps.push({ step: 'prune', ratio: 0.5, criterion: choices.pruneCriteria[0], recover: 'none' });
+  else if (kind === 'substitute') steps.push({ step: 'substitute', kind: choices.substituteKinds[0] as 'lowrank', multiplier: 1, targetParams: 0.5 });
+  else steps.push({ step: 'quantize', mode: choices.quantizeModes[0], method: 'minmax' });
   // Quantization needs float weights, so it stays last.
   steps.sort((a, b) => Number(a.step === 'quantize') - Number(b.step === 'quantize'));
   renderSteps();
@@ -97,14 +101,14 @@ function renderSteps() {
     row.append(el('b', {}, `${i + 1}. ${s.step}`));
     if (s.step === 'prune') {
       row.append(labelled('remove', num(s.ratio, 0.05, 0.95, 0.05, (v) => (s.ratio = v))), el('span', {}, 'of channels'));
-      row.append(labelled('criterion', select(s.criterion, ['l1', 'l2', 'entropy', 'random'], (v) => (s.criterion = v))));
-      row.append(labelled('recovery', select(s.recover, ['none', 'reconstruct'], (v) => (s.recover = v as 'none'))));
+      row.append(labelled('criterion', select(s.criterion, choices.pruneCriteria, (v) => (s.criterion = v))));
+      if (choices.recover.length > 1) row.append(labelled('recovery', select(s.recover, choices.recover, (v) => (s.recover = v as 'none'))));
     } else if (s.step === 'substitute') {
-      row.append(labelled('kind', select(s.kind, ['lowrank', 'depthwise'], (v) => ((s.kind = v as 'lowrank'), renderSteps()))));
+      row.append(labelled('kind', select(s.kind, choices.substituteKinds, (v) => ((s.kind = v as 'lowrank'), renderSteps()))));
       if (s.kind === 'depthwise') row.append(labelled('multiplier', num(s.multiplier, 1, 9, 1, (v) => (s.multiplier = v))));
       else row.append(labelled('keep params', num(s.targetParams, 0.05, 0.95, 0.05, (v) => (s.targetParams = v))));
     } else {
-      row.append(labelled('mode', select(s.mode, ['dynamic', 'static', 'fp16', 'int4', 'cluster'], (v) => ((s.mode = v), renderSteps()))));
+      row.append(labelled('mode', select(s.mode, choices.quantizeModes, (v) => ((s.mode = v), renderSteps()))));
       if (s.mode === 'static') row.append(labelled('calibration', select(s.method, ['minmax', 'percentile', 'entropy'], (v) => (s.method = v))));
     }
     const rm = el('vscode-button', { secondary: '' }, 'Remove');
@@ -130,6 +134,7 @@ function recipe(): Json {
   return { steps: out };
 }
 
+const bytes = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
 const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}K` : String(n));
 function tableOf(id: string, head: string[], rows: string[][]): HTMLTableElement {
   const t = el('table', { id });
@@ -169,6 +174,20 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       title.textContent = `Compress ${m.model}`;
       outLine.textContent = `Output: ${m.output} (the original is never changed)`;
       if (m.calib) slots.calib.textContent = m.calib;
+      choices = m.choices;
+      for (const [kind, b] of adderButtons) b.toggleAttribute('disabled', !choices.steps.includes(kind));
+      // Steps kept from an earlier session of this panel must fit this format.
+      for (let i = steps.length - 1; i >= 0; i--) {
+        const s = steps[i];
+        if (!choices.steps.includes(s.step)) steps.splice(i, 1);
+        else if (s.step === 'quantize' && !choices.quantizeModes.includes(s.mode)) s.mode = choices.quantizeModes[0];
+        else if (s.step === 'substitute' && !choices.substituteKinds.includes(s.kind)) s.kind = choices.substituteKinds[0] as 'lowrank';
+        else if (s.step === 'prune') {
+          if (!choices.pruneCriteria.includes(s.criterion)) s.criterion = choices.pruneCriteria[0];
+          if (!choices.recover.includes(s.recover)) s.recover = 'none';
+        }
+      }
+      renderSteps();
       break;
     case 'picked':
       slots[m.slot].textContent = m.file;
@@ -183,17 +202,17 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
     case 'result': {
       busy(false);
       open.removeAttribute('disabled');
-      const r = m.result as { output: string; report: { before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } } } };
+      const r = m.result as { output: string; report: { latencyNote?: string; before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } } } };
       const { before: b, after: a, latencyMs: l, fidelity: f } = r.report;
       const rows = [
-        ['size', `${(b.sizeBytes / 2 ** 20).toFixed(2)} MiB`, `${(a.sizeBytes / 2 ** 20).toFixed(2)} MiB`, `${(a.sizeBytes / b.sizeBytes).toFixed(3)}x`],
+        ['size', bytes(b.sizeBytes), bytes(a.sizeBytes), `${(a.sizeBytes / b.sizeBytes).toFixed(3)}x`],
         ['params', fmt(b.params), fmt(a.params), `${((a.params / b.params) * 100).toFixed(1)}%`],
         ['MACs', fmt(b.macs), fmt(a.macs), `${((a.macs / b.macs) * 100).toFixed(1)}%`],
       ];
       if (l) rows.push(['latency p50', `${l.before.p50.toFixed(2)} ms`, `${l.after.p50.toFixed(2)} ms`, `${l.ratioP50.toFixed(3)}x`]);
       if (f?.accuracy) rows.push(['accuracy', f.accuracy.reference.toFixed(4), f.accuracy.candidate.toFixed(4), `${((f.accuracy.candidate - f.accuracy.reference) * 100).toFixed(2)} pp`]);
       if (f) rows.push(['fidelity (cosine)', '1', f.outputs[0].cosine.toFixed(5), f.outputs[0].top1Agreement !== undefined ? `top-1 agreement ${f.outputs[0].top1Agreement.toFixed(3)}` : '']);
-      const on = f ? `Fidelity measured on ${f.data} (${f.samples} samples)${/random/.test(f.data) ? ': pick evaluation data and labels for accuracy' : ''}.` : '';
+      const on = [f ? `Fidelity measured on ${f.data}${f.data.includes(`${f.samples} `) ? '' : ` (${f.samples} samples)`}${/random/.test(f.data) ? ': pick evaluation data and labels for accuracy' : ''}.` : '', r.report.latencyNote ? `Note: ${r.report.latencyNote}.` : ''].filter(Boolean).join(' ');
       const chartBox = el('div');
       chartBox.style.height = '200px';
       chartBox.style.maxWidth = '640px';

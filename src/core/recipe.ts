@@ -80,6 +80,28 @@ export function parseRecipe(value: unknown, source = 'recipe'): Recipe {
   return { steps: out };
 }
 
+/** What a recipe may contain for a model format: the Compress panel offers exactly these. */
+export interface RecipeChoices {
+  steps: Array<RecipeStep['step']>;
+  quantizeModes: QuantizeMode[];
+  substituteKinds: Array<'depthwise' | 'lowrank'>;
+  pruneCriteria: string[];
+  recover: Array<'none' | 'reconstruct'>;
+}
+
+export function recipeChoices(format: string): RecipeChoices {
+  switch (format) {
+    case 'onnx':
+      return { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] };
+    case 'tfjs-layers':
+      return { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: ['depthwise'], pruneCriteria: ['l1', 'l2', 'random'], recover: ['none'] };
+    case 'tfjs-graph':
+      return { steps: ['quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: [], pruneCriteria: [], recover: [] };
+    default:
+      return { steps: [], quantizeModes: [], substituteKinds: [], pruneCriteria: [], recover: [] };
+  }
+}
+
 export function readRecipe(file: string): Recipe {
   let text: string;
   try {

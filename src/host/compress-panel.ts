@@ -1,6 +1,6 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
-import type { DataSlot, ToCompress } from '../protocol/compress';
+import type { CompressChoices, DataSlot, ToCompress } from '../protocol/compress';
 import { parseFromCompress } from './compress-messages';
 import { webviewHtml } from './html';
 import { JobError, type WorkerClient } from './worker-client';
@@ -15,7 +15,9 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
   const name = path.basename(model.fsPath);
   const panel = vscode.window.createWebviewPanel('modelCompressor.compress', `Compress ${name}`, vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [dist] });
   panel.webview.html = webviewHtml(panel.webview, panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'compress.js')), `Compress ${name}`);
-  const output = path.join(path.dirname(model.fsPath), `${name.replace(/\.onnx$/i, '')}.compressed.onnx`);
+  // Same format as the input: model.json → model.compressed.json beside it.
+  const ext = /\.json$/i.test(name) ? '.json' : '.onnx';
+  const output = path.join(path.dirname(model.fsPath), `${name.replace(/\.(onnx|json)$/i, '')}.compressed${ext}`);
   const picked: Partial<Record<DataSlot, string>> = {};
   const dflt = vscode.workspace.getConfiguration('modelCompressor').get<string>('defaultCalibrationData', '');
   if (dflt) {
@@ -29,9 +31,12 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
     if (!m) return;
     try {
       switch (m.type) {
-        case 'ready':
-          post({ type: 'init', model: name, output, calib: picked.calib });
+        case 'ready': {
+          const { format, choices } = await client.run<{ format: string; choices: CompressChoices }>({ kind: 'recipeChoices', model: model.fsPath });
+          post({ type: 'init', model: name, format, output, calib: picked.calib, choices });
+          if (!choices.steps.length) post({ type: 'error', message: `${name}: ${format} models are read-only here; Compress works on ONNX and TF.js models` });
           break;
+        }
         case 'pick': {
           const files = await vscode.window.showOpenDialog({
             canSelectMany: false,
@@ -69,7 +74,7 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
           break;
         }
         case 'openOutput':
-          if (wrote) await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(output), 'modelCompressor.modelEditor');
+          if (wrote) await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(output), ext === '.json' ? 'modelCompressor.modelEditor.tfjs' : 'modelCompressor.modelEditor');
           break;
       }
     } catch (e) {

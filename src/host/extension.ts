@@ -30,7 +30,7 @@ export function activate(ctx: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('modelCompressor.quantizeInt8', (uri?: vscode.Uri) => quantizeInt8(uri)),
     vscode.commands.registerCommand('modelCompressor.compress', async (uri?: vscode.Uri) => {
-      const target = uri ?? (await pickModel('Compress'));
+      const target = uri ?? (await pickModel('Compress', /\.(onnx|json)$/i));
       if (target && client) openCompressPanel(ctx, client, target);
     }),
     vscode.commands.registerCommand('modelCompressor.benchmark', (uri?: vscode.Uri) => benchmark(uri)),
@@ -44,12 +44,13 @@ export function deactivate(): void {
   client = undefined;
 }
 
-/** The active model, or one the user picks. `anyFormat`: every format the inspector reads, not only ONNX. */
-async function pickModel(verb: string, anyFormat = false): Promise<vscode.Uri | undefined> {
+/** The active model, or one the user picks. `anyFormat`: every format the inspector reads, or a pattern of the ones allowed; else ONNX only. */
+async function pickModel(verb: string, anyFormat: boolean | RegExp = false): Promise<vscode.Uri | undefined> {
   const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined;
-  const ok = anyFormat ? /\.(onnx|tflite|safetensors|json)$/i : /\.onnx$/i;
+  const ok = anyFormat instanceof RegExp ? anyFormat : anyFormat ? /\.(onnx|tflite|safetensors|json)$/i : /\.onnx$/i;
   if (tab?.uri && ok.test(tab.uri.fsPath)) return tab.uri;
-  const filters: Record<string, string[]> = anyFormat ? { Models: ['onnx', 'tflite', 'safetensors', 'json'] } : { 'ONNX models': ['onnx'] };
+  const all = ['onnx', 'tflite', 'safetensors', 'json'];
+  const filters: Record<string, string[]> = anyFormat ? { Models: all.filter((e) => ok.test(`x.${e}`)) } : { 'ONNX models': ['onnx'] };
   const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters, openLabel: verb });
   return picked?.[0];
 }

@@ -7,6 +7,14 @@ import type { Json } from './worker';
 
 export type DataSlot = 'calib' | 'eval' | 'labels';
 
+export interface CompressChoices {
+  steps: Array<'prune' | 'substitute' | 'quantize'>;
+  quantizeModes: string[];
+  substituteKinds: string[];
+  pruneCriteria: string[];
+  recover: string[];
+}
+
 export type FromCompress =
   | { type: 'ready' }
   | { type: 'pick'; slot: DataSlot }
@@ -17,7 +25,8 @@ export type FromCompress =
   | { type: 'openOutput' };
 
 export type ToCompress =
-  | { type: 'init'; model: string; output: string; calib?: string }
+  /** `choices`: the steps and options this model's format supports (from the engine). */
+  | { type: 'init'; model: string; format: string; output: string; calib?: string; choices: CompressChoices }
   | { type: 'picked'; slot: DataSlot; file: string }
   | { type: 'preview'; steps: Json; before: Json }
   | { type: 'result'; result: Json }

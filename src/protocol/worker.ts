@@ -16,6 +16,8 @@ export type JobRequest =
   | { kind: 'quickQuantize'; model: string; output?: string; benchRuns?: number; threads?: number }
   /** `recipe` is validated by the engine (it may come from a webview or a file). */
   | { kind: 'compress'; model: string; output: string; recipe: Json; calib?: string; eval?: string; labels?: string; benchRuns?: number; threads?: number }
+  /** The model's format and the recipe steps and options it supports. */
+  | { kind: 'recipeChoices'; model: string }
   /** A recipe run in memory: params and MACs after each step, nothing written. */
   | { kind: 'plan'; model: string; recipe: Json; calib?: string }
   | { kind: 'bench'; models: string[]; runs?: number; threads?: number }

@@ -5,7 +5,7 @@ import { weightStats } from '../core/analysis/stats';
 import { CancelledError, UsageError } from '../core/errors';
 import { openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
-import { parseRecipe, quickQuantize, runRecipe } from '../core/recipe';
+import { parseRecipe, quickQuantize, recipeChoices, runRecipe } from '../core/recipe';
 import { benchmarkModels } from '../core/runtime/bench';
 import { compareModels } from '../core/runtime/compare';
 import { bindDataset, parseDataSpecs, readLabels } from '../core/runtime/data/dataset';
@@ -179,6 +179,10 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
         : bindDataset(inputs, [], { randomSamples: job.samples ?? 16, seed: 3, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
       const r = await pruningSensitivity(c.model, { data, ratios: job.ratios ?? [0.1, 0.3, 0.5, 0.7, 0.9], samples: job.samples ?? 16, metric: job.data ? undefined : 'cosine', signal: ctx.signal, onProgress: (d, t) => ctx.progress('pruning each group alone', d / t) });
       return JSON.parse(JSON.stringify({ ...r, data: job.data ?? `${job.samples ?? 16} random samples` })) as Json;
+    }
+    case 'recipeChoices': {
+      const format = load(job.model).model.format;
+      return JSON.parse(JSON.stringify({ format, choices: recipeChoices(format) })) as Json;
     }
     case 'plan': {
       const recipe = parseRecipe(job.recipe, 'recipe');

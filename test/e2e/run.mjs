@@ -238,6 +238,28 @@ try {
   await quickPick('F1', 'Model Compressor: Inspect Model', 'Inspect Model');
   check(await paramsShown('1,482'), 'a TF.js model.json opens in the editor through Inspect Model, 1,482 params');
   await page.screenshot({ path: path.join(artifacts, 'tfjs.png') });
+  // Compress the TF.js model from its editor: the panel offers the manifest quantization modes.
+  await quickPick('F1', 'Model Compressor: Compress Model', 'Compress Model');
+  let tp;
+  for (let i = 0; i < 240 && !tp; i++) {
+    const n = await page.locator('iframe.webview.ready').count();
+    for (let k = 0; k < n && !tp; k++) {
+      const f = page.frameLocator('iframe.webview.ready').nth(k).frameLocator('iframe#active-frame');
+      if ((await f.locator('#title').count()) > 0 && (await f.locator('#title').textContent()) === 'Compress model.json' && (await f.locator('#add-quantize:not([disabled])').count()) > 0) tp = f;
+    }
+    if (!tp) await page.waitForTimeout(250);
+  }
+  if (!tp) throw new Error('the Compress panel for model.json did not appear');
+  await tp.locator('#add-quantize').click();
+  const modes = await tp.locator('.step select option').allTextContents();
+  check(modes.join(',') === 'uint8,uint16,fp16', `the TF.js panel offers the manifest modes (${modes.join(', ')})`);
+  await tp.locator('#run').click();
+  await tp.locator('#result-table').waitFor({ timeout: 180000 });
+  const sizeRow = await tp.locator('#result-table tr:nth-child(2) td').allTextContents();
+  const compressedJson = path.join(work, 'tfjs', 'model.compressed.json');
+  check(fs.existsSync(compressedJson) && JSON.parse(fs.readFileSync(compressedJson, 'utf8')).weightsManifest[0].weights.some((w) => w.dtype === 'float32' && w.quantization?.dtype === 'uint8'), 'the panel wrote tfjs/model.compressed.json with uint8 weights');
+  check(sizeRow[0] === 'size' && Number.parseFloat(sizeRow[3]) < 0.8, `the TF.js result is smaller (${sizeRow.join(' | ')})`);
+  await page.screenshot({ path: path.join(artifacts, 'tfjs-compress.png') });
   if (bench) await speed();
 } catch (e) {
   await page.screenshot({ path: path.join(artifacts, 'failure.png') }).catch(() => {});

@@ -49,6 +49,22 @@ describe('worker process and client', () => {
     assert.deepEqual(fs.readdirSync(dir), ['m.onnx']);
   });
 
+  it('tells the Compress panel what each format supports, and previews a TF.js recipe', async () => {
+    const onnx = await client.run<{ format: string; choices: { steps: string[]; quantizeModes: string[] } }>({ kind: 'recipeChoices', model: cnn });
+    assert.equal(onnx.format, 'onnx');
+    assert.ok(onnx.choices.quantizeModes.includes('static') && !onnx.choices.quantizeModes.includes('uint8'));
+    const tfjsModel = path.resolve(__dirname, '../../../test/fixtures/tfjs/model.json');
+    const t = await client.run<{ format: string; choices: { steps: string[]; quantizeModes: string[]; substituteKinds: string[] } }>({ kind: 'recipeChoices', model: tfjsModel });
+    assert.equal(t.format, 'tfjs-layers');
+    assert.deepEqual(t.choices.quantizeModes, ['uint8', 'uint16', 'fp16']);
+    assert.deepEqual(t.choices.substituteKinds, ['depthwise']);
+    // Every offered choice is accepted by the engine: one step of each, in memory.
+    const r = await client.run<{ before: { params: number }; steps: Array<{ step: string; params: number }> }>({ kind: 'plan', model: tfjsModel, recipe: { steps: [{ step: 'prune', ratio: 0.3, criterion: 'l2' }, { step: 'substitute', kind: 'depthwise' }, { step: 'quantize', mode: 'uint16' }] } });
+    assert.equal(r.before.params, 1482);
+    assert.deepEqual(r.steps.map((s) => s.step), ['prune', 'substitute', 'quantize']);
+    assert.ok(r.steps[1].params < r.steps[0].params && r.steps[0].params < 1482);
+  });
+
   it('measures pruning sensitivity curves for the editor', async () => {
     const r = await client.run<{ metric: string; curves: Array<{ group: string; points: Array<{ ratio: number; drop: number }> }> }>({ kind: 'sensitivity', model: cnn, ratios: [0.5, 0.9], samples: 8 });
     assert.equal(r.metric, 'cosine');
