@@ -202,7 +202,7 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
     case 'result': {
       busy(false);
       open.removeAttribute('disabled');
-      const r = m.result as { output: string; report: { latencyNote?: string; before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } } } };
+      const r = m.result as { output: string; report: { latencyNote?: string; before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; runtime?: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } } } };
       const { before: b, after: a, latencyMs: l, fidelity: f } = r.report;
       const rows = [
         ['size', bytes(b.sizeBytes), bytes(a.sizeBytes), `${(a.sizeBytes / b.sizeBytes).toFixed(3)}x`],
@@ -212,7 +212,7 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       if (l) rows.push(['latency p50', `${l.before.p50.toFixed(2)} ms`, `${l.after.p50.toFixed(2)} ms`, `${l.ratioP50.toFixed(3)}x`]);
       if (f?.accuracy) rows.push(['accuracy', f.accuracy.reference.toFixed(4), f.accuracy.candidate.toFixed(4), `${((f.accuracy.candidate - f.accuracy.reference) * 100).toFixed(2)} pp`]);
       if (f) rows.push(['fidelity (cosine)', '1', f.outputs[0].cosine.toFixed(5), f.outputs[0].top1Agreement !== undefined ? `top-1 agreement ${f.outputs[0].top1Agreement.toFixed(3)}` : '']);
-      const on = [f ? `Fidelity measured on ${f.data}${f.data.includes(`${f.samples} `) ? '' : ` (${f.samples} samples)`}${/random/.test(f.data) ? ': pick evaluation data and labels for accuracy' : ''}.` : '', r.report.latencyNote ? `Note: ${r.report.latencyNote}.` : ''].filter(Boolean).join(' ');
+      const on = [f ? `Fidelity measured on ${f.data}${f.data.includes(`${f.samples} `) ? '' : ` (${f.samples} samples)`}${f.runtime ? `, run by ${f.runtime}` : ''}${/random/.test(f.data) ? ': pick evaluation data and labels for accuracy' : ''}.` : '', r.report.latencyNote ? `Note: ${r.report.latencyNote}.` : ''].filter(Boolean).join(' ');
       const chartBox = el('div');
       chartBox.style.height = '200px';
       chartBox.style.maxWidth = '640px';

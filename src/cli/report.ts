@@ -33,7 +33,7 @@ export function renderReport(
     const o = r.fidelity.outputs[0];
     lines.push('');
     lines.push(
-      `fidelity on ${r.fidelity.data}${/samples/.test(r.fidelity.data) ? '' : ` (${r.fidelity.samples} samples)`}: cosine ${o.cosine.toFixed(5)}, SQNR ${o.sqnrDb === null ? 'inf' : o.sqnrDb.toFixed(2)} dB, max|Δ| ${o.maxAbsDiff.toExponential(2)}` +
+      `fidelity on ${r.fidelity.data}${/samples/.test(r.fidelity.data) ? '' : ` (${r.fidelity.samples} samples)`}${r.fidelity.runtime === 'ONNX Runtime' ? '' : `, run by ${r.fidelity.runtime}`}: cosine ${o.cosine.toFixed(5)}, SQNR ${o.sqnrDb === null ? 'inf' : o.sqnrDb.toFixed(2)} dB, max|Δ| ${o.maxAbsDiff.toExponential(2)}` +
         (o.top1Agreement !== undefined ? `, top-1 agreement ${o.top1Agreement.toFixed(4)}` : ''),
     );
   }

@@ -190,6 +190,7 @@ describe('TF.js layers models (write, quantize)', () => {
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout);
       assert.ok(j.fidelity.outputs[0].cosine > 0.99, `${mode}: cosine ${j.fidelity.outputs[0].cosine}`);
+      assert.match(j.fidelity.runtime, /^TensorFlow\.js \((cpu|tensorflow) backend\)$/, 'the written model is checked by TensorFlow.js itself');
       const a = await agreement(m, out, [4, 12, 12, 3]);
       results[mode] = { ratio: shardBytes(out) / shardBytes(file), cosine: a.cosine, maxAbs: a.maxAbs };
       const spec = JSON.parse(fs.readFileSync(out, 'utf8')).weightsManifest[0].weights[0];

@@ -30,7 +30,8 @@ export interface LayerError {
 export interface EvaluationReport {
   before: ModelFigures;
   after: ModelFigures;
-  fidelity?: CompareResult & { data: string };
+  /** `runtime`: what ran both models (ONNX Runtime, or TensorFlow.js and its backend). */
+  fidelity?: CompareResult & { data: string; runtime: string };
   latencyMs?: { before: LatencyStats; after: LatencyStats; ratioP50: number; runs: number; batch: number };
   layers?: LayerError[];
   /** How latency was measured, or why it was not. */
@@ -66,7 +67,8 @@ export async function evaluateCompression(original: { model: Model; path: string
     const cand = await open(outputPath);
     try {
       const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? 32, labels: opts.labels, signal: opts.signal });
-      report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe() };
+      const runtime = ref instanceof TfjsRunner ? `TensorFlow.js (${ref.backend} backend)` : 'ONNX Runtime';
+      report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe(), runtime };
     } finally {
       await ref.release();
       await cand.release();
