@@ -284,7 +284,54 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.equal(analyzeModel(openModel(out)).totals.params, analyzeModel(r.model).totals.params);
   });
 
-  it('follows a residual Add no further: those producers are skipped with the reason; unstructured zeroes kernels', async () => {
+  it('prunes a residual stream as one group: the producers joined by Add lose the same channels, outputs unchanged for zero channels', async () => {
+    const input = tf.input({ shape: [8, 8, 3] });
+    const c0 = tf.layers.conv2d({ filters: 12, kernelSize: 3, padding: 'same' });
+    const bn0 = tf.layers.batchNormalization();
+    const s0 = tf.layers.activation({ activation: 'relu' }).apply(bn0.apply(c0.apply(input)));
+    const c1 = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu' });
+    const c2 = tf.layers.conv2d({ filters: 12, kernelSize: 3, padding: 'same' });
+    const bn2 = tf.layers.batchNormalization();
+    const s1 = tf.layers.activation({ activation: 'relu' }).apply(tf.layers.add().apply([s0, bn2.apply(c2.apply(c1.apply(s0)))]));
+    // A one-conv block: c3 both consumes and produces the stream's channels.
+    const c3 = tf.layers.conv2d({ filters: 12, kernelSize: 1 });
+    const s2 = tf.layers.add().apply([s1, c3.apply(s1)]);
+    const out = tf.layers.dense({ units: 4 }).apply(tf.layers.globalAveragePooling2d({}).apply(s2));
+    const m = tf.model({ inputs: input, outputs: out });
+    // Stream channels 2, 5, 9 exactly zero: kernels, biases, BN beta and mean.
+    const zero = [2, 5, 9];
+    for (const conv of [c0, c2, c3]) {
+      const [k] = conv.getWeights();
+      const kv = Float32Array.from(k.dataSync()).map((v: number, e: number) => (zero.includes(e % 12) ? 0 : v + Math.sign(v) * 0.05));
+      conv.setWeights([tf.tensor(kv, k.shape), tf.tensor(Array.from({ length: 12 }, (_, i) => (zero.includes(i) ? 0 : 0.1)))]);
+    }
+    for (const bn of [bn0, bn2]) {
+      const per = (f: (i: number) => number) => tf.tensor(Array.from({ length: 12 }, (_, i) => f(i)));
+      bn.setWeights([per((i) => 1 + i / 20), per((i) => (zero.includes(i) ? 0 : 0.05)), per((i) => (zero.includes(i) ? 0 : 0.02 * i)), per((i) => 1 + i / 10)]);
+    }
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const r = await pruneModel(openModel(file), { structured: true, ratio: 0.25, exclude: [c1.name] });
+    assert.equal(r.groups.length, 1, JSON.stringify(r.groups));
+    assert.deepEqual([...r.groups[0].producers].sort(), [c0.name, c2.name, c3.name].sort());
+    assert.equal(r.groups[0].removed, 3);
+    const p = path.join(path.dirname(file), 'p.json');
+    saveModel(r.model, p);
+    const a = await agreement(m, p, [2, 8, 8, 3]);
+    assert.ok(a.maxAbs < 1e-5, `max |diff| ${a.maxAbs}`);
+    const j = JSON.parse(fs.readFileSync(p, 'utf8'));
+    const filters = Object.fromEntries(j.modelTopology.config.layers.filter((l: { class_name: string }) => l.class_name === 'Conv2D').map((l: { config: { name: string; filters: number } }) => [l.config.name, l.config.filters]));
+    assert.deepEqual(filters, { [c0.name]: 9, [c1.name]: 8, [c2.name]: 9, [c3.name]: 9 });
+    // Without the exclusion every group is pruned, and tfjs still loads and runs it.
+    const all = await pruneModel(openModel(file), { structured: true, ratio: 0.5 });
+    assert.deepEqual(all.groups.map((g) => [g.producers.length, g.channels, g.removed]).sort(), [[1, 8, 4], [3, 12, 6]]);
+    saveModel(all.model, p);
+    const b = await agreement(m, p, [2, 8, 8, 3]);
+    assert.ok(Number.isFinite(b.cosine) && b.cosine < 0.999999, `pruning real channels changes the outputs (cosine ${b.cosine})`);
+  });
+
+  it('follows a residual Add no further when it carries the model input; unstructured zeroes kernels', async () => {
     const input = tf.input({ shape: [16] });
     const h = tf.layers.dense({ units: 16, activation: 'relu' }).apply(input);
     const sum = tf.layers.add().apply([input, h]);
@@ -296,7 +343,7 @@ describe('TF.js layers models (structured pruning)', () => {
     const r = await pruneModel(model, { structured: true, ratio: 0.5 });
     assert.equal(r.groups.length, 1);
     assert.equal(r.groups[0].removed, 6);
-    assert.match(r.skipped.find((s) => s.name === m.layers[1].name)!.reason, /Add/);
+    assert.match(r.skipped.find((s) => s.name === m.layers[1].name)!.reason, /model input/);
     const u = await pruneModel(model, { structured: false, ratio: 0.5 });
     assert.ok(u.sparsity!.every((s) => Math.abs(s.sparsity - 0.5) < 0.02));
   });

@@ -16,9 +16,12 @@ import type { PruneOptions, PruneOutcome } from './index';
  * channels in place (BatchNormalization, activations, Dropout, pooling, padding, and a
  * DepthwiseConv2D with depth_multiplier 1) have their per-channel weights sliced too; the
  * consumers (the next Conv/Dense, directly or after a Flatten, whose rows interleave the
- * spatial positions) lose the matching input rows. A producer whose channels reach
- * anything else (Add, Concatenate, Reshape, an RNN, a model output, an unknown layer) is
- * left alone, with the reason reported. The result is a valid layers model: configs
+ * spatial positions) lose the matching input rows. Element-wise merges (Add, Multiply, …)
+ * couple the producers behind all their inputs into one group that loses the same channels,
+ * ranked by their summed importance: a residual stream is pruned as a whole. A group whose
+ * channels reach anything else (Concatenate, Reshape, an RNN, a model output, the model
+ * input through a merge, an unknown layer) is left alone, with the reason reported. The
+ * result is a valid layers model: configs
  * (`filters`, `units`) and weights agree, and TensorFlow.js loads it.
  */
 
@@ -39,38 +42,86 @@ interface Cut {
 }
 
 interface Plan {
-  producer: Node;
+  /** Producers whose channels are one space: joined by element-wise merges (a residual Add). */
+  producers: Node[];
+  /** Each producer's output kernel, for importance. */
+  kernels: string[];
   channels: number;
   cuts: Cut[];
   /** Layers whose config states the channel count. */
   configs: Array<{ layer: string; key: 'filters' | 'units' }>;
 }
 
+/** Keras merges that combine inputs element by element: their inputs share one channel space. */
+const MERGES = new Set(['Add', 'Subtract', 'Multiply', 'Average', 'Maximum', 'Minimum']);
+
 function weightOf(n: Node, suffix: string): string | undefined {
   return n.inputs.find((i) => i.endsWith(`/${suffix}`));
 }
 
-/** Traces one producer's channels to their consumers; a string says why it cannot be pruned. */
-function trace(model: Model, p: Node): Plan | string {
+/**
+ * Traces a producer's channels to their consumers. Through an element-wise merge, the other
+ * inputs are followed back (through channel-wise layers) to their producers, which join the
+ * group: they keep the same channels, so the merge still lines up. A string says why the
+ * group cannot be pruned.
+ */
+function trace(model: Model, first: Node): Plan | string {
   const g = model.graph;
-  const { consumers } = g.index();
+  const { consumers, producer } = g.index();
   const outputs = new Set(g.outputs.map((o) => o.name));
-  const kernelName = weightOf(p, p.opType === 'SeparableConv2D' ? 'pointwise_kernel' : 'kernel');
-  if (!kernelName) return 'no kernel weight';
-  const kernel = g.initializers.get(kernelName)!;
-  const channels = kernel.dims[kernel.dims.length - 1];
-  const cuts: Cut[] = [{ weight: kernelName, axis: kernel.dims.length - 1, expand: (k) => k }];
-  const bias = weightOf(p, 'bias');
-  if (bias) cuts.push({ weight: bias, axis: 0, expand: (k) => k });
-  const plan: Plan = { producer: p, channels, cuts, configs: [{ layer: p.name, key: p.opType === 'Dense' ? 'units' : 'filters' }] };
-  const stack: Array<{ value: string; expand: (k: number[]) => number[] }> = [{ value: p.outputs[0], expand: (k) => k }];
+  const plan: Plan = { producers: [], kernels: [], channels: -1, cuts: [], configs: [] };
+  const stack: Array<{ value: string; expand: (k: number[]) => number[]; flat: boolean }> = [];
+  const seenValues = new Set<string>();
+  const seenNodes = new Set<Node>();
+  const identity = (k: number[]) => k;
+  const addProducer = (p: Node): string | undefined => {
+    if (seenNodes.has(p)) return undefined;
+    seenNodes.add(p);
+    const kernelName = weightOf(p, p.opType === 'SeparableConv2D' ? 'pointwise_kernel' : 'kernel');
+    if (!kernelName) return `${p.name} has no kernel weight`;
+    const kernel = g.initializers.get(kernelName)!;
+    const channels = kernel.dims[kernel.dims.length - 1];
+    if (plan.channels >= 0 && channels !== plan.channels) return `${p.name} meets a merge with a different channel count`;
+    plan.channels = channels;
+    plan.producers.push(p);
+    plan.kernels.push(kernelName);
+    plan.cuts.push({ weight: kernelName, axis: kernel.dims.length - 1, expand: identity });
+    const bias = weightOf(p, 'bias');
+    if (bias) plan.cuts.push({ weight: bias, axis: 0, expand: identity });
+    plan.configs.push({ layer: p.name, key: p.opType === 'Dense' ? 'units' : 'filters' });
+    stack.push({ value: p.outputs[0], expand: identity, flat: false });
+    return undefined;
+  };
+  /** The producers behind a merge input, through channel-wise layers and further merges. */
+  const sources = (value: string, seen = new Set<string>()): Node[] | string => {
+    if (seen.has(value)) return [];
+    seen.add(value);
+    const n = producer.get(value);
+    if (!n) return 'a merge it reaches carries the model input';
+    if (PRODUCERS.has(n.opType)) return [n];
+    if (CHANNEL_WISE.has(n.opType) || MERGES.has(n.opType)) {
+      const found: Node[] = [];
+      for (const i of MERGES.has(n.opType) ? n.inputs.filter((x) => !g.initializers.has(x)) : [n.inputs[0]]) {
+        const r = sources(i, seen);
+        if (typeof r === 'string') return r;
+        found.push(...r);
+      }
+      return found;
+    }
+    return `a merge it reaches is also fed by ${n.name} (${n.opType}), which this pruner does not follow`;
+  };
+  const failed = addProducer(first);
+  if (failed) return failed;
   while (stack.length) {
-    const { value, expand } = stack.pop()!;
-    if (outputs.has(value)) return 'its output is a model output';
-    const cs = consumers.get(value) ?? [];
-    for (const c of cs) {
+    const { value, expand, flat } = stack.pop()!;
+    if (seenValues.has(value)) continue;
+    seenValues.add(value);
+    if (outputs.has(value)) return plan.producers.length > 1 ? 'its residual stream reaches a model output' : 'its output is a model output';
+    for (const c of consumers.get(value) ?? []) {
       const at = c.inputs.indexOf(value);
       if (CHANNEL_WISE.has(c.opType)) {
+        if (seenNodes.has(c)) continue;
+        seenNodes.add(c);
         if (c.opType === 'DepthwiseConv2D') {
           if (Number(kerasAttrs(c).depth_multiplier ?? 1) !== 1) return `it feeds ${c.name}, a DepthwiseConv2D with depth_multiplier > 1`;
           const k = weightOf(c, 'depthwise_kernel');
@@ -80,7 +131,20 @@ function trace(model: Model, p: Node): Plan | string {
           const name = weightOf(c, w);
           if (name) plan.cuts.push({ weight: name, axis: g.initializers.get(name)!.dims.length - 1, expand });
         }
-        stack.push({ value: c.outputs[0], expand });
+        stack.push({ value: c.outputs[0], expand, flat });
+      } else if (MERGES.has(c.opType)) {
+        if (seenNodes.has(c)) continue;
+        seenNodes.add(c);
+        if (flat) return `a flattened tensor reaches ${c.name} (${c.opType})`;
+        for (const other of c.inputs.filter((x) => x !== value && !g.initializers.has(x))) {
+          const found = sources(other);
+          if (typeof found === 'string') return found;
+          for (const p of found) {
+            const why = addProducer(p);
+            if (why) return why;
+          }
+        }
+        stack.push({ value: c.outputs[0], expand, flat });
       } else if (c.opType === 'Flatten') {
         const shape = g.valueInfo.get(value)?.type;
         const dims = shape?.kind === 'tensor' ? shape.shape : null;
@@ -90,6 +154,7 @@ function trace(model: Model, p: Node): Plan | string {
         // Flattened NHWC: element (s, ch) sits at s·C + ch, for every spatial position s.
         stack.push({
           value: c.outputs[0],
+          flat: true,
           expand: (k) => {
             const chans = expand(k);
             const out: number[] = [];
@@ -163,7 +228,9 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
   const outcome: PruneOutcome = { model: out, groups: [], skipped: [], reconstruction: [], notes: [`importance: ${criterion} norm of each output channel's kernel; ratio ${ratio.toFixed(3)} per layer`] };
   const plans: Array<{ plan: Plan; remove: Set<number> }> = [];
   let rng = (opts.seed ?? 0) * 7919 + 1;
+  const grouped = new Set<Node>();
   for (const p of g.nodes.filter((n) => PRODUCERS.has(n.opType))) {
+    if (grouped.has(p)) continue;
     if (opts.exclude?.includes(p.name)) {
       outcome.skipped.push({ name: p.name, reason: 'excluded' });
       continue;
@@ -173,12 +240,18 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
       outcome.skipped.push({ name: p.name, reason: plan });
       continue;
     }
+    for (const q of plan.producers) grouped.add(q);
+    const excluded = plan.producers.find((q) => opts.exclude?.includes(q.name));
+    if (excluded) {
+      outcome.skipped.push({ name: p.name, reason: `coupled with ${excluded.name}, which is excluded` });
+      continue;
+    }
     const n = Math.min(plan.channels - 1, Math.floor(plan.channels * ratio + 1e-9));
     if (n <= 0) continue;
-    const s =
-      criterion === 'random'
-        ? Float64Array.from({ length: plan.channels }, () => ((rng = (rng * 48271) % 2147483647) / 2147483647))
-        : scores(g.initializers.get(plan.cuts[0].weight)!.toFloat32(), plan.channels, criterion === 'l1' ? 1 : 2);
+    // Coupled producers share the channels: their importances add up.
+    const s = new Float64Array(plan.channels);
+    if (criterion === 'random') s.forEach((_, i) => (s[i] = (rng = (rng * 48271) % 2147483647) / 2147483647));
+    else for (const k of plan.kernels) scores(g.initializers.get(k)!.toFloat32(), plan.channels, criterion === 'l1' ? 1 : 2).forEach((v, i) => (s[i] += v));
     const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
     plans.push({ plan, remove: new Set(order.slice(0, n)) });
   }
@@ -210,7 +283,7 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
       params += (byName(before, l)?.params ?? 0) - (byName(after, l)?.params ?? 0);
       macs += (byName(before, l)?.macs ?? 0) - (byName(after, l)?.macs ?? 0);
     }
-    outcome.groups.push({ name: plan.producer.name, producers: [plan.producer.name], channels: plan.channels, removed: remove.size, paramsSaved: params, macsSaved: macs });
+    outcome.groups.push({ name: plan.producers[0].name, producers: plan.producers.map((q) => q.name), channels: plan.channels, removed: remove.size, paramsSaved: params, macsSaved: macs });
   }
   return outcome;
 }
