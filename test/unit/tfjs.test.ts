@@ -420,8 +420,71 @@ function writeGraphModel(dir: string) {
   return { file: path.join(dir, 'model.json'), W, b };
 }
 
+/** A small CNN as tfjs-converter writes it: fused conv, depthwise, pooling, reshape, mean, fused MatMul. */
+function writeGraphCnn(dir: string) {
+  const dt = { type: 'DT_FLOAT' };
+  const s = (x: string) => ({ s: Buffer.from(x).toString('base64') });
+  const ints = (...v: number[]) => ({ list: { i: v.map(String) } });
+  const weights: Array<{ name: string; shape: number[]; dtype: string }> = [];
+  const data: Buffer[] = [];
+  let seed = 1;
+  const konst = (name: string, shape: number[], values?: number[]) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const int = values !== undefined;
+    data.push(Buffer.from((int ? Int32Array.from(values) : Float32Array.from({ length: n }, () => Math.sin(seed++) * 0.5)).buffer));
+    weights.push({ name, shape, dtype: int ? 'int32' : 'float32' });
+    return { name, op: 'Const', attr: { dtype: { type: int ? 'DT_INT32' : 'DT_FLOAT' }, value: { tensor: { dtype: int ? 'DT_INT32' : 'DT_FLOAT', tensorShape: { dim: shape.map((d) => ({ size: String(d) })) } } } } };
+  };
+  const conv = { T: dt, data_format: s('NHWC'), dilations: ints(1, 1, 1, 1) };
+  const node = [
+    { name: 'x', op: 'Placeholder', attr: { dtype: dt, shape: { shape: { dim: [{ size: '-1' }, { size: '9' }, { size: '9' }, { size: '3' }] } } } },
+    konst('c1/filter', [3, 3, 3, 8]),
+    konst('c1/bias', [8]),
+    { name: 'c1', op: '_FusedConv2D', input: ['x', 'c1/filter', 'c1/bias'], attr: { ...conv, strides: ints(1, 2, 2, 1), padding: s('SAME'), fused_ops: { list: { s: [s('BiasAdd').s, s('Relu').s] } }, num_args: { i: '1' }, epsilon: { f: 0 }, explicit_paddings: { list: {} } } },
+    konst('dw/filter', [3, 3, 8, 2]),
+    { name: 'dw', op: 'DepthwiseConv2dNative', input: ['c1', 'dw/filter'], attr: { ...conv, strides: ints(1, 1, 1, 1), padding: s('VALID'), explicit_paddings: { list: {} } } },
+    { name: 'dw/relu6', op: 'Relu6', input: ['dw'], attr: { T: dt } },
+    konst('pw/filter', [1, 1, 16, 12]),
+    { name: 'pw', op: 'Conv2D', input: ['dw/relu6', 'pw/filter'], attr: { ...conv, strides: ints(1, 1, 1, 1), padding: s('SAME'), explicit_paddings: { list: {} }, use_cudnn_on_gpu: { b: true } } },
+    { name: 'pool', op: 'MaxPool', input: ['pw'], attr: { T: dt, data_format: s('NHWC'), ksize: ints(1, 2, 2, 1), strides: ints(1, 2, 2, 1), padding: s('VALID') } },
+    konst('flat/shape', [2], [-1, 12]),
+    { name: 'flat', op: 'Reshape', input: ['pool', 'flat/shape'], attr: { T: dt, Tshape: { type: 'DT_INT32' } } },
+    konst('gap/axes', [2], [1, 2]),
+    { name: 'gap', op: 'Mean', input: ['pw', 'gap/axes'], attr: { T: dt, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } } },
+    { name: 'sum', op: 'AddV2', input: ['flat', 'gap'], attr: { T: dt } },
+    konst('fc/W', [12, 5]),
+    konst('fc/b', [5]),
+    { name: 'fc', op: '_FusedMatMul', input: ['sum', 'fc/W', 'fc/b'], attr: { T: dt, transpose_a: { b: false }, transpose_b: { b: false }, fused_ops: { list: { s: [s('BiasAdd').s] } }, num_args: { i: '1' }, epsilon: { f: 0 } } },
+    { name: 'y', op: 'Softmax', input: ['fc'], attr: { T: dt } },
+  ];
+  fs.writeFileSync(path.join(dir, 'g.bin'), Buffer.concat(data));
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ format: 'graph-model', generatedBy: 'tests', convertedBy: 'tests', modelTopology: { node, library: {}, versions: { producer: 1482 } }, weightsManifest: [{ paths: ['g.bin'], weights }] }));
+  return path.join(dir, 'model.json');
+}
+
 describe('TF.js graph models', () => {
   before(() => tf.setBackend('cpu'));
+
+  it('infers every op\'s output shape exactly as TensorFlow.js computes it, and counts MACs from them', async () => {
+    const file = writeGraphCnn(tmpDir());
+    const m = openModel(file);
+    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const bin = fs.readFileSync(path.join(path.dirname(file), 'g.bin'));
+    const g = await tf.loadGraphModel(tf.io.fromMemory({ modelTopology: j.modelTopology, weightSpecs: j.weightsManifest[0].weights, weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), format: 'graph-model' }));
+    const names = m.graph.nodes.map((n) => n.name);
+    const outs = g.execute(tf.zeros([2, 9, 9, 3]), names) as Array<{ shape: number[] }>;
+    names.forEach((name, i) => {
+      const vi = m.graph.valueInfo.get(name)!.type;
+      const ours = vi?.kind === 'tensor' && vi.shape ? vi.shape.map((d) => (d === 'batch' ? 2 : d)) : null;
+      assert.deepEqual(ours, outs[i].shape, `shape of ${name}`);
+    });
+    const a = analyzeModel(m);
+    const macs = Object.fromEntries(a.layers.filter((l) => l.macs).map((l) => [l.name, l.macs]));
+    // Per sample: output elements × the filter's reduction size.
+    assert.deepEqual(macs, { c1: 5 * 5 * 8 * 27, dw: 3 * 3 * 16 * 9, pw: 3 * 3 * 12 * 16, fc: 5 * 12 });
+    assert.equal(a.totals.unknownMacsNodes, 0);
+    assert.equal(a.totals.params, 3 * 3 * 3 * 8 + 8 + 3 * 3 * 8 * 2 + 16 * 12 + 12 * 5 + 5);
+  });
 
   it('reads a graph model: ops, inputs, outputs and weights', () => {
     const { file, W } = writeGraphModel(tmpDir());

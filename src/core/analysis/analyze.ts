@@ -223,7 +223,9 @@ function analyzeNode(
         if (claimed.has(t)) continue;
         claimed.add(t);
         addBytes(bytesByDtype, t);
-        const isParam = isFloatType(t.dtype) || QUANTIZED_WEIGHT_TYPES.has(t.dtype) || (INT_WEIGHT_INPUTS[node.opType]?.includes(pos) ?? false);
+        // In TensorFlow graphs (TF.js graph models) integer constants are shapes, axes and paddings.
+        const intWeights = node.domain !== 'tfjs-graph';
+        const isParam = isFloatType(t.dtype) || (intWeights && (QUANTIZED_WEIGHT_TYPES.has(t.dtype) || (INT_WEIGHT_INPUTS[node.opType]?.includes(pos) ?? false)));
         if (!isParam || t.dtype === DataType.STRING) continue;
         params += t.numel;
         const s = opts.weightStats ? weightStats(t) : undefined;

@@ -56,6 +56,7 @@ export function countMacs(
   // A bare bag of tensors has no activations to count over.
   if (node.domain === 'safetensors') return { macs: null, flops: null };
   if (node.domain === 'tflite' || node.domain === 'tflite.custom') return tfliteMacs(node, type, constantOf);
+  if (node.domain === 'tfjs-graph') return tfGraphMacs(node, type, constantOf);
   const op = node.domain === 'com.microsoft' ? `ms:${node.opType}` : node.opType;
   switch (op) {
     case 'Conv':
@@ -179,6 +180,39 @@ function kerasMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor[]
     default:
       // Normalisation, activations, merges and pooling: about one op per output element.
       return { macs: 0, flops: out };
+  }
+}
+
+const TF_FREE = new Set([
+  'Identity', 'IdentityN', 'Reshape', 'Squeeze', 'ExpandDims', 'ConcatV2', 'Pad', 'PadV2', 'MirrorPad', 'Transpose', 'Shape',
+  'StridedSlice', 'Slice', 'Pack', 'Unpack', 'GatherV2', 'Cast', 'StopGradient', 'NoOp', 'Const', 'Fill', 'Tile', 'Split', 'SplitV',
+]);
+
+/** TensorFlow ops in a TF.js graph model: filters are HWIO (depthwise HWCM), MatMul is 2-D. */
+function tfGraphMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor[] | undefined): { macs: number | null; flops: number | null } {
+  const out = boundNumel(type(node.outputs[0])?.shape);
+  const mm = (macs: number | null) => ({ macs, flops: macs === null ? null : 2 * macs + (out ?? 0) });
+  const w = shapeOf(type, node.inputs[1], constantOf);
+  const known = w && w.every((d) => typeof d === 'number') ? (w as number[]) : null;
+  switch (node.opType) {
+    case 'Conv2D':
+    case '_FusedConv2D':
+      return known && known.length === 4 && out !== null ? mm(out * known[0] * known[1] * known[2]) : mm(null);
+    case 'DepthwiseConv2dNative':
+    case 'FusedDepthwiseConv2dNative':
+      return known && known.length === 4 && out !== null ? mm(out * known[0] * known[1]) : mm(null);
+    case 'MatMul':
+    case '_FusedMatMul':
+    case 'BatchMatMul':
+    case 'BatchMatMulV2': {
+      // Each output element: a dot product over the shared dimension.
+      if (!known || out === null || known.length < 2) return mm(null);
+      const transposed = node.opType.startsWith('Batch') ? node.int('adj_y', 0) : node.int('transpose_b', 0);
+      return mm(out * (transposed ? known[known.length - 1] : known[known.length - 2]));
+    }
+    default:
+      // Activations, normalisation, element-wise maths, pooling: about one op per output element.
+      return TF_FREE.has(node.opType) ? { macs: 0, flops: 0 } : { macs: 0, flops: out };
   }
 }
 

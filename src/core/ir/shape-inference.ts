@@ -105,7 +105,10 @@ function inferGraph(
       } catch {
         out = { types: [] }; // inconsistent input shapes: leave outputs unknown
       }
-    } else unsupported.add(node.domain ? `${node.domain}:${node.opType}` : node.opType);
+    } else if (!node.outputs.every((o) => !o || declared(o)?.shape)) {
+      // No rule here, and the format did not declare the shapes either (TF.js, TFLite do).
+      unsupported.add(node.domain ? `${node.domain}:${node.opType}` : node.opType);
+    }
     node.outputs.forEach((name, i) => {
       if (!name) return;
       const inferred = out.types[i];

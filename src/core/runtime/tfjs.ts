@@ -125,7 +125,14 @@ export class TfjsRunner {
       if (this.graph) {
         const named: Record<string, Tf> = {};
         this.inputs.forEach((i, k) => (named[i.name] = xs[k]));
-        ys = await this.model.executeAsync(named, this.outputs.map((o) => o.name));
+        // execute() for static graphs; executeAsync() only where control flow or dynamic shapes need it.
+        const names = this.outputs.map((o) => o.name);
+        try {
+          ys = this.model.execute(named, names);
+        } catch (e) {
+          if (!/executeAsync/.test((e as Error).message)) throw e;
+          ys = await this.model.executeAsync(named, names);
+        }
       } else {
         ys = this.model.predict(xs.length === 1 ? xs[0] : xs);
       }

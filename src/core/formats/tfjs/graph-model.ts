@@ -1,6 +1,7 @@
 import { DataType } from '../../ir/dtype';
 import { Graph, Model, Node, type Dim } from '../../ir/graph';
 import { TfjsDocument, type Json } from './document';
+import { inferTfGraphShapes } from './graph-shapes';
 import { withoutManifest } from './layers';
 import type { ReadWeights } from './manifest';
 
@@ -99,5 +100,6 @@ export function buildGraphModel(file: string, json: Json, w: ReadWeights, fail: 
   const fromSig = sigOut ? Object.values(sigOut).map((o) => valueName(String(o.name ?? ''))).filter((n) => known.has(n)) : [];
   const outputs = fromSig.length ? fromSig : g.nodes.filter((n) => n.opType !== 'Const' && n.opType !== 'NoOp').map((n) => n.outputs[0]).filter((o) => !consumed.has(o));
   for (const o of outputs) g.outputs.push({ name: o });
+  inferTfGraphShapes(g);
   return model;
 }
