@@ -331,6 +331,41 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.ok(Number.isFinite(b.cosine) && b.cosine < 0.999999, `pruning real channels changes the outputs (cosine ${b.cosine})`);
   });
 
+  it('follows a Concatenate at each producer\'s offset: BN, the next conv and Flatten → Dense lose the right rows', async () => {
+    const input = tf.input({ shape: [6, 6, 2] });
+    const a = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu' });
+    const b = tf.layers.conv2d({ filters: 6, kernelSize: 1, activation: 'relu' });
+    const bn = tf.layers.batchNormalization();
+    const cat = tf.layers.concatenate().apply([a.apply(input), b.apply(input)]);
+    const c = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same' });
+    const both = tf.layers.concatenate().apply([c.apply(bn.apply(cat)), cat]);
+    const out = tf.layers.dense({ units: 3 }).apply(tf.layers.flatten().apply(both));
+    const m = tf.model({ inputs: input, outputs: out });
+    const zeroA = [1, 3];
+    const zeroB = [0, 4];
+    for (const [conv, zero, units] of [[a, zeroA, 8], [b, zeroB, 6]] as const) {
+      const [k] = conv.getWeights();
+      const kv = Float32Array.from(k.dataSync()).map((v: number, e: number) => ((zero as readonly number[]).includes(e % units) ? 0 : v + Math.sign(v) * 0.05));
+      conv.setWeights([tf.tensor(kv, k.shape), tf.tensor(Array.from({ length: units }, (_, i) => ((zero as readonly number[]).includes(i) ? 0 : 0.1)))]);
+    }
+    const catZero = [...zeroA, ...zeroB.map((i) => 8 + i)];
+    const per = (f: (i: number) => number) => tf.tensor(Array.from({ length: 14 }, (_, i) => f(i)));
+    bn.setWeights([per((i) => 1 + i / 20), per((i) => (catZero.includes(i) ? 0 : 0.05)), per((i) => (catZero.includes(i) ? 0 : 0.02 * i)), per((i) => 1 + i / 10)]);
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const r = await pruneModel(openModel(file), { structured: true, ratio: 0.34, exclude: [c.name] });
+    assert.deepEqual(r.groups.map((g) => [g.name, g.removed]), [[a.name, 2], [b.name, 2]]);
+    const p = path.join(path.dirname(file), 'p.json');
+    saveModel(r.model, p);
+    const d = await agreement(m, p, [2, 6, 6, 2]);
+    assert.ok(d.maxAbs < 1e-5, `max |diff| ${d.maxAbs}`);
+    const pruned = openModel(p);
+    assert.deepEqual(pruned.graph.initializers.get(`${bn.name}/gamma`)!.dims, [10]);
+    assert.deepEqual(pruned.graph.initializers.get(`${c.name}/kernel`)!.dims, [3, 3, 10, 4]);
+    assert.equal(analyzeModel(pruned).totals.params, analyzeModel(r.model).totals.params);
+  });
+
   it('follows a residual Add no further when it carries the model input; unstructured zeroes kernels', async () => {
     const input = tf.input({ shape: [16] });
     const h = tf.layers.dense({ units: 16, activation: 'relu' }).apply(input);

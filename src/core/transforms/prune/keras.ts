@@ -18,8 +18,9 @@ import type { PruneOptions, PruneOutcome } from './index';
  * consumers (the next Conv/Dense, directly or after a Flatten, whose rows interleave the
  * spatial positions) lose the matching input rows. Element-wise merges (Add, Multiply, …)
  * couple the producers behind all their inputs into one group that loses the same channels,
- * ranked by their summed importance: a residual stream is pruned as a whole. A group whose
- * channels reach anything else (Concatenate, Reshape, an RNN, a model output, the model
+ * ranked by their summed importance: a residual stream is pruned as a whole. Through a
+ * Concatenate (on the channels), a producer's channels continue at their offset. A group whose
+ * channels reach anything else (Reshape, an RNN, a model output, the model
  * input through a merge, an unknown layer) is left alone, with the reason reported. The
  * result is a valid layers model: configs
  * (`filters`, `units`) and weights agree, and TensorFlow.js loads it.
@@ -70,8 +71,10 @@ function trace(model: Model, first: Node): Plan | string {
   const { consumers, producer } = g.index();
   const outputs = new Set(g.outputs.map((o) => o.name));
   const plan: Plan = { producers: [], kernels: [], channels: -1, cuts: [], configs: [] };
-  const stack: Array<{ value: string; expand: (k: number[]) => number[]; flat: boolean }> = [];
+  // `tag`: the Concatenate offsets on the way, so the same value reached at another offset is traced again.
+  const stack: Array<{ value: string; expand: (k: number[]) => number[]; flat: boolean; tag: string }> = [];
   const seenValues = new Set<string>();
+  const seenWise = new Set<string>();
   const seenNodes = new Set<Node>();
   const identity = (k: number[]) => k;
   const addProducer = (p: Node): string | undefined => {
@@ -89,7 +92,7 @@ function trace(model: Model, first: Node): Plan | string {
     const bias = weightOf(p, 'bias');
     if (bias) plan.cuts.push({ weight: bias, axis: 0, expand: identity });
     plan.configs.push({ layer: p.name, key: p.opType === 'Dense' ? 'units' : 'filters' });
-    stack.push({ value: p.outputs[0], expand: identity, flat: false });
+    stack.push({ value: p.outputs[0], expand: identity, flat: false, tag: '' });
     return undefined;
   };
   /** The producers behind a merge input, through channel-wise layers and further merges. */
@@ -113,15 +116,15 @@ function trace(model: Model, first: Node): Plan | string {
   const failed = addProducer(first);
   if (failed) return failed;
   while (stack.length) {
-    const { value, expand, flat } = stack.pop()!;
-    if (seenValues.has(value)) continue;
-    seenValues.add(value);
+    const { value, expand, flat, tag } = stack.pop()!;
+    if (seenValues.has(`${value}|${tag}`)) continue;
+    seenValues.add(`${value}|${tag}`);
     if (outputs.has(value)) return plan.producers.length > 1 ? 'its residual stream reaches a model output' : 'its output is a model output';
     for (const c of consumers.get(value) ?? []) {
       const at = c.inputs.indexOf(value);
       if (CHANNEL_WISE.has(c.opType)) {
-        if (seenNodes.has(c)) continue;
-        seenNodes.add(c);
+        if (seenWise.has(`${c.name}|${tag}`)) continue;
+        seenWise.add(`${c.name}|${tag}`);
         if (c.opType === 'DepthwiseConv2D') {
           if (Number(kerasAttrs(c).depth_multiplier ?? 1) !== 1) return `it feeds ${c.name}, a DepthwiseConv2D with depth_multiplier > 1`;
           const k = weightOf(c, 'depthwise_kernel');
@@ -131,11 +134,11 @@ function trace(model: Model, first: Node): Plan | string {
           const name = weightOf(c, w);
           if (name) plan.cuts.push({ weight: name, axis: g.initializers.get(name)!.dims.length - 1, expand });
         }
-        stack.push({ value: c.outputs[0], expand, flat });
+        stack.push({ value: c.outputs[0], expand, flat, tag });
       } else if (MERGES.has(c.opType)) {
         if (seenNodes.has(c)) continue;
         seenNodes.add(c);
-        if (flat) return `a flattened tensor reaches ${c.name} (${c.opType})`;
+        if (flat || tag) return `a ${flat ? 'flattened' : 'concatenated'} tensor reaches ${c.name} (${c.opType})`;
         for (const other of c.inputs.filter((x) => x !== value && !g.initializers.has(x))) {
           const found = sources(other);
           if (typeof found === 'string') return found;
@@ -144,7 +147,24 @@ function trace(model: Model, first: Node): Plan | string {
             if (why) return why;
           }
         }
-        stack.push({ value: c.outputs[0], expand, flat });
+        stack.push({ value: c.outputs[0], expand, flat, tag });
+      } else if (c.opType === 'Concatenate') {
+        // Along the channels, this producer's channels sit after those of the inputs before it.
+        const rankOf = (v: string) => {
+          const t = g.valueInfo.get(v)?.type;
+          return t?.kind === 'tensor' && t.shape ? t.shape : null;
+        };
+        const here = rankOf(value);
+        const axis = Number(kerasAttrs(c).axis ?? -1);
+        if (!here || flat || (axis !== -1 && axis !== here.length - 1)) return `${c.name} concatenates along an axis other than the channels`;
+        if (c.inputs.filter((x) => x === value).length > 1) return `it feeds ${c.name} twice`;
+        let offset = 0;
+        for (const prev of c.inputs.slice(0, at)) {
+          const d = rankOf(prev)?.at(-1);
+          if (typeof d !== 'number') return `the channels before it in ${c.name} are unknown`;
+          offset += d;
+        }
+        stack.push({ value: c.outputs[0], expand: (k) => expand(k).map((i) => i + offset), flat, tag: `${tag}+${offset}` });
       } else if (c.opType === 'Flatten') {
         const shape = g.valueInfo.get(value)?.type;
         const dims = shape?.kind === 'tensor' ? shape.shape : null;
@@ -155,6 +175,7 @@ function trace(model: Model, first: Node): Plan | string {
         stack.push({
           value: c.outputs[0],
           flat: true,
+          tag,
           expand: (k) => {
             const chans = expand(k);
             const out: number[] = [];
@@ -255,22 +276,28 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
     const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
     plans.push({ plan, remove: new Set(order.slice(0, n)) });
   }
-  // Apply every plan: each weight is cut along its own axis, so plans compose in any order.
+  // The channels each plan drops, per weight and axis, in the original positions: plans that
+  // reach one weight (a Concatenate's consumer, a kernel cut on both axes) are applied together.
+  const drops = new Map<string, { weight: string; axis: number; drop: Set<number> }>();
   for (const { plan, remove } of plans) {
     const keep = [...Array(plan.channels).keys()].filter((c) => !remove.has(c));
     for (const cut of plan.cuts) {
-      const t = g.initializers.get(cut.weight)!;
-      const all = cut.expand([...Array(plan.channels).keys()]);
       const kept = new Set(cut.expand(keep));
-      const drop = new Set(all.filter((i) => !kept.has(i)));
-      const r = removeAlongAxis({ dims: [...t.dims], data: t.toFloat32() }, cut.axis, drop);
-      g.initializers.set(cut.weight, Tensor.fromArray(cut.weight, DataType.FLOAT, r.dims, r.data));
+      const key = `${cut.weight}#${cut.axis}`;
+      const entry = drops.get(key) ?? { weight: cut.weight, axis: cut.axis, drop: new Set<number>() };
+      drops.set(key, entry);
+      for (const i of cut.expand([...Array(plan.channels).keys()])) if (!kept.has(i)) entry.drop.add(i);
     }
     for (const { layer, key } of plan.configs) {
       const l = doc.layerByName(layer);
       if (l) layerConfig(l)[key] = keep.length;
       g.nodes.find((n) => n.name === layer)?.setInt(key, keep.length);
     }
+  }
+  for (const { weight, axis, drop } of drops.values()) {
+    const t = g.initializers.get(weight)!;
+    const r = removeAlongAxis({ dims: [...t.dims], data: t.toFloat32() }, axis, drop);
+    g.initializers.set(weight, Tensor.fromArray(weight, DataType.FLOAT, r.dims, r.data));
   }
   inferKerasShapes(g);
   const after = analyzeModel(out);
