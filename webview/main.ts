@@ -227,8 +227,9 @@ function showDetail(layer: string, d: Json) {
 
 function showSummary(file: string, s: Summary) {
   summaryEl.replaceChildren();
-  // Compression and the ORT-based views need ONNX; other formats are inspected read-only.
-  for (const b of [quant, sensBtn]) b.style.display = s.format === 'onnx' ? '' : 'none';
+  // One-click INT8 is for ONNX; sensitivity runs on ONNX (ORT) and TF.js layers models (TensorFlow.js).
+  quant.style.display = s.format === 'onnx' ? '' : 'none';
+  sensBtn.style.display = s.format === 'onnx' || s.format === 'tfjs-layers' ? '' : 'none';
   const metric = (label: string, value: string, id: string) => {
     const d = el('div', { class: 'metric', id });
     d.append(el('b', {}, value), document.createTextNode(label));

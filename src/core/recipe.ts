@@ -169,7 +169,8 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
  */
 export async function quickQuantize(file: string, output: string, opts: { signal?: AbortSignal; onProgress?: (stage: string, f?: number) => void; calibSamples?: number } = {}) {
   const model = openModel(file);
-  if (model.format !== 'onnx') throw new UsageError(`one-click INT8 works on ONNX models; ${model.format} models are read-only in this version`);
+  if (model.format.startsWith('tfjs')) throw new UsageError('one-click INT8 works on ONNX models; TF.js models are quantized in their own manifest: use Compress Model… or `quantize --mode uint8`');
+  if (model.format !== 'onnx') throw new UsageError(`one-click INT8 works on ONNX models; ${model.format} models are read-only here`);
   const a = analyzeModel(model);
   const dense = a.byOpType.filter((o) => o.op === 'MatMul' || o.op === 'Gemm').reduce((s, o) => s + o.macs, 0);
   const share = a.totals.macs ? dense / a.totals.macs : 1;

@@ -238,6 +238,15 @@ try {
   await quickPick('F1', 'Model Compressor: Inspect Model', 'Inspect Model');
   check(await paramsShown('1,482'), 'a TF.js model.json opens in the editor through Inspect Model, 1,482 params');
   await page.screenshot({ path: path.join(artifacts, 'tfjs.png') });
+  // Sensitivity on the TF.js model: each group pruned alone and run by TensorFlow.js.
+  let tfFrame;
+  for (let k = 0; k < (await page.locator('iframe.webview.ready').count()) && !tfFrame; k++) {
+    const f = page.frameLocator('iframe.webview.ready').nth(k).frameLocator('iframe#active-frame');
+    if ((await f.locator('#total-params b').count()) > 0 && (await f.locator('#total-params b').first().textContent()) === '1,482') tfFrame = f;
+  }
+  await tfFrame.locator('#sensitivity').click();
+  await tfFrame.locator('#sensitivity-chart').waitFor({ timeout: 120000 }).catch(() => {});
+  check((await tfFrame.locator('#sensitivity-chart').count()) === 1, 'sensitivity curves are charted for the TF.js model');
   // Compress the TF.js model from its editor: the panel offers the manifest quantization modes.
   await quickPick('F1', 'Model Compressor: Compress Model', 'Compress Model');
   let tp;

@@ -93,7 +93,7 @@ describe('TF.js layers models (read)', () => {
     assert.equal(j.format, 'tfjs-layers');
     assert.equal(j.totals.params, 1482); // model.countParams() when the fixture was generated
     const { quickQuantize } = await import('../../src/core/recipe');
-    await assert.rejects(quickQuantize(file, path.join(tmpDir(), 'x.onnx')), /works on ONNX models/);
+    await assert.rejects(quickQuantize(file, path.join(tmpDir(), 'x.onnx')), /works on ONNX models; TF.js models are quantized in their own manifest: use Compress Model… or `quantize --mode uint8`/);
   });
 
   it('rejects a missing shard, a short shard, an unknown dtype and a path escaping the folder (exit 3)', () => {
@@ -364,6 +364,42 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.deepEqual(pruned.graph.initializers.get(`${bn.name}/gamma`)!.dims, [10]);
     assert.deepEqual(pruned.graph.initializers.get(`${c.name}/kernel`)!.dims, [3, 3, 10, 4]);
     assert.equal(analyzeModel(pruned).totals.params, analyzeModel(r.model).totals.params);
+  });
+
+  it('measures sensitivity curves per group with TensorFlow.js: each point is that group pruned alone', async () => {
+    const m = convNet(3);
+    const file = await save(m, tmpDir());
+    const { pruningSensitivity } = await import('../../src/core/analysis/sensitivity');
+    const { modelInputs, TfjsRunner } = await import('../../src/core/runtime/tfjs');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const inputs = await modelInputs(file);
+    const data = bindDataset(inputs, [], { randomSamples: 12, seed: 5, shapes: { [inputs[0].name]: [1, 12, 12, 3] } });
+    const model = openModel(file);
+    const r = await pruningSensitivity(model, { data, ratios: [0.25, 0.75], samples: 12, metric: 'cosine' });
+    const names = [m.layers[0].name, m.layers[3].name, m.layers[5].name];
+    assert.deepEqual(r.curves.map((c) => [c.group, c.channels, c.points.map((p) => p.removed)]), [[names[0], 16, [4, 12]], [names[1], 24, [6, 18]], [names[2], 32, [8, 24]]]);
+    for (const c of r.curves) assert.ok(c.points[1].drop > c.points[0].drop && c.points[0].drop > 0, `${c.group}: ${c.points.map((p) => p.drop)}`);
+    // The second group at 75%, independently: prune it alone, run both in tfjs, cosine over the same samples.
+    const alone = await pruneModel(model, { structured: true, ratio: 0.75, exclude: [names[0], names[2]] });
+    const out = path.join(path.dirname(file), 'alone.json');
+    saveModel(alone.model, out);
+    const [a, b] = [await TfjsRunner.create(file), await TfjsRunner.create(out)];
+    let dot = 0, na = 0, nb = 0;
+    for (const { feeds } of data.batches(16, 12)) {
+      const x = Object.values(await a.run(feeds))[0].data as Float32Array;
+      const y = Object.values(await b.run(feeds))[0].data as Float32Array;
+      for (let i = 0; i < x.length; i++) {
+        dot += x[i] * y[i];
+        na += x[i] ** 2;
+        nb += y[i] ** 2;
+      }
+    }
+    await a.release();
+    await b.release();
+    assert.ok(Math.abs(r.curves[1].points[1].value - dot / Math.sqrt(na * nb)) < 1e-6);
+    assert.equal(r.curves[1].points[1].paramsSaved, analyzeModel(model).totals.params - analyzeModel(alone.model).totals.params);
   });
 
   it('follows a residual Add no further when it carries the model input; unstructured zeroes kernels', async () => {

@@ -1,4 +1,8 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { CancelledError, UsageError } from '../errors';
+import { saveModel } from '../formats/registry';
 import { DataType } from '../ir/dtype';
 import { Graph, Model, type Node } from '../ir/graph';
 import { inferShapes } from '../ir/shape-inference';
@@ -11,6 +15,8 @@ import { applyPruning } from '../transforms/prune/apply';
 import { buildDependencyGraph, type Group } from '../transforms/prune/dependency';
 import { groupImportance, type Criterion } from '../transforms/prune/importance';
 import { groupName } from '../transforms/prune';
+import { pruneKeras } from '../transforms/prune/keras';
+import { TfjsRunner } from '../runtime/tfjs';
 import { analyzeModel } from './analyze';
 
 /**
@@ -63,6 +69,8 @@ export interface SensitivityOptions {
 }
 
 export async function pruningSensitivity(input: Model, opts: SensitivityOptions): Promise<SensitivityResult> {
+  if (input.format === 'tfjs-layers') return kerasSensitivity(input, opts);
+  if (input.format !== 'onnx') throw new UsageError(`pruning sensitivity works on ONNX and TF.js layers models, not ${input.format}`);
   const model = cloneModel(input);
   model.graph.nodes = model.graph.topoOrder();
   const ratios = opts.ratios ?? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -128,6 +136,62 @@ export async function pruningSensitivity(input: Model, opts: SensitivityOptions)
     curves.push({ group: groupName(g), channels: g.size, points });
   }
   return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped };
+}
+
+/**
+ * The same curves for a TF.js layers model: each group of the layer-level pruner alone, every
+ * variant written to a scratch folder and run by TensorFlow.js itself on the same samples.
+ */
+async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise<SensitivityResult> {
+  const ratios = opts.ratios ?? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+  const criterion = opts.criterion ?? 'l1';
+  const probe = pruneKeras(model, { structured: true, ratio: 0.5, criterion });
+  const producers = probe.groups.flatMap((g) => g.producers);
+  const samples = Math.min(opts.samples ?? 64, opts.data.count);
+  const batchSize = opts.batchSize ?? 16;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-compressor-sensitivity-'));
+  const run = async (m: Model, name: string): Promise<HostTensor[]> => {
+    const file = path.join(dir, `${name}.json`);
+    saveModel(m, file);
+    const runner = await TfjsRunner.create(file);
+    try {
+      const outs: HostTensor[] = [];
+      for (const { feeds } of opts.data.batches(batchSize, samples)) {
+        if (opts.signal?.aborted) throw new CancelledError();
+        outs.push(Object.values(await runner.run(feeds))[0]);
+      }
+      return outs;
+    } finally {
+      await runner.release();
+    }
+  };
+  try {
+    const ref = await run(model, 'original');
+    const labels = opts.labels?.subarray(0, samples);
+    const metric: SensitivityResult['metric'] = opts.metric ?? (labels ? 'accuracy' : ref[0].dims.length === 2 && ref[0].dims[1] >= 2 ? 'top1Agreement' : 'cosine');
+    if (metric === 'accuracy' && !labels) throw new UsageError('the accuracy metric needs labels');
+    const baseline = metric === 'accuracy' ? scoreOutputs(metric, ref, ref, labels) : 1;
+    const base = analyzeModel(model).totals;
+    const curves: SensitivityCurve[] = [];
+    const total = probe.groups.length * ratios.length;
+    let done = 0;
+    for (const g of probe.groups) {
+      const others = producers.filter((p) => !g.producers.includes(p));
+      const points: SensitivityPoint[] = [];
+      for (const ratio of ratios) {
+        if (opts.signal?.aborted) throw new CancelledError();
+        const r = pruneKeras(model, { structured: true, ratio, criterion, exclude: others });
+        const value = scoreOutputs(metric, ref, await run(r.model, 'variant'), labels);
+        const after = analyzeModel(r.model).totals;
+        points.push({ ratio, removed: r.groups[0]?.removed ?? 0, value, drop: baseline - value, paramsSaved: base.params - after.params, macsSaved: base.macs - after.macs });
+        opts.onProgress?.(++done, total);
+      }
+      curves.push({ group: g.name, channels: g.channels, points });
+    }
+    return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped: probe.skipped };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Values read by nodes[first…] but produced before them (or graph inputs). */
