@@ -283,6 +283,22 @@ describe('sensitivity analysis', () => {
   });
 });
 
+describe('sensitivity allocation', () => {
+  it('steps over points that save nothing (small groups remove no channel at low ratios)', () => {
+    const point = (ratio: number, drop: number, macsSaved: number) => ({ ratio, removed: 0, value: 1 - drop, drop, paramsSaved: macsSaved, macsSaved });
+    const r = {
+      metric: 'cosine' as const, baseline: 1, samples: 8, totals: { params: 100, macs: 100 }, skipped: [],
+      curves: [
+        { group: 'small', channels: 4, points: [point(0.1, 0, 0), point(0.2, 0, 0), point(0.3, 0.01, 25), point(0.6, 0.5, 50)] },
+        { group: 'big', channels: 40, points: [point(0.1, 0.2, 10), point(0.3, 0.6, 30)] },
+      ],
+    };
+    const a = allocateFromCurves(r, 0.2, 'macs');
+    assert.deepEqual(a.ratios, { small: 0.3 });
+    assert.equal(a.predictedSaved, 0.25);
+  });
+});
+
 describe('CLI: prune and sensitivity', () => {
   it('prune --json reports groups, reconstruction and fidelity; sensitivity --json prints curves', () => {
     const out = path.join(require('os').tmpdir(), `pr-${process.pid}.onnx`);

@@ -402,6 +402,20 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.equal(r.curves[1].points[1].paramsSaved, analyzeModel(model).totals.params - analyzeModel(alone.model).totals.params);
   });
 
+  it('prune --allocate sensitivity gives each group its own ratio from TensorFlow.js curves', async () => {
+    const m = convNet(4);
+    const file = await save(m, tmpDir());
+    const out = path.join(path.dirname(file), 'alloc.json');
+    const r = cli(['prune', file, '--structured', '--target-macs', '0.4', '--allocate', 'sensitivity', '-o', out, '--json', '--samples', '8']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    const ratios = Object.values(j.allocation) as number[];
+    assert.ok(ratios.length >= 1 && j.groups.length === ratios.length, JSON.stringify(j.allocation));
+    for (const g of j.groups) assert.equal(g.removed, Math.floor(g.channels * j.allocation[g.name] + 1e-9), g.name);
+    assert.ok(j.after.macs < 0.8 * j.before.macs, `${j.after.macs} of ${j.before.macs}`);
+    assert.equal(cli(['prune', file, '--structured', '--target-latency', '0.2', '-o', out]).code, 2);
+  });
+
   it('follows a residual Add no further when it carries the model input; unstructured zeroes kernels', async () => {
     const input = tf.input({ shape: [16] });
     const h = tf.layers.dense({ units: 16, activation: 'relu' }).apply(input);

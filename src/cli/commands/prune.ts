@@ -74,8 +74,8 @@ export const pruneCommand: Command = {
 
     const job = await openJob(positional, flags, 'prune', 'pruned');
     const { model, calib, evalData, input, output } = job;
-    if (model.format.startsWith('tfjs') && (targetLatency !== undefined || allocate === 'sensitivity')) {
-      throw new UsageError('--target-latency and --allocate sensitivity measure with ONNX Runtime; for TF.js models use --ratio, --target-params or --target-macs');
+    if (model.format.startsWith('tfjs') && targetLatency !== undefined) {
+      throw new UsageError('--target-latency measures with ONNX Runtime; for TF.js models use --ratio, --target-params or --target-macs (with --allocate sensitivity)');
     }
 
     let groupRatios: Record<string, number> | undefined;

@@ -260,20 +260,23 @@ export function allocateFromCurves(result: SensitivityResult, fraction: number, 
   let total = 0;
   while (total < goal) {
     let best = -1;
+    let bestNext = -1;
     let bestCost = Infinity;
     result.curves.forEach((c, k) => {
-      if (pos[k] + 1 >= c.points.length) return;
-      const gain = saved(k, pos[k] + 1) - saved(k, pos[k]);
-      if (gain <= 0) return;
-      const cost = (drop(k, pos[k] + 1) - drop(k, pos[k]) + 1e-6) / gain;
+      // The next point that saves something: small groups remove nothing at low ratios.
+      let next = pos[k] + 1;
+      while (next < c.points.length && saved(k, next) <= saved(k, pos[k])) next++;
+      if (next >= c.points.length) return;
+      const cost = (drop(k, next) - drop(k, pos[k]) + 1e-6) / (saved(k, next) - saved(k, pos[k]));
       if (cost < bestCost) {
         bestCost = cost;
         best = k;
+        bestNext = next;
       }
     });
     if (best < 0) break;
-    total += saved(best, pos[best] + 1) - saved(best, pos[best]);
-    pos[best]++;
+    total += saved(best, bestNext) - saved(best, pos[best]);
+    pos[best] = bestNext;
   }
   const ratios: Record<string, number> = {};
   let predictedDrop = 0;

@@ -217,6 +217,7 @@ export function pruneKeras(model: Model, opts: PruneOptions): PruneOutcome {
   if (!['l1', 'l2', 'random'].includes(criterion)) throw new UsageError(`TF.js models are pruned by l1, l2 or random importance (got ${criterion})`);
   if (!opts.structured) return zeroSmallest(model, opts);
   const target = opts.targetParams !== undefined ? 'params' : opts.targetMacs !== undefined ? 'macs' : undefined;
+  if (opts.groupRatios) return pruneAt(model, 0, opts, criterion);
   if (opts.ratio === undefined && !target) throw new UsageError('TF.js structured pruning needs --ratio, --target-params or --target-macs');
   if (!target) return pruneAt(model, opts.ratio!, opts, criterion);
   // Bisection on the uniform ratio until the params/MACs goal is met.
@@ -246,7 +247,7 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
   const doc = tfjsDocument(out.source)!;
   const g = out.graph;
   const before = analyzeModel(model);
-  const outcome: PruneOutcome = { model: out, groups: [], skipped: [], reconstruction: [], notes: [`importance: ${criterion} norm of each output channel's kernel; ratio ${ratio.toFixed(3)} per layer`] };
+  const outcome: PruneOutcome = { model: out, groups: [], skipped: [], reconstruction: [], notes: [`importance: ${criterion} norm of each output channel's kernel; ${opts.groupRatios ? 'a ratio per group (allocated)' : `ratio ${ratio.toFixed(3)} per layer`}`] };
   const plans: Array<{ plan: Plan; remove: Set<number> }> = [];
   let rng = (opts.seed ?? 0) * 7919 + 1;
   const grouped = new Set<Node>();
@@ -267,7 +268,9 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
       outcome.skipped.push({ name: p.name, reason: `coupled with ${excluded.name}, which is excluded` });
       continue;
     }
-    const n = Math.min(plan.channels - 1, Math.floor(plan.channels * ratio + 1e-9));
+    // Per-group ratios (from sensitivity allocation) name a group by its first producer.
+    const r = opts.groupRatios ? opts.groupRatios[plan.producers[0].name] ?? 0 : ratio;
+    const n = Math.min(plan.channels - 1, Math.floor(plan.channels * r + 1e-9));
     if (n <= 0) continue;
     // Coupled producers share the channels: their importances add up.
     const s = new Float64Array(plan.channels);
