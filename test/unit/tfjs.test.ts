@@ -402,6 +402,34 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.equal(r.curves[1].points[1].paramsSaved, analyzeModel(model).totals.params - analyzeModel(alone.model).totals.params);
   });
 
+  it('entropy importance (activations in TensorFlow.js) removes dead channels that the l1 norm would keep', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 8, kernelSize: 3, activation: 'relu' }));
+    m.add(tf.layers.flatten());
+    m.add(tf.layers.dense({ units: 3 }));
+    const [k] = m.layers[0].getWeights();
+    const dead = [1, 6];
+    // Dead channels: the largest kernels, but a bias so negative that relu always gives 0.
+    m.layers[0].setWeights([tf.tensor(Float32Array.from(k.dataSync()).map((v: number, e: number) => (dead.includes(e % 8) ? 3 * Math.sign(v) : v)), k.shape), tf.tensor(Array.from({ length: 8 }, (_, i) => (dead.includes(i) ? -1000 : 0.1)))]);
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const { modelInputs } = await import('../../src/core/runtime/tfjs');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const inputs = await modelInputs(file);
+    const calib = bindDataset(inputs, [], { randomSamples: 20, seed: 2, shapes: { [inputs[0].name]: [1, 6, 6, 2] } });
+    const diff = async (criterion: 'entropy' | 'l1') => {
+      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.25, criterion, calib });
+      assert.equal(r.groups[0].removed, 2);
+      const out = path.join(path.dirname(file), `${criterion}.json`);
+      saveModel(r.model, out);
+      return (await agreement(m, out, [3, 6, 6, 2])).maxAbs;
+    };
+    assert.ok((await diff('entropy')) < 1e-5, 'the dead channels went');
+    assert.ok((await diff('l1')) > 1e-3, 'l1 keeps the dead channels and removes live ones');
+    await assert.rejects(pruneModel(openModel(file), { structured: true, ratio: 0.25, criterion: 'entropy' }), /needs calibration data/);
+  });
+
   it('prune --allocate sensitivity gives each group its own ratio from TensorFlow.js curves', async () => {
     const m = convNet(4);
     const file = await save(m, tmpDir());

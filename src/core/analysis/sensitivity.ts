@@ -15,7 +15,7 @@ import { applyPruning } from '../transforms/prune/apply';
 import { buildDependencyGraph, type Group } from '../transforms/prune/dependency';
 import { groupImportance, type Criterion } from '../transforms/prune/importance';
 import { groupName } from '../transforms/prune';
-import { pruneKeras } from '../transforms/prune/keras';
+import { kerasEntropyScores, pruneKeras } from '../transforms/prune/keras';
 import { TfjsRunner } from '../runtime/tfjs';
 import { analyzeModel } from './analyze';
 
@@ -145,7 +145,9 @@ export async function pruningSensitivity(input: Model, opts: SensitivityOptions)
 async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise<SensitivityResult> {
   const ratios = opts.ratios ?? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
   const criterion = opts.criterion ?? 'l1';
-  const probe = pruneKeras(model, { structured: true, ratio: 0.5, criterion });
+  // Entropy is measured once; every variant ranks channels by the same scores.
+  const layerScores = criterion === 'entropy' ? await kerasEntropyScores(model, opts.calib ?? opts.data, opts.signal) : undefined;
+  const probe = await pruneKeras(model, { structured: true, ratio: 0.5, criterion, layerScores });
   const producers = probe.groups.flatMap((g) => g.producers);
   const samples = Math.min(opts.samples ?? 64, opts.data.count);
   const batchSize = opts.batchSize ?? 16;
@@ -180,7 +182,7 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
       const points: SensitivityPoint[] = [];
       for (const ratio of ratios) {
         if (opts.signal?.aborted) throw new CancelledError();
-        const r = pruneKeras(model, { structured: true, ratio, criterion, exclude: others });
+        const r = await pruneKeras(model, { structured: true, ratio, criterion, exclude: others, layerScores });
         const value = scoreOutputs(metric, ref, await run(r.model, 'variant'), labels);
         const after = analyzeModel(r.model).totals;
         points.push({ ratio, removed: r.groups[0]?.removed ?? 0, value, drop: baseline - value, paramsSaved: base.params - after.params, macsSaved: base.macs - after.macs });

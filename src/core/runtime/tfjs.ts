@@ -148,6 +148,40 @@ export class TfjsRunner {
     }
   }
 
+  /** The outputs of the named layers (layers models), for one batch: dims as TensorFlow.js gives them (NHWC). */
+  async capture(layers: string[], feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+    if (this.graph) throw new ModelError(this.label, 'layer outputs are captured from TF.js layers models only');
+    const { tf } = tfjs();
+    const key = layers.join('\u0000');
+    if (this.probe?.key !== key) {
+      const outs = layers.map((l) => {
+        try {
+          return this.model.getLayer(l).output;
+        } catch {
+          throw new ModelError(this.label, `it has no layer '${l}'`);
+        }
+      });
+      this.probe = { key, model: tf.model({ inputs: this.model.inputs, outputs: outs }) };
+    }
+    const xs = this.inputs.map((i) => {
+      const f = feeds[i.name];
+      if (!f) throw new ModelError(this.label, `no data for input '${i.name}'`);
+      return tf.tensor(f.data, f.dims, i.dtype === DataType.INT32 ? 'int32' : 'float32');
+    });
+    try {
+      const ys = this.probe.model.predict(xs.length === 1 ? xs[0] : xs);
+      const list: Tf[] = Array.isArray(ys) ? ys : [ys];
+      const out: Record<string, HostTensor> = {};
+      list.forEach((y, k) => (out[layers[k]] = { dtype: DataType.FLOAT, dims: [...y.shape], data: Float32Array.from(y.dataSync() as ArrayLike<number>) }));
+      tf.dispose(list);
+      return out;
+    } finally {
+      tf.dispose(xs);
+    }
+  }
+
+  private probe?: { key: string; model: Tf };
+
   async release(): Promise<void> {
     this.model.dispose?.();
   }

@@ -90,7 +90,7 @@ function normScores(g: Group, p: 1 | 2): Float64Array {
   return total;
 }
 
-const ENTROPY_BINS = 64;
+export const ENTROPY_BINS = 64;
 
 async function entropyScores(model: Model, groups: Group[], opts: ImportanceOptions): Promise<Map<Group, Float64Array | string>> {
   const names = [...new Set(groups.map((g) => g.tensor))];

@@ -26,6 +26,8 @@ export interface PruneOptions {
   targetParams?: number;
   /** Per-group ratios (from sensitivity allocation), keyed by group name. */
   groupRatios?: Record<string, number>;
+  /** Precomputed importance per producer layer and channel (TF.js layers models: entropy). */
+  layerScores?: Map<string, Float64Array>;
   criterion?: Criterion;
   calib?: Dataset;
   recover?: 'none' | 'reconstruct';

@@ -1,5 +1,12 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { analyzeModel } from '../../analysis/analyze';
-import { UsageError } from '../../errors';
+import { CancelledError, UsageError } from '../../errors';
+import { saveModel } from '../../formats/registry';
+import type { Dataset } from '../../runtime/data/dataset';
+import { TfjsRunner } from '../../runtime/tfjs';
+import { ENTROPY_BINS } from './importance';
 import { layerConfig, tfjsDocument } from '../../formats/tfjs/document';
 import { inferKerasShapes, kerasAttrs } from '../../formats/tfjs/layers';
 import { DataType } from '../../ir/dtype';
@@ -210,12 +217,13 @@ function scores(kernel: Float32Array, channels: number, p: 1 | 2): Float64Array 
   return s;
 }
 
-export function pruneKeras(model: Model, opts: PruneOptions): PruneOutcome {
+export async function pruneKeras(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
   if (!tfjsDocument(model.source) || model.format !== 'tfjs-layers') throw new UsageError('layer-level pruning works on TF.js layers models');
   if (opts.recover && opts.recover !== 'none') throw new UsageError('recovery (--recover) is not available for TF.js models yet');
   const criterion = opts.criterion ?? 'l1';
-  if (!['l1', 'l2', 'random'].includes(criterion)) throw new UsageError(`TF.js models are pruned by l1, l2 or random importance (got ${criterion})`);
+  if (!['l1', 'l2', 'random', 'entropy'].includes(criterion)) throw new UsageError(`TF.js models are pruned by l1, l2, entropy or random importance (got ${criterion})`);
   if (!opts.structured) return zeroSmallest(model, opts);
+  if (criterion === 'entropy' && !opts.layerScores) opts = { ...opts, layerScores: await kerasEntropyScores(model, opts.calib, opts.signal) };
   const target = opts.targetParams !== undefined ? 'params' : opts.targetMacs !== undefined ? 'macs' : undefined;
   if (opts.groupRatios) return pruneAt(model, 0, opts, criterion);
   if (opts.ratio === undefined && !target) throw new UsageError('TF.js structured pruning needs --ratio, --target-params or --target-macs');
@@ -247,7 +255,7 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
   const doc = tfjsDocument(out.source)!;
   const g = out.graph;
   const before = analyzeModel(model);
-  const outcome: PruneOutcome = { model: out, groups: [], skipped: [], reconstruction: [], notes: [`importance: ${criterion} norm of each output channel's kernel; ${opts.groupRatios ? 'a ratio per group (allocated)' : `ratio ${ratio.toFixed(3)} per layer`}`] };
+  const outcome: PruneOutcome = { model: out, groups: [], skipped: [], reconstruction: [], notes: [`importance: ${criterion === 'entropy' ? "entropy of each output channel's activations on the calibration data (TensorFlow.js)" : criterion === 'random' ? 'random' : `${criterion} norm of each output channel's kernel`}; ${opts.groupRatios ? 'a ratio per group (allocated)' : `ratio ${ratio.toFixed(3)} per layer`}`] };
   const plans: Array<{ plan: Plan; remove: Set<number> }> = [];
   let rng = (opts.seed ?? 0) * 7919 + 1;
   const grouped = new Set<Node>();
@@ -274,7 +282,8 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
     if (n <= 0) continue;
     // Coupled producers share the channels: their importances add up.
     const s = new Float64Array(plan.channels);
-    if (criterion === 'random') s.forEach((_, i) => (s[i] = (rng = (rng * 48271) % 2147483647) / 2147483647));
+    if (opts.layerScores) for (const q of plan.producers) opts.layerScores.get(q.name)?.forEach((v, i) => (s[i] += v));
+    else if (criterion === 'random') s.forEach((_, i) => (s[i] = (rng = (rng * 48271) % 2147483647) / 2147483647));
     else for (const k of plan.kernels) scores(g.initializers.get(k)!.toFloat32(), plan.channels, criterion === 'l1' ? 1 : 2).forEach((v, i) => (s[i] += v));
     const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
     plans.push({ plan, remove: new Set(order.slice(0, n)) });
@@ -342,4 +351,80 @@ function zeroSmallest(model: Model, opts: PruneOptions): PruneOutcome {
     outcome.sparsity!.push({ name, elements: v.length, zeros, sparsity: zeros / v.length });
   }
   return outcome;
+}
+
+/** Entropy importance of every producer layer's output channels (see below). */
+export async function kerasEntropyScores(model: Model, calib: Dataset | undefined, signal?: AbortSignal): Promise<Map<string, Float64Array>> {
+  if (!calib) throw new UsageError("the 'entropy' criterion needs calibration data (--calib)");
+  return entropyScores(model, model.graph.nodes.filter((n) => PRODUCERS.has(n.opType)).map((n) => n.name), calib, signal);
+}
+
+/**
+ * Shannon entropy of each output channel of the named layers over calibration data (64 bins
+ * between the channel's min and max, as for ONNX), measured by TensorFlow.js on a scratch copy.
+ */
+async function entropyScores(model: Model, layers: string[], calib: Dataset, signal?: AbortSignal): Promise<Map<string, Float64Array>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-compressor-entropy-'));
+  try {
+    const file = path.join(dir, 'model.json');
+    saveModel(model, file);
+    const runner = await TfjsRunner.create(file);
+    try {
+      const lo = new Map<string, Float64Array>();
+      const hi = new Map<string, Float64Array>();
+      const hist = new Map<string, Float64Array>();
+      for (const pass of [0, 1]) {
+        for (const { feeds } of calib.batches(16)) {
+          if (signal?.aborted) throw new CancelledError();
+          const outs = await runner.capture(layers, feeds);
+          for (const l of layers) {
+            const t = outs[l];
+            const c = t.dims[t.dims.length - 1];
+            const v = t.data as Float32Array;
+            if (pass === 0) {
+              const a = lo.get(l) ?? new Float64Array(c).fill(Infinity);
+              const b = hi.get(l) ?? new Float64Array(c).fill(-Infinity);
+              for (let i = 0; i < v.length; i++) {
+                const ch = i % c;
+                if (v[i] < a[ch]) a[ch] = v[i];
+                if (v[i] > b[ch]) b[ch] = v[i];
+              }
+              lo.set(l, a);
+              hi.set(l, b);
+            } else {
+              const a = lo.get(l)!;
+              const b = hi.get(l)!;
+              const H = hist.get(l) ?? new Float64Array(c * ENTROPY_BINS);
+              hist.set(l, H);
+              for (let i = 0; i < v.length; i++) {
+                const ch = i % c;
+                const range = b[ch] - a[ch];
+                if (!(range > 0)) continue;
+                H[ch * ENTROPY_BINS + Math.min(ENTROPY_BINS - 1, Math.floor(((v[i] - a[ch]) * ENTROPY_BINS) / range))]++;
+              }
+            }
+          }
+        }
+      }
+      const out = new Map<string, Float64Array>();
+      for (const [l, H] of hist) {
+        const c = H.length / ENTROPY_BINS;
+        const e = new Float64Array(c);
+        for (let ch = 0; ch < c; ch++) {
+          let total = 0;
+          for (let k = 0; k < ENTROPY_BINS; k++) total += H[ch * ENTROPY_BINS + k];
+          for (let k = 0; k < ENTROPY_BINS; k++) {
+            const p = H[ch * ENTROPY_BINS + k] / (total || 1);
+            if (p > 0) e[ch] -= p * Math.log2(p);
+          }
+        }
+        out.set(l, e);
+      }
+      return out;
+    } finally {
+      await runner.release();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
