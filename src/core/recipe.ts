@@ -94,7 +94,7 @@ export function recipeChoices(format: string): RecipeChoices {
     case 'onnx':
       return { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] };
     case 'tfjs-layers':
-      return { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: ['depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none'] };
+      return { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: ['depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] };
     case 'tfjs-graph':
       return { steps: ['quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: [], pruneCriteria: [], recover: [] };
     default:

@@ -430,6 +430,78 @@ describe('TF.js layers models (structured pruning)', () => {
     await assert.rejects(pruneModel(openModel(file), { structured: true, ratio: 0.25, criterion: 'entropy' }), /needs calibration data/);
   });
 
+  it('reconstruction refits the next layer by least squares: exact when the removed units are linear in the kept ones', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.dense({ inputShape: [4], units: 8 })); // linear: every unit is a combination of 4 inputs
+    m.add(tf.layers.dense({ units: 3 }));
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const { modelInputs } = await import('../../src/core/runtime/tfjs');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const inputs = await modelInputs(file);
+    const calib = bindDataset(inputs, [], { randomSamples: 64, seed: 4, shapes: { [inputs[0].name]: [1, 4] } });
+    const diff = async (recover: 'none' | 'reconstruct') => {
+      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.25, recover, calib, exclude: [m.layers[1].name] });
+      assert.equal(r.groups[0].removed, 2);
+      const out = path.join(path.dirname(file), `${recover}.json`);
+      saveModel(r.model, out);
+      return { maxAbs: (await agreement(m, out, [5, 4])).maxAbs, reports: r.reconstruction };
+    };
+    const plain = await diff('none');
+    const refit = await diff('reconstruct');
+    assert.equal(refit.reports.length, 1);
+    assert.equal(refit.reports[0].layer, m.layers[1].name);
+    // Exact up to the solver's 1e-6 relative damping of the (rank-deficient) normal equations.
+    assert.ok(refit.reports[0].errorAfter < 1e-3 * refit.reports[0].errorBefore, JSON.stringify(refit.reports));
+    assert.ok(plain.maxAbs > 0.05 && refit.maxAbs < 0.01 * plain.maxAbs, `without ${plain.maxAbs}, with ${refit.maxAbs}`);
+  });
+
+  it('reconstruction of a strided SAME conv is exact when the removed channels are linear in the kept ones (im2col geometry)', async () => {
+    const m = tf.sequential();
+    m.add(tf.layers.conv2d({ inputShape: [7, 7, 2], filters: 6, kernelSize: 1 })); // linear 1×1: 6 channels in a 2-D space
+    m.add(tf.layers.conv2d({ filters: 3, kernelSize: 3, strides: 2, padding: 'same', dilationRate: 1 }));
+    m.add(tf.layers.conv2d({ filters: 2, kernelSize: 2, padding: 'valid' }));
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const { modelInputs } = await import('../../src/core/runtime/tfjs');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const inputs = await modelInputs(file);
+    const calib = bindDataset(inputs, [], { randomSamples: 16, seed: 8, shapes: { [inputs[0].name]: [1, 7, 7, 2] } });
+    const r = await pruneModel(openModel(file), { structured: true, ratio: 0.34, recover: 'reconstruct', calib, exclude: [m.layers[1].name] });
+    assert.equal(r.groups[0].removed, 2);
+    assert.equal(r.reconstruction.length, 1);
+    assert.ok(r.reconstruction[0].errorAfter < 1e-3 * r.reconstruction[0].errorBefore, JSON.stringify(r.reconstruction));
+    const out = path.join(path.dirname(file), 'refit.json');
+    saveModel(r.model, out);
+    const d = await agreement(m, out, [3, 7, 7, 2]);
+    assert.ok(d.cosine > 0.99999, `cosine ${d.cosine}`);
+  });
+
+  it('reconstruction on a conv net (NHWC im2col, SAME padding, strides) lowers every refitted layer\'s error and the output error', async () => {
+    const m = convNet(5);
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const { modelInputs } = await import('../../src/core/runtime/tfjs');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const inputs = await modelInputs(file);
+    const calib = bindDataset(inputs, [], { randomSamples: 320, seed: 6, shapes: { [inputs[0].name]: [1, 12, 12, 3] } }); // > 273 features of the dense layer after Flatten
+    const cos: number[] = [];
+    for (const recover of ['none', 'reconstruct'] as const) {
+      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.3, recover, calib });
+      if (recover === 'reconstruct') {
+        assert.deepEqual(r.reconstruction.map((x) => x.layer), [m.layers[3].name, m.layers[5].name, m.layers[6].name]);
+        for (const x of r.reconstruction) assert.ok(x.errorAfter < x.errorBefore, JSON.stringify(x));
+      }
+      const out = path.join(path.dirname(file), `${recover}.json`);
+      saveModel(r.model, out);
+      cos.push((await agreement(m, out, [8, 12, 12, 3])).cosine);
+    }
+    assert.ok(cos[1] > cos[0], `cosine without ${cos[0]}, with ${cos[1]}`);
+  });
+
   it('prune --allocate sensitivity gives each group its own ratio from TensorFlow.js curves', async () => {
     const m = convNet(4);
     const file = await save(m, tmpDir());

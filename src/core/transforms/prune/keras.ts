@@ -7,6 +7,7 @@ import { saveModel } from '../../formats/registry';
 import type { Dataset } from '../../runtime/data/dataset';
 import { TfjsRunner } from '../../runtime/tfjs';
 import { ENTROPY_BINS } from './importance';
+import { reconstructKeras, type KerasRefit } from './keras-reconstruct';
 import { layerConfig, tfjsDocument } from '../../formats/tfjs/document';
 import { inferKerasShapes, kerasAttrs } from '../../formats/tfjs/layers';
 import { DataType } from '../../ir/dtype';
@@ -58,6 +59,8 @@ interface Plan {
   cuts: Cut[];
   /** Layers whose config states the channel count. */
   configs: Array<{ layer: string; key: 'filters' | 'units' }>;
+  /** Conv/Dense layers that lose input rows (refitted by reconstruction). */
+  consumers: string[];
 }
 
 /** Keras merges that combine inputs element by element: their inputs share one channel space. */
@@ -77,7 +80,7 @@ function trace(model: Model, first: Node): Plan | string {
   const g = model.graph;
   const { consumers, producer } = g.index();
   const outputs = new Set(g.outputs.map((o) => o.name));
-  const plan: Plan = { producers: [], kernels: [], channels: -1, cuts: [], configs: [] };
+  const plan: Plan = { producers: [], kernels: [], channels: -1, cuts: [], configs: [], consumers: [] };
   // `tag`: the Concatenate offsets on the way, so the same value reached at another offset is traced again.
   const stack: Array<{ value: string; expand: (k: number[]) => number[]; flat: boolean; tag: string }> = [];
   const seenValues = new Set<string>();
@@ -202,6 +205,7 @@ function trace(model: Model, first: Node): Plan | string {
           const k = weightOf(c, 'kernel');
           if (!k) return `${c.name} has no kernel`;
           plan.cuts.push({ weight: k, axis: g.initializers.get(k)!.dims.length - 2, expand });
+          plan.consumers.push(c.name);
         }
       } else {
         return `its channels reach ${c.name} (${c.opType}), which this pruner does not follow`;
@@ -219,11 +223,25 @@ function scores(kernel: Float32Array, channels: number, p: 1 | 2): Float64Array 
 
 export async function pruneKeras(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
   if (!tfjsDocument(model.source) || model.format !== 'tfjs-layers') throw new UsageError('layer-level pruning works on TF.js layers models');
-  if (opts.recover && opts.recover !== 'none') throw new UsageError('recovery (--recover) is not available for TF.js models yet');
   const criterion = opts.criterion ?? 'l1';
   if (!['l1', 'l2', 'random', 'entropy'].includes(criterion)) throw new UsageError(`TF.js models are pruned by l1, l2, entropy or random importance (got ${criterion})`);
   if (!opts.structured) return zeroSmallest(model, opts);
+  const recover = opts.recover === 'reconstruct';
+  if (recover && !opts.calib) throw new UsageError('--recover reconstruct needs calibration data (--calib)');
+  if ((opts.steps ?? 1) > 1) throw new UsageError('TF.js models are pruned in one step (--steps 1)');
   if (criterion === 'entropy' && !opts.layerScores) opts = { ...opts, layerScores: await kerasEntropyScores(model, opts.calib, opts.signal) };
+  const outcome = choose(model, opts, criterion);
+  if (recover) {
+    outcome.reconstruction = await reconstructKeras(model, outcome.model, refits.get(outcome)!, opts.calib!, opts.signal);
+    outcome.notes.push(`reconstruction: ${outcome.reconstruction.length} layers refitted by least squares on the calibration data (inputs from TensorFlow.js)`);
+  }
+  return outcome;
+}
+
+/** What each outcome needs for reconstruction: the layers that lost inputs, the channels kept. */
+const refits = new WeakMap<PruneOutcome, KerasRefit>();
+
+function choose(model: Model, opts: PruneOptions, criterion: string): PruneOutcome {
   const target = opts.targetParams !== undefined ? 'params' : opts.targetMacs !== undefined ? 'macs' : undefined;
   if (opts.groupRatios) return pruneAt(model, 0, opts, criterion);
   if (opts.ratio === undefined && !target) throw new UsageError('TF.js structured pruning needs --ratio, --target-params or --target-macs');
@@ -311,6 +329,12 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
     const r = removeAlongAxis({ dims: [...t.dims], data: t.toFloat32() }, axis, drop);
     g.initializers.set(weight, Tensor.fromArray(weight, DataType.FLOAT, r.dims, r.data));
   }
+  const kept = new Map<string, number[]>();
+  for (const { plan, remove } of plans) {
+    const keep = [...Array(plan.channels).keys()].filter((c) => !remove.has(c));
+    for (const q of plan.producers) kept.set(q.name, keep);
+  }
+  refits.set(outcome, { layers: [...new Set(plans.flatMap(({ plan }) => plan.consumers))], kept });
   inferKerasShapes(g);
   const after = analyzeModel(out);
   const byName = (a: typeof before, n: string) => a.layers.find((l) => l.name === n);
