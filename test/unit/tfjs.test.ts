@@ -502,6 +502,36 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.ok(cos[1] > cos[0], `cosine without ${cos[0]}, with ${cos[1]}`);
   });
 
+  it('runs an iterative prune → reconstruct schedule (--steps 3), refitting against the original each step', async () => {
+    const m = convNet(6);
+    const file = await save(m, tmpDir());
+    const { pruneModel } = await import('../../src/core/transforms/prune');
+    const { saveModel } = await import('../../src/core/formats/registry');
+    const { modelInputs } = await import('../../src/core/runtime/tfjs');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const inputs = await modelInputs(file);
+    const calib = bindDataset(inputs, [], { randomSamples: 320, seed: 9, shapes: { [inputs[0].name]: [1, 12, 12, 3] } });
+    const cos: number[] = [];
+    for (const recover of ['none', 'reconstruct'] as const) {
+      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.5, steps: 3, recover, calib });
+      // 16 → 13 → 11 → 9: each step removes ⌊0.206·n⌋ of what is left.
+      const out = path.join(path.dirname(file), `steps-${recover}.json`);
+      saveModel(r.model, out);
+      const layers = JSON.parse(fs.readFileSync(out, 'utf8')).modelTopology.config.layers;
+      assert.equal(layers[0].config.filters, 9);
+      if (recover === 'reconstruct') {
+        // Every step refits the conv and the last dense; the dense after Flatten once it has fewer inputs than samples.
+        const refits = r.reconstruction.map((x) => x.layer);
+        assert.equal(refits.filter((l) => l === m.layers[3].name).length, 3, JSON.stringify(refits));
+        assert.equal(refits.filter((l) => l === m.layers[6].name).length, 3, JSON.stringify(refits));
+        assert.ok(refits.includes(m.layers[5].name), JSON.stringify(refits));
+        for (const x of r.reconstruction) assert.ok(x.errorAfter <= x.errorBefore, JSON.stringify(x));
+      }
+      cos.push((await agreement(m, out, [8, 12, 12, 3])).cosine);
+    }
+    assert.ok(cos[1] > cos[0], `cosine without ${cos[0]}, with ${cos[1]}`);
+  });
+
   it('prune --allocate sensitivity gives each group its own ratio from TensorFlow.js curves', async () => {
     const m = convNet(4);
     const file = await save(m, tmpDir());

@@ -228,14 +228,43 @@ export async function pruneKeras(model: Model, opts: PruneOptions): Promise<Prun
   if (!opts.structured) return zeroSmallest(model, opts);
   const recover = opts.recover === 'reconstruct';
   if (recover && !opts.calib) throw new UsageError('--recover reconstruct needs calibration data (--calib)');
-  if ((opts.steps ?? 1) > 1) throw new UsageError('TF.js models are pruned in one step (--steps 1)');
-  if (criterion === 'entropy' && !opts.layerScores) opts = { ...opts, layerScores: await kerasEntropyScores(model, opts.calib, opts.signal) };
-  const outcome = choose(model, opts, criterion);
-  if (recover) {
-    outcome.reconstruction = await reconstructKeras(model, outcome.model, refits.get(outcome)!, opts.calib!, opts.signal);
-    outcome.notes.push(`reconstruction: ${outcome.reconstruction.length} layers refitted by least squares on the calibration data (inputs from TensorFlow.js)`);
+  const steps = Math.max(1, Math.floor(opts.steps ?? 1));
+  if (opts.groupRatios && steps > 1) throw new UsageError('per-group ratios run in one step');
+  // Iterative schedule: each step prunes the current model a little, then (optionally)
+  // refits against the original; kept channels are tracked in original positions.
+  const base = analyzeModel(model).totals;
+  const keptOriginal = new Map<string, number[]>();
+  const reconstruction: PruneOutcome['reconstruction'] = [];
+  let current = model;
+  let outcome: PruneOutcome | undefined;
+  for (let step = 1; step <= steps; step++) {
+    if (opts.signal?.aborted) throw new CancelledError();
+    opts.onProgress?.(`step ${step}/${steps}: planning`, (step - 1) / steps);
+    let stepOpts: PruneOptions = { ...opts };
+    if (steps > 1) {
+      const now = analyzeModel(current).totals;
+      if (opts.ratio !== undefined) stepOpts.ratio = 1 - (1 - opts.ratio) ** (1 / steps);
+      else if (opts.targetParams !== undefined) stepOpts.targetParams = Math.min(0.95, Math.max(1e-6, 1 - (base.params * (1 - (opts.targetParams * step) / steps)) / now.params));
+      else if (opts.targetMacs !== undefined) stepOpts.targetMacs = Math.min(0.95, Math.max(1e-6, 1 - (base.macs * (1 - (opts.targetMacs * step) / steps)) / now.macs));
+    }
+    if (criterion === 'entropy' && (!opts.layerScores || step > 1)) stepOpts = { ...stepOpts, layerScores: await kerasEntropyScores(current, opts.calib, opts.signal) };
+    outcome = choose(current, stepOpts, criterion);
+    const info = refits.get(outcome)!;
+    for (const [name, k] of info.kept) {
+      const prev = keptOriginal.get(name);
+      keptOriginal.set(name, k.map((c) => (prev ? prev[c] : c)));
+    }
+    if (recover) {
+      opts.onProgress?.(`step ${step}/${steps}: reconstructing`, (step - 0.5) / steps);
+      reconstruction.push(...(await reconstructKeras(model, outcome.model, { layers: info.layers, kept: keptOriginal }, opts.calib!, opts.signal)));
+    }
+    current = outcome.model;
   }
-  return outcome;
+  const result = outcome!;
+  result.reconstruction = reconstruction;
+  if (steps > 1) result.notes.push(`${steps} steps; per-group figures are for the last step, totals compare with the original`);
+  if (recover) result.notes.push(`reconstruction: ${reconstruction.length} layer refits by least squares on the calibration data (inputs from TensorFlow.js)`);
+  return result;
 }
 
 /** What each outcome needs for reconstruction: the layers that lost inputs, the channels kept. */
