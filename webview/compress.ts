@@ -149,9 +149,20 @@ function tableOf(id: string, head: string[], rows: string[][]): HTMLTableElement
   return t;
 }
 
+/** Steps that read calibration data: say so in the panel before the engine has to refuse. */
+function needsCalibration(): string | undefined {
+  if (slots.calib.textContent !== 'none') return undefined;
+  const s = steps.find((x) => (x.step === 'quantize' && x.mode === 'static') || (x.step === 'prune' && (x.criterion === 'entropy' || x.recover === 'reconstruct')));
+  if (!s) return undefined;
+  const what = s.step === 'prune' ? (s.criterion === 'entropy' ? 'the entropy criterion' : 'reconstruction') : 'static quantization';
+  return `Pick calibration data first: ${what} runs the model on it.`;
+}
+
 const busy = (on: boolean) => [preview, run].forEach((b) => (on ? b.setAttribute('disabled', '') : b.removeAttribute('disabled')));
 preview.addEventListener('click', () => {
   if (!steps.length) return void (error.textContent = 'Add at least one step.');
+  const calib = needsCalibration();
+  if (calib) return void (error.textContent = calib);
   error.textContent = '';
   previewBox.textContent = 'Previewing…';
   busy(true);
@@ -159,6 +170,8 @@ preview.addEventListener('click', () => {
 });
 run.addEventListener('click', () => {
   if (!steps.length) return void (error.textContent = 'Add at least one step.');
+  const calib = needsCalibration();
+  if (calib) return void (error.textContent = calib);
   error.textContent = '';
   resultBox.textContent = 'Running…';
   busy(true);

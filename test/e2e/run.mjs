@@ -259,6 +259,12 @@ try {
     if (!tp) await page.waitForTimeout(250);
   }
   if (!tp) throw new Error('the Compress panel for model.json did not appear');
+  // Reconstruction needs calibration data: the panel says so instead of starting a job.
+  await tp.locator('#add-prune').click();
+  await tp.locator('.step[data-step="prune"] select').nth(1).selectOption('reconstruct');
+  await tp.locator('#run').click();
+  check(/Pick calibration data first: reconstruction/.test(await tp.locator('#error').textContent()), 'the panel asks for calibration data before reconstruction');
+  await tp.locator('.step[data-step="prune"] vscode-button').click();
   await tp.locator('#add-quantize').click();
   const modes = await tp.locator('.step select option').allTextContents();
   check(modes.join(',') === 'uint8,uint16,fp16', `the TF.js panel offers the manifest modes (${modes.join(', ')})`);
