@@ -138,20 +138,20 @@ async function entropyScores(model: Model, groups: Group[], opts: ImportanceOpti
     }
   });
   const out = new Map<Group, Float64Array | string>();
-  for (const g of groups) {
-    const H = hist.get(g.tensor)!;
-    const s = new Float64Array(g.size);
-    for (let ch = 0; ch < g.size; ch++) {
-      let total = 0;
-      for (let k = 0; k < ENTROPY_BINS; k++) total += H[ch * ENTROPY_BINS + k];
-      let e = 0;
-      for (let k = 0; k < ENTROPY_BINS; k++) {
-        const p = H[ch * ENTROPY_BINS + k] / (total || 1);
-        if (p > 0) e -= p * Math.log2(p);
-      }
-      s[ch] = e;
-    }
-    out.set(g, s);
-  }
+  for (const g of groups) out.set(g, channelEntropy(hist.get(g.tensor)!, g.size));
   return out;
+}
+
+/** Shannon entropy (bits) of each channel's histogram: `channels` rows of ENTROPY_BINS counts. */
+export function channelEntropy(H: Float64Array, channels: number): Float64Array {
+  const s = new Float64Array(channels);
+  for (let ch = 0; ch < channels; ch++) {
+    let total = 0;
+    for (let k = 0; k < ENTROPY_BINS; k++) total += H[ch * ENTROPY_BINS + k];
+    for (let k = 0; k < ENTROPY_BINS; k++) {
+      const p = H[ch * ENTROPY_BINS + k] / (total || 1);
+      if (p > 0) s[ch] -= p * Math.log2(p);
+    }
+  }
+  return s;
 }

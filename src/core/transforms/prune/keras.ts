@@ -6,7 +6,7 @@ import { CancelledError, UsageError } from '../../errors';
 import { saveModel } from '../../formats/registry';
 import type { Dataset } from '../../runtime/data/dataset';
 import { TfjsRunner } from '../../runtime/tfjs';
-import { ENTROPY_BINS } from './importance';
+import { channelEntropy, ENTROPY_BINS } from './importance';
 import { reconstructKeras, type KerasRefit } from './keras-reconstruct';
 import { layerConfig, tfjsDocument } from '../../formats/tfjs/document';
 import { inferKerasShapes, kerasAttrs } from '../../formats/tfjs/layers';
@@ -459,21 +459,7 @@ async function entropyScores(model: Model, layers: string[], calib: Dataset, sig
           }
         }
       }
-      const out = new Map<string, Float64Array>();
-      for (const [l, H] of hist) {
-        const c = H.length / ENTROPY_BINS;
-        const e = new Float64Array(c);
-        for (let ch = 0; ch < c; ch++) {
-          let total = 0;
-          for (let k = 0; k < ENTROPY_BINS; k++) total += H[ch * ENTROPY_BINS + k];
-          for (let k = 0; k < ENTROPY_BINS; k++) {
-            const p = H[ch * ENTROPY_BINS + k] / (total || 1);
-            if (p > 0) e[ch] -= p * Math.log2(p);
-          }
-        }
-        out.set(l, e);
-      }
-      return out;
+      return new Map([...hist].map(([l, H]) => [l, channelEntropy(H, H.length / ENTROPY_BINS)]));
     } finally {
       await runner.release();
     }
