@@ -1,4 +1,4 @@
-import { CancelledError, ModelError, NotAvailableError, UsageError, oneLine } from '../core/errors';
+import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
@@ -56,7 +56,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       io.err(`error: ${e.message}`);
       return EXIT.badInput;
     }
-    if (e instanceof NotAvailableError || e instanceof CancelledError) {
+    if (e instanceof NotAvailableError || e instanceof CancelledError || e instanceof OutputError) {
       io.err(`error: ${e.message}`);
       return EXIT.failure;
     }

@@ -22,6 +22,14 @@ export class UsageError extends Error {
   }
 }
 
+/** An output cannot be written (permissions, a file in the way of its folder, a full disk). */
+export class OutputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutputError';
+  }
+}
+
 /** The user asked for something that the current version cannot do yet. */
 export class NotAvailableError extends Error {
   constructor(message: string) {

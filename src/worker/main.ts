@@ -3,7 +3,7 @@
  * editor. Speaks only the typed protocol (src/protocol/worker.ts) over Node IPC. Jobs on
  * the same model run one after another; jobs on different models run side by side.
  */
-import { CancelledError, ModelError, NotAvailableError, UsageError, oneLine } from '../core/errors';
+import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import type { HostToWorker, JobRequest, WorkerToHost } from '../protocol/worker';
 import { runJob } from './jobs';
 
@@ -26,7 +26,7 @@ function modelKey(job: JobRequest): string {
 
 function classify(e: unknown): Extract<WorkerToHost, { type: 'error' }>['kind'] {
   if (e instanceof ModelError) return 'model';
-  if (e instanceof UsageError) return 'usage';
+  if (e instanceof UsageError || e instanceof OutputError) return 'usage';
   if (e instanceof CancelledError) return 'cancelled';
   if (e instanceof NotAvailableError) return 'unavailable';
   return 'internal';

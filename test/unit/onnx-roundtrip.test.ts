@@ -8,7 +8,7 @@ import { DataType, float32ToFloat16, float32ToBfloat16 } from '../../src/core/ir
 import { Graph, Node, AttrType } from '../../src/core/ir/graph';
 import { Tensor } from '../../src/core/ir/tensor';
 import { ProtoWriter } from '../../src/core/formats/protobuf';
-import { UsageError } from '../../src/core/errors';
+import { OutputError, UsageError } from '../../src/core/errors';
 import { ModelBuilder, modelProto, randomFloats } from './helpers/builder';
 import { FIXTURES, runOrt, tmpDir } from './helpers/ort';
 
@@ -183,6 +183,16 @@ describe('ONNX reader and writer', () => {
     saveModel(m, path.join(dir, 'e.onnx'), { externalData: 'always' });
     const e = openModel(path.join(dir, 'e.onnx'));
     assert.throws(() => saveModel(e, path.join(dir, 'other.onnx'), { externalData: 'always', externalLocation: 'e.onnx.data' }), UsageError);
+  });
+
+  it('creates a missing output folder; a file in the way is a clear usage error', () => {
+    const dir = tmpDir();
+    const m = openModel(path.join(FIXTURES, 'digits_mlp.onnx'));
+    saveModel(m, path.join(dir, 'a', 'b', 'm.onnx'));
+    assert.equal(openModel(path.join(dir, 'a', 'b', 'm.onnx')).graph.initializers.size, 6);
+    fs.writeFileSync(path.join(dir, 'file'), 'x');
+    assert.throws(() => saveModel(m, path.join(dir, 'file', 'm.onnx')), (e: Error) => e instanceof OutputError && /cannot write .*file.m\.onnx: a file is in the way of its folder/.test(e.message));
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['a', 'file']);
   });
 
   it('counts weights held in Constant nodes and round-trips them through ORT', async () => {

@@ -1,7 +1,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { UsageError } from '../errors';
+import { OutputError, UsageError } from '../errors';
 
 /**
  * Writes a file atomically: the bytes go to a temporary file in the same folder, which is
@@ -18,7 +18,14 @@ export class AtomicFile {
       path.dirname(target),
       `.${path.basename(target)}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`,
     );
-    this.fd = fs.openSync(this.tmp, 'wx');
+    try {
+      // The output folder is created when missing (`-o out/model.onnx`).
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      this.fd = fs.openSync(this.tmp, 'wx');
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new OutputError(`cannot write ${target}: ${err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.code === 'ENOTDIR' || err.code === 'EEXIST' ? 'a file is in the way of its folder' : err.code === 'EROFS' ? 'read-only file system' : err.code === 'ENOSPC' ? 'no space left on the device' : (err.message ?? String(e)).split('\n')[0]}`);
+    }
   }
 
   write(chunk: Uint8Array): void {
