@@ -3,7 +3,7 @@ import { analyzeModel, type LayerInfo, type ModelAnalysis } from '../core/analys
 import { pruningSensitivity } from '../core/analysis/sensitivity';
 import { weightStats } from '../core/analysis/stats';
 import { CancelledError, UsageError } from '../core/errors';
-import { openModel } from '../core/formats/registry';
+import { modelSizeBytes, openModel, saveModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
 import { parseRecipe, quickQuantize, recipeChoices, runRecipe } from '../core/recipe';
 import { benchmarkModels } from '../core/runtime/bench';
@@ -12,7 +12,6 @@ import { bindDataset, parseDataSpecs, readLabels } from '../core/runtime/data/da
 import { evaluateCompression } from '../core/runtime/evaluate';
 import { modelInputs } from '../core/runtime/tfjs';
 import { ModelSession } from '../core/runtime/session';
-import { saveModel } from '../core/formats/registry';
 import type { JobRequest, Json, LayerSortKey } from '../protocol/worker';
 import { layoutGraph } from './graph-layout';
 
@@ -88,7 +87,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       ctx.progress('reading the model');
       const c = load(job.model);
       const { layers, ...summary } = c.analysis;
-      return JSON.parse(JSON.stringify({ ...summary, fileSizeBytes: c.size, layerCount: layers.length, weightedLayers: layers.filter((l) => l.params > 0).length })) as Json;
+      return JSON.parse(JSON.stringify({ ...summary, fileSizeBytes: modelSizeBytes(job.model, c.model), layerCount: layers.length, weightedLayers: layers.filter((l) => l.params > 0).length })) as Json;
     }
     case 'layers': {
       const c = load(job.model);

@@ -1,7 +1,6 @@
-import * as fs from 'fs';
 import { analyzeModel, type ModelAnalysis } from '../../core/analysis/analyze';
 import { UsageError } from '../../core/errors';
-import { openModel } from '../../core/formats/registry';
+import { modelSizeBytes, openModel } from '../../core/formats/registry';
 import type { Dim } from '../../core/ir/graph';
 import { parseArgs, parseShapeFlags } from '../args';
 import { fmtBytes, fmtCount, fmtGrouped, table } from '../format';
@@ -27,7 +26,7 @@ export const inspectCommand: Command = {
     const shapes = parseShapeFlags(flags.shape as string[] | undefined);
     const inputShapes = bindShapes(shapes, model.graph.inputs.filter((i) => !model.graph.initializers.has(i.name)).map((i) => i.name));
     const a = analyzeModel(model, { weightStats: !flags['no-stats'], topN: top, inputShapes });
-    a.fileSizeBytes = fs.statSync(file).size;
+    a.fileSizeBytes = modelSizeBytes(file, model); // with external data and TF.js shards
     a.file = file;
     if (flags.json) io.out(JSON.stringify(a));
     else io.out(renderText(a, top, !!flags.layers));

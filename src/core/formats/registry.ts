@@ -3,7 +3,8 @@ import * as path from 'path';
 import { ModelError, UsageError } from '../errors';
 import type { Model } from '../ir/graph';
 import type { FormatPlugin, SaveOptions } from './format';
-import { onnxFormat } from './onnx';
+import { allTensors, onnxFormat } from './onnx';
+import { tfjsDocument } from './tfjs/document';
 import { safetensorsFormat } from './safetensors';
 import { tfliteFormat } from './tflite';
 import { tfjsGraphFormat, tfjsLayersFormat } from './tfjs';
@@ -69,4 +70,17 @@ export function saveModel(model: Model, output: string, opts?: SaveOptions): { b
   const fmt = formats.find((f) => f.id === model.format);
   if (!fmt?.save) throw new UsageError(`writing ${model.format} models is not supported`);
   return fmt.save(model, output, opts);
+}
+
+/** The model file and every file its weights live in (ONNX external data, TF.js shards). */
+export function modelFiles(file: string, model: Model = openModel(file)): string[] {
+  const files = new Set<string>([path.resolve(file)]);
+  for (const t of allTensors(model)) if (t.externalFile) files.add(t.externalFile);
+  for (const f of tfjsDocument(model.source)?.shardFiles ?? []) files.add(f);
+  return [...files];
+}
+
+/** Bytes on disk of the model with all its weight files. */
+export function modelSizeBytes(file: string, model?: Model): number {
+  return modelFiles(file, model).reduce((a, f) => a + fs.statSync(f).size, 0);
 }

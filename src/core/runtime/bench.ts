@@ -1,11 +1,10 @@
 import { fork, type ChildProcess } from 'child_process';
-import * as fs from 'fs';
 import * as path from 'path';
-import { tfjsDocument } from '../formats/tfjs/document';
 import { runnableOnnx, type RunnableOnnx } from './onnx-file';
 import { CancelledError, ModelError } from '../errors';
-import { allTensors } from '../formats/onnx';
-import { openModel } from '../formats/registry';
+import { modelFiles, modelSizeBytes } from '../formats/registry';
+
+export { modelFiles, modelSizeBytes };
 import type { ChildReply, ChildRequest } from './bench-child';
 import { checkProvider } from './session';
 
@@ -68,20 +67,6 @@ export function latencyStats(times: number[]): LatencyStats {
   return { min: s[0], p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), mean: s.reduce((a, b) => a + b, 0) / s.length };
 }
 
-/** The model file plus its external data files. */
-/** The model file and every file its weights live in (external data, TF.js shards). */
-export function modelFiles(file: string): string[] {
-  const model = openModel(file);
-  const files = new Set<string>([path.resolve(file)]);
-  for (const t of allTensors(model)) if (t.externalFile) files.add(t.externalFile);
-  for (const f of tfjsDocument(model.source)?.shardFiles ?? []) files.add(f);
-  return [...files];
-}
-
-export function modelSizeBytes(file: string): number {
-  return modelFiles(file).reduce((a, f) => a + fs.statSync(f).size, 0);
-}
-
 class Child {
   private proc: ChildProcess;
   private pending: ((r: ChildReply) => void) | undefined;
@@ -124,7 +109,7 @@ export async function benchmarkModels(paths: string[], opts: BenchOptions = {}):
   const batch = opts.batch ?? 1;
   checkProvider(opts.executionProvider);
   const interleaved = paths.length > 1;
-  const sizes = paths.map(modelSizeBytes);
+  const sizes = paths.map((f) => modelSizeBytes(f));
   // TF.js layers models run through an ONNX export (sizes above are the originals').
   const runnable: RunnableOnnx[] = [];
   const children: Child[] = [];
