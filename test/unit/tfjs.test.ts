@@ -228,7 +228,7 @@ describe('TF.js layers models (structured pruning)', () => {
     const dir = tmpDir();
     const file = await save(m, dir);
     const out = path.join(dir, 'model.pruned.json');
-    const r = cli(['prune', file, '--structured', '--ratio', '0.3', '-o', out, '--json', '--samples', '8']);
+    const r = cli(['prune', file, '--structured', '--ratio', '0.3', '--round-to', '1', '-o', out, '--json', '--samples', '8']);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.deepEqual(j.groups.map((g: { name: string; removed: number }) => [g.name, g.removed]), [
@@ -250,6 +250,10 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.ok(j.after.params < 0.6 * m.countParams(), `${j.after.params} vs ${m.countParams()}`);
     assert.ok(j.after.macs < 0.75 * j.before.macs, `${j.after.macs} vs ${j.before.macs}`);
     assert.ok(j.after.sizeBytes < j.before.sizeBytes);
+    // By default kept counts are multiples of 8 (groups of 16 or more), as for ONNX: 16 stays, 24 → 16, 32 → 24.
+    const rounded = cli(['prune', file, '--structured', '--ratio', '0.3', '-o', path.join(dir, 'r.json'), '--json', '--no-bench', '--samples', '4']);
+    assert.equal(rounded.code, 0, rounded.stderr);
+    assert.deepEqual(JSON.parse(rounded.stdout).groups.map((g: { name: string; removed: number }) => [g.name, g.removed]), [[m.layers[3].name, 8], [m.layers[5].name, 8]]);
   });
 
   it('removing channels that are exactly zero leaves the outputs unchanged (slicing is right everywhere, Flatten included)', async () => {
@@ -383,7 +387,7 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.deepEqual(r.curves.map((c) => [c.group, c.channels, c.points.map((p) => p.removed)]), [[names[0], 16, [4, 12]], [names[1], 24, [6, 18]], [names[2], 32, [8, 24]]]);
     for (const c of r.curves) assert.ok(c.points[1].drop > c.points[0].drop && c.points[0].drop > 0, `${c.group}: ${c.points.map((p) => p.drop)}`);
     // The second group at 75%, independently: prune it alone, run both in tfjs, cosine over the same samples.
-    const alone = await pruneModel(model, { structured: true, ratio: 0.75, exclude: [names[0], names[2]] });
+    const alone = await pruneModel(model, { structured: true, ratio: 0.75, exclude: [names[0], names[2]], roundTo: 1 });
     const out = path.join(path.dirname(file), 'alone.json');
     saveModel(alone.model, out);
     const [a, b] = [await TfjsRunner.create(file), await TfjsRunner.create(out)];
@@ -491,7 +495,7 @@ describe('TF.js layers models (structured pruning)', () => {
     const calib = bindDataset(inputs, [], { randomSamples: 320, seed: 6, shapes: { [inputs[0].name]: [1, 12, 12, 3] } }); // > 273 features of the dense layer after Flatten
     const cos: number[] = [];
     for (const recover of ['none', 'reconstruct'] as const) {
-      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.3, recover, calib });
+      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.3, recover, calib, roundTo: 1 });
       if (recover === 'reconstruct') {
         assert.deepEqual(r.reconstruction.map((x) => x.layer), [m.layers[3].name, m.layers[5].name, m.layers[6].name]);
         for (const x of r.reconstruction) assert.ok(x.errorAfter < x.errorBefore, JSON.stringify(x));
@@ -514,7 +518,7 @@ describe('TF.js layers models (structured pruning)', () => {
     const calib = bindDataset(inputs, [], { randomSamples: 320, seed: 9, shapes: { [inputs[0].name]: [1, 12, 12, 3] } });
     const cos: number[] = [];
     for (const recover of ['none', 'reconstruct'] as const) {
-      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.5, steps: 3, recover, calib });
+      const r = await pruneModel(openModel(file), { structured: true, ratio: 0.5, steps: 3, recover, calib, roundTo: 1 });
       // 16 → 13 → 11 → 9: each step removes ⌊0.206·n⌋ of what is left.
       const out = path.join(path.dirname(file), `steps-${recover}.json`);
       saveModel(r.model, out);
@@ -537,7 +541,7 @@ describe('TF.js layers models (structured pruning)', () => {
     const m = convNet(4);
     const file = await save(m, tmpDir());
     const out = path.join(path.dirname(file), 'alloc.json');
-    const r = cli(['prune', file, '--structured', '--target-macs', '0.4', '--allocate', 'sensitivity', '-o', out, '--json', '--samples', '8']);
+    const r = cli(['prune', file, '--structured', '--target-macs', '0.4', '--allocate', 'sensitivity', '--round-to', '1', '-o', out, '--json', '--samples', '8']);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     const ratios = Object.values(j.allocation) as number[];

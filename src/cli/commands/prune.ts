@@ -34,7 +34,7 @@ export const pruneCommand: Command = {
   usage:
     'model-compressor prune <model> (--structured | --unstructured) (--ratio r | --target-macs f | --target-params f | --target-latency f | --threshold t) ' +
     '[--criterion l1|l2|bn|entropy|taylor|random] [--calib data] [--recover none|reconstruct] [--steps k] [--allocate uniform|sensitivity] ' +
-    '[--scope layer|global] [--exclude g1,g2] [--seed s] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
+    '[--scope layer|global] [--exclude g1,g2] [--round-to n] [--seed s] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, {
       ...JOB_FLAGS,
@@ -51,6 +51,7 @@ export const pruneCommand: Command = {
       allocate: { type: 'string' },
       scope: { type: 'string' },
       exclude: { type: 'string' },
+      'round-to': { type: 'number' },
     });
     if (!!flags.structured === !!flags.unstructured) throw new UsageError('choose one of --structured or --unstructured');
     const criterion = criterionFlag(flags);
@@ -67,6 +68,8 @@ export const pruneCommand: Command = {
     const allocate = (flags.allocate as string | undefined) ?? 'uniform';
     if (allocate !== 'uniform' && allocate !== 'sensitivity') throw new UsageError('--allocate is uniform or sensitivity');
     if (allocate === 'sensitivity' && targetMacs === undefined && targetParams === undefined) throw new UsageError('--allocate sensitivity needs --target-macs or --target-params');
+    const roundTo = (flags['round-to'] as number | undefined) ?? 8;
+    if (!Number.isInteger(roundTo) || roundTo < 1) throw new UsageError('--round-to is a whole number ≥ 1 (1: no rounding)');
     const steps = (flags.steps as number | undefined) ?? 1;
     if (!Number.isInteger(steps) || steps < 1) throw new UsageError('--steps is a whole number ≥ 1');
     const scope = (flags.scope as string | undefined) ?? 'layer';
@@ -85,6 +88,7 @@ export const pruneCommand: Command = {
       groupRatios = allocateFromCurves(sensitivity, (targetMacs ?? targetParams)!, targetMacs !== undefined ? 'macs' : 'params').ratios;
     }
     const common = {
+      roundTo,
       criterion,
       calib: calib?.data,
       recover: recover as 'none',
@@ -100,6 +104,7 @@ export const pruneCommand: Command = {
       targetMacs: groupRatios ? undefined : targetMacs,
       targetParams: groupRatios ? undefined : targetParams,
       groupRatios,
+      roundTo,
       threshold: flags.threshold as number | undefined,
       scope: scope as 'layer',
       criterion,

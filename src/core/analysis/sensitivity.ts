@@ -147,7 +147,7 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
   const criterion = opts.criterion ?? 'l1';
   // Entropy is measured once; every variant ranks channels by the same scores.
   const layerScores = criterion === 'entropy' ? await kerasEntropyScores(model, opts.calib ?? opts.data, opts.signal) : undefined;
-  const probe = await pruneKeras(model, { structured: true, ratio: 0.5, criterion, layerScores });
+  const probe = await pruneKeras(model, { structured: true, ratio: 0.5, criterion, layerScores, roundTo: 1 });
   const producers = probe.groups.flatMap((g) => g.producers);
   const samples = Math.min(opts.samples ?? 64, opts.data.count);
   const batchSize = opts.batchSize ?? 16;
@@ -182,7 +182,7 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
       const points: SensitivityPoint[] = [];
       for (const ratio of ratios) {
         if (opts.signal?.aborted) throw new CancelledError();
-        const r = await pruneKeras(model, { structured: true, ratio, criterion, exclude: others, layerScores });
+        const r = await pruneKeras(model, { structured: true, ratio, criterion, exclude: others, layerScores, roundTo: 1 });
         const value = scoreOutputs(metric, ref, await run(r.model, 'variant'), labels);
         const after = analyzeModel(r.model).totals;
         points.push({ ratio, removed: r.groups[0]?.removed ?? 0, value, drop: baseline - value, paramsSaved: base.params - after.params, macsSaved: base.macs - after.macs });

@@ -138,3 +138,14 @@ export function removeAlongAxis(t: { dims: number[]; data: Float32Array }, axis:
   dims[axis] = keep.length;
   return { dims, data: out };
 }
+
+/**
+ * How many of `size` channels to remove at `ratio`, keeping the count a multiple of `roundTo`
+ * for groups of at least 2× that size (CPU kernels work in blocks of 8 channels), and at
+ * least one channel.
+ */
+export function removeCount(size: number, ratio: number, roundTo = 8): number {
+  let keep = size - Math.floor(size * ratio + 1e-9);
+  if (roundTo > 1 && size >= 2 * roundTo) keep = Math.min(size, Math.max(roundTo, Math.round(keep / roundTo) * roundTo));
+  return Math.max(0, Math.min(size - 1, size - keep));
+}

@@ -5,7 +5,7 @@ import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
 import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
-import { applyPruning, type GroupPlan } from './apply';
+import { applyPruning, removeCount, type GroupPlan } from './apply';
 import { buildDependencyGraph, type Group } from './dependency';
 import { groupImportance, type Criterion } from './importance';
 import { pruneKeras } from './keras';
@@ -117,15 +117,10 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
       return typeof s !== 'string';
     });
     const roundTo = Math.max(1, Math.floor(opts.roundTo ?? 8));
-    const removeCount = (size: number, ratio: number) => {
-      let keep = size - Math.floor(size * ratio + 1e-9);
-      if (roundTo > 1 && size >= 2 * roundTo) keep = Math.min(size, Math.max(roundTo, Math.round(keep / roundTo) * roundTo));
-      return Math.min(size - 1, size - keep);
-    };
     const planFor = (ratioOf: (g: Group) => number): GroupPlan[] =>
       usable.map((g) => {
         const s = scores.get(g) as Float64Array;
-        const n = removeCount(g.size, ratioOf(g));
+        const n = removeCount(g.size, ratioOf(g), roundTo);
         const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
         return { group: g, remove: order.slice(0, Math.max(0, n)).sort((a, b) => a - b) };
       });

@@ -14,7 +14,7 @@ import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { Tensor } from '../../ir/tensor';
 import { cloneModel } from '../graph-edit';
-import { removeAlongAxis } from './apply';
+import { removeAlongAxis, removeCount } from './apply';
 import type { PruneOptions, PruneOutcome } from './index';
 
 /**
@@ -325,7 +325,7 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
     }
     // Per-group ratios (from sensitivity allocation) name a group by its first producer.
     const r = opts.groupRatios ? opts.groupRatios[plan.producers[0].name] ?? 0 : ratio;
-    const n = Math.min(plan.channels - 1, Math.floor(plan.channels * r + 1e-9));
+    const n = removeCount(plan.channels, r, Math.max(1, Math.floor(opts.roundTo ?? 8)));
     if (n <= 0) continue;
     // Coupled producers share the channels: their importances add up.
     const s = new Float64Array(plan.channels);
