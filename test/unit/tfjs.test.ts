@@ -900,6 +900,59 @@ describe('TF.js layers models: Keras 3 style, RNNs and custom layers', () => {
   });
 });
 
+/** A MobileNetV2-style Functional model: inverted residuals, ReLU6, BN, depthwise, residual Adds. */
+function mobileNetLike() {
+  const block = (x: { shape: number[] }, expand: number, out: number, stride: number) => {
+    const inC = x.shape[x.shape.length - 1];
+    let h = x;
+    if (expand !== 1) {
+      h = tf.layers.conv2d({ filters: inC * expand, kernelSize: 1, useBias: false }).apply(h);
+      h = tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization().apply(h));
+    }
+    h = tf.layers.depthwiseConv2d({ kernelSize: 3, strides: stride, padding: 'same', useBias: false }).apply(h);
+    h = tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization().apply(h));
+    h = tf.layers.batchNormalization().apply(tf.layers.conv2d({ filters: out, kernelSize: 1, useBias: false }).apply(h));
+    return stride === 1 && inC === out ? tf.layers.add().apply([x, h]) : h;
+  };
+  const input = tf.input({ shape: [24, 24, 3] });
+  let x = tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization().apply(tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'same', useBias: false }).apply(input)));
+  for (const [e, o, s] of [[1, 16, 1], [6, 24, 2], [6, 24, 1], [6, 32, 2], [6, 32, 1]]) x = block(x, e, o, s);
+  x = tf.layers.globalAveragePooling2d({}).apply(tf.layers.conv2d({ filters: 64, kernelSize: 1, activation: 'relu' }).apply(x));
+  const m = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 10 }).apply(x) });
+  for (const l of m.layers) {
+    if (l.getClassName() !== 'BatchNormalization') continue;
+    const c = l.getWeights()[0].shape[0];
+    l.setWeights([tf.randomUniform([c], 0.5, 1.5, 'float32', 1), tf.randomUniform([c], -0.2, 0.2, 'float32', 2), tf.randomUniform([c], -0.3, 0.3, 'float32', 3), tf.randomUniform([c], 0.5, 2, 'float32', 4)]);
+  }
+  return m;
+}
+
+describe('TF.js: a MobileNetV2-style model through the whole toolchain', () => {
+  before(() => tf.setBackend('cpu'));
+
+  it('prunes residual streams as groups (channels rounded to 8), exports the result to ONNX that matches tfjs, and stores it uint8', async () => {
+    const m = mobileNetLike();
+    const dir = tmpDir();
+    const file = await save(m, dir);
+    assert.equal(analyzeModel(openModel(file)).totals.params, m.countParams());
+    const pruned = path.join(dir, 'p.json');
+    const r = cli(['prune', file, '--structured', '--ratio', '0.3', '-o', pruned, '--json', '--no-bench', '--samples', '8']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    const coupled = j.groups.filter((g: { producers: string[] }) => g.producers.length > 1);
+    // The 24- and 32-channel residual streams: each block's projection joins the stream's producer.
+    assert.deepEqual(coupled.map((g: { producers: string[]; channels: number; removed: number }) => [g.producers.length, g.channels, g.removed]), [[2, 24, 8], [2, 32, 8]]);
+    assert.ok(j.after.params < 0.85 * j.before.params, `${j.after.params} of ${j.before.params}`);
+    // The pruned model: ORT on its ONNX export agrees with tfjs on it.
+    const e = cli(['export', pruned, '-o', path.join(dir, 'p.onnx'), '--json']);
+    assert.equal(e.code, 0, e.stderr);
+    assert.ok(JSON.parse(e.stdout).check.outputs[0].maxAbsDiff < 1e-4, e.stdout);
+    const q = cli(['quantize', pruned, '--mode', 'uint8', '-o', path.join(dir, 'q.json'), '--json', '--no-bench', '--samples', '8']);
+    assert.equal(q.code, 0, q.stderr);
+    assert.ok(JSON.parse(q.stdout).fidelity.outputs[0].cosine > 0.99);
+  });
+});
+
 describe('TF.js hostile input', () => {
   it('rejects a JSON array, absurd nesting, a shard that is a folder and a 2^40-element weight, without allocating', () => {
     const dir = tmpDir();
