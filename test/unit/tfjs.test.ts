@@ -870,6 +870,8 @@ describe('TF.js layers models: Keras 3 style, RNNs and custom layers', () => {
     assert.equal(a.totals.params, 42);
     assert.equal(a.layers[1].params, 4, 'the custom layer\'s weights are counted');
     assert.equal(a.layers[1].outputShapes[0], null, 'its output shape is unknown, not guessed');
+    assert.equal(a.layers[1].macs, null, 'and so are its MACs');
+    assert.equal(a.totals.unknownMacsNodes, 2, 'the custom layer and the Dense after it');
     const r = cli(['inspect', file]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /MyCustomLayer/);

@@ -178,8 +178,9 @@ function kerasMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor[]
       return kernel && r && steps !== null ? mm(steps * (prod(kernel) + prod(r))) : mm(null);
     }
     default:
-      // Normalisation, activations, merges and pooling: about one op per output element.
-      return { macs: 0, flops: out };
+      // Normalisation, activations, merges and pooling: about one op per output element. A
+      // layer whose output shape is unknown (a custom layer, or one after it) is unknown.
+      return out === null ? { macs: null, flops: null } : { macs: 0, flops: out };
   }
 }
 
@@ -211,8 +212,10 @@ function tfGraphMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor
       return mm(out * (transposed ? known[known.length - 1] : known[known.length - 2]));
     }
     default:
-      // Activations, normalisation, element-wise maths, pooling: about one op per output element.
-      return TF_FREE.has(node.opType) ? { macs: 0, flops: 0 } : { macs: 0, flops: out };
+      // Activations, normalisation, element-wise maths, pooling: about one op per output element;
+      // an op whose output shape is unknown (no shape rule here) is unknown.
+      if (TF_FREE.has(node.opType)) return { macs: 0, flops: 0 };
+      return out === null ? { macs: null, flops: null } : { macs: 0, flops: out };
   }
 }
 
