@@ -155,11 +155,14 @@ export class TfjsRunner {
     const key = layers.join('\u0000');
     if (this.probe?.key !== key) {
       const outs = layers.map((l) => {
+        let out: Tf;
         try {
-          return this.model.getLayer(l).output;
+          out = this.model.getLayer(l).output;
         } catch {
           throw new ModelError(this.label, `it has no layer '${l}'`);
         }
+        if (Array.isArray(out)) throw new ModelError(this.label, `layer '${l}' has ${out.length} outputs; only single-output layers are captured`);
+        return out;
       });
       this.probe = { key, model: tf.model({ inputs: this.model.inputs, outputs: outs }) };
     }
