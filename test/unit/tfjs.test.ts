@@ -706,6 +706,30 @@ describe('TF.js graph models', () => {
     assert.equal(a.totals.params, 3 * 3 * 3 * 8 + 8 + 3 * 3 * 8 * 2 + 16 * 12 + 12 * 5 + 5);
   });
 
+  it('a transposed convolution (Conv2DBackpropInput): output shape as tfjs computes it, MACs per input element', async () => {
+    const dir = tmpDir();
+    const dt = { type: 'DT_FLOAT' };
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    const node = [
+      { name: 'x', op: 'Placeholder', attr: { dtype: dt, shape: { shape: { dim: [{ size: '2' }, { size: '4' }, { size: '4' }, { size: '3' }] } } } },
+      { name: 'up/shape', op: 'Const', attr: { dtype: { type: 'DT_INT32' }, value: { tensor: { dtype: 'DT_INT32', tensorShape: { dim: [{ size: '4' }] } } } } },
+      { name: 'up/filter', op: 'Const', attr: { dtype: dt, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [{ size: '3' }, { size: '3' }, { size: '5' }, { size: '3' }] } } } } },
+      { name: 'up', op: 'Conv2DBackpropInput', input: ['up/shape', 'up/filter', 'x'], attr: { T: dt, strides: { list: { i: ['1', '2', '2', '1'] } }, padding: { s: b64('SAME') }, data_format: { s: b64('NHWC') }, dilations: { list: { i: ['1', '1', '1', '1'] } }, explicit_paddings: { list: {} } } },
+    ];
+    const filter = Float32Array.from({ length: 3 * 3 * 5 * 3 }, (_, i) => Math.cos(i));
+    const bin = Buffer.concat([Buffer.from(Int32Array.of(2, 8, 8, 5).buffer), Buffer.from(filter.buffer)]);
+    fs.writeFileSync(path.join(dir, 'g.bin'), bin);
+    const weights = [{ name: 'up/shape', shape: [4], dtype: 'int32' }, { name: 'up/filter', shape: [3, 3, 5, 3], dtype: 'float32' }];
+    const j = { format: 'graph-model', modelTopology: { node, library: {}, versions: { producer: 1 } }, weightsManifest: [{ paths: ['g.bin'], weights }] };
+    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(j));
+    const m = openModel(path.join(dir, 'model.json'));
+    const g = await tf.loadGraphModel(tf.io.fromMemory({ modelTopology: j.modelTopology, weightSpecs: weights, weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), format: 'graph-model' }));
+    const y = g.execute(tf.ones([2, 4, 4, 3]), 'up') as { shape: number[] };
+    const vi = m.graph.valueInfo.get('up')!.type;
+    assert.deepEqual(vi?.kind === 'tensor' ? vi.shape : null, y.shape);
+    assert.equal(analyzeModel(m).layers.find((l) => l.name === 'up')!.macs, 2 * 4 * 4 * 3 * 3 * 3 * 5);
+  });
+
   it('reads a graph model: ops, inputs, outputs and weights', () => {
     const { file, W } = writeGraphModel(tmpDir());
     const m = openModel(file);

@@ -202,6 +202,11 @@ function tfGraphMacs(node: Node, type: TypeOf, constantOf: (n: string) => Tensor
     case 'DepthwiseConv2dNative':
     case 'FusedDepthwiseConv2dNative':
       return known && known.length === 4 && out !== null ? mm(out * known[0] * known[1]) : mm(null);
+    case 'Conv2DBackpropInput': {
+      // Every input element is spread over kh·kw·outC outputs: filter [kh, kw, outC, inC], x is input 2.
+      const x = boundNumel(shapeOf(type, node.inputs[2], constantOf));
+      return known && known.length === 4 && x !== null ? mm(x * known[0] * known[1] * known[2]) : mm(null);
+    }
     case 'MatMul':
     case '_FusedMatMul':
     case 'BatchMatMul':

@@ -68,6 +68,11 @@ export function tfOpOutputShape(n: Node, inputs: Shape[], constant: (i: number) 
       const f = dims(1);
       return f && f.length === 4 ? windowed(n, x, f[0], f[1], f[2] * f[3]) : null;
     }
+    case 'Conv2DBackpropInput': {
+      // Transposed convolution: the output shape is its first input (a constant, or unknown).
+      const s = constant(0);
+      return s && s.length === 4 ? s.map((d, i) => (d >= 0 ? d : i === 0 ? 'batch' : null)) : null;
+    }
     case 'MaxPool':
     case 'AvgPool': {
       const k = n.ints('ksize');
