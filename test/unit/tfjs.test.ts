@@ -3,7 +3,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { ModelError } from '../../src/core/errors';
-import { openModel } from '../../src/core/formats/registry';
+import { openModel, saveModel } from '../../src/core/formats/registry';
+import { bindDataset } from '../../src/core/runtime/data/dataset';
+import { modelInputs, TfjsRunner } from '../../src/core/runtime/tfjs';
+import { pruneModel } from '../../src/core/transforms/prune';
 import { tmpDir } from './helpers/ort';
 import { cli } from './cli.test';
 
@@ -138,9 +141,15 @@ function convNet(seed = 1) {
   return m;
 }
 
+/** Random samples for a TF.js model's single input (its NHWC shape, batch 1 per sample). */
+async function randomCalib(file: string, samples: number, seed: number) {
+  const inputs = await modelInputs(file);
+  const shape = inputs[0].shape.map((d) => (typeof d === 'number' ? d : 1));
+  return bindDataset(inputs, [], { randomSamples: samples, seed, shapes: { [inputs[0].name]: shape } });
+}
+
 /** Cosine and max |diff| between tfjs predictions of two models on the same random batch. */
 async function agreement(a: { predict(x: unknown): { dataSync(): Float32Array } }, file: string, shape: number[]) {
-  const { TfjsRunner } = await import('../../src/core/runtime/tfjs');
   const x = tf.randomUniform(shape, 0, 1, 'float32', 7);
   const ref = a.predict(x).dataSync();
   const r = await TfjsRunner.create(file);
@@ -168,7 +177,6 @@ describe('TF.js layers models (write, quantize)', () => {
     const dir = tmpDir();
     const file = await save(m, dir);
     const before = fs.readFileSync(path.join(dir, 'group1-shard1of1.bin'));
-    const { saveModel } = await import('../../src/core/formats/registry');
     const out = path.join(dir, 'copy.json');
     saveModel(openModel(file), out, { shardBytes: 4000 });
     const j = JSON.parse(fs.readFileSync(out, 'utf8'));
@@ -204,7 +212,6 @@ describe('TF.js layers models (write, quantize)', () => {
     assert.ok(results.fp16.cosine > 0.99999);
     // Reading the quantized model gives the dequantized weights; re-saving keeps its storage.
     const q = openModel(path.join(dir, 'model.uint8.json'));
-    const { saveModel } = await import('../../src/core/formats/registry');
     saveModel(q, path.join(dir, 'again.json'));
     assert.equal(shardBytes(path.join(dir, 'again.json')), shardBytes(path.join(dir, 'model.uint8.json')));
   });
@@ -237,7 +244,6 @@ describe('TF.js layers models (structured pruning)', () => {
       [m.layers[5].name, 9], // 32 → 23
     ]);
     assert.match(j.skipped[0].reason, /model output/);
-    const { TfjsRunner } = await import('../../src/core/runtime/tfjs');
     const runner = await TfjsRunner.create(out);
     const y = Object.values(await runner.run({ [runner.inputs[0].name]: { dtype: 1, dims: [3, 12, 12, 3], data: new Float32Array(3 * 12 * 12 * 3).fill(0.5) } }))[0];
     assert.deepEqual(y.dims, [3, 10]);
@@ -278,8 +284,6 @@ describe('TF.js layers models (structured pruning)', () => {
       m.layers[i].setWeights([tf.tensor(kv.map((v, e) => ([1, 4, 7].includes(e % units) ? 0 : v + Math.sign(v) * 0.05)), k.shape), tf.tensor(bv)]);
     }
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
     const r = await pruneModel(openModel(file), { structured: true, ratio: 0.3 });
     assert.deepEqual(r.groups.map((g) => g.removed), [3, 3, 3]);
     const out = path.join(path.dirname(file), 'p.json');
@@ -315,8 +319,6 @@ describe('TF.js layers models (structured pruning)', () => {
       bn.setWeights([per((i) => 1 + i / 20), per((i) => (zero.includes(i) ? 0 : 0.05)), per((i) => (zero.includes(i) ? 0 : 0.02 * i)), per((i) => 1 + i / 10)]);
     }
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
     const r = await pruneModel(openModel(file), { structured: true, ratio: 0.25, exclude: [c1.name] });
     assert.equal(r.groups.length, 1, JSON.stringify(r.groups));
     assert.deepEqual([...r.groups[0].producers].sort(), [c0.name, c2.name, c3.name].sort());
@@ -357,8 +359,6 @@ describe('TF.js layers models (structured pruning)', () => {
     const per = (f: (i: number) => number) => tf.tensor(Array.from({ length: 14 }, (_, i) => f(i)));
     bn.setWeights([per((i) => 1 + i / 20), per((i) => (catZero.includes(i) ? 0 : 0.05)), per((i) => (catZero.includes(i) ? 0 : 0.02 * i)), per((i) => 1 + i / 10)]);
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
     const r = await pruneModel(openModel(file), { structured: true, ratio: 0.34, exclude: [c.name] });
     assert.deepEqual(r.groups.map((g) => [g.name, g.removed]), [[a.name, 2], [b.name, 2]]);
     const p = path.join(path.dirname(file), 'p.json');
@@ -375,12 +375,7 @@ describe('TF.js layers models (structured pruning)', () => {
     const m = convNet(3);
     const file = await save(m, tmpDir());
     const { pruningSensitivity } = await import('../../src/core/analysis/sensitivity');
-    const { modelInputs, TfjsRunner } = await import('../../src/core/runtime/tfjs');
-    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
-    const inputs = await modelInputs(file);
-    const data = bindDataset(inputs, [], { randomSamples: 12, seed: 5, shapes: { [inputs[0].name]: [1, 12, 12, 3] } });
+    const data = await randomCalib(file, 12, 5);
     const model = openModel(file);
     const r = await pruningSensitivity(model, { data, ratios: [0.25, 0.75], samples: 12, metric: 'cosine' });
     const names = [m.layers[0].name, m.layers[3].name, m.layers[5].name];
@@ -417,12 +412,7 @@ describe('TF.js layers models (structured pruning)', () => {
     // Dead channels: the largest kernels, but a bias so negative that relu always gives 0.
     m.layers[0].setWeights([tf.tensor(Float32Array.from(k.dataSync()).map((v: number, e: number) => (dead.includes(e % 8) ? 3 * Math.sign(v) : v)), k.shape), tf.tensor(Array.from({ length: 8 }, (_, i) => (dead.includes(i) ? -1000 : 0.1)))]);
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
-    const { modelInputs } = await import('../../src/core/runtime/tfjs');
-    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
-    const inputs = await modelInputs(file);
-    const calib = bindDataset(inputs, [], { randomSamples: 20, seed: 2, shapes: { [inputs[0].name]: [1, 6, 6, 2] } });
+    const calib = await randomCalib(file, 20, 2);
     const diff = async (criterion: 'entropy' | 'l1') => {
       const r = await pruneModel(openModel(file), { structured: true, ratio: 0.25, criterion, calib });
       assert.equal(r.groups[0].removed, 2);
@@ -440,12 +430,7 @@ describe('TF.js layers models (structured pruning)', () => {
     m.add(tf.layers.dense({ inputShape: [4], units: 8 })); // linear: every unit is a combination of 4 inputs
     m.add(tf.layers.dense({ units: 3 }));
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
-    const { modelInputs } = await import('../../src/core/runtime/tfjs');
-    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
-    const inputs = await modelInputs(file);
-    const calib = bindDataset(inputs, [], { randomSamples: 64, seed: 4, shapes: { [inputs[0].name]: [1, 4] } });
+    const calib = await randomCalib(file, 64, 4);
     const diff = async (recover: 'none' | 'reconstruct') => {
       const r = await pruneModel(openModel(file), { structured: true, ratio: 0.25, recover, calib, exclude: [m.layers[1].name] });
       assert.equal(r.groups[0].removed, 2);
@@ -468,12 +453,7 @@ describe('TF.js layers models (structured pruning)', () => {
     m.add(tf.layers.conv2d({ filters: 3, kernelSize: 3, strides: 2, padding: 'same', dilationRate: 1 }));
     m.add(tf.layers.conv2d({ filters: 2, kernelSize: 2, padding: 'valid' }));
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
-    const { modelInputs } = await import('../../src/core/runtime/tfjs');
-    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
-    const inputs = await modelInputs(file);
-    const calib = bindDataset(inputs, [], { randomSamples: 16, seed: 8, shapes: { [inputs[0].name]: [1, 7, 7, 2] } });
+    const calib = await randomCalib(file, 16, 8);
     const r = await pruneModel(openModel(file), { structured: true, ratio: 0.34, recover: 'reconstruct', calib, exclude: [m.layers[1].name] });
     assert.equal(r.groups[0].removed, 2);
     assert.equal(r.reconstruction.length, 1);
@@ -487,12 +467,7 @@ describe('TF.js layers models (structured pruning)', () => {
   it('reconstruction on a conv net (NHWC im2col, SAME padding, strides) lowers every refitted layer\'s error and the output error', async () => {
     const m = convNet(5);
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
-    const { modelInputs } = await import('../../src/core/runtime/tfjs');
-    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
-    const inputs = await modelInputs(file);
-    const calib = bindDataset(inputs, [], { randomSamples: 320, seed: 6, shapes: { [inputs[0].name]: [1, 12, 12, 3] } }); // > 273 features of the dense layer after Flatten
+    const calib = await randomCalib(file, 320, 6); // > 273 features of the dense layer after Flatten
     const cos: number[] = [];
     for (const recover of ['none', 'reconstruct'] as const) {
       const r = await pruneModel(openModel(file), { structured: true, ratio: 0.3, recover, calib, roundTo: 1 });
@@ -510,12 +485,7 @@ describe('TF.js layers models (structured pruning)', () => {
   it('runs an iterative prune → reconstruct schedule (--steps 3), refitting against the original each step', async () => {
     const m = convNet(6);
     const file = await save(m, tmpDir());
-    const { pruneModel } = await import('../../src/core/transforms/prune');
-    const { saveModel } = await import('../../src/core/formats/registry');
-    const { modelInputs } = await import('../../src/core/runtime/tfjs');
-    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
-    const inputs = await modelInputs(file);
-    const calib = bindDataset(inputs, [], { randomSamples: 320, seed: 9, shapes: { [inputs[0].name]: [1, 12, 12, 3] } });
+    const calib = await randomCalib(file, 320, 9);
     const cos: number[] = [];
     for (const recover of ['none', 'reconstruct'] as const) {
       const r = await pruneModel(openModel(file), { structured: true, ratio: 0.5, steps: 3, recover, calib, roundTo: 1 });
@@ -559,7 +529,6 @@ describe('TF.js layers models (structured pruning)', () => {
     const out = tf.layers.dense({ units: 3 }).apply(h2);
     const m = tf.model({ inputs: input, outputs: out });
     const model = openModel(await save(m, tmpDir()));
-    const { pruneModel } = await import('../../src/core/transforms/prune');
     const r = await pruneModel(model, { structured: true, ratio: 0.5 });
     assert.equal(r.groups.length, 1);
     assert.equal(r.groups[0].removed, 6);
@@ -604,7 +573,6 @@ describe('TF.js layers models (depthwise-separable substitution)', () => {
     const m = convNet();
     const file = await save(m, tmpDir());
     const { substituteDepthwise } = await import('../../src/core/transforms/substitute');
-    const { saveModel } = await import('../../src/core/formats/registry');
     const cos: number[] = [];
     for (const mult of [1, 4]) {
       const r = await substituteDepthwise(openModel(file), { multiplier: mult });
@@ -900,7 +868,6 @@ describe('TF.js layers models: Keras 3 style, RNNs and custom layers', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /MyCustomLayer/);
     return (async () => {
-      const { pruneModel } = await import('../../src/core/transforms/prune');
       const p = await pruneModel(model, { structured: true, ratio: 0.5 });
       assert.equal(p.groups.length, 0);
       assert.match(p.skipped.find((s) => s.name === 'dense')!.reason, /custom \(MyCustomLayer\)/);
@@ -920,7 +887,6 @@ describe('TF.js layers models: Keras 3 style, RNNs and custom layers', () => {
     const written = JSON.parse(fs.readFileSync(out, 'utf8'));
     assert.ok(written.modelTopology.config.layers.some((l: { class_name: string }) => l.class_name === 'SeparableConv2D'));
     assert.ok(written.weightsManifest[0].weights.every((w: { quantization?: { dtype: string } }) => w.quantization?.dtype === 'uint8'));
-    const { TfjsRunner } = await import('../../src/core/runtime/tfjs');
     const runner = await TfjsRunner.create(out);
     assert.deepEqual(Object.values(await runner.run({ [runner.inputs[0].name]: { dtype: 1, dims: [1, 12, 12, 3], data: new Float32Array(432).fill(0.1) } }))[0].dims, [1, 10]);
   });
