@@ -9,8 +9,8 @@ import type { Model, Node } from '../../ir/graph';
 import { Tensor } from '../../ir/tensor';
 import type { Dataset } from '../../runtime/data/dataset';
 import { TfjsRunner } from '../../runtime/tfjs';
-import { GramAccumulator, Matrix, solveSpd, toFloat32 } from '../substitute/linalg';
-import type { ReconstructReport } from './reconstruct';
+import { GramAccumulator } from '../substitute/linalg';
+import { refitWeights, type ReconstructReport } from './reconstruct';
 
 /**
  * Recovery without training for TF.js layers models, the Keras counterpart of
@@ -158,21 +158,11 @@ async function refitLayer(original: Model, pruned: Model, node: Node, inbound: s
     }
   }
   if (acc.rows < features + 1) return undefined; // too little data for a well-posed fit
-  const wf = kNew.t.toFloat32();
-  const bf = bNew.t.toFloat32();
-  const curM = new Matrix(out, features + 1);
-  for (let o = 0; o < out; o++) {
-    for (let f = 0; f < features; f++) curM.set(o, f, wf[f * out + o]);
-    curM.set(o, features, bf[o]);
-  }
-  const errorBefore = acc.relativeError(curM);
-  const sol = solveSpd(acc.gram(), acc.cross()).transpose();
-  const errorAfter = acc.relativeError(sol);
-  if (!(errorAfter < errorBefore)) return { layer: node.name, errorBefore, errorAfter: errorBefore };
-  const flat = toFloat32(sol);
-  const nw = new Float32Array(wf.length);
-  for (let o = 0; o < out; o++) for (let f = 0; f < features; f++) nw[f * out + o] = flat[o * (features + 1) + f];
-  const nb = Float32Array.from({ length: out }, (_, o) => flat[o * (features + 1) + features]);
+  // Keras kernels are [..., features, out]: (o, f) sits at f·out + o.
+  const fit = refitWeights(acc, kNew.t.toFloat32(), bNew.t.toFloat32(), out, features, (o, f) => f * out + o);
+  const { errorBefore, errorAfter } = fit;
+  if (!fit.kernel) return { layer: node.name, errorBefore, errorAfter };
+  const [nw, nb] = [fit.kernel, fit.bias!];
   pruned.graph.initializers.set(kNew.name, Tensor.fromArray(kNew.name, DataType.FLOAT, [...kNew.t.dims], nw));
   pruned.graph.initializers.set(bNew.name, Tensor.fromArray(bNew.name, DataType.FLOAT, [...bNew.t.dims], nb));
   return { layer: node.name, errorBefore, errorAfter };

@@ -92,26 +92,11 @@ async function refitLayer(original: Model, pruned: Model, node: Node, opts: Reco
     },
   );
   if (acc.rows < features + 1) return undefined; // not enough data for a well-posed fit
-  // Current weights as an O × (features + 1) matrix.
-  const wf = w.toFloat32();
-  const bf = bias?.toFloat32();
-  const cur = new Matrix(out, features + 1);
-  for (let o = 0; o < out; o++) {
-    for (let f = 0; f < features; f++) cur.set(o, f, isConv || transB ? wf[o * features + f] : wf[f * out + o]);
-    cur.set(o, features, bf?.[o] ?? 0);
-  }
-  const errorBefore = acc.relativeError(cur);
-  const sol = solveSpd(acc.gram(), acc.cross()).transpose();
-  const errorAfter = acc.relativeError(sol);
-  if (!(errorAfter < errorBefore)) return { layer: node.label, errorBefore, errorAfter: errorBefore };
-  const flat = toFloat32(sol);
-  const nw = new Float32Array(wf.length);
-  for (let o = 0; o < out; o++) for (let f = 0; f < features; f++) {
-    const v = flat[o * (features + 1) + f];
-    if (isConv || transB) nw[o * features + f] = v;
-    else nw[f * out + o] = v;
-  }
-  const nb = Float32Array.from({ length: out }, (_, o) => flat[o * (features + 1) + features]);
+  const layout = (o: number, f: number) => (isConv || transB ? o * features + f : f * out + o);
+  const fit = refitWeights(acc, w.toFloat32(), bias?.toFloat32(), out, features, layout);
+  const { errorBefore, errorAfter } = fit;
+  if (!fit.kernel) return { layer: node.label, errorBefore, errorAfter };
+  const [nw, nb] = [fit.kernel, fit.bias!];
   const ed = new GraphEditor(pruned.graph);
   node.inputs[1] = ed.initializer(`${node.inputs[1]}_refit`, DataType.FLOAT, [...w.dims], nw);
   const b = ed.initializer(`${node.label.replace(/[^\w.:/-]/g, '_')}_bias_refit`, DataType.FLOAT, [out], nb);
@@ -166,4 +151,33 @@ function convRows(node: Node, wDims: number[], x: HostTensor, y: HostTensor, emi
       }
     }
   }
+}
+
+/**
+ * The least-squares step shared by the ONNX and TF.js refits: the current weights' error, the
+ * solution's error, and the new kernel (in the layer's own layout, `at(o, f)` giving the flat
+ * index of output o, feature f) and bias, or no weights when the fit does not improve.
+ */
+export function refitWeights(
+  acc: GramAccumulator,
+  kernel: Float32Array,
+  bias: Float32Array | undefined,
+  out: number,
+  features: number,
+  at: (o: number, f: number) => number,
+): { errorBefore: number; errorAfter: number; kernel?: Float32Array; bias?: Float32Array } {
+  // Current weights as an O × (features + 1) matrix.
+  const cur = new Matrix(out, features + 1);
+  for (let o = 0; o < out; o++) {
+    for (let f = 0; f < features; f++) cur.set(o, f, kernel[at(o, f)]);
+    cur.set(o, features, bias?.[o] ?? 0);
+  }
+  const errorBefore = acc.relativeError(cur);
+  const sol = solveSpd(acc.gram(), acc.cross()).transpose();
+  const errorAfter = acc.relativeError(sol);
+  if (!(errorAfter < errorBefore)) return { errorBefore, errorAfter: errorBefore };
+  const flat = toFloat32(sol);
+  const nw = new Float32Array(kernel.length);
+  for (let o = 0; o < out; o++) for (let f = 0; f < features; f++) nw[at(o, f)] = flat[o * (features + 1) + f];
+  return { errorBefore, errorAfter, kernel: nw, bias: Float32Array.from({ length: out }, (_, o) => flat[o * (features + 1) + features]) };
 }
