@@ -1,8 +1,4 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { CancelledError, UsageError } from '../errors';
-import { saveModel } from '../formats/registry';
 import { DataType } from '../ir/dtype';
 import { Graph, Model, type Node } from '../ir/graph';
 import { inferShapes } from '../ir/shape-inference';
@@ -151,11 +147,8 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
   const producers = probe.groups.flatMap((g) => g.producers);
   const samples = Math.min(opts.samples ?? 64, opts.data.count);
   const batchSize = opts.batchSize ?? 16;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-compressor-sensitivity-'));
-  const run = async (m: Model, name: string): Promise<HostTensor[]> => {
-    const file = path.join(dir, `${name}.json`);
-    saveModel(m, file);
-    const runner = await TfjsRunner.create(file);
+  const run = async (m: Model): Promise<HostTensor[]> => {
+    const runner = await TfjsRunner.fromModel(m);
     try {
       const outs: HostTensor[] = [];
       for (const { feeds } of opts.data.batches(batchSize, samples)) {
@@ -167,33 +160,29 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
       await runner.release();
     }
   };
-  try {
-    const ref = await run(model, 'original');
-    const labels = opts.labels?.subarray(0, samples);
-    const metric: SensitivityResult['metric'] = opts.metric ?? (labels ? 'accuracy' : ref[0].dims.length === 2 && ref[0].dims[1] >= 2 ? 'top1Agreement' : 'cosine');
-    if (metric === 'accuracy' && !labels) throw new UsageError('the accuracy metric needs labels');
-    const baseline = metric === 'accuracy' ? scoreOutputs(metric, ref, ref, labels) : 1;
-    const base = analyzeModel(model).totals;
-    const curves: SensitivityCurve[] = [];
-    const total = probe.groups.length * ratios.length;
-    let done = 0;
-    for (const g of probe.groups) {
-      const others = producers.filter((p) => !g.producers.includes(p));
-      const points: SensitivityPoint[] = [];
-      for (const ratio of ratios) {
-        if (opts.signal?.aborted) throw new CancelledError();
-        const r = await pruneKeras(model, { structured: true, ratio, criterion, exclude: others, layerScores, roundTo: 1 });
-        const value = scoreOutputs(metric, ref, await run(r.model, 'variant'), labels);
-        const after = analyzeModel(r.model).totals;
-        points.push({ ratio, removed: r.groups[0]?.removed ?? 0, value, drop: baseline - value, paramsSaved: base.params - after.params, macsSaved: base.macs - after.macs });
-        opts.onProgress?.(++done, total);
-      }
-      curves.push({ group: g.name, channels: g.channels, points });
+  const ref = await run(model);
+  const labels = opts.labels?.subarray(0, samples);
+  const metric: SensitivityResult['metric'] = opts.metric ?? (labels ? 'accuracy' : ref[0].dims.length === 2 && ref[0].dims[1] >= 2 ? 'top1Agreement' : 'cosine');
+  if (metric === 'accuracy' && !labels) throw new UsageError('the accuracy metric needs labels');
+  const baseline = metric === 'accuracy' ? scoreOutputs(metric, ref, ref, labels) : 1;
+  const base = analyzeModel(model).totals;
+  const curves: SensitivityCurve[] = [];
+  const total = probe.groups.length * ratios.length;
+  let done = 0;
+  for (const g of probe.groups) {
+    const others = producers.filter((p) => !g.producers.includes(p));
+    const points: SensitivityPoint[] = [];
+    for (const ratio of ratios) {
+      if (opts.signal?.aborted) throw new CancelledError();
+      const r = await pruneKeras(model, { structured: true, ratio, criterion, exclude: others, layerScores, roundTo: 1 });
+      const value = scoreOutputs(metric, ref, await run(r.model), labels);
+      const after = analyzeModel(r.model).totals;
+      points.push({ ratio, removed: r.groups[0]?.removed ?? 0, value, drop: baseline - value, paramsSaved: base.params - after.params, macsSaved: base.macs - after.macs });
+      opts.onProgress?.(++done, total);
     }
-    return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped: probe.skipped };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    curves.push({ group: g.name, channels: g.channels, points });
   }
+  return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped: probe.skipped };
 }
 
 /** Values read by nodes[first…] but produced before them (or graph inputs). */

@@ -1,9 +1,11 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { ModelError, NotAvailableError } from '../errors';
 import { DataType } from '../ir/dtype';
 import { confine } from '../formats/onnx/decode';
-import { openModel } from '../formats/registry';
+import { openModel, saveModel } from '../formats/registry';
+import type { Model } from '../ir/graph';
 import { ModelSession, type HostTensor, type IOSpec } from './session';
 
 /**
@@ -85,6 +87,21 @@ export class TfjsRunner {
     readonly outputs: IOSpec[],
     readonly backend: string,
   ) {}
+
+  /**
+   * Runs an in-memory model: it is written to a scratch folder, loaded (TensorFlow.js keeps
+   * everything in memory), and the folder removed at once.
+   */
+  static async fromModel(model: Model): Promise<TfjsRunner> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-compressor-tfjs-'));
+    try {
+      const file = path.join(dir, 'model.json');
+      saveModel(model, file);
+      return await TfjsRunner.create(file);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
 
   static async create(file: string): Promise<TfjsRunner> {
     const { tf, backend } = tfjs();

@@ -1,8 +1,4 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { CancelledError } from '../../errors';
-import { saveModel } from '../../formats/registry';
 import { kerasAttrs } from '../../formats/tfjs/layers';
 import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
@@ -32,33 +28,25 @@ export interface KerasRefit {
 const MAX_ROWS = 20000;
 
 export async function reconstructKeras(original: Model, pruned: Model, refit: KerasRefit, calib: Dataset, signal?: AbortSignal): Promise<ReconstructReport[]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-compressor-refit-'));
   const reports: ReconstructReport[] = [];
+  const ref = await TfjsRunner.fromModel(original);
   try {
-    const origFile = path.join(dir, 'original.json');
-    saveModel(original, origFile);
-    const ref = await TfjsRunner.create(origFile);
-    try {
-      const { producer } = pruned.graph.index();
-      for (const node of pruned.graph.topoOrder()) {
-        if (!refit.layers.includes(node.name) || !refittable(node)) continue;
-        const inbound = producer.get(node.inputs[0]);
-        if (!inbound) continue;
-        const file = path.join(dir, `step${reports.length}.json`);
-        saveModel(pruned, file);
-        const cur = await TfjsRunner.create(file);
-        try {
-          const r = await refitLayer(original, pruned, node, inbound.name, ref, cur, refit.kept.get(node.name), calib, signal);
-          if (r) reports.push(r);
-        } finally {
-          await cur.release();
-        }
+    const { producer } = pruned.graph.index();
+    for (const node of pruned.graph.topoOrder()) {
+      if (!refit.layers.includes(node.name) || !refittable(node)) continue;
+      const inbound = producer.get(node.inputs[0]);
+      if (!inbound) continue;
+      // The pruned model as it stands, with the earlier refits.
+      const cur = await TfjsRunner.fromModel(pruned);
+      try {
+        const r = await refitLayer(original, pruned, node, inbound.name, ref, cur, refit.kept.get(node.name), calib, signal);
+        if (r) reports.push(r);
+      } finally {
+        await cur.release();
       }
-    } finally {
-      await ref.release();
     }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await ref.release();
   }
   return reports;
 }

@@ -1,9 +1,5 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { analyzeModel } from '../../analysis/analyze';
 import { CancelledError, UsageError } from '../../errors';
-import { saveModel } from '../../formats/registry';
 import type { Dataset } from '../../runtime/data/dataset';
 import { TfjsRunner } from '../../runtime/tfjs';
 import { channelEntropy, ENTROPY_BINS } from './importance';
@@ -414,56 +410,49 @@ export async function kerasEntropyScores(model: Model, calib: Dataset | undefine
 
 /**
  * Shannon entropy of each output channel of the named layers over calibration data (64 bins
- * between the channel's min and max, as for ONNX), measured by TensorFlow.js on a scratch copy.
+ * between the channel's min and max, as for ONNX), measured by TensorFlow.js.
  */
 async function entropyScores(model: Model, layers: string[], calib: Dataset, signal?: AbortSignal): Promise<Map<string, Float64Array>> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-compressor-entropy-'));
+  const runner = await TfjsRunner.fromModel(model);
   try {
-    const file = path.join(dir, 'model.json');
-    saveModel(model, file);
-    const runner = await TfjsRunner.create(file);
-    try {
-      const lo = new Map<string, Float64Array>();
-      const hi = new Map<string, Float64Array>();
-      const hist = new Map<string, Float64Array>();
-      for (const pass of [0, 1]) {
-        for (const { feeds } of calib.batches(16)) {
-          if (signal?.aborted) throw new CancelledError();
-          const outs = await runner.capture(layers, feeds);
-          for (const l of layers) {
-            const t = outs[l];
-            const c = t.dims[t.dims.length - 1];
-            const v = t.data as Float32Array;
-            if (pass === 0) {
-              const a = lo.get(l) ?? new Float64Array(c).fill(Infinity);
-              const b = hi.get(l) ?? new Float64Array(c).fill(-Infinity);
-              for (let i = 0; i < v.length; i++) {
-                const ch = i % c;
-                if (v[i] < a[ch]) a[ch] = v[i];
-                if (v[i] > b[ch]) b[ch] = v[i];
-              }
-              lo.set(l, a);
-              hi.set(l, b);
-            } else {
-              const a = lo.get(l)!;
-              const b = hi.get(l)!;
-              const H = hist.get(l) ?? new Float64Array(c * ENTROPY_BINS);
-              hist.set(l, H);
-              for (let i = 0; i < v.length; i++) {
-                const ch = i % c;
-                const range = b[ch] - a[ch];
-                if (!(range > 0)) continue;
-                H[ch * ENTROPY_BINS + Math.min(ENTROPY_BINS - 1, Math.floor(((v[i] - a[ch]) * ENTROPY_BINS) / range))]++;
-              }
+    const lo = new Map<string, Float64Array>();
+    const hi = new Map<string, Float64Array>();
+    const hist = new Map<string, Float64Array>();
+    for (const pass of [0, 1]) {
+      for (const { feeds } of calib.batches(16)) {
+        if (signal?.aborted) throw new CancelledError();
+        const outs = await runner.capture(layers, feeds);
+        for (const l of layers) {
+          const t = outs[l];
+          const c = t.dims[t.dims.length - 1];
+          const v = t.data as Float32Array;
+          if (pass === 0) {
+            const a = lo.get(l) ?? new Float64Array(c).fill(Infinity);
+            const b = hi.get(l) ?? new Float64Array(c).fill(-Infinity);
+            for (let i = 0; i < v.length; i++) {
+              const ch = i % c;
+              if (v[i] < a[ch]) a[ch] = v[i];
+              if (v[i] > b[ch]) b[ch] = v[i];
+            }
+            lo.set(l, a);
+            hi.set(l, b);
+          } else {
+            const a = lo.get(l)!;
+            const b = hi.get(l)!;
+            const H = hist.get(l) ?? new Float64Array(c * ENTROPY_BINS);
+            hist.set(l, H);
+            for (let i = 0; i < v.length; i++) {
+              const ch = i % c;
+              const range = b[ch] - a[ch];
+              if (!(range > 0)) continue;
+              H[ch * ENTROPY_BINS + Math.min(ENTROPY_BINS - 1, Math.floor(((v[i] - a[ch]) * ENTROPY_BINS) / range))]++;
             }
           }
         }
       }
-      return new Map([...hist].map(([l, H]) => [l, channelEntropy(H, H.length / ENTROPY_BINS)]));
-    } finally {
-      await runner.release();
     }
+    return new Map([...hist].map(([l, H]) => [l, channelEntropy(H, H.length / ENTROPY_BINS)]));
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await runner.release();
   }
 }
