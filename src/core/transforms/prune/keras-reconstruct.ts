@@ -62,14 +62,17 @@ const weightOf = (m: Model, n: Node, suffix: string) => {
   return name ? { name, t: m.graph.initializers.get(name)! } : undefined;
 };
 
-/** Conv2D geometry (NHWC, TensorFlow's SAME/VALID padding). */
-function geometry(n: Node, kernel: number[], x: number[], y: number[]) {
+/** Conv2D geometry (NHWC input `x`, TensorFlow's SAME/VALID padding): strides, dilations, output size, top/left padding. */
+function geometry(n: Node, kernel: number[], x: number[]) {
   const a = kerasAttrs(n);
-  const pair = (v: unknown, d: number) => (Array.isArray(v) ? v.map(Number) : [Number(v ?? d), Number(v ?? d)]);
-  const [sh, sw] = pair(a.strides, 1);
-  const [dh, dw] = pair(a.dilation_rate, 1);
-  const pad = (size: number, out: number, k: number, s: number, d: number) => (a.padding === 'same' ? Math.floor(Math.max((out - 1) * s + (k - 1) * d + 1 - size, 0) / 2) : 0);
-  return { sh, sw, dh, dw, top: pad(x[1], y[1], kernel[0], sh, dh), left: pad(x[2], y[2], kernel[1], sw, dw) };
+  const pair = (v: unknown) => (Array.isArray(v) ? v.map(Number) : [Number(v ?? 1), Number(v ?? 1)]);
+  const [sh, sw] = pair(a.strides);
+  const [dh, dw] = pair(a.dilation_rate);
+  const same = a.padding === 'same';
+  const size = (i: number, s: number, d: number) => (same ? Math.ceil(x[i] / s) : Math.floor((x[i] - (kernel[i - 1] - 1) * d - 1) / s) + 1);
+  const [oh, ow] = [size(1, sh, dh), size(2, sw, dw)];
+  const pad = (i: number, out: number, s: number, d: number) => (same ? Math.floor(Math.max((out - 1) * s + (kernel[i - 1] - 1) * d + 1 - x[i], 0) / 2) : 0);
+  return { sh, sw, dh, dw, oh, ow, top: pad(1, oh, sh, dh), left: pad(2, ow, sw, dw) };
 }
 
 async function refitLayer(original: Model, pruned: Model, node: Node, inbound: string, ref: TfjsRunner, cur: TfjsRunner, kept: number[] | undefined, calib: Dataset, signal?: AbortSignal): Promise<ReconstructReport | undefined> {
@@ -120,9 +123,8 @@ async function refitLayer(original: Model, pruned: Model, node: Node, inbound: s
       continue;
     }
     const kd = kNew.t.dims;
-    const oh = outSize(node, xn.dims, kd, 1);
-    const ow = outSize(node, xn.dims, kd, 2);
-    const g = geometry(node, kd, xn.dims, [0, oh, ow]);
+    const g = geometry(node, kd, xn.dims);
+    const { oh, ow } = g;
     stride ||= Math.max(1, Math.ceil((calib.count * oh * ow) / MAX_ROWS));
     const pn = new Float64Array(features);
     const po = new Float64Array(oldFeatures);
@@ -137,7 +139,7 @@ async function refitLayer(original: Model, pruned: Model, node: Node, inbound: s
         for (let kx = 0; kx < kd[1]; kx++) {
           const ix = px * g.sw - g.left + kx * g.dw;
           const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-          const at = ((b * h + iy) * w + ix);
+          const at = (b * h + iy) * w + ix;
           for (let c = 0; c < cn; c++) pn[kn++] = inside ? vn[at * cn + c] : 0;
           for (let c = 0; c < co; c++) po[ko++] = inside ? vo[at * co + c] : 0;
         }
@@ -155,13 +157,3 @@ async function refitLayer(original: Model, pruned: Model, node: Node, inbound: s
   pruned.graph.initializers.set(bNew.name, Tensor.fromArray(bNew.name, DataType.FLOAT, [...bNew.t.dims], nb));
   return { layer: node.name, errorBefore, errorAfter };
 }
-
-function outSize(node: Node, x: number[], k: number[], axis: 1 | 2): number {
-  const a = kerasAttrs(node);
-  const pick = (v: unknown, d: number) => (Array.isArray(v) ? Number(v[axis - 1]) : Number(v ?? d));
-  const s = pick(a.strides, 1);
-  const d = pick(a.dilation_rate, 1);
-  const ek = (k[axis - 1] - 1) * d + 1;
-  return a.padding === 'same' ? Math.ceil(x[axis] / s) : Math.floor((x[axis] - ek) / s) + 1;
-}
-
