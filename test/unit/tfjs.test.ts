@@ -725,6 +725,20 @@ describe('TF.js graph models', () => {
     assert.equal(openModel(out).graph.nodes.length, 3);
   });
 
+  it('a hostile reshape target (negative, fractional sizes) leaves the shape unknown instead of inventing one', () => {
+    const dir = tmpDir();
+    const { file } = writeGraphModel(dir);
+    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    j.modelTopology.node.push({ name: 'r/shape', op: 'Const', attr: { dtype: { type: 'DT_INT32' } } }, { name: 'r', op: 'Reshape', input: ['y', 'r/shape'], attr: {} });
+    j.weightsManifest.push({ paths: ['r.bin'], weights: [{ name: 'r/shape', shape: [2], dtype: 'int32' }] });
+    fs.writeFileSync(path.join(dir, 'r.bin'), Buffer.from(Int32Array.of(2147483647, -2147483648).buffer));
+    fs.writeFileSync(file, JSON.stringify(j));
+    const m = openModel(file);
+    const vi = m.graph.valueInfo.get('r')!.type;
+    assert.equal(vi?.kind === 'tensor' ? vi.shape : 'none', null);
+    assert.equal(analyzeModel(m).totals.params, 15);
+  });
+
   it('rejects a graph model whose node reads a value nobody produces', () => {
     const dir = tmpDir();
     const { file } = writeGraphModel(dir);

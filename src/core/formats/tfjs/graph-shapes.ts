@@ -169,6 +169,8 @@ export function inferTfGraphShapes(g: Graph): void {
     } catch {
       s = null;
     }
+    // Constants come from the file: a negative or fractional size is not a shape.
+    if (s?.some((d) => typeof d === 'number' && !(Number.isSafeInteger(d) && d >= 0))) s = null;
     shapes.set(n.outputs[0], s);
     g.valueInfo.set(n.outputs[0], { name: n.outputs[0], type: { kind: 'tensor', dtype: DataType.FLOAT, shape: s } });
   }
