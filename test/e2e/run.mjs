@@ -68,19 +68,25 @@ async function activeTab(title, tries = 150) {
 }
 /** Quick Open a file and wait until its tab is active; retried, since the list can re-render under the click. */
 async function openFile(query, title) {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    await quickPick('Control+P', query, title);
+  const exact = new RegExp(`^\\s*${title.replace(/[.]/g, '\\.')}\\s*$`);
+  for (let attempt = 0; attempt < 4; attempt++) {
+    // The Explorer row first (a click activates the file's tab whatever holds focus), Quick Open as the fallback.
+    const row = page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: exact }).first();
+    if (attempt % 2 === 0 && (await row.count()) > 0) await row.click();
+    else await quickPick('Control+P', query, title);
     if (await activeTab(title, 50)) return;
     await page.keyboard.press('Escape');
   }
-  throw new Error(`Quick Open did not activate ${title}`);
+  throw new Error(`could not activate ${title}`);
 }
-/** Types into Quick Open (Ctrl+P) or the palette (F1) and picks the row that shows `text`.
- * A webview holding focus can swallow the key, so focus returns to the workbench and it is retried. */
+/** Types into Quick Open (Ctrl+P) or the palette (F1) and picks the row that shows `text`. */
 async function quickPick(key, query, text) {
   const input = page.locator('.quick-input-widget input.input');
   for (let attempt = 0; ; attempt++) {
-    await page.keyboard.press(key);
+    // The title bar's command center opens the quick input whatever holds focus (a webview can
+    // swallow keys); the '>' prefix makes it the command palette. The key is the fallback.
+    if (attempt % 2 === 0) await page.locator('.command-center .command-center-center').first().click({ timeout: 5000 }).catch(() => page.keyboard.press(key));
+    else await page.keyboard.press(key);
     try {
       await input.waitFor({ timeout: 10000 });
       await input.fill(`${key === 'F1' ? '>' : ''}${query}`);
@@ -89,9 +95,8 @@ async function quickPick(key, query, text) {
       await row.click();
       return;
     } catch (e) {
-      if (attempt === 2) throw e;
+      if (attempt === 3) throw e;
       await page.keyboard.press('Escape');
-      await page.locator('.tabs-container .tab.active, .monaco-workbench .part.statusbar').first().click().catch(() => {});
     }
   }
 }
