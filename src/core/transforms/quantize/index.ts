@@ -10,6 +10,7 @@ import { convertFp16 } from './fp16';
 import { quantizeTfjsWeights } from './tfjs';
 import { tfjsDocument } from '../../formats/tfjs/document';
 import { quantizeInt4 } from './int4';
+import { foldNote, foldWeightCasts, restoreWeightCasts } from './fold';
 import { applyStatic, planStatic, type SkippedNode, type StaticOptions } from './static';
 
 /**
@@ -71,6 +72,13 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
   }
   if (opts.maxAccuracyDrop !== undefined && !opts.labels) throw new UsageError('--max-accuracy-drop needs --labels');
   if (tfjsDocument(model.source)) return quantizeTfjs(model, opts.mode, exclude);
+  const fold = foldWeightCasts(model);
+  if (fold.folded.length) {
+    const r = await quantizeModel(fold.model, opts);
+    restoreWeightCasts(r.model, fold.model, model);
+    r.notes.push(foldNote(fold.folded));
+    return r;
+  }
   if (opts.mode === 'uint8' || opts.mode === 'uint16') throw new UsageError(`--mode ${opts.mode} is TF.js weight storage; for ONNX models use static or dynamic (int8)`);
   switch (opts.mode) {
     case 'static': {
