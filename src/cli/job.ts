@@ -1,6 +1,7 @@
 import * as path from 'path';
 import { UsageError } from '../core/errors';
-import { openModel, saveModel } from '../core/formats/registry';
+import { openModel } from '../core/formats/registry';
+import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
@@ -59,7 +60,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
 
 /** Writes the result atomically, then measures it against the original. */
 export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs'> = {}): Promise<EvaluationReport> {
-  saveModel(result, job.output);
+  await saveVerified(result, job.output);
   return evaluateCompression({ model: job.model, path: job.input }, job.output, {
     data: job.evalData.data,
     dataLabel: job.evalData.label,
