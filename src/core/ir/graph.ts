@@ -260,6 +260,8 @@ export class Model {
   extra: Uint8Array[] = [];
   /** The file the model was read from, when it came from a file. */
   path?: string;
+  /** Every file the model was read from (model, external data, TF.js shards); set by `openModel`, kept by clones. Writers refuse to overwrite them. */
+  inputFiles?: string[];
   /** The source format's own document, for writers that regenerate it. */
   source?: FormatSource;
 
