@@ -11,6 +11,7 @@ import { buildDependencyGraph, type Group } from './dependency';
 import { groupImportance, type Criterion } from './importance';
 import { pruneKeras } from './keras';
 import { reconstruct, type ReconstructReport } from './reconstruct';
+import { pushAll } from '../../util/arrays';
 
 /**
  * Pruning policy: which channels go (structured) or which weights become zero
@@ -183,7 +184,7 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
         const prev = originalIndex.get(name);
         originalIndex.set(name, k.map((c) => (prev ? prev[c] : c)));
       }
-      reconstruction.push(...(await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex)));
+      pushAll(reconstruction, await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex));
     }
     lastPlans = plans;
     lastBefore = current;
