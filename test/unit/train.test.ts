@@ -5,9 +5,26 @@ import { readNpy } from '../../src/core/runtime/data/npy';
 import { DataType } from '../../src/core/ir/dtype';
 import type { HostTensor } from '../../src/core/runtime/session';
 import { inferShapes } from '../../src/core/ir/shape-inference';
-import { TrainingSession, buildTrainingGraph, floatWeights, labelsTensor, shuffled, type LossTerm } from '../../src/core/train';
+import { ModelError, UsageError } from '../../src/core/errors';
+import type { Model } from '../../src/core/ir/graph';
+import { ModelSession } from '../../src/core/runtime/session';
+import {
+  TrainingSession,
+  accumulateGradients,
+  buildTrainingGraph,
+  channelSaliency,
+  fit,
+  floatWeights,
+  labelsTensor,
+  selectTrainable,
+  shuffled,
+  tensorSampleSet,
+  withWeights,
+  type LossTerm,
+  type TrainProgress,
+} from '../../src/core/train';
 import { ModelBuilder, randomFloats, rng } from './helpers/builder';
-import { FIXTURES } from './helpers/ort';
+import { FIXTURES, tmpDir } from './helpers/ort';
 
 const REF = path.join(FIXTURES, 'grad_ref');
 
@@ -276,4 +293,190 @@ describe('train: gradient rules against central finite differences', function ()
       assert.ok(err < 1e-2, `max relative error ${err}`);
     });
   }
+});
+
+// ---- the training loop ---------------------------------------------------------------------
+
+function npyTensor(file: string): HostTensor {
+  const a = readNpy(path.join(FIXTURES, file));
+  const b = new Uint8Array(a.data.length);
+  b.set(a.data);
+  const data = a.dtype === DataType.INT64 ? new BigInt64Array(b.buffer) : new Float32Array(b.buffer);
+  return { dtype: a.dtype, dims: a.shape, data };
+}
+
+/** PyTorch's default nn.Linear init (kaiming_uniform_ with a = √5): U(±1/√fan_in) for weight and bias. */
+function reinitLinear(model: Model, seed: number): Model {
+  const r = rng(seed);
+  const weights = new Map<string, Float32Array>();
+  for (const n of model.graph.nodes.filter((x) => x.opType === 'Gemm')) {
+    const wt = model.graph.initializers.get(n.inputs[1])!;
+    const bound = 1 / Math.sqrt(wt.dims[1]);
+    weights.set(n.inputs[1], Float32Array.from({ length: wt.numel }, () => (r() * 2 - 1) * bound));
+    weights.set(n.inputs[2], Float32Array.from({ length: wt.dims[0] }, () => (r() * 2 - 1) * bound));
+  }
+  return withWeights(model, weights);
+}
+
+async function accuracy(model: Model, x: HostTensor, y: HostTensor): Promise<number> {
+  const s = await ModelSession.create(model);
+  try {
+    const out = (await s.run({ input: x }))['output'];
+    const c = out.dims[1];
+    let right = 0;
+    for (let i = 0; i < out.dims[0]; i++) {
+      let best = 0;
+      for (let j = 1; j < c; j++) if ((out.data[i * c + j] as number) > (out.data[i * c + best] as number)) best = j;
+      if (BigInt(best) === (y.data as BigInt64Array)[i]) right++;
+    }
+    return right / out.dims[0];
+  } finally {
+    await s.release();
+  }
+}
+
+function split(t: HostTensor, from: number, to: number): HostTensor {
+  const per = t.data.length / t.dims[0];
+  return { dtype: t.dtype, dims: [to - from, ...t.dims.slice(1)], data: t.data.slice(from * per, to * per) as Float32Array };
+}
+
+describe('train: fit', function () {
+  this.timeout(300000);
+  const X = npyTensor('digits_train_x.npy');
+  const Y = npyTensor('digits_train_y.npy');
+  const mlp = () => openModel(path.join(FIXTURES, 'digits_mlp.onnx'));
+  const ce: LossTerm[] = [{ kind: 'cross-entropy', logits: 'output', labels: 'labels' }];
+  const trainSet = (from = 0, to = 1000) => tensorSampleSet({ input: split(X, from, to), labels: split(Y, from, to) });
+
+  it('trains digits_mlp from a fresh PyTorch-style init to ≥ 0.95 test accuracy (test set never trained on)', async () => {
+    const original = mlp();
+    const model = reinitLinear(original, 42);
+    const testX = npyTensor('digits_test_x.npy');
+    const testY = npyTensor('digits_test_y.npy');
+    const before = await accuracy(model, testX, testY);
+    const progress: TrainProgress[] = [];
+    const r = await fit(model, trainSet(0, 1000), {
+      losses: ce,
+      epochs: 30,
+      batchSize: 32,
+      optimizer: { kind: 'adamw', lr: 3e-3, weightDecay: 1e-4 },
+      schedule: { kind: 'cosine', warmupSteps: 20 },
+      seed: 1,
+      validation: { data: trainSet(1000, 1200), metric: 'accuracy' },
+      earlyStopping: { patience: 8 },
+      onProgress: (p) => progress.push(p),
+    });
+    const after = await accuracy(r.model, testX, testY);
+    if (process.env.MC_TRAIN_REPORT) {
+      console.log(`before ${before.toFixed(4)} after ${after.toFixed(4)} best epoch ${r.bestEpoch} ${r.msPerStep.toFixed(2)} ms/step`);
+      console.log(r.history.map((h) => `${h.epoch}: loss ${h.trainLoss.toFixed(4)} val ${h.metric?.toFixed(4)}`).join('\n'));
+    }
+    assert.ok(before < 0.3, `a fresh init should be near chance, got ${before}`);
+    assert.ok(after >= 0.95, `test accuracy ${after}`);
+    assert.ok(r.history[r.history.length - 1].trainLoss < r.history[0].trainLoss / 4);
+    // The result is the original inference graph with new weights; the input model is untouched.
+    assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), original.graph.nodes.map((n) => n.opType));
+    assert.deepEqual(model.graph.initializers.get('l1.weight')!.toFloat32(), reinitLinear(original, 42).graph.initializers.get('l1.weight')!.toFloat32());
+    assert.ok(progress.some((p) => p.phase === 'step' && p.samplesPerSecond > 0 && p.etaSeconds >= 0));
+    assert.equal(progress.filter((p) => p.phase === 'epoch').length, r.history.length);
+  });
+
+  it('keeps pruned zeros through training (masks)', async () => {
+    const model = mlp();
+    const w = model.graph.initializers.get('l1.weight')!.toFloat32();
+    const pruned = w.map((v, i) => (i % 2 ? 0 : v));
+    const m = withWeights(model, new Map([['l1.weight', pruned]]));
+    const r = await fit(m, trainSet(0, 256), { losses: ce, epochs: 2, batchSize: 64, optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }, keepZeros: true });
+    const out = r.model.graph.initializers.get('l1.weight')!.toFloat32();
+    let changed = 0;
+    out.forEach((v, i) => {
+      if (i % 2) assert.equal(v, 0);
+      else if (v !== pruned[i]) changed++;
+    });
+    assert.ok(changed > out.length / 4, 'the kept weights trained');
+  });
+
+  it('resumes from a checkpoint to the same weights as an uninterrupted run, and stops on cancel between steps', async () => {
+    const dir = tmpDir();
+    const ckpt = path.join(dir, 'train.ckpt');
+    const opts = { losses: ce, batchSize: 50, optimizer: { kind: 'adam', lr: 1e-3 } as const, seed: 3, schedule: { kind: 'step', stepEpochs: 1, gamma: 0.5 } as const };
+    const full = await fit(mlp(), trainSet(0, 300), { ...opts, epochs: 3 });
+    const ac = new AbortController();
+    let stepsSeen = 0;
+    const first = await fit(mlp(), trainSet(0, 300), {
+      ...opts,
+      epochs: 3,
+      checkpoint: { path: ckpt },
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.phase === 'step' && ++stepsSeen === 8) ac.abort();
+      },
+    });
+    assert.equal(first.stopped, 'cancelled');
+    assert.equal(first.steps, 8);
+    assert.equal(first.history.length, 1, 'one epoch (6 steps) completed before the cancel');
+    const resumed = await fit(mlp(), trainSet(0, 300), { ...opts, epochs: 3, checkpoint: { path: ckpt, resume: true } });
+    assert.equal(resumed.history.length, 3);
+    assert.equal(resumed.stopped, 'completed');
+    for (const name of full.trainable) {
+      const a = full.model.graph.initializers.get(name)!.toFloat32();
+      const b = resumed.model.graph.initializers.get(name)!.toFloat32();
+      assert.ok(relErr(b, a) < 1e-5, `${name} differs after resume`);
+    }
+    // A checkpoint of another model is refused in one line.
+    const other = openModel(path.join(FIXTURES, 'digits_cnn.onnx'));
+    await assert.rejects(
+      fit(other, tensorSampleSet({ input: split(X, 0, 10), labels: split(Y, 0, 10) }), { ...opts, epochs: 1, checkpoint: { path: ckpt, resume: true } }),
+      (e: Error) => e instanceof ModelError && /not a usable training checkpoint/.test(e.message),
+    );
+  });
+
+  it('stops early and returns the best epoch’s weights', async () => {
+    const r = await fit(mlp(), trainSet(0, 200), {
+      losses: ce,
+      epochs: 10,
+      batchSize: 50,
+      optimizer: { kind: 'sgd', lr: 0.01 },
+      validation: { data: trainSet(1000, 1100), metric: 'accuracy' },
+      // Nothing can beat the first epoch by a whole unit of accuracy.
+      earlyStopping: { patience: 2, minDelta: 1 },
+    });
+    assert.equal(r.stopped, 'early-stopped');
+    assert.equal(r.history.length, 3);
+    assert.equal(r.bestEpoch, 1);
+  });
+
+  it('accumulates gradients without updating (Taylor importance) and freezes with --freeze', async () => {
+    const model = mlp();
+    const set = trainSet(0, 128);
+    const sums = await accumulateGradients(model, set, { losses: ce, batchSize: 64, freeze: ['l1.'] });
+    assert.deepEqual([...sums.keys()], ['l2.weight', 'l2.bias', 'l3.weight', 'l3.bias']);
+    const tg = buildTrainingGraph(model, { losses: ce, trainable: [...sums.keys()] });
+    const s = await TrainingSession.create(tg);
+    const params = new Map([...sums.keys()].map((k) => [k, model.graph.initializers.get(k)!.toFloat32()]));
+    const a = await s.step(await set.gather(Array.from({ length: 64 }, (_, i) => i)), params);
+    const b = await s.step(await set.gather(Array.from({ length: 64 }, (_, i) => 64 + i)), params);
+    await s.release();
+    const want = a.grads.get('l3.weight')!.map((v, i) => v + b.grads.get('l3.weight')![i]);
+    assert.ok(relErr(sums.get('l3.weight')!, want) < 1e-5);
+    const sal = channelSaliency(params.get('l2.weight')!, sums.get('l2.weight')!, [128, 256], 0);
+    assert.equal(sal.length, 128);
+    assert.ok(sal.every((v) => v >= 0) && sal.some((v) => v > 0));
+  });
+
+  it('refuses an op without a gradient rule in one line naming it, and trains past it when the weights before it are frozen', async () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('input', ['n', 4]);
+    const [h] = b.node('Gemm', [x, b.init('w0', [4, 4]), b.init('b0', [4])], { transB: 1 });
+    const [c] = b.node('Cos', [h]);
+    const [y] = b.node('Gemm', [c, b.init('w1', [3, 4]), b.init('b1', [3])], { transB: 1 });
+    b.markOutput(y, 'output');
+    const m = b.build();
+    assert.throws(
+      () => buildTrainingGraph(m, { losses: ce, trainable: ['w0', 'w1'] }),
+      (e: Error) => e instanceof UsageError && /Cos/.test(e.message) && /--trainable\/--freeze/.test(e.message) && !e.message.includes('\n'),
+    );
+    const tg = buildTrainingGraph(m, { losses: ce, trainable: selectTrainable(m, { freeze: ['w0', 'b0'] }) });
+    assert.deepEqual(tg.params, ['w1', 'b1']);
+  });
 });
