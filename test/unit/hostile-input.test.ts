@@ -13,7 +13,9 @@ const CLI = path.resolve(__dirname, '../../src/cli/main.js');
 
 /** Runs the CLI in a child process (environment: ours plus `env`). */
 export function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, ...env } });
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete merged[k];
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000, env: merged });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -127,5 +129,39 @@ describe('hostile input: no output may name a file of the input', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /weight shard/);
     assert.deepEqual(snapshot(sub), before);
+  });
+});
+
+/** Every file and folder under `dir` (relative paths). */
+function tree(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true }).map(String).sort();
+}
+
+describe('hostile input: nothing written outside the output (telemetry off)', () => {
+  it('a CLI run with a fresh HOME and TMPDIR, benchmark children included, creates no file there outside the output', function () {
+    this.timeout(180_000);
+    const root = tmpDir('mc-hostile-home-');
+    try {
+      const home = path.join(root, 'home');
+      const tmp = path.join(root, 'tmp');
+      const out = path.join(root, 'out');
+      for (const d of [home, tmp, out]) fs.mkdirSync(d);
+      // The product must turn telemetry off itself: the variable is removed from the child's environment.
+      const env: NodeJS.ProcessEnv = { HOME: home, TMPDIR: tmp, XDG_CACHE_HOME: undefined, ORT_DISABLE_TELEMETRY: undefined };
+      for (const args of [
+        ['quantize', path.join(FIXTURES, 'digits_mlp.onnx'), '--mode', 'dynamic', '--runs', '3', '-o', path.join(out, 'q.onnx')],
+        ['inspect', path.join(FIXTURES, 'tfjs', 'model.json')],
+        ['compare', path.join(FIXTURES, 'digits_mlp.onnx'), path.join(out, 'q.onnx')],
+      ]) {
+        const r = cli(args, env);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        assert.doesNotMatch(r.stderr, /onnxruntime/, 'no ORT log lines');
+      }
+      assert.deepEqual(tree(home), [], 'HOME stays empty');
+      assert.deepEqual(tree(tmp), [], 'TMPDIR stays empty');
+      assert.deepEqual(tree(out), ['q.onnx']);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
