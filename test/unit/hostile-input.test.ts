@@ -5,7 +5,8 @@ import { analyzeModel } from '../../src/core/analysis/analyze';
 import { modelFiles, openModel } from '../../src/core/formats/registry';
 import { ProtoWriter } from '../../src/core/formats/protobuf';
 import { DataType } from '../../src/core/ir/dtype';
-import { modelProto } from './helpers/builder';
+import { ModelBuilder, modelProto } from './helpers/builder';
+import { saveOnnx } from '../../src/core/formats/onnx';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { spawnSync } from 'child_process';
 
@@ -146,12 +147,20 @@ describe('hostile input: nothing written outside the output (telemetry off)', ()
       const tmp = path.join(root, 'tmp');
       const out = path.join(root, 'out');
       for (const d of [home, tmp, out]) fs.mkdirSync(d);
+      const unused = path.join(root, 'unused.onnx');
+      const m = new ModelBuilder();
+      m.input('x', [1, 4]);
+      m.init('unused', [4]);
+      m.markOutput(m.node('MatMul', ['x', m.init('w', [4, 4])])[0], 'y');
+      saveOnnx(m.model, unused);
       // The product must turn telemetry off itself: the variable is removed from the child's environment.
       const env: NodeJS.ProcessEnv = { HOME: home, TMPDIR: tmp, XDG_CACHE_HOME: undefined, ORT_DISABLE_TELEMETRY: undefined };
       for (const args of [
         ['quantize', path.join(FIXTURES, 'digits_mlp.onnx'), '--mode', 'dynamic', '--runs', '3', '-o', path.join(out, 'q.onnx')],
         ['inspect', path.join(FIXTURES, 'tfjs', 'model.json')],
         ['compare', path.join(FIXTURES, 'digits_mlp.onnx'), path.join(out, 'q.onnx')],
+        // An unused initializer: ORT logs a coloured "[W:onnxruntime:…] Removing initializer" at its default severity.
+        ['compare', unused, unused],
       ]) {
         const r = cli(args, env);
         assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
