@@ -174,3 +174,52 @@ describe('hostile input: nothing written outside the output (telemetry off)', ()
     }
   });
 });
+
+describe('hostile input: control characters from a file never reach the terminal raw', () => {
+  const dir = tmpDir('mc-hostile-esc-');
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const EVIL = '\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED\nSECOND\r\0\u009b31m\u202e';
+  /** Any control character but the line feed, or a bidi override. */
+  // eslint-disable-next-line no-control-regex
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+  function check(r: { code: number | null; stdout: string; stderr: string }, what: string) {
+    assert.doesNotMatch(r.stdout, RAW, `${what}: stdout`);
+    assert.doesNotMatch(r.stderr, RAW, `${what}: stderr`);
+    assert.ok(!/(^|\n)SECOND/.test(r.stdout) && !/(^|\n)SECOND/.test(r.stderr), `${what}: a name's line feed split a line`);
+  }
+
+  it('escapes names in tables, notes and one-line errors (the shipped reproducers and generated valid models)', function () {
+    this.timeout(120_000);
+    for (const f of fs.readdirSync(path.join(CASES, 'escape-sequences-in-names'))) {
+      const r = cli(['inspect', path.join(CASES, 'escape-sequences-in-names', f)]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`);
+      check(r, f);
+    }
+    // A valid ONNX model whose node, tensor, input and output names are hostile.
+    const b = new ModelBuilder();
+    const x = b.input(`x${EVIL}`, [1, 16]);
+    const w = b.init(`w${EVIL}`, [16, 8]);
+    b.markOutput(b.node('MatMul', [x, w], {}, 1, `mm${EVIL}`)[0], `y${EVIL}`);
+    const onnx = path.join(dir, 'names.onnx');
+    saveOnnx(b.model, onnx);
+    // A valid safetensors file with a hostile tensor name.
+    const header = Buffer.from(JSON.stringify({ [`layer${EVIL}.weight`]: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    const st = path.join(dir, 'names.safetensors');
+    fs.writeFileSync(st, Buffer.concat([len, header, Buffer.alloc(16)]));
+    for (const args of [
+      ['inspect', onnx],
+      ['inspect', onnx, '--json'],
+      ['inspect', st],
+      ['quantize', onnx, '--mode', 'dynamic', '--no-bench', '-o', path.join(dir, 'q.onnx')],
+      ['quantize', st, '--mode', 'dynamic'],
+    ]) {
+      const r = cli(args);
+      assert.ok(r.code === 0 || r.code === 2 || r.code === 3, `${args.join(' ')}: ${r.stderr}`);
+      check(r, args.join(' '));
+    }
+  });
+});
