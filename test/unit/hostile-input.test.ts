@@ -180,7 +180,6 @@ describe('hostile input: control characters from a file never reach the terminal
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const EVIL = '\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED\nSECOND\r\0\u009b31m\u202e';
   /** Any control character but the line feed, or a bidi override. */
-  // eslint-disable-next-line no-control-regex
   const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
   function check(r: { code: number | null; stdout: string; stderr: string }, what: string) {
