@@ -4,6 +4,7 @@ import { defaultInputShape, inferShapes, type ShapeInfo } from '../ir/shape-infe
 import type { Tensor } from '../ir/tensor';
 import { countMacs } from './macs';
 import { weightStats, type WeightStats } from './stats';
+import { pushAll } from '../util/arrays';
 
 /**
  * Per-node and whole-model analysis: where the parameters, bytes and compute are.
@@ -276,7 +277,7 @@ function constantResolver(g: Graph, producer: Map<string, Node>, outer?: Constan
               ok = false;
               break;
             }
-            parts.push(...s);
+            pushAll(parts, s);
           }
           r = ok ? parts : undefined;
         }
