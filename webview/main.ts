@@ -24,7 +24,7 @@ interface Summary {
   format: string; irVersion: number; opset: Record<string, number>; producer: string; fileSizeBytes: number;
   inputs: Array<{ name: string; dtype: string; shape: Array<number | string | null> | null }>;
   outputs: Array<{ name: string; dtype: string; shape: Array<number | string | null> | null }>;
-  totals: { params: number; bytes: number; macs: number; flops: number; nodes: number };
+  totals: { params: number; bytes: number; macs: number; flops: number; nodes: number; unknownMacsNodes?: number };
   byOpType: Array<{ op: string; count: number; params: number; macs: number }>;
   topByMacs: Array<{ name: string; macs: number }>;
   topByParams: Array<{ name: string; params: number }>;
@@ -237,7 +237,8 @@ function showSummary(file: string, s: Summary) {
   };
   metric('total params', s.totals.params.toLocaleString('en-US'), 'total-params');
   metric('weight bytes', fmtBytes(s.totals.bytes), 'total-bytes');
-  metric('MACs', fmt(s.totals.macs), 'total-macs');
+  // A partial total (some nodes' MACs unknown) is a lower bound: say so.
+  metric(s.totals.unknownMacsNodes ? 'MACs per sample (lower bound: some nodes unknown)' : 'MACs per sample', `${s.totals.unknownMacsNodes ? '≥' : ''}${fmt(s.totals.macs)}`, 'total-macs');
   metric('weighted layers', String(s.weightedLayers), 'weighted-layers');
   metric('nodes', String(s.totals.nodes), 'nodes');
   const meta = el('div', { class: 'meta' });
