@@ -54,5 +54,6 @@ export function renderReport(
     }
   }
   if (notes.length) lines.push('', ...notes.map((n) => `note: ${n}`));
+  if (r.warnings?.length) lines.push('', ...r.warnings.map((w) => `warning: ${w}`));
   return lines.join('\n');
 }

@@ -48,7 +48,7 @@ export const substituteCommand: Command = {
       ? await substituteDepthwise(model, { ...common, multiplier: m, refit: !flags['no-refit'] })
       : await substituteLowRank(model, { ...common, energy, rank: flags.rank as number | undefined, targetParams: tp, plain: !!flags.plain });
     if (r.layers.length === 0) throw new UsageError(`no layer was substituted (${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ') || 'no candidate layers'})`);
-    const report = await finishJob(job, r.model, flags);
+    const report = await finishJob(job, r.model, flags, { step: 'substitute' });
     if (flags.json) {
       io.out(JSON.stringify({ output, kind: flags.depthwise ? 'depthwise' : 'lowrank', before: report.before, after: report.after, layers: r.layers, skipped: r.skipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));
       return 0;
