@@ -8,7 +8,7 @@ import { clusterWeights, type ClusterForm } from './cluster';
 import { quantizeDynamic, type DynamicForm } from './dynamic';
 import { convertFp16 } from './fp16';
 import { FLOAT16_HEADROOM, FLOAT16_MAX, findFp16Overflow } from './fp16-range';
-import { quantizeTfjsWeights } from './tfjs';
+import { MIN_BULK_SQNR_DB, quantizeTfjsWeights } from './tfjs';
 import { tfjsDocument } from '../../formats/tfjs/document';
 import { quantizeInt4 } from './int4';
 import { int8Capability, int8Policy, type CpuFeatures } from '../../runtime/cpu';
@@ -288,6 +288,9 @@ function quantizeTfjs(model: Model, mode: QuantizeMode, exclude: Set<string>): Q
     notes: [
       `TF.js manifest quantization: ${dtype}${dtype === 'float16' ? '' : ' with a per-tensor min and scale (zero kept exact)'}; TensorFlow.js dequantizes at load, compute stays float32`,
       `weight bytes ${r.bytesBefore} → ${r.bytesAfter} (${(r.bytesAfter / Math.max(1, r.bytesBefore)).toFixed(3)}x)`,
+      ...(r.widened.length
+        ? [`${r.widened.length} weight(s) stored wider than ${dtype} because ${dtype} keeps less than ${MIN_BULK_SQNR_DB} dB of their bulk (an outlier stretches the grid): ${r.widened.slice(0, 5).map((w) => `${w.name} → ${w.stored} (${dtype}: ${w.bulkSqnrDb.toFixed(1)} dB)`).join(', ')}`]
+        : []),
     ],
     slowerBecause: 'manifest quantization changes the download, not the compute: TensorFlow.js dequantizes the weights to float32 when it loads the model',
   };
