@@ -215,7 +215,7 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
     case 'result': {
       busy(false);
       open.removeAttribute('disabled');
-      const r = m.result as { output: string; report: { latencyNote?: string; before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; runtime?: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } } } };
+      const r = m.result as { output: string; report: { latencyNote?: string; before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; runtime?: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } }; warnings?: string[] } };
       const { before: b, after: a, latencyMs: l, fidelity: f } = r.report;
       const rows = [
         ['size', bytes(b.sizeBytes), bytes(a.sizeBytes), `${(a.sizeBytes / b.sizeBytes).toFixed(3)}x`],
@@ -231,7 +231,7 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       chartBox.style.maxWidth = '640px';
       const canvas = el('canvas', { id: 'result-chart', 'aria-label': 'before and after, as a percentage of the original' });
       chartBox.append(canvas);
-      resultBox.replaceChildren(el('h3', {}, 'Before and after'), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), el('p', {}, `Written to ${r.output}`));
+      resultBox.replaceChildren(el('h3', {}, 'Before and after'), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), ...(r.report.warnings ?? []).map((w) => el('p', { class: 'warning' }, `Warning: ${w}`)), el('p', {}, `Written to ${r.output}`));
       const css = cssVar;
       const fg = css('--vscode-foreground', '#ccc');
       const labels = ['size', 'params', 'MACs', ...(l ? ['latency p50'] : [])];

@@ -6,6 +6,7 @@ import { benchmarkModels, modelSizeBytes, type LatencyStats } from './bench';
 import { activationBytesPerSample, captureLockstep, DEFAULT_BATCH_BYTES, modelFixedBatch, planCaptureGroups } from './capture';
 import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
+import { fidelityWarnings, type StepKind } from './fidelity-warnings';
 import { ModelSession } from './session';
 import { TfjsRunner } from './tfjs';
 
@@ -36,6 +37,8 @@ export interface EvaluationReport {
   layers?: LayerError[];
   /** How latency was measured, or why it was not. */
   latencyNote?: string;
+  /** Fidelity or accuracy collapses, each with what helps (see fidelity-warnings.ts). */
+  warnings?: string[];
 }
 
 export interface EvaluateOptions {
@@ -49,6 +52,8 @@ export interface EvaluateOptions {
   bench?: { runs: number; warmup?: number; batch?: number; shapes?: Record<string, number[]>; threads?: number } | false;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
+  /** The kind of step measured, so warnings suggest what helps for it. */
+  step?: StepKind;
 }
 
 /**
@@ -92,6 +97,7 @@ export async function evaluateCompression(original: { model: Model; path: string
       report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
     }
   }
+  report.warnings = fidelityWarnings(report, opts.step);
   if (opts.bench) {
     opts.onProgress?.('measuring latency (interleaved)');
     try {
