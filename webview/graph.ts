@@ -115,7 +115,7 @@ export function centerOn(i: number, zoom = true): void {
   if (zoom) g.scale = Math.max(g.scale, 1);
   g.tx = graphBox.clientWidth / 2 - n.x * g.scale;
   g.ty = graphBox.clientHeight / 2 - n.y * g.scale;
-  graphBox.dataset.centred = String(n.i);
+  graphBox.dataset.centredAt = JSON.stringify({ i: n.i, x: n.x, y: n.y, label: n.label });
   draw();
 }
 

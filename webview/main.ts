@@ -29,7 +29,7 @@ body{font-family:var(--vscode-font-family);font-size:var(--vscode-font-size);col
 #summary .partial b,.warn{color:var(--vscode-editorWarning-foreground)}.meta{min-width:0;overflow-wrap:anywhere}
 #toolbar{display:flex;flex-wrap:wrap;gap:6px 8px;align-items:center;margin:8px 0}#search{flex:1 1 14em;min-width:12em;max-width:32em}
 #graph-tools{display:flex;flex-wrap:wrap;gap:6px;align-items:center}#graph-find{min-width:14em}
-#main{display:grid;grid-template-columns:minmax(0,3fr) minmax(240px,2fr);gap:12px}
+#main{display:grid;grid-template-columns:minmax(0,7fr) minmax(260px,3fr);gap:12px}
 @media (max-width:760px){#main{grid-template-columns:minmax(0,1fr)}#detail{max-height:40vh;overflow:auto}}
 #table{border:1px solid var(--vscode-panel-border);height:60vh;overflow:auto;position:relative;outline:none}
 #table:focus{outline:1px solid var(--vscode-focusBorder)}

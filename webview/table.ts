@@ -17,21 +17,21 @@ interface Column {
   num: boolean;
   /** Default width in px; the layer column also takes the width left over. */
   width: number;
-  /** Below this table width the column is hidden (narrow editors, split views). */
-  hideBelow: number;
+  /** Which columns stay when the table is narrow (split views): lower first. */
+  priority: number;
   cell(r: LayerRow): string;
   /** Shortened in the middle when too long (path-like values). */
   middle?: boolean;
 }
 const COLUMNS: Column[] = [
-  { key: 'index', label: '#', sort: 'index', num: true, width: 48, hideBelow: 0, cell: (r) => String(r.index) },
-  { key: 'name', label: 'layer', sort: 'name', num: false, width: 220, hideBelow: 0, cell: (r) => r.name, middle: true },
-  { key: 'op', label: 'op', sort: 'op', num: false, width: 130, hideBelow: 0, cell: (r) => r.op, middle: true },
-  { key: 'params', label: 'params', sort: 'params', num: true, width: 80, hideBelow: 380, cell: (r) => fmt(r.params) },
-  { key: 'bytes', label: 'bytes', sort: 'bytes', num: true, width: 90, hideBelow: 640, cell: (r) => fmtBytes(r.bytes) },
-  { key: 'macs', label: 'MACs', sort: 'macs', num: true, width: 80, hideBelow: 460, cell: (r) => fmt(r.macs) },
-  { key: 'output', label: 'output', sort: null, num: false, width: 150, hideBelow: 560, cell: (r) => r.outputShape, middle: true },
-  { key: 'dtype', label: 'dtype', sort: null, num: false, width: 80, hideBelow: 720, cell: (r) => r.dtype },
+  { key: 'index', label: '#', sort: 'index', num: true, width: 48, priority: 0, cell: (r) => String(r.index) },
+  { key: 'name', label: 'layer', sort: 'name', num: false, width: 160, priority: 1, cell: (r) => r.name, middle: true },
+  { key: 'op', label: 'op', sort: 'op', num: false, width: 140, priority: 2, cell: (r) => r.op, middle: true },
+  { key: 'params', label: 'params', sort: 'params', num: true, width: 80, priority: 4, cell: (r) => fmt(r.params) },
+  { key: 'bytes', label: 'bytes', sort: 'bytes', num: true, width: 90, priority: 6, cell: (r) => fmtBytes(r.bytes) },
+  { key: 'macs', label: 'MACs', sort: 'macs', num: true, width: 80, priority: 3, cell: (r) => fmt(r.macs) },
+  { key: 'output', label: 'output', sort: null, num: false, width: 150, priority: 5, cell: (r) => r.outputShape, middle: true },
+  { key: 'dtype', label: 'dtype', sort: null, num: false, width: 80, priority: 7, cell: (r) => r.dtype },
 ];
 
 export const table = el('div', { id: 'table', tabindex: '0', role: 'grid', 'aria-label': 'Layers' });
@@ -51,10 +51,18 @@ const width = (c: Column) => state.widths[c.key] ?? c.width;
 function layoutColumns(): void {
   const w = table.clientWidth;
   if (w === 0) return; // hidden: keep the last layout
-  const next = COLUMNS.filter((c) => w >= c.hideBelow);
+  // The columns that fit, by priority (the layer column counts at its minimum; it takes what is left).
+  const keep = new Set<string>();
+  let used = 16; // scroll bar
+  for (const c of [...COLUMNS].sort((a, b) => a.priority - b.priority)) {
+    if (keep.size >= 2 && used + width(c) > w) continue;
+    keep.add(c.key);
+    used += width(c);
+  }
+  const next = COLUMNS.filter((c) => keep.has(c.key));
   const template = next.map((c) => (c.key === 'name' ? `minmax(${width(c)}px,1fr)` : `${width(c)}px`)).join(' ');
   table.style.setProperty('--cols', template);
-  if (next.length === visible.length && header.childElementCount === next.length) {
+  if (next.length === visible.length && next.every((c, k) => c === visible[k]) && header.childElementCount === next.length) {
     markSort();
     return;
   }

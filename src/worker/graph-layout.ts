@@ -14,7 +14,7 @@ import type { LaidOutChunk, LayoutChunk } from './layout-thread';
  *
  * Layout runs off the UI and off the worker's main thread: the boxes (in topological
  * order) are cut into chunks laid out by dagre on two threads, then stacked top to bottom.
- * Edges between chunks are drawn straight (`npm run bench -- ui` times 5,000 nodes).
+ * Edges between chunks are drawn straight; chunks wrap into columns (`npm run bench -- ui` times 5,000 nodes).
  */
 
 /** Input names by position for ops whose weights have well-known names (ONNX operator spec). */
@@ -25,7 +25,7 @@ const WEIGHT_NAMES: Record<string, string[]> = {
   LayerNormalization: ['scale', 'B'],
 };
 const MAX_WEIGHT_LINES = 3;
-const CHAR_PX = 6.4;
+const CHAR_PX = 7.2;
 
 /** The distinguishing tail of a path-like node name: its last two segments. */
 export function shortName(name: string): string {
@@ -145,7 +145,7 @@ function box(layers: LayerInfo[], i: number, members: number[], scope?: string):
 function size(b: GraphNode): GraphNode {
   const lines = [b.short.slice(0, 32), b.shape, ...b.weights].filter(Boolean);
   const longest = Math.max(b.op.length * 1.15, ...lines.map((t) => t.length));
-  b.w = Math.round(Math.min(230, Math.max(80, 14 + CHAR_PX * longest)));
+  b.w = Math.round(Math.min(240, Math.max(80, 20 + CHAR_PX * longest)));
   b.h = 22 + 13 * lines.length;
   return b;
 }
@@ -159,6 +159,9 @@ export interface LayoutResult {
 }
 
 const CHUNK = 50;
+/** Width over height the wrapped layout aims at (a typical editor view), and the gap between its columns. */
+const ASPECT = 1.3;
+const COLUMN_GAP = 60;
 
 export async function layoutGraph(sizes: Array<{ w: number; h: number }>, edges: Array<[number, number]>): Promise<LayoutResult> {
   const t0 = Date.now();
@@ -191,19 +194,37 @@ export async function layoutGraph(sizes: Array<{ w: number; h: number }>, edges:
       }),
     ),
   );
+  // Chunks in reading order, top to bottom, wrapped into columns (like a newspaper) so the
+  // whole graph has a shape near the view's, instead of one column thousands of boxes tall.
   const x = new Float64Array(n);
   const y = new Float64Array(n);
-  let top = 0;
-  let width = 0;
-  for (const c of chunks) width = Math.max(width, results.get(c.id)!.width);
-  for (const c of chunks) {
-    const r = results.get(c.id)!;
-    const dx = (width - r.width) / 2;
-    for (const [i, px, py] of r.pos) {
-      x[i] = px + dx;
-      y[i] = py + top;
-    }
-    top += r.height;
+  const laid = chunks.map((c) => results.get(c.id)!);
+  const total = laid.reduce((s, r) => s + r.height, 0);
+  const widest = laid.reduce((s, r) => Math.max(s, r.width), 0);
+  const columnHeight = Math.max(laid.reduce((s, r) => Math.max(s, r.height), 0), Math.sqrt((total * widest) / ASPECT));
+  const columns: Array<{ chunks: LaidOutChunk[]; width: number; height: number }> = [];
+  for (const r of laid) {
+    let col = columns[columns.length - 1];
+    if (!col || (col.height + r.height > columnHeight && col.chunks.length)) columns.push((col = { chunks: [], width: 0, height: 0 }));
+    col.chunks.push(r);
+    col.width = Math.max(col.width, r.width);
+    col.height += r.height;
   }
-  return { x, y, width, height: top, ms: Date.now() - t0 };
+  let left = 0;
+  let height = 0;
+  for (const col of columns) {
+    let top = 0;
+    for (const r of col.chunks) {
+      const dx = left + (col.width - r.width) / 2;
+      for (const [i, px, py] of r.pos) {
+        x[i] = px + dx;
+        y[i] = py + top;
+      }
+      top += r.height;
+    }
+    height = Math.max(height, top);
+    left += col.width + COLUMN_GAP;
+  }
+  const width = Math.max(0, left - COLUMN_GAP);
+  return { x, y, width, height, ms: Date.now() - t0 };
 }
