@@ -51,6 +51,19 @@ export interface EvaluateOptions {
   onProgress?: (stage: string, fraction?: number) => void;
 }
 
+/**
+ * How many random samples verify a model of this cost when no data and no count are given:
+ * a budget of multiply-accumulates per model (about two seconds of TensorFlow.js on its wasm
+ * backend for TF.js models, run by TensorFlow.js; twenty times that for ONNX Runtime), divided
+ * by the model's MACs per sample, kept within [4, 32]. A model whose MACs are unknown gets 32.
+ */
+export function verificationSamples(model: Model): { count: number; macs: number } {
+  const macs = analyzeModel(model).totals.macs;
+  const budget = model.format.startsWith('tfjs') ? 4e9 : 8e10;
+  const count = macs > 0 ? Math.max(4, Math.min(32, Math.round(budget / macs))) : 32;
+  return { count, macs };
+}
+
 export function figures(model: Model, path: string): ModelFigures {
   const a = analyzeModel(model);
   return { sizeBytes: modelSizeBytes(path), params: a.totals.params, macs: a.totals.macs };
@@ -66,7 +79,8 @@ export async function evaluateCompression(original: { model: Model; path: string
     const ref = await open(original.path);
     const cand = await open(outputPath);
     try {
-      const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? 32, labels: opts.labels, signal: opts.signal });
+      // TF.js holds each batch's activations at once: smaller batches keep the peak memory down.
+      const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? (tfjsModel ? 8 : 32), labels: opts.labels, signal: opts.signal });
       const runtime = ref instanceof TfjsRunner ? `TensorFlow.js (${ref.backend} backend)` : 'ONNX Runtime';
       report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe(), runtime };
     } finally {
