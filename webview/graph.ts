@@ -174,6 +174,9 @@ function drawMinimap(): void {
       o.fillRect(n.x - n.w / 2, n.y - n.h / 2, n.w, n.h);
     }
   }
+  // Nothing to find your way in when the whole graph is in view.
+  const all = g.tx >= -1 && g.ty >= -1 && g.tx + g.width * g.scale <= graphBox.clientWidth + 1 && g.ty + g.height * g.scale <= graphBox.clientHeight + 1;
+  minimap.style.display = all ? 'none' : '';
   minimap.style.width = `${w}px`;
   minimap.style.height = `${h}px`;
   if (minimap.width !== w * dpr || minimap.height !== h * dpr) {

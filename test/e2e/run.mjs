@@ -369,15 +369,17 @@ async function denseNetChecks() {
 async function shots(payload) {
   fs.mkdirSync(shotsDir, { recursive: true });
   const tag = process.env.MC_SHOTS_TAG ?? 'after';
-  const settingsFile = path.join(userData, 'User/settings.json');
   await page.goto(`${base}/?folder=${encodeURIComponent(work)}&payload=${payload(false)}`);
   await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
   await page.waitForTimeout(2000);
   for (const [name, theme] of [['light', 'Default Light Modern'], ['dark', 'Default Dark Modern']]) {
     const shot = (what) => page.screenshot({ path: path.join(shotsDir, `${tag}-${what}-${name}.png`) });
-    fs.writeFileSync(settingsFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(settingsFile, 'utf8')), 'workbench.colorTheme': theme }));
-    await page.waitForTimeout(2500);
     await quickPick('F1', 'View: Close All Editors', 'Close All Editors');
+    await quickPick('F1', 'Preferences: Color Theme', 'Color Theme');
+    const input = page.locator('.quick-input-widget input.input');
+    await input.fill(theme);
+    await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: theme }).first().click();
+    await page.waitForTimeout(1500);
     await openFile('densenet_like.onnx', 'densenet_like.onnx');
     const f = await frameWith('.meta', 'densenet_like.onnx');
     await f.locator('.row').nth(5).waitFor({ timeout: 60000 });
