@@ -2,7 +2,7 @@
 import { Chart } from 'chart.js';
 import type { Json, LayerRow } from '../src/protocol/webview';
 import { cssVar, el } from './dom';
-import { send } from './state';
+import { fmt, send } from './state';
 
 export const detail = el('div', { id: 'detail' }, 'Select a layer to see its weights.');
 
@@ -21,17 +21,28 @@ interface WeightDetail {
   histogram?: { min: number; max: number; counts: number[] };
 }
 
+let current: LayerRow | undefined;
+
+/** An If's MACs per branch, and which one the totals count. */
+function branches(row: LayerRow | undefined): HTMLElement[] {
+  const b = row?.branchMacs;
+  if (!b?.length) return [];
+  const names = b.length === 2 ? ['then', 'else'] : b.map((_, k) => `branch ${k}`);
+  return [el('p', { class: 'branches' }, `MACs per branch: ${b.map((m, k) => `${names[k]} ${fmt(m)}`).join(', ')}. Only one branch runs, so the totals count the largest (${fmt(Math.max(...b))}).`)];
+}
+
 /** Asks for a row's weights, or says it has none. */
 export function showRow(row: LayerRow | undefined): void {
   if (!row) return;
+  current = row;
   if (row.weights > 0) send({ type: 'tensor', layer: row.name });
-  else detail.replaceChildren(el('h3', {}, row.name), el('p', {}, `${row.op} has no weights of its own.`));
+  else detail.replaceChildren(el('h3', {}, row.name), ...branches(row), el('p', {}, `${row.op} has no weights of its own.`));
 }
 
 let histChart: Chart | undefined;
 export function showDetail(layer: string, d: Json): void {
   const det = d as unknown as { weights: WeightDetail[] };
-  detail.replaceChildren(el('h3', {}, layer));
+  detail.replaceChildren(el('h3', {}, layer), ...branches(current?.name === layer ? current : undefined));
   for (const w of det.weights) {
     const t = el('table');
     const add = (k: string, v: string) => {

@@ -20,6 +20,8 @@ export interface Summary {
   topByMacs: Array<{ name: string; macs: number }>;
   topByParams: Array<{ name: string; params: number }>;
   unknownShapeOps?: string[];
+  /** Symbolic input dims given default sizes for the MAC figures (e.g. `x[2]=224 (image height)`). */
+  assumedDims?: string[];
   weightedLayers: number;
 }
 
@@ -59,6 +61,7 @@ export function showSummary(file: string, s: Summary): void {
   meta.append(el('div', {}, `${file.split(/[\\/]/).pop()} — ${s.format}${s.format === 'onnx' ? `, IR ${s.irVersion}, opset ${Object.entries(s.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')}` : ''}${s.producer ? `, ${s.producer}` : ''}`));
   meta.append(el('div', {}, `inputs: ${s.inputs.map((i) => `${i.name} ${i.dtype}${shapeStr(i.shape)}`).join(', ')}`));
   meta.append(el('div', {}, `outputs: ${s.outputs.map((o) => `${o.name} ${o.dtype}${shapeStr(o.shape)}`).join(', ')}`));
+  if (s.assumedDims?.length) meta.append(el('div', { id: 'assumed-dims' }, `MACs per sample, with ${s.assumedDims.join(', ')}`));
   if (m.title) meta.append(el('div', { class: 'warn', id: 'partial-note' }, m.title));
   summaryEl.append(meta);
   drawCharts(s);

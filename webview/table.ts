@@ -29,7 +29,7 @@ const COLUMNS: Column[] = [
   { key: 'op', label: 'op', sort: 'op', num: false, width: 140, priority: 2, cell: (r) => r.op, middle: true },
   { key: 'params', label: 'params', sort: 'params', num: true, width: 80, priority: 4, cell: (r) => fmt(r.params) },
   { key: 'bytes', label: 'bytes', sort: 'bytes', num: true, width: 90, priority: 6, cell: (r) => fmtBytes(r.bytes) },
-  { key: 'macs', label: 'MACs', sort: 'macs', num: true, width: 80, priority: 3, cell: (r) => fmt(r.macs) },
+  { key: 'macs', label: 'MACs', sort: 'macs', num: true, width: 80, priority: 3, cell: (r) => (r.branchMacs?.length ? `⑂ ${fmt(r.macs)}` : fmt(r.macs)) },
   { key: 'output', label: 'output', sort: null, num: false, width: 150, priority: 5, cell: (r) => r.outputShape, middle: true },
   { key: 'dtype', label: 'dtype', sort: null, num: false, width: 80, priority: 7, cell: (r) => r.dtype },
 ];

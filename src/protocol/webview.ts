@@ -21,6 +21,8 @@ export interface LayerRow {
   dtype: string;
   outputShape: string;
   weights: number;
+  /** An If's MACs per branch (then, else); its `macs` counts the largest. */
+  branchMacs?: number[];
 }
 
 /** A drawn node of the graph view. `i` is the layer index (the table's `#`). */
