@@ -1,4 +1,5 @@
 /** Human-readable number formatting for CLI tables. */
+import { maxOf } from '../core/util/arrays';
 
 export function fmtCount(n: number | null | undefined): string {
   if (n === null || n === undefined) return '?';
@@ -28,7 +29,7 @@ export function fmtGrouped(n: number): string {
 export function table(headers: string[], rows: string[][], maxWidth = 48): string {
   const cut = (s: string) => (s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s);
   const all = [headers, ...rows].map((r) => r.map(cut));
-  const widths = headers.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const widths = headers.map((_, c) => maxOf(all.map((r) => (r[c] ?? '').length)));
   const numeric = headers.map((_, c) => rows.length > 0 && rows.every((r) => /^[-\d.,?%]+\s*[A-Za-z]*$/.test(r[c] ?? '')));
   const line = (r: string[]) =>
     r.map((cell, c) => (numeric[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd();

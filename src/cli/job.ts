@@ -1,12 +1,13 @@
 import * as path from 'path';
 import { UsageError } from '../core/errors';
-import { openModel, saveModel } from '../core/formats/registry';
+import { assertOutputNotInput, openModel } from '../core/formats/registry';
+import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
 import { modelInputs } from '../core/runtime/tfjs';
-import { assertNotInput } from '../core/util/atomic-write';
+
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
 
@@ -48,7 +49,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const input = positional[0];
   const model = openModel(input);
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
-  assertNotInput(output, [input]);
+  assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);
   const calib = openData(flags.calib as string | undefined, inputs, flags);
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
@@ -67,7 +68,7 @@ function scaledRandomData(model: Model, inputs: IOSpec[], flags: Record<string, 
 
 /** Writes the result atomically, then measures it against the original. */
 export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs'> = {}): Promise<EvaluationReport> {
-  saveModel(result, job.output);
+  await saveVerified(result, job.output);
   return evaluateCompression({ model: job.model, path: job.input }, job.output, {
     data: job.evalData.data,
     dataLabel: job.evalData.label,

@@ -3,7 +3,8 @@ import { analyzeModel, type LayerInfo, type ModelAnalysis } from '../core/analys
 import { pruningSensitivity } from '../core/analysis/sensitivity';
 import { weightStats } from '../core/analysis/stats';
 import { CancelledError, UsageError } from '../core/errors';
-import { modelSizeBytes, openModel, saveModel } from '../core/formats/registry';
+import { modelSizeBytes, openModel } from '../core/formats/registry';
+import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
 import { parseRecipe, quickQuantize, recipeChoices, runRecipe } from '../core/recipe';
 import { benchmarkModels } from '../core/runtime/bench';
@@ -164,7 +165,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const inputs = await modelInputs(job.model, model.format);
       const calib = job.calib ? bindDataset(inputs, parseDataSpecs([job.calib])) : undefined;
       const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
-      saveModel(r.model, job.output);
+      await saveVerified(r.model, job.output);
       const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
       const dataLabel = job.eval ? evalData.describe() : calib ? `the calibration data (${calib.describe()})` : '16 random samples';
       const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal, onProgress: ctx.progress });

@@ -4,6 +4,7 @@ import { inferShapes, type ShapeInfo } from '../ir/shape-inference';
 import type { Tensor } from '../ir/tensor';
 import { countMacs } from './macs';
 import { weightStats, type WeightStats } from './stats';
+import { pushAll } from '../util/arrays';
 
 /**
  * Per-node and whole-model analysis: where the parameters, bytes and compute are.
@@ -190,7 +191,7 @@ function constantResolver(g: Graph, producer: Map<string, Node>): (name: string)
               ok = false;
               break;
             }
-            parts.push(...s);
+            pushAll(parts, s);
           }
           r = ok ? parts : undefined;
         }

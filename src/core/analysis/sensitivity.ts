@@ -14,6 +14,7 @@ import { groupName } from '../transforms/prune';
 import { kerasEntropyScores, pruneKeras } from '../transforms/prune/keras';
 import { TfjsRunner } from '../runtime/tfjs';
 import { analyzeModel } from './analyze';
+import { minOf } from '../util/arrays';
 
 /**
  * Pruning sensitivity: each group is pruned alone at ratios 0.1 … 0.9 and the loss in
@@ -85,7 +86,7 @@ export async function pruningSensitivity(input: Model, opts: SensitivityOptions)
   });
   const nodes = model.graph.nodes;
   const index = new Map(nodes.map((n, i) => [n, i]));
-  const firstOf = (g: Group) => Math.min(...g.members.map((m) => index.get(m.node)!));
+  const firstOf = (g: Group) => minOf(g.members.map((m) => index.get(m.node)!));
   const cuts = new Map(usable.map((g) => [g, boundary(model, firstOf(g))]));
   const samples = Math.min(opts.samples ?? 64, opts.data.count);
   const outputs = model.graph.outputs.map((o) => o.name);

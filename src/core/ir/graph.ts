@@ -1,5 +1,6 @@
 import { DataType, type Int64 } from './dtype';
 import { Tensor } from './tensor';
+import { pushAll } from '../util/arrays';
 
 /**
  * The model IR. Format plugins read into it and write out of it; analysis and
@@ -150,7 +151,7 @@ export class Node {
     const r: Graph[] = [];
     for (const a of this.attributes.values()) {
       if (a.type === AttrType.GRAPH) r.push(a.value);
-      else if (a.type === AttrType.GRAPHS) r.push(...a.value);
+      else if (a.type === AttrType.GRAPHS) pushAll(r, a.value);
     }
     return r;
   }
@@ -259,6 +260,8 @@ export class Model {
   extra: Uint8Array[] = [];
   /** The file the model was read from, when it came from a file. */
   path?: string;
+  /** Every file the model was read from (model, external data, TF.js shards); set by `openModel`, kept by clones. Writers refuse to overwrite them. */
+  inputFiles?: string[];
   /** The source format's own document, for writers that regenerate it. */
   source?: FormatSource;
 
@@ -280,7 +283,7 @@ export function allGraphs(g: Graph): Graph[] {
   while (stack.length) {
     const x = stack.pop()!;
     out.push(x);
-    for (const n of x.nodes) stack.push(...n.subgraphs());
+    for (const n of x.nodes) pushAll(stack, n.subgraphs());
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import { DataType } from './dtype';
 import { AttrType, type Dim, type Graph, type Model, type Node, type TensorTypeInfo } from './graph';
 import type { Tensor } from './tensor';
+import { maxOf } from '../util/arrays';
 
 /**
  * Shape inference with symbolic dimensions.
@@ -157,7 +158,7 @@ function normAxis(a: number, rank: number): number {
 export function broadcastShapes(shapes: Array<Shape | null>): Shape | null {
   if (shapes.some((s) => s === null)) return null;
   const ss = shapes as Shape[];
-  const rank = Math.max(...ss.map((s) => s.length));
+  const rank = maxOf(ss.map((s) => s.length));
   const out: Shape = [];
   for (let i = 0; i < rank; i++) {
     let d: Dim = 1;

@@ -7,6 +7,7 @@ import { confine } from '../formats/onnx/decode';
 import { openModel, saveModel } from '../formats/registry';
 import type { Model } from '../ir/graph';
 import { ModelSession, type HostTensor, type IOSpec } from './session';
+import { pushAll } from '../util/arrays';
 
 /**
  * Runs TF.js models with TensorFlow.js itself, so that what this tool writes is checked by
@@ -118,7 +119,7 @@ function fileHandler(file: string): { load(): Promise<Json> } {
       const parts: Buffer[] = [];
       for (const group of (json.weightsManifest as Json[] | undefined) ?? []) {
         for (const p of group.paths as string[]) parts.push(fs.readFileSync(confine(dir, p, p)));
-        specs.push(...(group.weights as unknown[]));
+        pushAll(specs, group.weights as unknown[]);
       }
       const data = Buffer.concat(parts);
       return {

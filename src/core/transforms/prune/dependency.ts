@@ -3,6 +3,7 @@ import type { Model, Node } from '../../ir/graph';
 import { inferShapes } from '../../ir/shape-inference';
 import type { Tensor } from '../../ir/tensor';
 import { constantResolver } from '../quantize/registry';
+import { pushAll } from '../../util/arrays';
 
 /**
  * The channel dependency graph: which tensor dimensions must shrink together when output
@@ -370,7 +371,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
       roots.set(r, root);
     }
     if (grp.size !== root.size) unsafe.set(r, unsafe.get(r) ?? 'coupled producers have different channel counts');
-    root.members.push(...grp.members);
+    pushAll(root.members, grp.members);
   }
   for (const [r, why] of unsafe) {
     const root = roots.get(find(r));

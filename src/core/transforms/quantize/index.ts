@@ -10,6 +10,9 @@ import { convertFp16 } from './fp16';
 import { quantizeTfjsWeights } from './tfjs';
 import { tfjsDocument } from '../../formats/tfjs/document';
 import { quantizeInt4 } from './int4';
+import { int8Capability, int8Policy, type CpuFeatures } from '../../runtime/cpu';
+import { kernelFidelity, kernelGapWarning } from './qdq-check';
+import { foldNote, foldWeightCasts, restoreWeightCasts } from './fold';
 import { applyStatic, planStatic, type SkippedNode, type StaticOptions } from './static';
 
 /**
@@ -29,7 +32,10 @@ export interface QuantizeOptions {
   method?: CalibrationMethod;
   percentile?: number;
   symmetricActivations?: boolean;
+  /** 7-bit weights; undefined = the CPU's default (see runtime/cpu.ts `int8Policy`). */
   reduceRange?: boolean;
+  /** The CPU whose int8 kernels the default is for (tests inject one; default: this machine's). */
+  cpu?: CpuFeatures;
   exclude?: string[];
   dynamicForm?: DynamicForm;
   blockSize?: 32 | 64 | 128;
@@ -71,11 +77,22 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
   }
   if (opts.maxAccuracyDrop !== undefined && !opts.labels) throw new UsageError('--max-accuracy-drop needs --labels');
   if (tfjsDocument(model.source)) return quantizeTfjs(model, opts.mode, exclude);
+  const fold = foldWeightCasts(model);
+  if (fold.folded.length) {
+    const r = await quantizeModel(fold.model, opts);
+    restoreWeightCasts(r.model, fold.model, model);
+    r.notes.push(foldNote(fold.folded));
+    return r;
+  }
   if (opts.mode === 'uint8' || opts.mode === 'uint16') throw new UsageError(`--mode ${opts.mode} is TF.js weight storage; for ONNX models use static or dynamic (int8)`);
+  const policy = int8Policy(opts.cpu);
+  const reduceRange = opts.reduceRange ?? policy.reduceRange;
+  const rangeNote = opts.reduceRange === undefined ? `int8 default: ${policy.reason}` : reduceRange ? 'int8: 7-bit weights (--reduce-range)' : 'int8: full-range weights (--full-range)';
+  const capability = int8Capability(opts.cpu);
   switch (opts.mode) {
     case 'static': {
       if (!opts.calib) throw new UsageError('static quantization needs calibration data (--calib); it never falls back to random data silently');
-      const sopts: StaticOptions = { perChannel: opts.perChannel, symmetricActivations: opts.symmetricActivations, reduceRange: opts.reduceRange, exclude };
+      const sopts: StaticOptions = { perChannel: opts.perChannel, symmetricActivations: opts.symmetricActivations, reduceRange, exclude };
       const full = planStatic(model, sopts);
       opts.onProgress?.('calibrating', 0);
       const ranges = await calibrate(model, full.calibrate, opts.calib, {
@@ -95,24 +112,27 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         mode: 'static',
         quantizedNodes: base.plan.covered.map((n) => n.label),
         skippedNodes: base.plan.skipped,
-        notes: [`calibration: ${opts.method ?? 'minmax'} on ${opts.calib.count} samples`, ...staticNotes(ranges)],
-        slowerBecause:
-          'ONNX Runtime runs int8 fast only where it can fuse DequantizeLinear→op→QuantizeLinear into an integer kernel; ops left in float run dequantized, tiny layers gain little, and this CPU (AVX2 without VNNI) has no 8-bit dot-product instruction',
+        notes: [`calibration: ${opts.method ?? 'minmax'} on ${opts.calib.count} samples`, rangeNote, ...staticNotes(ranges)],
+        slowerBecause: `ONNX Runtime runs int8 fast only where it can fuse DequantizeLinear→op→QuantizeLinear into an integer kernel; ops left in float run dequantized, tiny layers gain little${/without VNNI/.test(capability) ? `, and this CPU (${capability}) has no 8-bit dot-product instruction` : ''}`,
       };
       if (aware) await mixedPrecision(model, outcome, opts, exclude, (ex) => build(ex));
+      if (outcome.quantizedNodes.length) {
+        opts.onProgress?.('comparing the int8 kernels with the exact QDQ arithmetic');
+        const gap = kernelGapWarning(await kernelFidelity(model, outcome.model, opts.calib), reduceRange);
+        if (gap) outcome.notes.push(gap);
+      }
       return outcome;
     }
     case 'dynamic': {
-      const build = (ex: Set<string>) => quantizeDynamic(model, { perChannel: opts.perChannel, form: opts.dynamicForm, reduceRange: opts.reduceRange, exclude: ex });
+      const build = (ex: Set<string>) => quantizeDynamic(model, { perChannel: opts.perChannel, form: opts.dynamicForm, reduceRange, exclude: ex });
       const r = build(exclude);
       const outcome: QuantizeOutcome = {
         model: r.model,
         mode: 'dynamic',
         quantizedNodes: r.quantized,
         skippedNodes: r.skipped,
-        notes: [`dynamic form: ${opts.dynamicForm ?? 'integer'} (DynamicQuantizeLinear → MatMulInteger; measured fastest on AVX2 without VNNI)`],
-        slowerBecause:
-          'activations are quantized at run time on every call; on small matrices that overhead outweighs the integer GEMM, and this CPU (AVX2 without VNNI) has no 8-bit dot-product instruction',
+        notes: [`dynamic form: ${opts.dynamicForm ?? 'integer'} (DynamicQuantizeLinear → MatMulInteger; measured fastest on AVX2 without VNNI)`, rangeNote],
+        slowerBecause: `activations are quantized at run time on every call; on small matrices that overhead outweighs the integer GEMM${/without VNNI/.test(capability) ? `, and this CPU (${capability}) has no 8-bit dot-product instruction` : ''}`,
       };
       if (aware) {
         await mixedPrecision(model, outcome, opts, exclude, (ex) => {
