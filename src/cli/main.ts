@@ -1,5 +1,6 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import { program } from './args';
+import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
@@ -74,8 +75,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 
 export function main(): void {
   const io: CliIO = {
-    out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-    err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+    out: (t) => process.stdout.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
+    err: (t) => process.stderr.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
   };
   runCli(process.argv.slice(2), io).then(
     (code) => {

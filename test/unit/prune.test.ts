@@ -1,8 +1,9 @@
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
 import * as path from 'path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { allocateFromCurves, pruningSensitivity } from '../../src/core/analysis/sensitivity';
-import { NotAvailableError, UsageError } from '../../src/core/errors';
+import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import type { Model } from '../../src/core/ir/graph';
 import { compareModels } from '../../src/core/runtime/compare';
@@ -197,15 +198,17 @@ describe('structured pruning: digits CNN at 50%', () => {
     assert.ok(a.reference - a.candidate <= 0.01);
   });
 
-  it('supports the entropy and l2 criteria; bn is refused without BatchNormalization; taylor is not available yet', async () => {
+  it('supports the entropy and l2 criteria; bn is refused without BatchNormalization; taylor needs calibration data', async () => {
     for (const criterion of ['entropy', 'l2'] as const) {
       const r = await pruneModel(model, { structured: true, ratio: 0.25, criterion, calib });
       assert.equal(r.groups.length, 4);
     }
-    const bn = await pruneModel(model, { structured: true, ratio: 0.25, criterion: 'bn' });
-    assert.equal(bn.groups.length, 0);
-    assert.ok(bn.skipped.every((s) => /BatchNormalization|graph output/.test(s.reason)));
-    await assert.rejects(pruneModel(model, { structured: true, ratio: 0.25, criterion: 'taylor' }), (e: Error) => e instanceof NotAvailableError && /training engine/.test(e.message));
+    await assert.rejects(
+      pruneModel(model, { structured: true, ratio: 0.25, criterion: 'bn' }),
+      (e: Error) => e instanceof UsageError && /no BatchNormalization/.test(e.message),
+      'bn on a model without BatchNormalization is refused, not an unchanged copy',
+    );
+    await assert.rejects(pruneModel(model, { structured: true, ratio: 0.25, criterion: 'taylor' }), (e: Error) => e instanceof UsageError && /calibration data/.test(e.message));
     await assert.rejects(pruneModel(model, { structured: true }), UsageError);
   });
 });
@@ -227,13 +230,49 @@ describe('structured pruning: real architectures', () => {
 });
 
 describe('pruning to a latency target', () => {
-  it('SqueezeNet: prunes until the measured p50 falls by the target', async () => {
+  // Timings are never asserted (they depend on the host): the search is driven by an injected, deterministic
+  // latency model (a fixed per-run overhead plus time proportional to MACs), and the real interleaved
+  // measurement is exercised once without asserting its value.
+  it('SqueezeNet: finds the least pruning whose latency meets the target (deterministic latency model)', async () => {
     const { pruneToLatency } = await import('../../src/core/transforms/prune');
     const { tmpDir } = await import('./helpers/ort');
-    const r = await pruneToLatency(openModel(fx('squeezenet1_1.onnx')), fx('squeezenet1_1.onnx'), 0.1, { structured: true, runs: 15, workDir: tmpDir() });
-    assert.ok(r.latencyRatio <= 0.9, `measured ratio ${r.latencyRatio}`);
+    const model = openModel(fx('squeezenet1_1.onnx'));
+    const macs0 = analyzeModel(model).totals.macs;
+    const latency = (m: Model) => 0.3 + 0.7 * (analyzeModel(m).totals.macs / macs0); // ratio to the original
+    const seen: number[] = [];
+    const r = await pruneToLatency(model, fx('squeezenet1_1.onnx'), 0.1, {
+      structured: true,
+      workDir: tmpDir(),
+      measureRatio: async (m, file) => {
+        assert.ok(fs.existsSync(file), 'the candidate is saved before it is measured');
+        const ratio = latency(m);
+        seen.push(ratio);
+        return ratio;
+      },
+    });
+    assert.ok(r.latencyRatio <= 0.9, `ratio ${r.latencyRatio}`);
+    assert.equal(r.latencyRatio, latency(r.model), 'the reported ratio is the measured one of the returned model');
     assert.ok(r.macsTarget > 0 && r.macsTarget <= 0.9);
+    // The least pruning that meets it: no measured candidate with a ratio ≤ 0.9 removed fewer MACs.
+    assert.ok(seen.filter((x) => x <= 0.9).every((x) => x <= r.latencyRatio + 1e-12));
     assert.ok(r.notes.some((n) => /latency target/.test(n)));
+    await assert.rejects(
+      pruneToLatency(model, fx('squeezenet1_1.onnx'), 0.9, { structured: true, workDir: tmpDir(), measureRatio: async (m) => latency(m) }),
+      /no pruning up to 90% of MACs made the model 90% faster/,
+      'an unreachable target is refused clearly',
+    );
+  });
+
+  it('SqueezeNet: the default measurement runs the interleaved benchmark (value not asserted)', async () => {
+    const { pruneToLatency } = await import('../../src/core/transforms/prune');
+    const { tmpDir } = await import('./helpers/ort');
+    try {
+      const r = await pruneToLatency(openModel(fx('squeezenet1_1.onnx')), fx('squeezenet1_1.onnx'), 0.1, { structured: true, runs: 5, workDir: tmpDir() });
+      assert.ok(r.latencyRatio > 0 && r.latencyRatio <= 0.9);
+    } catch (e) {
+      // On a busy or unusual host no candidate may measure faster; that is a clear refusal, never a crash.
+      assert.match(String(e), /no pruning up to 90% of MACs made the model 10% faster on this machine/);
+    }
   });
 });
 
@@ -313,7 +352,7 @@ describe('CLI: prune and sensitivity', () => {
     assert.equal(JSON.parse(sens.stdout).curves.length, 4);
     assert.equal(cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--recover', 'reconstruct']).code, 2);
     const taylor = cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--criterion', 'taylor', '-o', out]);
-    assert.equal(taylor.code, 1);
-    assert.match(taylor.stderr, /training engine/);
+    assert.equal(taylor.code, 2);
+    assert.match(taylor.stderr, /calibration data/);
   });
 });

@@ -303,10 +303,26 @@ describe('accuracy-aware mixed precision', () => {
     const before = await fidelity(model, plain.model, () => data);
     assert.ok(before.outputs[0].top1Agreement! < 0.98, `full int8 agreement ${before.outputs[0].top1Agreement} must miss the target`);
     const r = await quantizeModel(model, { mode: 'dynamic', perChannel: false, targetAgreement: 0.98, eval: data });
-    assert.deepEqual(r.mixedPrecision!.keptInFloat, ['fragile']);
-    assert.deepEqual(r.quantizedNodes, ['robust']);
-    assert.ok(r.mixedPrecision!.achieved >= 0.98);
-    assert.equal(r.mixedPrecision!.sensitivity.length, 2);
+    // The contract, not one CPU's numerics: which layers int8 can take within the target depends on the
+    // host's int8 kernels (ORT's u8s8 kernels saturate on x86 without VNNI, so on such a CPU even 'robust'
+    // alone may miss 0.98). What must hold everywhere:
+    const mp = r.mixedPrecision!;
+    assert.equal(mp.sensitivity.length, 2, 'each candidate layer was measured');
+    // 1. the fragile layer is kept in float;
+    assert.ok(mp.keptInFloat.includes('fragile'), `kept ${mp.keptInFloat}`);
+    // 2. the target is met, as reported and as measured again independently;
+    assert.ok(mp.achieved >= 0.98, `achieved ${mp.achieved}`);
+    const after = await fidelity(model, r.model, () => data);
+    assert.ok(after.outputs[0].top1Agreement! >= 0.98, `re-measured agreement ${after.outputs[0].top1Agreement}`);
+    // 3. the kept set is the smallest the search can find: keeping fewer of the most sensitive layers misses it;
+    const order = [...mp.sensitivity].sort((a, b) => a.metric - b.metric).map((s) => s.name);
+    for (let k = 1; k < mp.keptInFloat.length; k++) {
+      const fewer = await quantizeModel(model, { mode: 'dynamic', perChannel: false, exclude: order.slice(0, k) });
+      const f = await fidelity(model, fewer.model, () => data);
+      assert.ok(f.outputs[0].top1Agreement! < 0.98, `keeping only ${order.slice(0, k)} would have met the target`);
+    }
+    // 4. every other layer is quantized.
+    assert.deepEqual(r.quantizedNodes, ['robust', 'fragile'].filter((n) => !mp.keptInFloat.includes(n)));
   });
 });
 

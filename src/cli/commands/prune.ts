@@ -42,7 +42,7 @@ export const pruneCommand: Command = {
     checkCalib(pruneStep, PRUNE_FLAGS, o, flags);
     const job = await openJob(positional, flags, 'prune', 'pruned');
     const { outcome } = await pruneStep.apply(job.model, o, stepContext(job));
-    const report = await finishJob(job, outcome.model, flags);
+    const report = await finishJob(job, outcome.model, flags, { step: 'prune' });
     const { input, output } = job;
     const zipAll = (f: string) => modelFiles(f).reduce((a, x) => a + zipSize(fs.readFileSync(x)), 0);
     const zipped = !o.structured ? { before: zipAll(input), after: zipAll(output) } : undefined;
@@ -114,7 +114,7 @@ export const sensitivityCommand: Command = {
       return 0;
     }
     const header = ['group', 'ch', ...r.curves[0]?.points.map((p) => `${p.ratio}`) ?? []];
-    const lines = [`${r.metric} loss on ${data.label}${/samples/.test(data.label) ? '' : ` (${r.samples} samples)`} (baseline ${r.baseline.toFixed(4)}), criterion ${criterion}`, ''];
+    const lines = [`${r.metric} loss on ${data.label}${/samples/.test(data.label) ? '' : ` (${r.samples} samples)`} (baseline ${r.baseline.toFixed(4)}), criterion ${criterion}${r.runtime ? `, run by ${r.runtime}` : ''}`, ''];
     lines.push(table(header, r.curves.map((c) => [c.group, String(c.channels), ...c.points.map((p) => p.drop.toFixed(3))])));
     if (r.skipped.length) lines.push('', `not prunable: ${r.skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}`);
     if (allocation) {

@@ -26,7 +26,7 @@ export const quantizeCommand: Command = {
     const job = await openJob(positional, flags, 'quantize', SUFFIX[o.mode]);
     const { model, input, output } = job;
     const { outcome } = await quantizeStep.apply(model, o, stepContext(job));
-    const report = await finishJob(job, outcome.model, flags, { layerOutputs: layerOutputs(model, outcome) });
+    const report = await finishJob(job, outcome.model, flags, { layerOutputs: layerOutputs(model, outcome), step: 'quantize' });
     const json = toJson(output, o.mode, outcome, report);
     io.out(flags.json ? JSON.stringify(json) : renderReport(`quantize --mode ${o.mode}`, input, output, report, outcome.notes, outcome.quantizedNodes.length, outcome.skippedNodes, outcome.mixedPrecision, outcome.slowerBecause));
     return 0;

@@ -23,13 +23,12 @@ export const substituteCommand: Command = {
     const job = await openJob(positional, flags, 'substitute', 'substituted');
     const { calib, input, output } = job;
     const { outcome: r } = await substituteStep.apply(job.model, o, stepContext(job));
-    if (r.layers.length === 0) throw new UsageError(`no layer was substituted (${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ') || 'no candidate layers'})`);
-    const report = await finishJob(job, r.model, flags);
+    const report = await finishJob(job, r.model, flags, { step: 'substitute' });
     if (flags.json) {
       io.out(JSON.stringify({ output, kind: o.kind, before: report.before, after: report.after, layers: r.layers, skipped: r.skipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));
       return 0;
     }
-    const text = renderReport(`substitute --${o.kind}`, input, output, report, calib ? [] : ['no --calib: layers keep their SVD initialisation (no refit, no measured layer error)'], r.layers.length, r.skipped);
+    const text = renderReport(`substitute --${o.kind}`, input, output, report, [...(calib ? [] : ['no --calib: layers keep their SVD initialisation (no refit; the budget applies to the weight error)']), ...(r.layers.length ? [] : ['no layer was substituted within the error budget: the output is an unchanged copy (see the reasons above; raise --max-error or give --multiplier to force)'])], r.layers.length, r.skipped);
     io.out(`${text}\n\nlayers:\n${layerTable(r.layers)}`);
     return 0;
   },

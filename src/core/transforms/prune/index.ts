@@ -5,11 +5,14 @@ import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
 import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
+import { foldNote, foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
 import { applyPruning, removeCount, type GroupPlan } from './apply';
 import { buildDependencyGraph, type Group } from './dependency';
 import { groupImportance, type Criterion } from './importance';
 import { pruneKeras } from './keras';
 import { reconstruct, type ReconstructReport } from './reconstruct';
+import { pushAll } from '../../util/arrays';
+import { incrementalRatio, scheduledTarget, type PruneSchedule } from './schedule';
 
 /**
  * Pruning policy: which channels go (structured) or which weights become zero
@@ -30,8 +33,12 @@ export interface PruneOptions {
   layerScores?: Map<string, Float64Array>;
   criterion?: Criterion;
   calib?: Dataset;
+  /** Labels of the calibration samples (the Taylor criterion's cross-entropy). */
+  calibLabels?: Int32Array;
   recover?: 'none' | 'reconstruct';
   steps?: number;
+  /** How a ratio or target is spread over `steps` (default: equal shares; see schedule.ts). */
+  schedule?: PruneSchedule;
   /** Group names (first producer) to leave alone. */
   exclude?: string[];
   seed?: number;
@@ -79,7 +86,31 @@ export function groupName(g: Group): string {
 
 export async function pruneModel(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
   if (model.format === 'tfjs-layers') return pruneKeras(model, opts);
+  const fold = foldWeightCasts(model);
+  if (fold.folded.length) {
+    const r = await pruneModel(fold.model, opts);
+    restoreWeightCasts(r.model, fold.model, model);
+    r.notes.push(foldNote(fold.folded));
+    return r;
+  }
+  if (opts.structured && opts.criterion === 'bn' && !model.graph.nodes.some((n) => n.opType === 'BatchNormalization')) {
+    throw new UsageError("--criterion bn scores channels by BatchNormalization scales, and this model has no BatchNormalization (exporters often fold it into the convolutions); use l1 or l2");
+  }
   return opts.structured ? pruneStructured(model, opts) : pruneUnstructured(model, opts);
+}
+
+/**
+ * A group whose producer or consumer weight is also read by another layer (tied or reused
+ * weights) is left alone: pruning it would untie the copies or change the other layer.
+ */
+function sharedWeightOf(model: Model, g: Group): string | undefined {
+  for (const m of g.members) {
+    if (m.kind !== 'producer' && m.kind !== 'consumer') continue;
+    const w = m.node.inputs[1];
+    const readers = model.graph.nodes.filter((n) => n.inputs.includes(w));
+    if (readers.length > 1) return `its weight '${w}' is shared by ${readers.length} layers (${readers.map((r) => r.label).slice(0, 3).join(', ')}); pruning would untie them`;
+  }
+  return undefined;
 }
 
 // ---- structured -----------------------------------------------------------------------
@@ -105,12 +136,14 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
     const candidates: Group[] = [];
     for (const g of dg.groups) {
       const name = groupName(g);
+      const tied = sharedWeightOf(current, g);
       if (g.unsafe) skipped.set(name, g.unsafe);
+      else if (tied) skipped.set(name, tied);
       else if (opts.exclude?.includes(name)) skipped.set(name, 'excluded');
       else if (g.size < 2) skipped.set(name, 'a single channel cannot be pruned');
       else candidates.push(g);
     }
-    const scores = await groupImportance(current, candidates, criterion, { calib: opts.calib, seed: (opts.seed ?? 0) + step, signal: opts.signal });
+    const scores = await groupImportance(current, candidates, criterion, { calib: opts.calib, seed: (opts.seed ?? 0) + step, signal: opts.signal, labels: opts.calibLabels, reference: model });
     const usable = candidates.filter((g) => {
       const s = scores.get(g);
       if (typeof s === 'string') skipped.set(groupName(g), s);
@@ -127,12 +160,12 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
     let plans: GroupPlan[];
     if (opts.groupRatios) plans = planFor((g) => opts.groupRatios![groupName(g)] ?? 0);
     else if (opts.ratio !== undefined) {
-      const r = 1 - (1 - opts.ratio) ** (1 / steps);
+      const r = opts.schedule ? incrementalRatio(opts.ratio, step, steps, opts.schedule) : 1 - (1 - opts.ratio) ** (1 / steps);
       plans = planFor(() => r);
     } else {
       const key = opts.targetMacs !== undefined ? 'macs' : 'params';
       const target = (opts.targetMacs ?? opts.targetParams)!;
-      const goal = base[key] * (1 - (target * step) / steps);
+      const goal = base[key] * (1 - (opts.schedule ? scheduledTarget(target, step, steps, opts.schedule) : (target * step) / steps));
       const measure = (r: number) => analyzeModel(applyPruning(current, planFor(() => r))).totals[key];
       let lo = 0;
       let hi = 0.95;
@@ -156,7 +189,7 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
         const prev = originalIndex.get(name);
         originalIndex.set(name, k.map((c) => (prev ? prev[c] : c)));
       }
-      reconstruction.push(...(await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex)));
+      pushAll(reconstruction, await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex));
     }
     lastPlans = plans;
     lastBefore = current;
@@ -269,7 +302,16 @@ export async function pruneToLatency(
   model: Model,
   modelPath: string,
   fraction: number,
-  opts: Omit<PruneOptions, 'ratio' | 'targetMacs' | 'targetParams' | 'groupRatios'> & { runs?: number; workDir: string },
+  opts: Omit<PruneOptions, 'ratio' | 'targetMacs' | 'targetParams' | 'groupRatios'> & {
+    runs?: number;
+    workDir: string;
+    /**
+     * How a candidate's latency is measured, as its p50 over the original's (dimensionless). Default: an
+     * interleaved ONNX Runtime benchmark of the saved candidate against `modelPath`. Tests inject a
+     * deterministic model of latency here, since a timing is never asserted.
+     */
+    measureRatio?: (candidate: Model, file: string) => Promise<number>;
+  },
 ): Promise<PruneOutcome & { latencyRatio: number; macsTarget: number }> {
   const { benchmarkModels } = await import('../../runtime/bench');
   const { saveModel } = await import('../../formats/registry');
@@ -285,9 +327,14 @@ export async function pruneToLatency(
     const r = await pruneModel(model, { ...opts, structured: true, targetMacs: t });
     const file = path.join(opts.workDir, `latency-candidate-${it}.onnx`);
     saveModel(r.model, file);
-    const b = await benchmarkModels([modelPath, file], { runs: opts.runs ?? 30, warmup: 5, signal: opts.signal });
-    fs.rmSync(file, { force: true });
-    const ratio = b.models[1].ratioP50;
+    let ratio: number;
+    try {
+      ratio = opts.measureRatio
+        ? await opts.measureRatio(r.model, file)
+        : (await benchmarkModels([modelPath, file], { runs: opts.runs ?? 30, warmup: 5, signal: opts.signal })).models[1].ratioP50;
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
     if (ratio <= goal) {
       if (!best || t < best.macsTarget) best = { ...r, latencyRatio: ratio, macsTarget: t };
       hi = t;

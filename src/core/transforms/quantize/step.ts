@@ -29,7 +29,9 @@ export const quantizeOptions = z.strictObject({
         percentile: option(z.number().gt(50).lte(100).optional(), 'Static, percentile method: keep this percentile of each activation (default 99.999).', { placeholder: 'p' }),
         perChannel: option(z.boolean().default(true), 'Weights quantized per output channel (default) or per tensor.', { switches: { on: 'per-channel', off: 'per-tensor' } }),
         symmetricActivations: option(z.boolean().default(false), 'Static: symmetric int8 activations (zero point 0).'),
-        reduceRange: option(z.boolean().default(false), '7-bit weights, for CPUs without VNNI that saturate in u8×s8 products.'),
+        reduceRange: option(z.boolean().optional(), '7-bit weights (for CPUs without VNNI, whose u8×s8 products saturate), or full 8-bit range (default: chosen by the quantizer).', {
+          switches: { on: 'reduce-range', off: 'full-range' },
+        }),
         dynamicForm: option(z.enum(['integer', 'fused', 'weights']).optional(), 'Dynamic: integer kernels, fused DynamicQuantizeMatMul, or int8 weights only.'),
         blockSize: option(z.literal([32, 64, 128]).optional(), 'int4: weights per quantization block along K (a power of two ≥ 16 for MatMulNBits; 32, 64 or 128 here).', { placeholder: 'n' }),
         symmetric: option(z.boolean().default(true), 'int4: symmetric blocks (no zero points).', { switches: { off: 'asymmetric' } }),
@@ -39,7 +41,7 @@ export const quantizeOptions = z.strictObject({
         targetAgreement: option(z.number().gt(0).lte(1).optional(), 'Accuracy-aware: keep the most sensitive layers in float until top-1 agreement (or cosine) reaches this.', { placeholder: 'x' }),
         maxAccuracyDrop: option(z.number().gte(0).lt(1).optional(), 'Accuracy-aware with labels: the largest accuracy drop allowed (0.005 = 0.5 pp).', { placeholder: 'd' }),
       })
-      .default({ perChannel: true, symmetricActivations: false, reduceRange: false, symmetric: true }),
+      .default({ perChannel: true, symmetricActivations: false, symmetric: true }),
     'Mode options.',
   ),
 });

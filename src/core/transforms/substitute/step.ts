@@ -48,7 +48,7 @@ export const substituteStep = defineStep({
     if ([o.energy, o.rank, o.targetParams].filter((x) => x !== undefined).length > 1) return 'choose one of «energy», «rank» or «targetParams»';
     return undefined;
   },
-  needsCalib: (o) => (o.maxError !== undefined ? '«maxError» (the error is measured on calibration data)' : undefined),
+  needsCalib: (o) => (o.maxError !== undefined && o.kind === 'lowrank' ? '«maxError» with «kind» lowrank (the error is measured on calibration data)' : undefined),
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: SubstituteOutcome }> {
     const common = { layers: o.layers, maxError: o.maxError, calib: ctx.calib, signal: ctx.signal };
     const r =

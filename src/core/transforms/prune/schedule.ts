@@ -1,0 +1,43 @@
+import { UsageError } from '../../errors';
+
+/**
+ * Pruning schedules for prune → retrain → repeat: how a final target (a fraction of MACs,
+ * params, channels or weights to remove) is spread over `steps` prune steps.
+ *
+ * - 'linear': step t of n reaches target·t/n.
+ * - 'cubic': Zhu & Gupta 2017 ("To prune, or not to prune", eq. 1) with t₀ = 0 and Δt = 1:
+ *   s_t = s_f + (s_i − s_f)·(1 − t/n)³, s_i = 0. It prunes hard at first, while many redundant
+ *   weights remain, and gently at the end, leaving more retraining per removed weight.
+ */
+export type PruneSchedule = 'linear' | 'cubic';
+export const SCHEDULES: PruneSchedule[] = ['linear', 'cubic'];
+
+/**
+ * The cumulative target after step `step` (1-based) of `steps`, in [0, final].
+ * Throws UsageError on a step outside 1..steps or a final outside [0, 1).
+ */
+export function scheduledTarget(final: number, step: number, steps: number, schedule: PruneSchedule = 'cubic', initial = 0): number {
+  if (!(steps >= 1) || !Number.isInteger(steps)) throw new UsageError(`the number of prune steps must be a positive integer (got ${steps})`);
+  if (!Number.isInteger(step) || step < 1 || step > steps) throw new UsageError(`prune step ${step} is outside 1..${steps}`);
+  if (!(final >= 0 && final < 1)) throw new UsageError(`a pruning target must be in [0, 1) (got ${final})`);
+  const f = step / steps;
+  if (schedule === 'linear') return initial + (final - initial) * f;
+  if (schedule === 'cubic') return final + (initial - final) * (1 - f) ** 3;
+  throw new UsageError(`unknown prune schedule '${schedule as string}' (schedules: ${SCHEDULES.join(', ')})`);
+}
+
+/** All cumulative targets, step 1..steps (the last equals `final`). */
+export function scheduleTargets(final: number, steps: number, schedule: PruneSchedule = 'cubic'): number[] {
+  return Array.from({ length: steps }, (_, i) => scheduledTarget(final, i + 1, steps, schedule));
+}
+
+/**
+ * The fraction of what is LEFT after step − 1 that step `step` removes, so that the cumulative
+ * removed fraction follows the schedule: 1 − (1 − s_t)/(1 − s_{t−1}). Per-group channel ratios
+ * compose this way (removing r of the remaining channels at each step).
+ */
+export function incrementalRatio(final: number, step: number, steps: number, schedule: PruneSchedule = 'cubic'): number {
+  const prev = step > 1 ? scheduledTarget(final, step - 1, steps, schedule) : 0;
+  const cur = scheduledTarget(final, step, steps, schedule);
+  return 1 - (1 - cur) / (1 - prev);
+}
