@@ -1,4 +1,3 @@
-import { UsageError } from '../../core/errors';
 import { type LayerSubstitution } from '../../core/transforms/substitute';
 import { substituteStep } from '../../core/transforms/substitute/step';
 import { parseArgs } from '../args';
