@@ -25,6 +25,7 @@ import {
 } from '../../src/core/train';
 import { ModelBuilder, randomFloats, rng } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
+import { assertNoStack, cli } from './cli.test';
 
 const REF = path.join(FIXTURES, 'grad_ref');
 
@@ -478,5 +479,44 @@ describe('train: fit', function () {
     );
     const tg = buildTrainingGraph(m, { losses: ce, trainable: selectTrainable(m, { freeze: ['w0', 'b0'] }) });
     assert.deepEqual(tg.params, ['w1', 'b1']);
+  });
+});
+
+describe('CLI: train', function () {
+  this.timeout(300000);
+  const fx = (n: string) => path.join(FIXTURES, n);
+
+  it('fine-tunes digits_mlp with validation and reports curves, best epoch, time per step and before/after accuracy (--json)', () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'mlp.trained.onnx');
+    const r = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--epochs', '2', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
+    assert.equal(j.epochs.length, 2);
+    assert.ok(j.epochs.every((e) => e.metric > 0.9 && e.trainLoss > 0));
+    assert.ok(j.bestEpoch >= 1 && j.msPerStep > 0 && j.stopped === 'completed');
+    assert.ok(Math.abs(j.accuracy.before - 0.9715) < 0.002 && j.accuracy.after > 0.94, JSON.stringify(j.accuracy));
+    assert.ok(require('fs').existsSync(`${out}.ckpt`));
+    // --resume continues from the checkpoint beside the output: one more epoch, not three.
+    const again = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--epochs', '3', '--batch', '64', '--lr', '1e-4', '--no-bench', '--resume', '-o', out, '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    const k = JSON.parse(again.stdout) as { epochs: Array<{ trainLoss: number }>; steps: number };
+    assert.equal(k.epochs.length, 3);
+    assert.deepEqual(k.epochs.slice(0, 2), j.epochs);
+    assert.equal(k.steps, 3 * Math.ceil(1200 / 64));
+  });
+
+  it('refuses bad requests in one line: missing labels, a count mismatch, a pattern that matches no weight', () => {
+    const base = ['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '-o', path.join(tmpDir(), 'o.onnx')];
+    const a = cli(base);
+    assert.equal(a.code, 2);
+    assert.match(a.stderr, /--train-labels/);
+    const b = cli([...base, '--train-labels', fx('digits_test_y.npy')]);
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /597 labels for 1200 training samples/);
+    const c = cli([...base, '--train-labels', fx('digits_train_y.npy'), '--trainable', 'nope']);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /'nope' matches no float weight/);
+    for (const x of [a, b, c]) assertNoStack(x.stderr);
   });
 });
