@@ -520,3 +520,55 @@ describe('CLI: train', function () {
     for (const x of [a, b, c]) assertNoStack(x.stderr);
   });
 });
+
+describe('train: fake quantization (QAT)', () => {
+  it('passes gradients through QuantizeLinear → DequantizeLinear with the clipped straight-through estimator', async () => {
+    const x = Float32Array.from({ length: 12 }, (_, i) => (i - 6) * 1.3 + 0.01); // some beyond ±127·s
+    const s = 0.05;
+    const xhat = x.map((v) => Math.max(-128, Math.min(127, Math.round(v / s))) * s);
+    const mask = x.map((v) => (Math.round(v / s) >= -128 && Math.round(v / s) <= 127 ? 1 : 0));
+    const grads = async (fake: boolean) => {
+      const b = new ModelBuilder(17);
+      let v = b.init('x', [2, 6], fake ? x : xhat);
+      if (fake) {
+        const [q] = b.node('QuantizeLinear', [v, b.init('s', [], Float32Array.of(s)), b.init('z', [], Int8Array.of(0), DataType.INT8)]);
+        [v] = b.node('DequantizeLinear', [q, 's', 'z']);
+      }
+      const [y] = b.node('Mul', [v, b.init('w', [6], randomFloats(6, 3))]);
+      const tg = buildTrainingGraph(b.build(), { losses: [{ kind: 'mse', prediction: y, target: 't' }], trainable: ['x', 'w'] });
+      const sess = await TrainingSession.create(tg);
+      const params = new Map([['x', fake ? x : xhat], ['w', b.graph.initializers.get('w')!.toFloat32()]]);
+      const r = await sess.step({ t: { dtype: DataType.FLOAT, dims: [2, 6], data: randomFloats(12, 4) } }, params);
+      await sess.release();
+      return r;
+    };
+    const fake = await grads(true);
+    const ref = await grads(false);
+    assert.ok(mask.some((m) => m === 0) && mask.some((m) => m === 1));
+    assert.ok(relErr(fake.grads.get('x')!, ref.grads.get('x')!.map((g, i) => g * mask[i])) < 1e-5);
+    assert.ok(relErr(fake.grads.get('w')!, ref.grads.get('w')!) < 1e-5);
+    assert.ok(Math.abs(fake.loss - ref.loss) < 1e-6);
+  });
+
+  it('computes the distillation loss as T²·KL(softmax(t/T) ‖ softmax(s/T)) averaged over the batch', async () => {
+    const b = new ModelBuilder(17);
+    const [z] = b.node('Identity', [b.init('s', [2, 3], Float32Array.of(1, 2, 3, -1, 0, 4))]);
+    const tg = buildTrainingGraph(b.build(), { losses: [{ kind: 'distillation', logits: z, teacherLogits: 't', temperature: 2 }], trainable: ['s'] });
+    const sess = await TrainingSession.create(tg);
+    const t = Float32Array.of(0.5, 2.5, 1, 2, -1, 1);
+    const r = await sess.step({ t: { dtype: DataType.FLOAT, dims: [2, 3], data: t } }, new Map([['s', Float32Array.of(1, 2, 3, -1, 0, 4)]]));
+    await sess.release();
+    const soft = (v: number[]) => {
+      const e = v.map((a) => Math.exp(a / 2));
+      const sum = e.reduce((a, c) => a + c, 0);
+      return e.map((a) => a / sum);
+    };
+    let kl = 0;
+    for (const [sv, tv] of [[[1, 2, 3], [0.5, 2.5, 1]], [[-1, 0, 4], [2, -1, 1]]]) {
+      const p = soft(tv);
+      const q = soft(sv);
+      kl += p.reduce((a, pi, i) => a + pi * Math.log(pi / q[i]), 0);
+    }
+    assert.ok(Math.abs(r.loss - (4 * kl) / 2) < 1e-5, `${r.loss} vs ${(4 * kl) / 2}`);
+  });
+});
