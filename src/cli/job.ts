@@ -6,6 +6,7 @@ import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
+import { outputClasses } from '../core/runtime/data/checks';
 import { modelInputs } from '../core/runtime/tfjs';
 
 import type { FlagSpec } from './args';
@@ -53,7 +54,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const inputs = await probeInputs(input, model);
   const calib = openData(flags.calib as string | undefined, inputs, flags);
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
-  const labels = labelsFlag(flags, evalData.data.count);
+  const labels = labelsFlag(flags, evalData.data.count, outputClasses(model));
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
   return { input, model, output, inputs, calib, evalData, labels };
 }

@@ -222,3 +222,72 @@ describe('hostile input: control characters from a file never reach the terminal
     }
   });
 });
+
+/** An int64 .npy vector. */
+function int64Npy(values: bigint[]): Buffer {
+  let header = `{'descr': '<i8', 'fortran_order': False, 'shape': (${values.length},), }`;
+  header = header.padEnd(64 - 10 - 1) + '\n';
+  const body = Buffer.alloc(values.length * 8);
+  values.forEach((v, i) => body.writeBigInt64LE(v, i * 8));
+  const len = Buffer.alloc(2);
+  len.writeUInt16LE(header.length);
+  return Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]), len, Buffer.from(header, 'latin1'), body]);
+}
+
+describe('hostile input: calibration, evaluation and label data', () => {
+  const dir = tmpDir('mc-hostile-data-');
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cnn = path.join(FIXTURES, 'digits_cnn.onnx');
+  const testX = path.join(FIXTURES, 'digits_test_x.npy');
+  const samples = 597;
+
+  function expectRefused(args: string[], code: number, pattern: RegExp) {
+    const r = cli([...args, '--no-bench', '-o', path.join(dir, 'out.onnx')]);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr.split('\n')[0], pattern);
+    assert.ok(!fs.existsSync(path.join(dir, 'out.onnx')), 'refused before any output');
+  }
+
+  it('refuses non-finite and empty data files naming the file and the first bad sample', function () {
+    this.timeout(120_000);
+    const nan = path.join(CASES, 'calib-all-nan.npy');
+    expectRefused(['prune', cnn, '--structured', '--ratio', '0.3', '--recover', 'reconstruct', '--calib', nan], 3, /calib-all-nan\.npy: sample 0 holds a non-finite value/);
+    expectRefused(['quantize', cnn, '--mode', 'dynamic', '--eval', nan], 3, /calib-all-nan\.npy: sample 0/);
+    // One infinity in sample 7 of an otherwise valid copy of the test data.
+    const bytes = fs.readFileSync(testX);
+    const dataOffset = 10 + bytes.readUInt16LE(8);
+    bytes.writeFloatLE(Infinity, dataOffset + (7 * 64 + 5) * 4);
+    const inf = path.join(dir, 'one-inf.npy');
+    fs.writeFileSync(inf, bytes);
+    expectRefused(['quantize', cnn, '--mode', 'static', '--calib', inf], 3, /one-inf\.npy: sample 7 holds a non-finite value .* element 5/);
+    expectRefused(['quantize', cnn, '--mode', 'static', '--calib', path.join(CASES, 'calib-zero-samples.npy')], 3, /calib-zero-samples\.npy: holds no samples/);
+  });
+
+  it('refuses labels outside the output\'s classes, int64 labels that would wrap, and too few labels (naming the labels file)', function () {
+    this.timeout(120_000);
+    const run = ['quantize', cnn, '--mode', 'dynamic', '--eval', testX, '--labels'];
+    expectRefused([...run, path.join(CASES, 'labels-minus1.npy')], 3, /labels-minus1\.npy: label -1 of sample \d+ is not a class index/);
+    expectRefused([...run, path.join(CASES, 'labels-2pow62.npy')], 3, /labels-2pow62\.npy: label 4611686018427387904 of sample \d+/);
+    for (const [bad, re] of [
+      [10n, /label 10 of sample 3 is outside the model's 10 classes/],
+      [1000n, /label 1000 of sample 3 is outside/],
+      [2n ** 32n, /label 4294967296 of sample 3 is not a class index/],
+    ] as Array<[bigint, RegExp]>) {
+      const f = path.join(dir, `labels-${bad}.npy`);
+      fs.writeFileSync(f, int64Npy(Array.from({ length: samples }, (_, i) => (i === 3 ? bad : BigInt(i % 10)))));
+      expectRefused([...run, f], 3, re);
+    }
+    const few = path.join(dir, 'few-labels.npy');
+    fs.writeFileSync(few, int64Npy([1n, 2n, 3n]));
+    expectRefused([...run, few], 2, new RegExp(`labels file ${few.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} holds 3 labels for ${samples} samples`));
+  });
+
+  it('refuses random:N combined with other data, without a bound, or not a count', function () {
+    this.timeout(60_000);
+    expectRefused(['quantize', cnn, '--mode', 'static', '--calib', 'random:4,random:4'], 2, /cannot be combined with other data \(got 'random:4,random:4'\)/);
+    expectRefused(['quantize', cnn, '--mode', 'static', '--calib', `random:4,${testX}`], 2, /cannot be combined/);
+    for (const bad of ['random:99999999', 'random:0', 'random:-3', 'random:1e3']) {
+      expectRefused(['quantize', cnn, '--mode', 'static', '--calib', bad], 2, /the random sample count must be an integer from 1 to 10,000/);
+    }
+  });
+});

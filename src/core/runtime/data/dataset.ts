@@ -1,6 +1,7 @@
 import { ModelError, UsageError } from '../../errors';
 import { DataType, dtypeName } from '../../ir/dtype';
 import type { HostTensor, IOSpec } from '../session';
+import { checkSamples, labelsFromValues } from './checks';
 import { imageFolderSource, imageOptionsFromShape, type ImageOptions } from './images';
 import { extOf, isDir, npySource, randomSource, tensorPbSource, type SampleSource } from './sources';
 
@@ -118,6 +119,7 @@ export function bindDataset(inputs: IOSpec[], specs: DataSpec[], opts: BindOptio
     if (sources.has(name)) throw new UsageError(`input '${name}' is given data twice`);
     const s = openSource(spec, input, opts);
     checkSource(input, s, opts);
+    checkSamples(s);
     sources.set(name, s);
   }
   const missing = inputs.filter((i) => !sources.has(i.name));
@@ -159,6 +161,5 @@ export function readLabels(file: string): Int32Array {
   if (s.sampleShape.length > 1 || (s.sampleShape.length === 1 && s.sampleShape[0] !== 1)) {
     throw new ModelError(file, `labels must be one integer per sample, got shape [${[s.count, ...s.sampleShape].join(', ')}]`);
   }
-  const raw = s.read(0, s.count);
-  return Int32Array.from(raw as ArrayLike<number | bigint>, (v) => Number(v));
+  return labelsFromValues(file, s.read(0, s.count) as ArrayLike<number | bigint>);
 }

@@ -141,6 +141,32 @@ export function tensorPbSource(file: string): SampleSource {
   }
 }
 
+/** The most random samples one run may ask for (`random:N`, `--samples`). */
+export const MAX_RANDOM_SAMPLES = 10_000;
+
+/**
+ * Reads a data option's list: the sample count when it asks for random data (`random` or
+ * `random:N`; `fallback` when N is omitted), undefined when it names files. `random` stands
+ * alone (it feeds every input); N must be an integer in 1…MAX_RANDOM_SAMPLES. UsageError otherwise.
+ */
+export function randomSpec(list: string[], fallback: number): number | undefined {
+  const isRandom = (v: string) => /^(?:[^=/\\]+=)?random(?::|$)/.test(v);
+  if (!list.some(isRandom)) return undefined;
+  if (list.length > 1) throw new UsageError(`'random:N' gives every input random data and cannot be combined with other data (got '${list.join(',')}')`);
+  const m = /^random(?::(.*))?$/.exec(list[0]);
+  if (!m) throw new UsageError(`'random:N' gives every input random data and takes no input name (got '${list[0]}')`);
+  const n = m[1] === undefined ? fallback : /^\d+$/.test(m[1]) ? Number(m[1]) : NaN;
+  checkRandomCount(n, m[1] === undefined ? '--samples' : list[0]);
+  return n;
+}
+
+/** Refuses a random sample count outside 1…MAX_RANDOM_SAMPLES (UsageError naming `what`). */
+export function checkRandomCount(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_RANDOM_SAMPLES) {
+    throw new UsageError(`${what}: the random sample count must be an integer from 1 to ${MAX_RANDOM_SAMPLES.toLocaleString('en-US')}`);
+  }
+}
+
 /** Deterministic uniform random samples: sample i is the same whatever the batch size. */
 export function randomSource(name: string, dtype: DataType, sampleShape: number[], count: number, seed = 0): SampleSource {
   const per = sampleShape.reduce((a, b) => a * b, 1);
