@@ -9,6 +9,10 @@ import { ModelBuilder, modelProto } from './helpers/builder';
 import { saveOnnx } from '../../src/core/formats/onnx';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { spawnSync } from 'child_process';
+import * as zlib from 'zlib';
+import { PNG } from 'pngjs';
+import { ModelError } from '../../src/core/errors';
+import { decodeImage } from '../../src/core/runtime/data/images';
 
 const CLI = path.resolve(__dirname, '../../src/cli/main.js');
 
@@ -288,6 +292,28 @@ describe('hostile input: calibration, evaluation and label data', () => {
     expectRefused(['quantize', cnn, '--mode', 'static', '--calib', `random:4,${testX}`], 2, /cannot be combined/);
     for (const bad of ['random:99999999', 'random:0', 'random:-3', 'random:1e3']) {
       expectRefused(['quantize', cnn, '--mode', 'static', '--calib', bad], 2, /the random sample count must be an integer from 1 to 10,000/);
+    }
+  });
+});
+
+describe('hostile input: images', () => {
+  it('refuses a PNG that declares 20000×20000 from its header, before decoding (same 512 MiB limit as JPEG)', () => {
+    const dir = tmpDir('mc-hostile-png-');
+    try {
+      const small = PNG.sync.write(Object.assign(new PNG({ width: 2, height: 2 }), { data: Buffer.alloc(16, 255) }));
+      // Declare 20000×20000 in IHDR (with a valid CRC); the pixel data stays that of a 2×2 image.
+      const bomb = Buffer.from(small);
+      bomb.writeUInt32BE(20000, 16);
+      bomb.writeUInt32BE(20000, 20);
+      bomb.writeUInt32BE(zlib.crc32(bomb.subarray(12, 29)), 29);
+      const f = path.join(dir, 'bomb.png');
+      fs.writeFileSync(f, bomb);
+      assert.throws(() => decodeImage(f), (e: unknown) => e instanceof ModelError && /bomb\.png: the PNG declares 20000×20000 pixels \(1526 MiB decoded\), over the 512 MiB limit/.test(e.message));
+      // The 2×2 original still decodes.
+      fs.writeFileSync(f, small);
+      assert.equal(decodeImage(f).width, 2);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
