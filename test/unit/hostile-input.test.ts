@@ -317,3 +317,42 @@ describe('hostile input: images', () => {
     }
   });
 });
+
+/** A Keras 2 functional model.json (no weights): input → ReLU → ReLU, with the given inbound edits. */
+function functionalJson(edit: (layers: Array<Record<string, unknown>>, config: Record<string, unknown>) => void): string {
+  const layers: Array<Record<string, unknown>> = [
+    { class_name: 'InputLayer', name: 'x', config: { name: 'x', batch_input_shape: [null, 4], dtype: 'float32' }, inbound_nodes: [] },
+    { class_name: 'ReLU', name: 'a', config: { name: 'a' }, inbound_nodes: [[['x', 0, 0, {}]]] },
+    { class_name: 'ReLU', name: 'b', config: { name: 'b' }, inbound_nodes: [[['a', 0, 0, {}]]] },
+  ];
+  const config: Record<string, unknown> = { name: 'm', layers, input_layers: [['x', 0, 0]], output_layers: [['b', 0, 0]] };
+  edit(layers, config);
+  return JSON.stringify({ format: 'layers-model', modelTopology: { class_name: 'Functional', config, keras_version: '2.10.0', backend: 'tensorflow' }, weightsManifest: [{ paths: [], weights: [] }] });
+}
+
+describe('hostile input: TF.js topology validated before TensorFlow.js builds it', () => {
+  const dir = tmpDir('mc-hostile-topo-');
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses (exit 3, naming the layer, no hang) an inbound node naming a missing layer, a bad node index, a cycle, a missing output layer', function () {
+    this.timeout(120_000);
+    const cases: Array<[string, (l: Array<Record<string, unknown>>, c: Record<string, unknown>) => void, RegExp]> = [
+      ['missing', (l) => (l[2].inbound_nodes = [[['ghost_layer', 0, 0, {}]]]), /layer 'b' takes its input from layer 'ghost_layer', which the model does not define/],
+      ['node-index', (l) => (l[2].inbound_nodes = [[['a', 3, 0, {}]]]), /layer 'b' reads node 3 of layer 'a', which has 1/],
+      ['cycle', (l) => (l[1].inbound_nodes = [[['b', 0, 0, {}]]]), /is on a cycle of layers/],
+      ['output', (_l, c) => (c.output_layers = [['nowhere', 0, 0]]), /output names layer 'nowhere'/],
+    ];
+    for (const [name, edit, re] of cases) {
+      const f = path.join(dir, `${name}.json`);
+      fs.writeFileSync(f, functionalJson(edit));
+      assert.throws(() => openModel(f), (e: unknown) => e instanceof ModelError && re.test(e.message), name);
+      const r = cli(['quantize', f, '--mode', 'fp16', '--no-bench', '-o', path.join(dir, `${name}.out.json`)]);
+      assert.equal(r.code, 3, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
+    // The unedited model opens.
+    const ok = path.join(dir, 'ok.json');
+    fs.writeFileSync(ok, functionalJson(() => undefined));
+    assert.equal(openModel(ok).graph.nodes.length, 2);
+  });
+});
