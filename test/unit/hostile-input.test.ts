@@ -5,7 +5,9 @@ import { analyzeModel } from '../../src/core/analysis/analyze';
 import { modelFiles, openModel } from '../../src/core/formats/registry';
 import { ProtoWriter } from '../../src/core/formats/protobuf';
 import { DataType } from '../../src/core/ir/dtype';
-import { ModelBuilder, modelProto } from './helpers/builder';
+import { ModelBuilder, modelProto, rng } from './helpers/builder';
+import { parseFromCompress } from '../../src/host/compress-messages';
+import { parseFromWebview, plainJson } from '../../src/host/webview-messages';
 import { saveOnnx } from '../../src/core/formats/onnx';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { spawnSync } from 'child_process';
@@ -354,5 +356,44 @@ describe('hostile input: TF.js topology validated before TensorFlow.js builds it
     const ok = path.join(dir, 'ok.json');
     fs.writeFileSync(ok, functionalJson(() => undefined));
     assert.equal(openModel(ok).graph.nodes.length, 2);
+  });
+});
+
+describe('hostile input: webview messages', () => {
+  it('drops a recipe nested 5,000 deep, a cyclic or shared one, or a huge one, without throwing; keeps a plain recipe', () => {
+    let deep: Record<string, unknown> = { step: 'quantize' };
+    for (let i = 0; i < 5000; i++) deep = { steps: [deep] };
+    const cyclic: Record<string, unknown> = { steps: [] };
+    (cyclic.steps as unknown[]).push(cyclic);
+    const huge = { steps: Array.from({ length: 50_000 }, () => ({ step: 'prune' })) };
+    for (const type of ['preview', 'run', 'saveRecipe']) {
+      for (const recipe of [deep, cyclic, huge, { steps: [{ ratio: NaN }] }, { x: new Date() }]) {
+        assert.equal(parseFromCompress({ type, recipe }), undefined);
+      }
+      const ok = { steps: [{ step: 'quantize', mode: 'dynamic', options: { perChannel: true } }] };
+      const parsed = parseFromCompress({ type, recipe: ok }) as { recipe: unknown };
+      assert.deepEqual(parsed.recipe, ok);
+      assert.notEqual(parsed.recipe, ok, 'a copy');
+    }
+    assert.equal(plainJson(JSON.parse(`${'['.repeat(33)}${']'.repeat(33)}`)), undefined);
+    assert.deepEqual(plainJson(JSON.parse(`${'['.repeat(32)}${']'.repeat(32)}`)), JSON.parse(`${'['.repeat(32)}${']'.repeat(32)}`));
+  });
+
+  it('10,000 random messages per validator: never a throw', () => {
+    const r = rng(15);
+    const atom = (): unknown => [null, true, 1, -1, 1e308, NaN, 'x'.repeat(Math.floor(r() * 300)), 'ready', 'run', 'layers', 'pick', 'calib', 2 ** 31][Math.floor(r() * 13)];
+    const value = (depth: number): unknown => {
+      const k = r();
+      if (depth > 6 || k < 0.5) return atom();
+      if (k < 0.75) return Array.from({ length: Math.floor(r() * 4) }, () => value(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (const key of ['type', 'recipe', 'slot', 'requestId', 'offset', 'limit', 'sortBy', 'descending', 'filter', 'index', 'layer', 'command']) if (r() < 0.4) o[key] = value(depth + 1);
+      return o;
+    };
+    for (let i = 0; i < 10_000; i++) {
+      const m = value(0);
+      parseFromWebview(m);
+      parseFromCompress(m);
+    }
   });
 });
