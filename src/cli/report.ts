@@ -55,5 +55,6 @@ export function renderReport(
     }
   }
   if (notes.length) lines.push('', ...notes.map((n) => `note: ${printable(n)}`));
+  if (r.warnings?.length) lines.push('', ...r.warnings.map((w) => `warning: ${printable(w)}`));
   return lines.join('\n');
 }

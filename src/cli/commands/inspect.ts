@@ -62,9 +62,10 @@ function renderText(a: ModelAnalysis, top: number, allLayers: boolean): string {
   for (const o of a.outputs) lines.push(`output  ${printable(o.name)}: ${o.dtype}${shapeStr(o.shape)}`);
   lines.push('');
   lines.push(
-    `params ${fmtGrouped(a.totals.params)} (${fmtCount(a.totals.params)})   weights ${fmtBytes(a.totals.bytes)}   file ${fmtBytes(a.fileSizeBytes)}   MACs ${fmtCount(a.totals.macs)}   FLOPs ${fmtCount(a.totals.flops)}   nodes ${a.totals.nodes}`,
+    `params ${fmtGrouped(a.totals.params)} (${fmtCount(a.totals.params)})   weights ${fmtBytes(a.totals.bytes)}   file ${fmtBytes(a.fileSizeBytes)}   MACs ${a.totals.unknownMacsNodes ? '≥' : ''}${fmtCount(a.totals.macs)} per sample   FLOPs ${fmtCount(a.totals.flops)}   nodes ${a.totals.nodes}`,
   );
-  if (a.totals.unknownMacsNodes) lines.push(`note: ${a.totals.unknownMacsNodes} node(s) have unknown shapes, so their MACs are not counted`);
+  if (a.totals.unknownMacsNodes) lines.push(`note: MACs are a lower bound: ${a.totals.unknownMacsNodes} node(s) have unknown MACs and are not counted`);
+  if (a.assumedDims?.length) lines.push(`note: MACs assume ${printable(a.assumedDims.join(', '))} (fix sizes with --shape)`);
   if (a.unknownShapeOps.length) lines.push(`note: no shape rule for ${printable(a.unknownShapeOps.join(', '))}`);
   lines.push('');
   const layers = allLayers ? a.layers : a.layers.filter((l) => l.params > 0 || (l.macs ?? 0) > 0);
