@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { UsageError } from '../core/errors';
-import { assertOutputNotInput, openModel } from '../core/formats/registry';
+import { assertOutputNotInput, assertWritableFormat, openModel } from '../core/formats/registry';
 import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
@@ -8,7 +8,6 @@ import { evaluateCompression, verificationSamples, type EvaluationReport, type E
 import type { IOSpec } from '../core/runtime/session';
 import { outputClasses } from '../core/runtime/data/checks';
 import { modelInputs } from '../core/runtime/tfjs';
-
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
 
@@ -49,6 +48,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   if (positional.length !== 1) throw new UsageError(`${command} takes exactly one model`);
   const input = positional[0];
   const model = openModel(input);
+  assertWritableFormat(model, input, command);
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
   assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);

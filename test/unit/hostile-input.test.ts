@@ -6,6 +6,7 @@ import { modelFiles, openModel } from '../../src/core/formats/registry';
 import { ProtoWriter } from '../../src/core/formats/protobuf';
 import { DataType } from '../../src/core/ir/dtype';
 import { ModelBuilder, modelProto, rng } from './helpers/builder';
+import { sampleModel as sampleTflite } from './tflite.test';
 import { parseFromCompress } from '../../src/host/compress-messages';
 import { parseFromWebview, plainJson } from '../../src/host/webview-messages';
 import { saveOnnx } from '../../src/core/formats/onnx';
@@ -394,6 +395,34 @@ describe('hostile input: webview messages', () => {
       const m = value(0);
       parseFromWebview(m);
       parseFromCompress(m);
+    }
+  });
+});
+
+describe('hostile input: read-only formats', () => {
+  it('quantize, prune, substitute and compress on a valid TFLite or safetensors file say the format is read-only (one line), never "Protobuf parsing failed"', function () {
+    this.timeout(120_000);
+    const dir = tmpDir('mc-hostile-ro-');
+    try {
+      const tfl = path.join(dir, 'm.tflite');
+      fs.writeFileSync(tfl, sampleTflite().bytes);
+      const st = path.join(dir, 'm.safetensors');
+      const header = Buffer.from(JSON.stringify({ 'l.weight': { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } }));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(header.length));
+      fs.writeFileSync(st, Buffer.concat([len, header, Buffer.alloc(16)]));
+      const recipe = path.join(dir, 'r.json');
+      fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'quantize', mode: 'dynamic' }] }));
+      for (const [f, fmt] of [[tfl, 'TFLite'], [st, 'safetensors']]) {
+        for (const args of [['quantize', f, '--mode', 'dynamic'], ['prune', f, '--structured', '--ratio', '0.5'], ['substitute', f, '--lowrank'], ['compress', f, '--recipe', recipe]]) {
+          const r = cli(args);
+          assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+          assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+          assert.match(r.stderr, new RegExp(`${fmt} models are read-only here; ${args[0]} takes ONNX or TF.js`));
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
