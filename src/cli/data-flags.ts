@@ -26,7 +26,7 @@ export const DATA_FLAGS: Record<string, FlagSpec> = {
 export function openData(values: string | string[] | undefined, inputs: IOSpec[], flags: Record<string, unknown>): { data: Dataset; label: string; random: boolean } | undefined {
   if (values === undefined) return undefined;
   const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).filter(Boolean);
-  const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), inputs.map((i) => i.name)) as Record<string, number[]>;
+  const shapes = shapeFlags(flags, inputs);
   const n = randomSpec(list, (flags.samples as number | undefined) ?? 32);
   if (n !== undefined) {
     const data = bindDataset(inputs, [], { randomSamples: n, seed: (flags.seed as number | undefined) ?? 0, shapes });
@@ -34,6 +34,11 @@ export function openData(values: string | string[] | undefined, inputs: IOSpec[]
   }
   const data = bindDataset(inputs, parseDataSpecs(list), { shapes, image: imageFlags(flags) });
   return { data, label: data.describe(), random: false };
+}
+
+/** `--shape` values bound to the model's inputs (a nameless one binds to the only input). */
+export function shapeFlags(flags: Record<string, unknown>, inputs: IOSpec[]): Record<string, number[]> {
+  return bindShapes(parseShapeFlags(flags.shape as string[] | undefined), inputs.map((i) => i.name)) as Record<string, number[]>;
 }
 
 export function randomData(inputs: IOSpec[], flags: Record<string, unknown>, n = 32): { data: Dataset; label: string; random: boolean } {

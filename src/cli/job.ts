@@ -9,7 +9,7 @@ import type { IOSpec } from '../core/runtime/session';
 import { outputClasses } from '../core/runtime/data/checks';
 import { modelInputs } from '../core/runtime/tfjs';
 import type { FlagSpec } from './args';
-import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
+import { DATA_FLAGS, labelsFlag, openData, randomData, shapeFlags } from './data-flags';
 
 /** Flags every compression command shares (data, output, report). */
 export const JOB_FLAGS: Record<string, FlagSpec> = {
@@ -74,7 +74,7 @@ export async function finishJob(job: Job, result: Model, flags: Record<string, u
     data: job.evalData.data,
     dataLabel: job.evalData.label,
     labels: job.labels,
-    bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
+    bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50, shapes: shapeFlags(flags, job.inputs) },
     ...extra,
   });
 }

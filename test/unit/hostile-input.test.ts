@@ -426,3 +426,39 @@ describe('hostile input: read-only formats', () => {
     }
   });
 });
+
+describe('hostile input: shapes of random data', () => {
+  const dir = tmpDir('mc-hostile-shape-');
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('random data for a state input [2, batch, 8] follows its batch axis (with and without --shape, benchmark included)', function () {
+    this.timeout(120_000);
+    // y = Concat(h, Unsqueeze(x·W, 0)) on axis 0: runs only when h is [2, n, 8] for x [n, 16].
+    const b = new ModelBuilder();
+    const x = b.input('x', ['batch', 16]);
+    const h = b.input('h', [2, 'batch', 8]);
+    const xw = b.node('MatMul', [x, b.init('w', [16, 8])])[0];
+    const u = b.node('Unsqueeze', [xw, b.ints('axes', [0])])[0];
+    b.markOutput(b.node('Concat', [h, u], { axis: 0 })[0], 'y');
+    const f = path.join(dir, 'state.onnx');
+    saveOnnx(b.model, f);
+    for (const extra of [[], ['--shape', 'h=2x1x8', '--shape', 'x=1x16']]) {
+      const r = cli(['quantize', f, '--mode', 'dynamic', '--runs', '3', '--samples', '5', ...extra, '-o', path.join(dir, 'q.onnx')]);
+      assert.equal(r.code, 0, `${extra.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /fidelity on 5 random samples/);
+      assert.match(r.stdout, /latency/i);
+    }
+  });
+
+  it('--shape reaches the benchmark step (an input with a dynamic feature size)', function () {
+    this.timeout(120_000);
+    const b = new ModelBuilder();
+    const x = b.input('input', ['N', 'F']);
+    b.markOutput(b.node('MatMul', [x, b.init('w', [32, 4])])[0], 'y');
+    const f = path.join(dir, 'dyn.onnx');
+    saveOnnx(b.model, f);
+    const r = cli(['quantize', f, '--mode', 'dynamic', '--runs', '3', '--shape', 'input=1x32', '-o', path.join(dir, 'q2.onnx')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /latency/i);
+  });
+});
