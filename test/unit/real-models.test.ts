@@ -222,3 +222,40 @@ describe('real-model kinds: batches the model accepts, streamed capture', () => 
     }
   });
 });
+
+describe('progress of long jobs', () => {
+  it('extrapolates an ETA per stage, and none before there is enough to go on', async () => {
+    const { ProgressTracker } = await import('../../src/core/util/progress');
+    let t = 0;
+    const events: Array<{ stage: string; fraction?: number; etaSeconds?: number }> = [];
+    const p = new ProgressTracker((e) => events.push(e), () => t);
+    p.report('calibrating', 0);
+    t = 500;
+    p.report('calibrating', 0.1);
+    t = 4000;
+    p.report('calibrating', 0.5);
+    t = 5000;
+    p.report('measuring fidelity');
+    assert.equal(events[1].etaSeconds, undefined); // under 1 s into the stage
+    assert.equal(events[2].etaSeconds, 4); // 4 s for half: 4 s to go
+    assert.deepEqual([events[3].stage, events[3].etaSeconds], ['measuring fidelity', undefined]);
+  });
+});
+
+describe('files over 2 GiB', () => {
+  it('the zipped-size estimate streams a sparse 2 GiB + 4 KiB file in bounded memory', async function () {
+    this.timeout(120_000);
+    const { deflatedSize } = await import('../../src/core/analysis/stats');
+    const dir = tmpDir();
+    const f = path.join(dir, 'weights.bin');
+    const fd = fs.openSync(f, 'w');
+    fs.writeSync(fd, Buffer.from([1, 2, 3, 4]), 0, 4, 2 ** 31); // a hole of 2 GiB, then 4 bytes
+    fs.closeSync(fd);
+    assert.ok(fs.statSync(f).size > 2 ** 31);
+    const rssBefore = process.memoryUsage().rss;
+    const z = deflatedSize([f]);
+    assert.ok(z > 0 && z < 2 ** 31 / 500, `deflated ${z} bytes`);
+    assert.ok(process.memoryUsage().rss - rssBefore < 512 * 2 ** 20, 'memory stays bounded');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

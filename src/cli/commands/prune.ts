@@ -1,12 +1,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as zlib from 'zlib';
 import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from '../../core/analysis/sensitivity';
 import { UsageError } from '../../core/errors';
 import { openModel } from '../../core/formats/registry';
 import { modelFiles } from '../../core/runtime/bench';
 import { pruneModel, pruneToLatency, type PruneOutcome } from '../../core/transforms/prune';
+import { deflatedSize } from '../../core/analysis/stats';
 import { CRITERIA, type Criterion } from '../../core/transforms/prune/importance';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
@@ -115,7 +115,7 @@ export const pruneCommand: Command = {
       seed: flags.seed as number | undefined,
     });
     const report = await finishJob(job, outcome.model, flags);
-    const zipAll = (f: string) => modelFiles(f).reduce((a, x) => a + zipSize(fs.readFileSync(x)), 0);
+    const zipAll = (f: string) => deflatedSize(modelFiles(f));
     const zipped = flags.unstructured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {
       io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: groupRatios ?? null, notes: outcome.notes }));
@@ -129,10 +129,6 @@ export const pruneCommand: Command = {
     return 0;
   },
 };
-
-export function zipSize(b: Uint8Array): number {
-  return zlib.deflateRawSync(b, { level: 6 }).length;
-}
 
 function detail(o: PruneOutcome): string {
   if (o.sparsity) return `sparsity per layer:\n${table(['weight', 'elements', 'zeros', 'sparsity'], o.sparsity.map((s) => [s.name, fmtCount(s.elements), fmtCount(s.zeros), `${(s.sparsity * 100).toFixed(1)}%`]))}`;
