@@ -26,6 +26,11 @@ export interface OutputComparison {
   top5Agreement?: number;
   /** Mean KL(softmax(ref) ‖ softmax(cand)) in nats; outputs that already are probabilities are used as they are. */
   klDivergence?: number;
+  /**
+   * Candidate values that are ±Infinity or NaN where the reference is finite. Any such value
+   * is a collapse: cosine is then 0 and SQNR 0 dB, whatever the finite values say.
+   */
+  nonFinite?: number;
 }
 
 export interface CompareResult {
@@ -65,6 +70,7 @@ class Acc {
   top1 = 0;
   top5 = 0;
   kl = 0;
+  nonFinite = 0;
   classifier: boolean | undefined;
   probabilities: boolean | undefined;
 
@@ -75,6 +81,7 @@ class Acc {
       const x = a[i];
       const y = b[i];
       const d = x - y;
+      if (!Number.isFinite(y) && Number.isFinite(x)) this.nonFinite++;
       const ad = Math.abs(d);
       if (ad > this.maxAbs || Number.isNaN(ad)) this.maxAbs = Number.isNaN(ad) ? NaN : Math.max(this.maxAbs, ad);
       this.sumAbs += ad;
@@ -109,6 +116,7 @@ class Acc {
       cosine: cosDen > 0 ? this.dot / cosDen : this.refSq === 0 && this.candSq === 0 ? 1 : 0,
       sqnrDb: this.noiseSq === 0 ? null : 10 * Math.log10(this.refSq / this.noiseSq),
     };
+    if (this.nonFinite) Object.assign(out, { nonFinite: this.nonFinite, cosine: 0, sqnrDb: 0 });
     if (candName !== name) out.candidateName = candName;
     if (this.classifier && this.rows) {
       out.top1Agreement = this.top1 / this.rows;

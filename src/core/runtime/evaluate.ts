@@ -6,6 +6,7 @@ import { benchmarkModels, modelSizeBytes, type LatencyStats } from './bench';
 import { activationBytesPerSample, captureLockstep, DEFAULT_BATCH_BYTES, modelFixedBatch, planCaptureGroups } from './capture';
 import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
+import { fidelityWarnings, type StepKind } from './fidelity-warnings';
 import { ModelSession } from './session';
 import { TfjsRunner } from './tfjs';
 
@@ -41,6 +42,8 @@ export interface EvaluationReport {
    * data, per-layer SQNR, interleaved latency); `--samples` and `--no-bench` trim them.
    */
   costMs: { fidelity: number; layers: number; latency: number };
+  /** Fidelity or accuracy collapses, each with what helps (see fidelity-warnings.ts). */
+  warnings?: string[];
 }
 
 export interface EvaluateOptions {
@@ -54,6 +57,8 @@ export interface EvaluateOptions {
   bench?: { runs: number; warmup?: number; batch?: number; shapes?: Record<string, number[]>; threads?: number } | false;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
+  /** The kind of step measured, so warnings suggest what helps for it. */
+  step?: StepKind;
 }
 
 /**
@@ -106,6 +111,7 @@ export async function evaluateCompression(original: { model: Model; path: string
       report.costMs.layers = lap();
     }
   }
+  report.warnings = fidelityWarnings(report, opts.step);
   lap();
   if (opts.bench) {
     opts.onProgress?.('measuring latency (interleaved)');
