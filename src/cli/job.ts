@@ -9,6 +9,7 @@ import type { IOSpec } from '../core/runtime/session';
 import { modelInputs } from '../core/runtime/tfjs';
 
 import type { FlagSpec } from './args';
+import { cliProgress } from './progress';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
 
 /** Flags every compression command shares (data, output, report). */
@@ -20,6 +21,7 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
   'no-bench': { type: 'boolean' },
   output: { type: 'string', alias: 'o' },
   json: { type: 'boolean' },
+  progress: { type: 'boolean' },
 };
 
 /** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
@@ -37,6 +39,8 @@ export interface Job {
   calib?: { data: Dataset; label: string; random: boolean };
   evalData: { data: Dataset; label: string; random: boolean };
   labels?: Int32Array;
+  /** Stage and ETA on stderr (see progress.ts); the engine reports through `onProgress`. */
+  progress: { onProgress?: (stage: string, fraction?: number) => void; done: () => void };
 }
 
 export async function probeInputs(file: string, model?: Model): Promise<IOSpec[]> {
@@ -55,7 +59,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
   const labels = labelsFlag(flags, evalData.data.count);
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
-  return { input, model, output, inputs, calib, evalData, labels };
+  return { input, model, output, inputs, calib, evalData, labels, progress: cliProgress(flags) };
 }
 
 /** Random evaluation data: `--samples` if given, else a count scaled to the model's cost (the label says so). */
@@ -69,11 +73,16 @@ function scaledRandomData(model: Model, inputs: IOSpec[], flags: Record<string, 
 /** Writes the result atomically, then measures it against the original. */
 export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step'> = {}): Promise<EvaluationReport> {
   await saveVerified(result, job.output);
-  return evaluateCompression({ model: job.model, path: job.input }, job.output, {
-    data: job.evalData.data,
-    dataLabel: job.evalData.label,
-    labels: job.labels,
-    bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
-    ...extra,
-  });
+  try {
+    return await evaluateCompression({ model: job.model, path: job.input }, job.output, {
+      data: job.evalData.data,
+      dataLabel: job.evalData.label,
+      labels: job.labels,
+      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
+      onProgress: job.progress.onProgress,
+      ...extra,
+    });
+  } finally {
+    job.progress.done();
+  }
 }

@@ -68,6 +68,7 @@ export const quantizeCommand: Command = {
     const job = await openJob(positional, flags, 'quantize', SUFFIX[mode]);
     const { model, calib, evalData, labels, input, output } = job;
     const outcome = await quantizeModel(model, {
+      onProgress: job.progress.onProgress,
       mode,
       perChannel: flags['per-tensor'] ? false : true,
       method: method as 'minmax' | undefined,
