@@ -1,6 +1,6 @@
 import { CancelledError, UsageError } from '../errors';
 import { DataType, float16ToFloat32 } from '../ir/dtype';
-import type { Dataset } from './data/dataset';
+import { batchPlan, type Dataset } from './data/dataset';
 import type { HostTensor, ModelSession } from './session';
 
 /**
@@ -41,7 +41,9 @@ export interface CompareResult {
 }
 
 export interface CompareOptions {
+  /** Requested batch; a model with a fixed batch gets exactly that instead. */
   batchSize: number;
+  /** Labels, one per sample of `data` (a different count is refused). */
   labels?: Int32Array;
   /** Stop after this many samples. */
   limit?: number;
@@ -198,15 +200,18 @@ export async function compareModels(ref: Runner, cand: Runner, data: Dataset, op
   }
   const pairs = matchOutputs(ref, cand);
   const accs = pairs.map(() => new Acc());
-  const total = Math.min(opts.limit ?? data.count, data.count);
-  if (opts.labels && opts.labels.length < total) {
-    throw new UsageError(`there are ${opts.labels.length} labels for ${total} samples`);
+  if (opts.labels && opts.labels.length !== data.count) {
+    throw new UsageError(`the labels hold ${opts.labels.length} entries but the data holds ${data.count} samples; they must match one to one`);
   }
+  // Feed batches the model accepts: a fixed batch (e.g. [1, 128, 128, 3]) wins over the request.
+  const plan = batchPlan([...ref.inputs, ...cand.inputs], opts.batchSize, Math.min(opts.limit ?? data.count, data.count));
+  const total = plan.samples;
+  const batchSize = plan.batchSize;
   let correctRef = 0;
   let correctCand = 0;
   let labelOutput: number | undefined;
   let done = 0;
-  for (const { start, size, feeds } of data.batches(opts.batchSize, total)) {
+  for (const { start, size, feeds } of data.batches(batchSize, total)) {
     if (opts.signal?.aborted) throw new CancelledError();
     const ro = await ref.run(feeds);
     const co = await cand.run(feeds);
@@ -236,7 +241,7 @@ export async function compareModels(ref: Runner, cand: Runner, data: Dataset, op
   }
   const result: CompareResult = {
     samples: done,
-    batchSize: opts.batchSize,
+    batchSize,
     outputs: pairs.map(([rn, cn], k) => accs[k].result(rn, cn)),
   };
   if (opts.labels && labelOutput !== undefined && labelOutput >= 0) {

@@ -96,7 +96,7 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         percentile: opts.percentile,
         batchSize: opts.calibBatch ?? 8,
         signal: opts.signal,
-        onProgress: (pass, done) => opts.onProgress?.(`calibrating (pass ${pass})`, done / opts.calib!.count),
+        onProgress: (pass, done, group, groups) => opts.onProgress?.(`calibrating (pass ${pass})`, (group + done / opts.calib!.count) / groups),
       });
       const build = (ex: Set<string>) => {
         const plan = planStatic(model, { ...sopts, exclude: ex });
