@@ -372,10 +372,10 @@ async function shots(payload) {
   await page.goto(`${base}/?folder=${encodeURIComponent(work)}&payload=${payload(false)}`);
   await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
   await page.waitForTimeout(2000);
-  for (const [name, theme] of [['light', 'Default Light Modern'], ['dark', 'Default Dark Modern']]) {
+  for (const [name, theme] of [['light', 'Light Modern'], ['dark', 'Dark Modern']]) {
     const shot = (what) => page.screenshot({ path: path.join(shotsDir, `${tag}-${what}-${name}.png`) });
     await quickPick('F1', 'View: Close All Editors', 'Close All Editors');
-    await quickPick('F1', 'Preferences: Color Theme', 'Color Theme');
+    await quickPick('F1', 'Preferences: Color Theme', 'Preferences: Color Theme');
     const input = page.locator('.quick-input-widget input.input');
     await input.fill(theme);
     await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: theme }).first().click();
