@@ -22,7 +22,8 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
   resolveCustomEditor(doc: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const dist = vscode.Uri.joinPath(this.ctx.extensionUri, 'dist');
-    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
+    panel.webview.options = { enableScripts: true, localResourceRoots: [dist, vscode.Uri.joinPath(this.ctx.extensionUri, 'media')] };
+    panel.iconPath = { light: vscode.Uri.joinPath(this.ctx.extensionUri, 'media', 'editor-light.svg'), dark: vscode.Uri.joinPath(this.ctx.extensionUri, 'media', 'editor-dark.svg') };
     panel.webview.html = webviewHtml(panel.webview, panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')), 'Model Compressor');
     const file = doc.uri.fsPath;
     const post = (m: ToWebview) => void panel.webview.postMessage(m);

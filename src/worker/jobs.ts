@@ -129,7 +129,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
       const data = bindDataset(s.inputs, [], { randomSamples: 16, seed: 7, shapes });
       await s.release();
-      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal });
+      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'compress', signal: ctx.signal });
       return JSON.parse(JSON.stringify({ output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report })) as Json;
     }
     case 'compress': {

@@ -372,13 +372,14 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.equal(analyzeModel(pruned).totals.params, analyzeModel(r.model).totals.params);
   });
 
-  it('measures sensitivity curves per group with TensorFlow.js: each point is that group pruned alone', async () => {
+  it('measures sensitivity curves per group (ORT on the export), matching TensorFlow.js: each point is that group pruned alone', async () => {
     const m = convNet(3);
     const file = await save(m, tmpDir());
     const { pruningSensitivity } = await import('../../src/core/analysis/sensitivity');
     const data = await randomCalib(file, 12, 5);
     const model = openModel(file);
     const r = await pruningSensitivity(model, { data, ratios: [0.25, 0.75], samples: 12, metric: 'cosine' });
+    assert.equal(r.runtime, 'ONNX Runtime (on the ONNX export)');
     const names = [m.layers[0].name, m.layers[3].name, m.layers[5].name];
     assert.deepEqual(r.curves.map((c) => [c.group, c.channels, c.points.map((p) => p.removed)]), [[names[0], 16, [4, 12]], [names[1], 24, [6, 18]], [names[2], 32, [8, 24]]]);
     for (const c of r.curves) assert.ok(c.points[1].drop > c.points[0].drop && c.points[0].drop > 0, `${c.group}: ${c.points.map((p) => p.drop)}`);
