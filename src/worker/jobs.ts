@@ -64,8 +64,7 @@ function row(l: LayerInfo, index: number): LayerRow {
     dtype: Object.keys(l.bytesByDtype).join('+'),
     outputShape: shape ? `[${shape.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?',
     weights: l.weights.length,
-    // Present once the analysis reports If branches separately.
-    ...((l as { branchMacs?: number[] }).branchMacs ? { branchMacs: (l as { branchMacs?: number[] }).branchMacs } : {}),
+    ...(l.branchMacs ? { branchMacs: l.branchMacs } : {}),
   };
 }
 
