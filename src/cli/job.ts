@@ -67,7 +67,7 @@ function scaledRandomData(model: Model, inputs: IOSpec[], flags: Record<string, 
 }
 
 /** Writes the result atomically, then measures it against the original. */
-export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs'> = {}): Promise<EvaluationReport> {
+export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step'> = {}): Promise<EvaluationReport> {
   await saveVerified(result, job.output);
   return evaluateCompression({ model: job.model, path: job.input }, job.output, {
     data: job.evalData.data,

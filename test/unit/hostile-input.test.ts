@@ -5,7 +5,8 @@ import { analyzeModel } from '../../src/core/analysis/analyze';
 import { modelFiles, openModel } from '../../src/core/formats/registry';
 import { ProtoWriter } from '../../src/core/formats/protobuf';
 import { DataType } from '../../src/core/ir/dtype';
-import { modelProto } from './helpers/builder';
+import { ModelBuilder, modelProto } from './helpers/builder';
+import { saveOnnx } from '../../src/core/formats/onnx';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { spawnSync } from 'child_process';
 
@@ -13,7 +14,9 @@ const CLI = path.resolve(__dirname, '../../src/cli/main.js');
 
 /** Runs the CLI in a child process (environment: ours plus `env`). */
 export function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, ...env } });
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete merged[k];
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000, env: merged });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -127,5 +130,95 @@ describe('hostile input: no output may name a file of the input', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /weight shard/);
     assert.deepEqual(snapshot(sub), before);
+  });
+});
+
+/** Every file and folder under `dir` (relative paths). */
+function tree(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true }).map(String).sort();
+}
+
+describe('hostile input: nothing written outside the output (telemetry off)', () => {
+  it('a CLI run with a fresh HOME and TMPDIR, benchmark children included, creates no file there outside the output', function () {
+    this.timeout(180_000);
+    const root = tmpDir('mc-hostile-home-');
+    try {
+      const home = path.join(root, 'home');
+      const tmp = path.join(root, 'tmp');
+      const out = path.join(root, 'out');
+      for (const d of [home, tmp, out]) fs.mkdirSync(d);
+      const unused = path.join(root, 'unused.onnx');
+      const m = new ModelBuilder();
+      m.input('x', [1, 4]);
+      m.init('unused', [4]);
+      m.markOutput(m.node('MatMul', ['x', m.init('w', [4, 4])])[0], 'y');
+      saveOnnx(m.model, unused);
+      // The product must turn telemetry off itself: the variable is removed from the child's environment.
+      const env: NodeJS.ProcessEnv = { HOME: home, TMPDIR: tmp, XDG_CACHE_HOME: undefined, ORT_DISABLE_TELEMETRY: undefined };
+      for (const args of [
+        ['quantize', path.join(FIXTURES, 'digits_mlp.onnx'), '--mode', 'dynamic', '--runs', '3', '-o', path.join(out, 'q.onnx')],
+        ['inspect', path.join(FIXTURES, 'tfjs', 'model.json')],
+        ['compare', path.join(FIXTURES, 'digits_mlp.onnx'), path.join(out, 'q.onnx')],
+        // An unused initializer: ORT logs a coloured "[W:onnxruntime:…] Removing initializer" at its default severity.
+        ['compare', unused, unused],
+      ]) {
+        const r = cli(args, env);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        assert.doesNotMatch(r.stderr, /onnxruntime/, 'no ORT log lines');
+      }
+      assert.deepEqual(tree(home), [], 'HOME stays empty');
+      assert.deepEqual(tree(tmp), [], 'TMPDIR stays empty');
+      assert.deepEqual(tree(out), ['q.onnx']);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('hostile input: control characters from a file never reach the terminal raw', () => {
+  const dir = tmpDir('mc-hostile-esc-');
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const EVIL = '\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED\nSECOND\r\0\u009b31m\u202e';
+  /** Any control character but the line feed, or a bidi override. */
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+  function check(r: { code: number | null; stdout: string; stderr: string }, what: string) {
+    assert.doesNotMatch(r.stdout, RAW, `${what}: stdout`);
+    assert.doesNotMatch(r.stderr, RAW, `${what}: stderr`);
+    assert.ok(!/(^|\n)SECOND/.test(r.stdout) && !/(^|\n)SECOND/.test(r.stderr), `${what}: a name's line feed split a line`);
+  }
+
+  it('escapes names in tables, notes and one-line errors (the shipped reproducers and generated valid models)', function () {
+    this.timeout(120_000);
+    for (const f of fs.readdirSync(path.join(CASES, 'escape-sequences-in-names'))) {
+      const r = cli(['inspect', path.join(CASES, 'escape-sequences-in-names', f)]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `one line: ${r.stderr}`);
+      check(r, f);
+    }
+    // A valid ONNX model whose node, tensor, input and output names are hostile.
+    const b = new ModelBuilder();
+    const x = b.input(`x${EVIL}`, [1, 16]);
+    const w = b.init(`w${EVIL}`, [16, 8]);
+    b.markOutput(b.node('MatMul', [x, w], {}, 1, `mm${EVIL}`)[0], `y${EVIL}`);
+    const onnx = path.join(dir, 'names.onnx');
+    saveOnnx(b.model, onnx);
+    // A valid safetensors file with a hostile tensor name.
+    const header = Buffer.from(JSON.stringify({ [`layer${EVIL}.weight`]: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    const st = path.join(dir, 'names.safetensors');
+    fs.writeFileSync(st, Buffer.concat([len, header, Buffer.alloc(16)]));
+    for (const args of [
+      ['inspect', onnx],
+      ['inspect', onnx, '--json'],
+      ['inspect', st],
+      ['quantize', onnx, '--mode', 'dynamic', '--no-bench', '-o', path.join(dir, 'q.onnx')],
+      ['quantize', st, '--mode', 'dynamic'],
+    ]) {
+      const r = cli(args);
+      assert.ok(r.code === 0 || r.code === 2 || r.code === 3, `${args.join(' ')}: ${r.stderr}`);
+      check(r, args.join(' '));
+    }
   });
 });

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { allocateFromCurves, pruningSensitivity } from '../../src/core/analysis/sensitivity';
-import { NotAvailableError, UsageError } from '../../src/core/errors';
+import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import type { Model } from '../../src/core/ir/graph';
 import { compareModels } from '../../src/core/runtime/compare';
@@ -198,15 +198,14 @@ describe('structured pruning: digits CNN at 50%', () => {
     assert.ok(a.reference - a.candidate <= 0.01);
   });
 
-  it('supports the entropy and l2 criteria; bn is refused without BatchNormalization; taylor is not available yet', async () => {
+  it('supports the entropy and l2 criteria; bn is refused without BatchNormalization; taylor needs calibration data', async () => {
     for (const criterion of ['entropy', 'l2'] as const) {
       const r = await pruneModel(model, { structured: true, ratio: 0.25, criterion, calib });
       assert.equal(r.groups.length, 4);
     }
-    const bn = await pruneModel(model, { structured: true, ratio: 0.25, criterion: 'bn' });
-    assert.equal(bn.groups.length, 0);
-    assert.ok(bn.skipped.every((s) => /BatchNormalization|graph output/.test(s.reason)));
-    await assert.rejects(pruneModel(model, { structured: true, ratio: 0.25, criterion: 'taylor' }), (e: Error) => e instanceof NotAvailableError && /training engine/.test(e.message));
+    // As the README says: refused (usage error), not an unchanged copy.
+    await assert.rejects(pruneModel(model, { structured: true, ratio: 0.25, criterion: 'bn' }), (e: Error) => e instanceof UsageError && /no BatchNormalization/.test(e.message));
+    await assert.rejects(pruneModel(model, { structured: true, ratio: 0.25, criterion: 'taylor' }), (e: Error) => e instanceof UsageError && /calibration data/.test(e.message));
     await assert.rejects(pruneModel(model, { structured: true }), UsageError);
   });
 });
@@ -350,7 +349,7 @@ describe('CLI: prune and sensitivity', () => {
     assert.equal(JSON.parse(sens.stdout).curves.length, 4);
     assert.equal(cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--recover', 'reconstruct']).code, 2);
     const taylor = cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--criterion', 'taylor', '-o', out]);
-    assert.equal(taylor.code, 1);
-    assert.match(taylor.stderr, /training engine/);
+    assert.equal(taylor.code, 2);
+    assert.match(taylor.stderr, /calibration data/);
   });
 });

@@ -114,7 +114,7 @@ export const pruneCommand: Command = {
       exclude: (flags.exclude as string | undefined)?.split(',').filter(Boolean),
       seed: flags.seed as number | undefined,
     });
-    const report = await finishJob(job, outcome.model, flags);
+    const report = await finishJob(job, outcome.model, flags, { step: 'prune' });
     const zipAll = (f: string) => modelFiles(f).reduce((a, x) => a + zipSize(fs.readFileSync(x)), 0);
     const zipped = flags.unstructured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {

@@ -86,7 +86,7 @@ export const quantizeCommand: Command = {
       eval: evalData.data,
       labels,
     });
-    const report = await finishJob(job, outcome.model, flags, { layerOutputs: layerOutputs(model, outcome) });
+    const report = await finishJob(job, outcome.model, flags, { layerOutputs: layerOutputs(model, outcome), step: 'quantize' });
     const json = toJson(output, mode, outcome, report);
     io.out(flags.json ? JSON.stringify(json) : renderReport(`quantize --mode ${mode}`, input, output, report, outcome.notes, outcome.quantizedNodes.length, outcome.skippedNodes, outcome.mixedPrecision, outcome.slowerBecause));
     return 0;

@@ -1,5 +1,5 @@
 import { DataType } from '../../ir/dtype';
-import type { Model, Node } from '../../ir/graph';
+import { outerRefs, type Model, type Node } from '../../ir/graph';
 import { inferShapes } from '../../ir/shape-inference';
 import type { Tensor } from '../../ir/tensor';
 import { constantResolver } from '../quantize/registry';
@@ -114,6 +114,8 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
   };
 
   for (const n of g.topoOrder()) {
+    // A value read inside an If/Loop/Scan branch (outer-scope reference) keeps its channels.
+    for (const r of outerRefs(n)) if (layouts.has(r)) markUnsafe(layouts.get(r)!, `read inside a subgraph of ${n.opType} '${n.label}'`);
     if (n.domain) {
       for (const i of n.inputs) if (layouts.has(i)) markUnsafe(layouts.get(i)!, `${n.domain}:${n.opType} reads the channels`);
       continue;

@@ -1,4 +1,4 @@
-import { NotAvailableError, UsageError } from '../../errors';
+import { UsageError } from '../../errors';
 import type { Model } from '../../ir/graph';
 import { captureActivations } from '../../runtime/capture';
 import { hostValues } from '../../runtime/compare';
@@ -14,7 +14,7 @@ import type { Group } from './dependency';
  * - bn: |γ| of the group's BatchNormalization (network slimming);
  * - entropy: the Shannon entropy of each channel's activations over calibration data
  *   (low entropy carries little information);
- * - taylor: |weight × gradient|, which needs the training engine;
+ * - taylor: |Σ weight × gradient| per channel over calibration batches (taylor.ts);
  * - random: the honest baseline (seeded).
  */
 
@@ -26,15 +26,17 @@ export interface ImportanceOptions {
   seed?: number;
   batchSize?: number;
   signal?: AbortSignal;
+  /** Taylor: labels of the calibration samples (cross-entropy), else KL to `reference` (the original model). */
+  labels?: Int32Array;
+  reference?: Model;
 }
 
 export async function groupImportance(model: Model, groups: Group[], criterion: Criterion, opts: ImportanceOptions = {}): Promise<Map<Group, Float64Array | string>> {
   const out = new Map<Group, Float64Array | string>();
   switch (criterion) {
     case 'taylor':
-      throw new NotAvailableError(
-        "the 'taylor' criterion needs weight gradients, which come with the training engine (src/core/train) that does not exist yet; use l1, l2, bn, entropy or random",
-      );
+      if (!opts.calib) throw new UsageError("the 'taylor' criterion needs calibration data (--calib), and labels (--calib-labels) when there are any");
+      return (await import('./taylor')).taylorScores(model, groups, { calib: opts.calib, labels: opts.labels, reference: opts.reference, batchSize: opts.batchSize, signal: opts.signal });
     case 'l1':
     case 'l2':
       for (const g of groups) out.set(g, normScores(g, criterion === 'l1' ? 1 : 2));

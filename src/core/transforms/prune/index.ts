@@ -12,6 +12,7 @@ import { groupImportance, type Criterion } from './importance';
 import { pruneKeras } from './keras';
 import { reconstruct, type ReconstructReport } from './reconstruct';
 import { pushAll } from '../../util/arrays';
+import { incrementalRatio, scheduledTarget, type PruneSchedule } from './schedule';
 
 /**
  * Pruning policy: which channels go (structured) or which weights become zero
@@ -32,8 +33,12 @@ export interface PruneOptions {
   layerScores?: Map<string, Float64Array>;
   criterion?: Criterion;
   calib?: Dataset;
+  /** Labels of the calibration samples (the Taylor criterion's cross-entropy). */
+  calibLabels?: Int32Array;
   recover?: 'none' | 'reconstruct';
   steps?: number;
+  /** How a ratio or target is spread over `steps` (default: equal shares; see schedule.ts). */
+  schedule?: PruneSchedule;
   /** Group names (first producer) to leave alone. */
   exclude?: string[];
   seed?: number;
@@ -138,7 +143,7 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
       else if (g.size < 2) skipped.set(name, 'a single channel cannot be pruned');
       else candidates.push(g);
     }
-    const scores = await groupImportance(current, candidates, criterion, { calib: opts.calib, seed: (opts.seed ?? 0) + step, signal: opts.signal });
+    const scores = await groupImportance(current, candidates, criterion, { calib: opts.calib, seed: (opts.seed ?? 0) + step, signal: opts.signal, labels: opts.calibLabels, reference: model });
     const usable = candidates.filter((g) => {
       const s = scores.get(g);
       if (typeof s === 'string') skipped.set(groupName(g), s);
@@ -155,12 +160,12 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
     let plans: GroupPlan[];
     if (opts.groupRatios) plans = planFor((g) => opts.groupRatios![groupName(g)] ?? 0);
     else if (opts.ratio !== undefined) {
-      const r = 1 - (1 - opts.ratio) ** (1 / steps);
+      const r = opts.schedule ? incrementalRatio(opts.ratio, step, steps, opts.schedule) : 1 - (1 - opts.ratio) ** (1 / steps);
       plans = planFor(() => r);
     } else {
       const key = opts.targetMacs !== undefined ? 'macs' : 'params';
       const target = (opts.targetMacs ?? opts.targetParams)!;
-      const goal = base[key] * (1 - (target * step) / steps);
+      const goal = base[key] * (1 - (opts.schedule ? scheduledTarget(target, step, steps, opts.schedule) : (target * step) / steps));
       const measure = (r: number) => analyzeModel(applyPruning(current, planFor(() => r))).totals[key];
       let lo = 0;
       let hi = 0.95;

@@ -1,3 +1,8 @@
+import { UsageError } from '../../errors';
+import type { Model } from '../../ir/graph';
+import type { Dataset } from '../../runtime/data/dataset';
+import { ModelSession, type HostTensor } from '../../runtime/session';
+import { buildTrainingGraph, datasetSampleSet, labelsTensor, TrainingSession, type LossTerm } from '../../train';
 import type { Group } from './dependency';
 
 /**
@@ -47,7 +52,8 @@ export function groupParameters(g: Group): Array<{ name: string; axis: number; d
       add(m.weight, m.axis);
       if (m.bias) add(m.bias, 0);
     } else if (m.kind === 'params') {
-      for (const t of m.tensors) add(t.tensor, t.axis);
+      // BatchNormalization's running mean and variance (inputs 3, 4) are statistics, not parameters.
+      for (const t of m.tensors) if (!(m.node.opType === 'BatchNormalization' && t.input >= 3)) add(t.tensor, t.axis);
     }
   }
   return out;
@@ -103,4 +109,88 @@ export class TaylorAccumulator {
     }
     return out;
   }
+}
+
+export interface TaylorOptions {
+  calib: Dataset;
+  /** Class labels of the calibration samples: L is cross-entropy. */
+  labels?: Int32Array;
+  /**
+   * Without labels, L is KL(reference ‖ model) at T = 1, the reference being the original model.
+   * When the model is the reference itself that gradient is exactly 0, so L is then the
+   * cross-entropy against the model's own top-1 classes (pseudo-labels), whose gradient is not.
+   */
+  reference?: Model;
+  batchSize?: number;
+  /** Stop after this many samples (default all). */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Taylor scores of `groups` of `model` over the calibration batches (one forward + backward
+ * per batch through the training engine; no weight changes). Groups without trainable
+ * per-channel weights get a reason instead of scores.
+ */
+export async function taylorScores(model: Model, groups: Group[], opts: TaylorOptions): Promise<Map<Group, Float64Array | string>> {
+  const logits = model.graph.outputs[0]?.name;
+  if (!logits) throw new UsageError('the model has no output for a Taylor loss');
+  if (opts.labels && opts.labels.length < opts.calib.count) throw new UsageError(`there are ${opts.labels.length} labels for ${opts.calib.count} calibration samples`);
+  const acc = new TaylorAccumulator(groups);
+  const trainable = acc.weightNames.filter((n) => model.graph.initializers.has(n));
+  if (!trainable.length) return acc.scores();
+  let losses: LossTerm[];
+  let extra: Record<string, HostTensor> = {};
+  const useKl = !opts.labels && opts.reference && opts.reference !== model;
+  if (opts.labels) {
+    losses = [{ kind: 'cross-entropy', logits, labels: 'labels' }];
+    extra = { labels: labelsTensor(opts.labels.subarray(0, opts.calib.count)) };
+  } else {
+    const ref = useKl ? opts.reference! : model;
+    const s = await ModelSession.create(ref, { allowSpinning: false }, '<reference>');
+    const out: number[][] = [];
+    try {
+      const name = ref.graph.outputs[0].name;
+      for (const { feeds } of opts.calib.batches(opts.batchSize ?? 32, opts.limit)) {
+        const o = (await s.run(feeds, [name]))[name];
+        const c = o.dims[1];
+        for (let r = 0; r < o.dims[0]; r++) out.push(Array.from(o.data.slice(r * c, (r + 1) * c) as ArrayLike<number>));
+      }
+    } finally {
+      await s.release();
+    }
+    const n = out.length;
+    if (useKl) {
+      losses = [{ kind: 'distillation', logits, teacherLogits: 'reference_logits', temperature: 1 }];
+      extra = { reference_logits: { dtype: 1, dims: [n, out[0]?.length ?? 0], data: Float32Array.from(out.flat()) } };
+    } else {
+      losses = [{ kind: 'cross-entropy', logits, labels: 'labels' }];
+      extra = { labels: labelsTensor(out.map((row) => row.indexOf(Math.max(...row)))) };
+    }
+  }
+  const n = Math.min(opts.calib.count, opts.limit ?? opts.calib.count);
+  const data = datasetSampleSet(opts.calib, Object.fromEntries(Object.entries(extra).map(([k, t]) => [k, padTo(t, opts.calib.count)])));
+  const tg = buildTrainingGraph(model, { losses, trainable });
+  const params = new Map(trainable.map((w) => [w, model.graph.initializers.get(w)!.toFloat32()]));
+  const session = await TrainingSession.create(tg, { allowSpinning: false });
+  try {
+    const b = opts.batchSize ?? 32;
+    for (let s = 0; s < n; s += b) {
+      if (opts.signal?.aborted) throw new (await import('../../errors')).CancelledError();
+      const r = await session.step(await data.gather(Array.from({ length: Math.min(b, n - s) }, (_, i) => s + i)), params);
+      acc.add(r.grads);
+    }
+  } finally {
+    await session.release();
+  }
+  return acc.scores();
+}
+
+/** Extends a per-sample tensor computed on the first `limit` samples to `count` rows (zeros; never gathered). */
+function padTo(t: HostTensor, count: number): HostTensor {
+  if (t.dims[0] === count) return t;
+  const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  const data = new (t.data.constructor as new (n: number) => Float32Array)(count * per);
+  data.set(t.data as Float32Array);
+  return { dtype: t.dtype, dims: [count, ...t.dims.slice(1)], data };
 }

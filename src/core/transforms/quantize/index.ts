@@ -7,7 +7,8 @@ import { calibrate, type CalibrationMethod, type Ranges } from './calibrate';
 import { clusterWeights, type ClusterForm } from './cluster';
 import { quantizeDynamic, type DynamicForm } from './dynamic';
 import { convertFp16 } from './fp16';
-import { quantizeTfjsWeights } from './tfjs';
+import { FLOAT16_HEADROOM, FLOAT16_MAX, findFp16Overflow } from './fp16-range';
+import { MIN_BULK_SQNR_DB, quantizeTfjsWeights } from './tfjs';
 import { tfjsDocument } from '../../formats/tfjs/document';
 import { quantizeInt4 } from './int4';
 import { int8Capability, int8Policy, type CpuFeatures } from '../../runtime/cpu';
@@ -100,7 +101,7 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         percentile: opts.percentile,
         batchSize: opts.calibBatch ?? 8,
         signal: opts.signal,
-        onProgress: (pass, done) => opts.onProgress?.(`calibrating (pass ${pass})`, done / opts.calib!.count),
+        onProgress: (pass, done, group, groups) => opts.onProgress?.(`calibrating (pass ${pass})`, (group + done / opts.calib!.count) / groups),
       });
       const build = (ex: Set<string>) => {
         const plan = planStatic(model, { ...sopts, exclude: ex });
@@ -143,14 +144,24 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
       return outcome;
     }
     case 'fp16': {
-      const r = convertFp16(model, { exclude });
+      const data = opts.calib ?? opts.eval;
+      opts.onProgress?.('measuring activation ranges against float16', 0);
+      const overflow = data ? await findFp16Overflow(model, data, { signal: opts.signal }) : [];
+      const wide = new Map(overflow.map((o) => [o.node, o]));
+      const r = convertFp16(model, { exclude: new Set([...exclude, ...wide.keys()]) });
+      const rangeNote = !data
+        ? 'activation ranges were not measured (no data): a value beyond float16’s 65504 would become ±Infinity'
+        : overflow.length
+          ? `${overflow.length} node(s) kept in float32 because their outputs exceed float16’s range on ${data.describe()}: ${overflow.slice(0, 5).map((o) => `${o.node} (|x| up to ${o.absMax.toExponential(2)})`).join(', ')}${overflow.length > 5 ? ', …' : ''}`
+          : `every activation fits float16 on ${data.describe()} (largest allowed |x| ${FLOAT16_MAX / FLOAT16_HEADROOM}, half of float16’s 65504)`;
       return {
         model: r.model,
         mode: 'fp16',
         quantizedNodes: r.converted,
-        skippedNodes: r.kept,
+        skippedNodes: r.kept.map((k) => (wide.has(k.name) ? { ...k, reason: `its output reaches |x| = ${wide.get(k.name)!.absMax.toExponential(2)}, beyond float16 (65504): kept in float32` } : k)),
         notes: [
           'float16 weights and compute; graph inputs and outputs stay float32 (Cast at the boundary)',
+          rangeNote,
         ],
         slowerBecause: 'ONNX Runtime’s CPU provider has few float16 kernels: it casts back to float32 around most ops; float16 pays off on GPUs and NPUs, not on this CPU',
       };
@@ -277,6 +288,9 @@ function quantizeTfjs(model: Model, mode: QuantizeMode, exclude: Set<string>): Q
     notes: [
       `TF.js manifest quantization: ${dtype}${dtype === 'float16' ? '' : ' with a per-tensor min and scale (zero kept exact)'}; TensorFlow.js dequantizes at load, compute stays float32`,
       `weight bytes ${r.bytesBefore} → ${r.bytesAfter} (${(r.bytesAfter / Math.max(1, r.bytesBefore)).toFixed(3)}x)`,
+      ...(r.widened.length
+        ? [`${r.widened.length} weight(s) stored wider than ${dtype} because ${dtype} keeps less than ${MIN_BULK_SQNR_DB} dB of their bulk (an outlier stretches the grid): ${r.widened.slice(0, 5).map((w) => `${w.name} → ${w.stored} (${dtype}: ${w.bulkSqnrDb.toFixed(1)} dB)`).join(', ')}`]
+        : []),
     ],
     slowerBecause: 'manifest quantization changes the download, not the compute: TensorFlow.js dequantizes the weights to float32 when it loads the model',
   };

@@ -1,0 +1,361 @@
+import { UsageError } from '../errors';
+import { DataType } from '../ir/dtype';
+import { AttrType, Graph, Model, Node, type Attribute, type Dim } from '../ir/graph';
+import { inferShapes } from '../ir/shape-inference';
+import { Tensor } from '../ir/tensor';
+import type { LossTerm, TrainingGraph, TrainingGraphOptions, TrainingInput } from './api';
+import { emitLosses } from './losses';
+import { NON_DIFFERENTIABLE, gradientRule, type AttrSpec, type GradContext } from './grad/registry';
+import './grad/all';
+
+/**
+ * Reverse-mode automatic differentiation over the IR (Griewank & Walther, "Evaluating
+ * Derivatives", ch. 3): the forward graph is kept as it is, the losses seed the gradient of
+ * the tensors they read, and the nodes are visited in reverse topological order, each
+ * rule emitting standard ONNX ops. Gradients of a value with several consumers are summed
+ * (`Sum`); gradients through broadcasting are reduced back to the operand's shape.
+ *
+ * The result is ONE ONNX graph: trainable initializers become graph inputs, the outputs are
+ * the total loss, each loss term and one gradient per trainable weight, so one
+ * `session.run` is one forward + backward pass.
+ */
+
+/** The training graph's default-domain opset (ScatterElements/ScatterND with reduction need 16). */
+export const TRAINING_OPSET = 17;
+
+const ZERO = Tensor.fromArray('value', DataType.FLOAT, [1], new Float32Array([0]));
+
+export function toAttribute(name: string, v: AttrSpec): Attribute {
+  if (typeof v === 'number') return { name, type: AttrType.INT, value: v };
+  if (typeof v === 'string') return { name, type: AttrType.STRING, value: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: AttrType.INTS, value: v };
+  if (v instanceof Tensor) return { name, type: AttrType.TENSOR, value: v };
+  if ('fs' in v) return { name, type: AttrType.FLOATS, value: v.fs };
+  return { name, type: AttrType.FLOAT, value: v.f };
+}
+
+/** Emits nodes and constants into a graph under fresh names. */
+export class Emitter {
+  private counter = 0;
+  private readonly used: Set<string>;
+  private readonly shapes = new Map<string, string>();
+
+  constructor(readonly graph: Graph) {
+    this.used = new Set<string>();
+    for (const n of graph.nodes) for (const o of n.outputs) this.used.add(o);
+    for (const i of graph.inputs) this.used.add(i.name);
+    for (const k of graph.initializers.keys()) this.used.add(k);
+  }
+
+  fresh(hint: string): string {
+    let name: string;
+    do name = `train/${hint}_${this.counter++}`;
+    while (this.used.has(name));
+    this.used.add(name);
+    return name;
+  }
+
+  emit(op: string, inputs: string[], attrs: Record<string, AttrSpec> = {}, nOut = 1): string[] {
+    const outs = Array.from({ length: nOut }, () => this.fresh(op));
+    const n = new Node(op, inputs, outs, outs[0]);
+    for (const [k, v] of Object.entries(attrs)) n.attributes.set(k, toAttribute(k, v));
+    this.graph.nodes.push(n);
+    return outs;
+  }
+
+  /** Emits a one-output node whose output has a name chosen by the caller (from `fresh`). */
+  emitNamed(op: string, inputs: string[], output: string): void {
+    this.graph.nodes.push(new Node(op, inputs, [output], output));
+  }
+
+  op(op: string, inputs: string[], attrs: Record<string, AttrSpec> = {}): string {
+    return this.emit(op, inputs, attrs)[0];
+  }
+
+  ints(values: number[]): string {
+    const name = this.fresh('const');
+    this.graph.initializers.set(name, Tensor.fromArray(name, DataType.INT64, [values.length], BigInt64Array.from(values.map(BigInt))));
+    return name;
+  }
+
+  /** An int64 scalar constant. */
+  intScalar(value: number): string {
+    const name = this.fresh('const');
+    this.graph.initializers.set(name, Tensor.fromArray(name, DataType.INT64, [], BigInt64Array.of(BigInt(value))));
+    return name;
+  }
+
+  /** A float32 1-D constant. */
+  floats(values: number[]): string {
+    const name = this.fresh('const');
+    this.graph.initializers.set(name, Tensor.fromArray(name, DataType.FLOAT, [values.length], Float32Array.from(values)));
+    return name;
+  }
+
+  float(value: number, dims: number[] = []): string {
+    const name = this.fresh('const');
+    const n = dims.reduce((a, b) => a * b, 1);
+    this.graph.initializers.set(name, Tensor.fromArray(name, DataType.FLOAT, dims, new Float32Array(n).fill(value)));
+    return name;
+  }
+
+  shapeOf(name: string): string {
+    let s = this.shapes.get(name);
+    if (!s) this.shapes.set(name, (s = this.op('Shape', [name])));
+    return s;
+  }
+
+  zerosLike(name: string): string {
+    return this.op('ConstantOfShape', [this.shapeOf(name)], { value: ZERO });
+  }
+}
+
+function sameDim(a: Dim, b: Dim): boolean {
+  return a !== null && a === b;
+}
+
+/**
+ * Sums `grad` (shaped like the broadcast result `result`) back to the shape of `operand`.
+ * Uses inferred shapes: leading axes are summed away, axes where the operand has size 1 and
+ * the result does not are summed with keepdims.
+ */
+export function reduceToShape(e: Emitter, grad: string, xs: Dim[] | null, ys: Dim[] | null, operand: string, refuse: (why: string) => never): string {
+  if (!xs || !ys) refuse(`the shape of '${!xs ? operand : 'its output'}' is unknown, so a broadcast gradient cannot be reduced`);
+  if (xs.length === ys.length && xs.every((d, i) => sameDim(d, ys[i]))) return grad;
+  const lead = ys.length - xs.length;
+  if (lead < 0) refuse(`operand '${operand}' has a higher rank than the result`);
+  const keepAxes: number[] = [];
+  xs.forEach((d, i) => {
+    const yd = ys[i + lead];
+    if (d === 1 && yd !== 1) keepAxes.push(i + lead);
+    else if (!sameDim(d, yd) && !(typeof d === 'string' && yd === null)) {
+      if (d === null || yd === null || typeof d === 'string' || typeof yd === 'string') {
+        refuse(`dimension ${i} of '${operand}' (${d ?? '?'}) against the result's (${yd ?? '?'}) is not known to broadcast`);
+      }
+    }
+  });
+  let g = grad;
+  if (keepAxes.length) g = e.op('ReduceSum', [g, e.ints(keepAxes)], { keepdims: 1 });
+  if (lead > 0) g = e.op('ReduceSum', [g, e.ints(Array.from({ length: lead }, (_, i) => i))], { keepdims: 0 });
+  if (xs.length === 0 && lead === 0 && keepAxes.length === 0) return g;
+  return g;
+}
+
+/** Float initializers of rank ≥ 1 that are consumed by a node, in graph order. */
+export function floatWeights(model: Model): string[] {
+  const g = model.graph;
+  const seen = new Set<string>();
+  const out: string[] = [];
+  const stats = new Set<string>();
+  for (const n of g.nodes) {
+    // Running statistics of BatchNormalization are not weights to train.
+    if (n.opType === 'BatchNormalization') for (const i of n.inputs.slice(3, 5)) stats.add(i);
+  }
+  for (const n of g.nodes) {
+    for (const i of n.inputs) {
+      const t = g.initializers.get(i);
+      if (!t || seen.has(i) || stats.has(i)) continue;
+      seen.add(i);
+      if (t.dtype === DataType.FLOAT && t.dims.length >= 1) out.push(i);
+    }
+  }
+  return out;
+}
+
+function checkTrainable(model: Model, names: string[]): void {
+  if (!names.length) throw new UsageError('nothing to train: the set of trainable weights is empty');
+  for (const n of names) {
+    const t = model.graph.initializers.get(n);
+    if (!t) throw new UsageError(`trainable weight '${n}' is not an initializer of the model`);
+    if (t.dtype !== DataType.FLOAT) throw new UsageError(`trainable weight '${n}' is ${DataType[t.dtype]}; only float32 weights can be trained`);
+  }
+}
+
+function lossInputs(losses: LossTerm[]): Set<string> {
+  const s = new Set<string>();
+  for (const l of losses) {
+    if (l.kind === 'cross-entropy') s.add(l.labels);
+    else if (l.kind === 'distillation') s.add(l.teacherLogits);
+  }
+  return s;
+}
+
+/**
+ * Builds the training graph of `model` (see `TrainingGraph`). Throws a UsageError naming
+ * the op when a node on the gradient path has no rule, or a weight/tensor is unknown.
+ */
+export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): TrainingGraph {
+  const src = model.graph;
+  const opset = model.opset('') ?? 13;
+  if (opset < 13) {
+    throw new UsageError(`training needs a model of ONNX opset 13 or later (this one is opset ${opset}); convert it first`);
+  }
+  if (!opts.losses.length) throw new UsageError('no loss term given');
+  checkTrainable(model, opts.trainable);
+  const trainable = [...new Set(opts.trainable)];
+  const trainSet = new Set(trainable);
+  const shapes = inferShapes(model).types;
+  const trainingOpset = Math.max(opset, TRAINING_OPSET);
+
+  const g = new Graph(`${src.name || 'model'}_training`);
+  g.nodes = src.topoOrder().map((n) => {
+    const m = new Node(n.opType, [...n.inputs], [...n.outputs], n.name);
+    m.attributes = new Map(n.attributes);
+    m.domain = n.domain;
+    return m;
+  });
+  for (const [k, t] of src.initializers) if (!trainSet.has(k)) g.initializers.set(k, t);
+  g.inputs = src.inputs.filter((i) => !src.initializers.has(i.name)).map((i) => ({ ...i }));
+  const inputs: TrainingInput[] = g.inputs.map((i) => ({
+    name: i.name,
+    role: 'data',
+    dtype: i.type?.kind === 'tensor' ? i.type.dtype : DataType.UNDEFINED,
+    shape: i.type?.kind === 'tensor' ? [...(i.type.shape ?? [])] : [],
+  }));
+  const paramShapes = new Map<string, number[]>();
+  for (const p of trainable) {
+    const t = src.initializers.get(p)!;
+    paramShapes.set(p, [...t.dims]);
+    g.inputs.push({ name: p, type: { kind: 'tensor', dtype: DataType.FLOAT, shape: [...t.dims] } });
+    inputs.push({ name: p, role: 'param', dtype: DataType.FLOAT, shape: [...t.dims] });
+  }
+  const known = new Set<string>([...g.inputs.map((i) => i.name), ...g.initializers.keys()]);
+  for (const n of g.nodes) for (const o of n.outputs) if (o) known.add(o);
+  for (const name of lossInputs(opts.losses)) {
+    if (known.has(name)) throw new UsageError(`loss input '${name}' clashes with a tensor of the model; choose another name`);
+  }
+
+  const e = new Emitter(g);
+  // Forward: which values depend on a trainable weight.
+  const requires = new Set<string>(trainable);
+  for (const n of g.nodes) {
+    const entry = gradientRule(n);
+    entry?.prepare?.(n, (h) => e.fresh(h));
+    if (NON_DIFFERENTIABLE.has(n.opType)) continue;
+    const nd = new Set(entry?.nonDifferentiableInputs ?? []);
+    if (!n.inputs.some((i, k) => i && !nd.has(k) && requires.has(i))) continue;
+    const ndo = new Set(entry?.nonDifferentiableOutputs ?? []);
+    n.outputs.forEach((o, k) => {
+      if (o && !ndo.has(k)) requires.add(o);
+    });
+  }
+
+  const pending = new Map<string, string[]>();
+  const addGrad = (value: string, grad: string) => {
+    let l = pending.get(value);
+    if (!l) pending.set(value, (l = []));
+    l.push(grad);
+  };
+  const summed = new Map<string, string>();
+  const gradOf = (value: string): string | undefined => {
+    const done = summed.get(value);
+    if (done) return done;
+    const l = pending.get(value);
+    if (!l?.length) return undefined;
+    const s = l.length === 1 ? l[0] : e.op('Sum', l);
+    summed.set(value, s);
+    return s;
+  };
+  const shapeOf = (name: string): Dim[] | null => {
+    const t = shapes.get(name);
+    if (t?.shape) return t.shape;
+    const init = src.initializers.get(name);
+    return init ? [...init.dims] : null;
+  };
+
+  // Losses: forward terms and the seeds of the backward pass.
+  const { lossOutput, termOutputs, extraInputs } = emitLosses(e, opts.losses, {
+    shape: shapeOf,
+    exists: (n) => known.has(n),
+    addGrad: (v, gname) => {
+      if (requires.has(v)) addGrad(v, gname);
+    },
+    refuse: (why) => {
+      throw new UsageError(why);
+    },
+  });
+  for (const x of extraInputs) {
+    g.inputs.push({ name: x.name, type: { kind: 'tensor', dtype: x.dtype, shape: x.shape } });
+    inputs.push({ ...x, role: 'loss' });
+  }
+
+  // Backward, in reverse topological order.
+  const forward = g.nodes.slice(0, src.nodes.length);
+  const constants = new Map<string, Tensor>(g.initializers);
+  for (const n of forward) {
+    const a = n.attr('value');
+    if (n.opType === 'Constant' && a?.type === AttrType.TENSOR) constants.set(n.outputs[0], a.value);
+  }
+  for (let k = forward.length - 1; k >= 0; k--) {
+    const n = forward[k];
+    const dys = n.outputs.map((o) => (o ? gradOf(o) : undefined));
+    if (dys.every((d) => d === undefined)) continue;
+    const entry = gradientRule(n);
+    const nd = new Set(entry?.nonDifferentiableInputs ?? []);
+    const needs = n.inputs.map((i, j) => !!i && !nd.has(j) && requires.has(i));
+    if (!needs.some(Boolean)) continue;
+    const where = `node '${n.label}'`;
+    const refuse = (why: string): never => {
+      throw new UsageError(`cannot train through ${n.opType} ${where}: ${why}; freeze the weights before it or train only the layers after it (--trainable/--freeze)`);
+    };
+    if (!entry) {
+      throw new UsageError(
+        `cannot train through ${n.domain ? `${n.domain}.` : ''}${n.opType} (${where}): it has no gradient rule; freeze every weight before it or train only the layers after it (--trainable/--freeze)`,
+      );
+    }
+    const ctx: GradContext = {
+      node: n,
+      opset: trainingOpset,
+      x: (i) => n.inputs[i] ?? '',
+      y: (i) => n.outputs[i],
+      dy: (i) => dys[i],
+      dyOrZeros: (i) => dys[i] ?? e.zerosLike(n.outputs[i]),
+      needs: (i) => needs[i] ?? false,
+      shape: shapeOf,
+      staticShape: (name, what) => {
+        const s = shapeOf(name);
+        if (!s || s.some((d) => typeof d !== 'number')) refuse(`the shape of its ${what} ('${name}') is not fully known`);
+        return s as number[];
+      },
+      constant: (name) => constants.get(name),
+      emit: (op, ins, attrs, nOut) => e.emit(op, ins, attrs, nOut),
+      op: (op, ins, attrs) => e.op(op, ins, attrs),
+      ints: (v) => e.ints(v),
+      float: (v, dims) => e.float(v, dims),
+      reduceTo: (grad, operand, result) => reduceToShape(e, grad, shapeOf(operand), shapeOf(result), operand, refuse),
+      shapeOf: (name) => e.shapeOf(name),
+      refuse,
+    };
+    const grads = entry.rule(ctx);
+    grads.forEach((gname, j) => {
+      if (gname && needs[j]) addGrad(n.inputs[j], gname);
+    });
+  }
+
+  // Outputs: loss, terms, one gradient per weight.
+  const gradOutputs = new Map<string, string>();
+  const floatOut = (name: string, shape: Dim[]) => g.outputs.push({ name, type: { kind: 'tensor', dtype: DataType.FLOAT, shape } });
+  floatOut(lossOutput, []);
+  termOutputs.forEach((t) => floatOut(t, []));
+  for (const p of trainable) {
+    const out = e.fresh(`grad_${p.replace(/[^A-Za-z0-9_.]/g, '_')}`);
+    const gr = gradOf(p);
+    const dims = paramShapes.get(p)!;
+    if (gr) g.nodes.push(new Node('Identity', [gr], [out], out));
+    else g.nodes.push(new Node('ConstantOfShape', [e.ints(dims)], [out], out));
+    if (!gr) g.nodes[g.nodes.length - 1].attributes.set('value', toAttribute('value', ZERO));
+    floatOut(out, dims);
+    gradOutputs.set(p, out);
+  }
+  for (const x of opts.extraOutputs ?? []) {
+    if (!known.has(x)) throw new UsageError(`extra output '${x}' is not a tensor of the model`);
+    const t = shapes.get(x);
+    g.outputs.push({ name: x, type: t ? { ...t } : undefined });
+  }
+
+  const m = new Model(g, 'onnx');
+  m.irVersion = 8;
+  m.producerName = 'model-compressor-train';
+  m.opsetImports = model.opsetImports.map((o) => (o.domain === '' || o.domain === 'ai.onnx' ? { domain: '', version: trainingOpset } : { ...o }));
+  return { model: m, inputs, lossOutput, termOutputs, gradOutputs, params: trainable, paramShapes };
+}

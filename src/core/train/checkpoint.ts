@@ -1,0 +1,119 @@
+import * as fs from 'fs';
+import { ModelError, fileError } from '../errors';
+import { writeFileAtomic } from '../util/atomic-write';
+import type { EpochRecord } from './api';
+import type { OptimizerState } from './optim';
+
+/**
+ * Training checkpoints: everything needed to resume after a cancel or a crash. Layout: the
+ * 8-byte magic `MCTRAIN1`, a uint32 LE JSON header length, the JSON header, then float32 LE
+ * blobs in header order (weights, best weights, optimizer slots). Written atomically.
+ */
+
+const MAGIC = 'MCTRAIN1';
+
+export interface Checkpoint {
+  /** Epochs completed. */
+  epoch: number;
+  globalStep: number;
+  history: EpochRecord[];
+  bestEpoch: number;
+  bestMetric?: number;
+  stale: number;
+  params: Map<string, Float32Array>;
+  best: Map<string, Float32Array>;
+  optimizer: OptimizerState;
+}
+
+interface Header {
+  version: 1;
+  epoch: number;
+  globalStep: number;
+  history: EpochRecord[];
+  bestEpoch: number;
+  bestMetric?: number;
+  stale: number;
+  blobs: Array<{ group: 'param' | 'best' | 'slot'; name: string; slot?: number; length: number }>;
+  optimizerStep: number;
+}
+
+export function writeCheckpoint(file: string, c: Checkpoint): void {
+  const blobs: Header['blobs'] = [];
+  const chunks: Uint8Array[] = [];
+  const add = (group: 'param' | 'best' | 'slot', name: string, a: Float32Array, slot?: number) => {
+    blobs.push({ group, name, slot, length: a.length });
+    chunks.push(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  };
+  for (const [k, v] of c.params) add('param', k, v);
+  for (const [k, v] of c.best) add('best', k, v);
+  for (const [k, slots] of c.optimizer.slots) slots.forEach((s, i) => add('slot', k, s, i));
+  const header: Header = {
+    version: 1,
+    epoch: c.epoch,
+    globalStep: c.globalStep,
+    history: c.history,
+    bestEpoch: c.bestEpoch,
+    bestMetric: c.bestMetric,
+    stale: c.stale,
+    blobs,
+    optimizerStep: c.optimizer.step,
+  };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const pre = new Uint8Array(12);
+  pre.set(new TextEncoder().encode(MAGIC));
+  new DataView(pre.buffer).setUint32(8, json.length, true);
+  // Blobs start 4-byte aligned.
+  const pad = new Uint8Array((4 - ((12 + json.length) % 4)) % 4);
+  writeFileAtomic(file, [pre, json, pad, ...chunks]);
+}
+
+/** Reads a checkpoint; `shapes` (weight → element count) must match the model being trained. */
+export function readCheckpoint(file: string, sizes: Map<string, number>): Checkpoint {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw fileError(file, e);
+  }
+  const bad = (why: string) => new ModelError(file, `not a usable training checkpoint: ${why}`);
+  if (buf.length < 12 || buf.subarray(0, 8).toString('latin1') !== MAGIC) throw bad('missing the MCTRAIN1 signature');
+  const len = buf.readUInt32LE(8);
+  if (12 + len > buf.length) throw bad('header runs past the end of the file');
+  let h: Header;
+  try {
+    h = JSON.parse(buf.subarray(12, 12 + len).toString('utf8')) as Header;
+  } catch {
+    throw bad('corrupt header');
+  }
+  if (h.version !== 1 || !Array.isArray(h.blobs) || !Array.isArray(h.history)) throw bad('unknown version');
+  let at = 12 + len + ((4 - ((12 + len) % 4)) % 4);
+  const c: Checkpoint = {
+    epoch: h.epoch,
+    globalStep: h.globalStep,
+    history: h.history,
+    bestEpoch: h.bestEpoch,
+    bestMetric: h.bestMetric,
+    stale: h.stale,
+    params: new Map(),
+    best: new Map(),
+    optimizer: { step: h.optimizerStep, slots: new Map() },
+  };
+  for (const b of h.blobs) {
+    const want = sizes.get(b.name);
+    if (want === undefined) throw bad(`it holds weight '${b.name}', which this training does not train`);
+    if (b.length !== want) throw bad(`weight '${b.name}' has ${b.length} values, the model has ${want}`);
+    if (at + b.length * 4 > buf.length) throw bad('truncated');
+    const a = new Float32Array(b.length);
+    new Uint8Array(a.buffer).set(buf.subarray(at, at + b.length * 4));
+    at += b.length * 4;
+    if (b.group === 'param') c.params.set(b.name, a);
+    else if (b.group === 'best') c.best.set(b.name, a);
+    else {
+      let l = c.optimizer.slots.get(b.name);
+      if (!l) c.optimizer.slots.set(b.name, (l = []));
+      l[b.slot ?? 0] = a;
+    }
+  }
+  for (const k of sizes.keys()) if (!c.params.has(k)) throw bad(`weight '${k}' is missing`);
+  return c;
+}

@@ -1,0 +1,89 @@
+import { axis, registerGradient, type GradContext } from './registry';
+
+/**
+ * Activations (ONNX definitions; at kinks the subgradient PyTorch uses: Relu′(0) = 0,
+ * Clip′ = 0 at the bounds) and Softmax/LogSoftmax along one axis (opset ≥ 13 semantics).
+ */
+
+function where(c: GradContext, cond: string, a: string, b: string): string {
+  return c.op('Where', [cond, a, b]);
+}
+
+registerGradient('Relu', (c: GradContext) => [where(c, c.op('Greater', [c.x(0), c.float(0)]), c.dy(0)!, c.float(0))]);
+
+registerGradient('LeakyRelu', (c: GradContext) => {
+  const alpha = c.node.float('alpha', 0.01);
+  const dy = c.dy(0)!;
+  return [where(c, c.op('Greater', [c.x(0), c.float(0)]), dy, c.op('Mul', [dy, c.float(alpha)]))];
+});
+
+registerGradient('Clip', {
+  nonDifferentiableInputs: [1, 2],
+  rule: (c: GradContext) => {
+    const x = c.x(0);
+    let inside: string | undefined;
+    if (c.x(1)) inside = c.op('Greater', [x, c.x(1)]);
+    if (c.x(2)) {
+      const below = c.op('Less', [x, c.x(2)]);
+      inside = inside ? c.op('And', [inside, below]) : below;
+    }
+    return [inside ? where(c, inside, c.dy(0)!, c.float(0)) : c.dy(0)];
+  },
+});
+
+registerGradient('Sigmoid', (c: GradContext) => {
+  const y = c.y(0);
+  return [c.op('Mul', [c.dy(0)!, c.op('Mul', [y, c.op('Sub', [c.float(1), y])])])];
+});
+
+registerGradient('Tanh', (c: GradContext) => {
+  const y = c.y(0);
+  return [c.op('Mul', [c.dy(0)!, c.op('Sub', [c.float(1), c.op('Mul', [y, y])])])];
+});
+
+registerGradient('HardSigmoid', (c: GradContext) => {
+  const alpha = c.node.float('alpha', 0.2);
+  const beta = c.node.float('beta', 0.5);
+  const t = c.op('Add', [c.op('Mul', [c.x(0), c.float(alpha)]), c.float(beta)]);
+  const inside = c.op('And', [c.op('Greater', [t, c.float(0)]), c.op('Less', [t, c.float(1)])]);
+  return [where(c, inside, c.op('Mul', [c.dy(0)!, c.float(alpha)]), c.float(0))];
+});
+
+// HardSwish: y = x·max(0, min(1, x/6 + 1/2)); y′ = 0 (x < −3), (2x + 3)/6 (−3 ≤ x ≤ 3), 1 (x > 3).
+registerGradient('HardSwish', (c: GradContext) => {
+  const x = c.x(0);
+  const mid = c.op('Add', [c.op('Mul', [x, c.float(1 / 3)]), c.float(0.5)]);
+  const d = where(c, c.op('Less', [x, c.float(-3)]), c.float(0), where(c, c.op('Greater', [x, c.float(3)]), c.float(1), mid));
+  return [c.op('Mul', [c.dy(0)!, d])];
+});
+
+registerGradient('Erf', (c: GradContext) => {
+  const x = c.x(0);
+  const d = c.op('Mul', [c.op('Exp', [c.op('Neg', [c.op('Mul', [x, x])])]), c.float(2 / Math.sqrt(Math.PI))]);
+  return [c.op('Mul', [c.dy(0)!, d])];
+});
+
+function softmaxAxis(c: GradContext): number {
+  const s = c.shape(c.x(0));
+  const rank = s?.length;
+  const a = c.node.int('axis', -1);
+  if (c.opset < 13 && (rank === undefined || axis(a, rank) !== rank - 1)) c.refuse('before opset 13 only the last axis is supported');
+  return a;
+}
+
+// dX = y ⊙ (dY − Σ_axis dY ⊙ y).
+registerGradient('Softmax', (c: GradContext) => {
+  const a = softmaxAxis(c);
+  const y = c.y(0);
+  const dy = c.dy(0)!;
+  const s = c.op('ReduceSum', [c.op('Mul', [dy, y]), c.ints([a])], { keepdims: 1 });
+  return [c.op('Mul', [y, c.op('Sub', [dy, s])])];
+});
+
+// dX = dY − exp(y) ⊙ Σ_axis dY.
+registerGradient('LogSoftmax', (c: GradContext) => {
+  const a = softmaxAxis(c);
+  const dy = c.dy(0)!;
+  const s = c.op('ReduceSum', [dy, c.ints([a])], { keepdims: 1 });
+  return [c.op('Sub', [dy, c.op('Mul', [c.op('Exp', [c.y(0)]), s])])];
+});

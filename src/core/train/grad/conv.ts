@@ -1,0 +1,190 @@
+import { registerGradient, type GradContext } from './registry';
+
+/**
+ * Conv and ConvTranspose (ONNX spec; the backward forms of Dumoulin & Visin, "A guide to
+ * convolution arithmetic", 2016):
+ * - dX of Conv is a ConvTranspose of dY with the same strides, pads, dilations and groups,
+ *   and output_padding = (H + p_begin + p_end − ((k−1)·d + 1)) mod s, so that it has X's size.
+ * - dW gathers the k₁·k₂ strided windows of the padded input with `Slice`s (im2col without
+ *   the copy per output pixel) and contracts them with dY by one batched `MatMul`
+ *   (a `Mul` + `ReduceSum` for depthwise convolutions).
+ * - dB sums dY over the batch and spatial axes.
+ */
+
+interface Geometry {
+  spatial: number[];
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  padsBegin: number[];
+  padsEnd: number[];
+  out: number[];
+}
+
+/** Resolves auto_pad and explicit pads against the static spatial input size (ONNX Conv). */
+function convGeometry(c: GradContext, xName: string, kernel: number[]): Geometry {
+  const n = c.node;
+  const xs = c.shape(xName);
+  if (!xs) c.refuse(`the shape of its input '${xName}' is unknown`);
+  const spatial = xs.slice(2).map((d, i) => {
+    if (typeof d !== 'number') c.refuse(`spatial dimension ${i} of '${xName}' is not a fixed number`);
+    return d;
+  });
+  const r = spatial.length;
+  const strides = n.ints('strides') ?? Array(r).fill(1);
+  const dilations = n.ints('dilations') ?? Array(r).fill(1);
+  const autoPad = n.str('auto_pad', 'NOTSET');
+  let padsBegin: number[];
+  let padsEnd: number[];
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    padsBegin = [];
+    padsEnd = [];
+    spatial.forEach((h, i) => {
+      const out = Math.ceil(h / strides[i]);
+      const total = Math.max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - h);
+      const small = Math.floor(total / 2);
+      padsBegin.push(autoPad === 'SAME_UPPER' ? small : total - small);
+      padsEnd.push(autoPad === 'SAME_UPPER' ? total - small : small);
+    });
+  } else if (autoPad === 'VALID') {
+    padsBegin = Array(r).fill(0);
+    padsEnd = Array(r).fill(0);
+  } else {
+    const p = n.ints('pads') ?? Array(2 * r).fill(0);
+    padsBegin = p.slice(0, r);
+    padsEnd = p.slice(r);
+  }
+  const out = spatial.map((h, i) => Math.floor((h + padsBegin[i] + padsEnd[i] - ((kernel[i] - 1) * dilations[i] + 1)) / strides[i]) + 1);
+  return { spatial, kernel, strides, dilations, padsBegin, padsEnd, out };
+}
+
+function kernelOf(c: GradContext, w: string): number[] {
+  const attr = c.node.ints('kernel_shape');
+  if (attr) return attr;
+  const ws = c.shape(w);
+  if (!ws || ws.slice(2).some((d) => typeof d !== 'number')) c.refuse(`the kernel shape of '${w}' is unknown`);
+  return ws.slice(2) as number[];
+}
+
+/**
+ * ∂L/∂W of a convolution whose input is `x` (C channels) and output gradient `dy`
+ * (M channels), as [M, C/g, k...]: Σ over batch and output pixels of dy · window(x).
+ */
+export function convWeightGrad(c: GradContext, x: string, dy: string, channels: number, outChannels: number, group: number, geo: Geometry): string {
+  const r = geo.spatial.length;
+  const anyPad = geo.padsBegin.some((p) => p !== 0) || geo.padsEnd.some((p) => p !== 0);
+  const xp = anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
+  const K = geo.kernel.reduce((a, b) => a * b, 1);
+  const L = geo.out.reduce((a, b) => a * b, 1);
+  const trivial = K === 1 && geo.strides.every((s) => s === 1) && geo.out.every((o, i) => o === geo.spatial[i] + geo.padsBegin[i] + geo.padsEnd[i]);
+  let cols: string;
+  if (trivial) cols = xp;
+  else {
+    const windows: string[] = [];
+    const idx = Array(r).fill(0);
+    for (let k = 0; k < K; k++) {
+      let rem = k;
+      for (let a = r - 1; a >= 0; a--) {
+        idx[a] = rem % geo.kernel[a];
+        rem = Math.floor(rem / geo.kernel[a]);
+      }
+      const starts = idx.map((i, a) => i * geo.dilations[a]);
+      const ends = starts.map((s, a) => s + geo.strides[a] * (geo.out[a] - 1) + 1);
+      const axes = Array.from({ length: r }, (_, a) => a + 2);
+      const sl = c.op('Slice', [xp, c.ints(starts), c.ints(ends), c.ints(axes), c.ints(geo.strides)]);
+      windows.push(K === 1 ? sl : c.op('Unsqueeze', [sl, c.ints([2])]));
+    }
+    cols = K === 1 ? windows[0] : c.op('Concat', windows, { axis: 2 });
+  }
+  const cg = channels / group;
+  const mg = outChannels / group;
+  if (cg === 1 && mg === 1 && group > 1) {
+    // Depthwise: dW[c, k] = Σ_{n,l} cols[n, c, k, l]·dy[n, c, l].
+    const cr = c.op('Reshape', [cols, c.ints([0, channels, K, L])]);
+    const dr = c.op('Reshape', [dy, c.ints([0, channels, 1, L])]);
+    const s = c.op('ReduceSum', [c.op('Mul', [cr, dr]), c.ints([0, 3])], { keepdims: 0 });
+    return c.op('Reshape', [s, c.ints([outChannels, 1, ...geo.kernel])]);
+  }
+  // Batched over (n, g): [cg·K, L] × [L, mg] → [cg·K, mg], summed over n.
+  const cr = c.op('Reshape', [cols, c.ints([0, group, cg * K, L])]);
+  const dr = c.op('Transpose', [c.op('Reshape', [dy, c.ints([0, group, mg, L])])], { perm: [0, 1, 3, 2] });
+  const prod = c.op('ReduceSum', [c.op('MatMul', [cr, dr]), c.ints([0])], { keepdims: 0 });
+  const t = c.op('Transpose', [prod], { perm: [0, 2, 1] });
+  return c.op('Reshape', [t, c.ints([outChannels, cg, ...geo.kernel])]);
+}
+
+function channelsOf(c: GradContext, name: string, what: string): number {
+  const s = c.shape(name);
+  const d = s?.[1];
+  if (typeof d !== 'number') c.refuse(`the channel count of its ${what} '${name}' is unknown`);
+  return d;
+}
+
+function biasGrad(c: GradContext, dy: string, rank: number): string {
+  return c.op('ReduceSum', [dy, c.ints([0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)])], { keepdims: 0 });
+}
+
+registerGradient('Conv', (c: GradContext) => {
+  const dy = c.dy(0)!;
+  const [x, w] = [c.x(0), c.x(1)];
+  const kernel = kernelOf(c, w);
+  const geo = convGeometry(c, x, kernel);
+  const group = c.node.int('group', 1);
+  const r = geo.spatial.length;
+  const grads: Array<string | undefined> = [];
+  if (c.needs(0)) {
+    const outputPadding = geo.spatial.map(
+      (h, i) => h + geo.padsBegin[i] + geo.padsEnd[i] - ((geo.out[i] - 1) * geo.strides[i] + (geo.kernel[i] - 1) * geo.dilations[i] + 1),
+    );
+    grads[0] = c.op('ConvTranspose', [dy, w], {
+      strides: geo.strides,
+      dilations: geo.dilations,
+      pads: [...geo.padsBegin, ...geo.padsEnd],
+      group,
+      kernel_shape: kernel,
+      output_padding: outputPadding,
+    });
+  }
+  if (c.needs(1)) grads[1] = convWeightGrad(c, x, dy, channelsOf(c, x, 'input'), channelsOf(c, c.y(0), 'output'), group, geo);
+  if (c.x(2) && c.needs(2)) grads[2] = biasGrad(c, dy, r + 2);
+  return grads;
+});
+
+registerGradient('ConvTranspose', (c: GradContext) => {
+  const n = c.node;
+  if (n.ints('output_shape') || n.str('auto_pad', 'NOTSET') !== 'NOTSET') {
+    c.refuse('only explicit pads are supported (no output_shape or auto_pad)');
+  }
+  const dy = c.dy(0)!;
+  const [x, w] = [c.x(0), c.x(1)];
+  const kernel = kernelOf(c, w);
+  const group = n.int('group', 1);
+  const xs = c.shape(x);
+  if (!xs) c.refuse(`the shape of its input '${x}' is unknown`);
+  const r = xs.length - 2;
+  const strides = n.ints('strides') ?? Array(r).fill(1);
+  const dilations = n.ints('dilations') ?? Array(r).fill(1);
+  const pads = n.ints('pads') ?? Array(2 * r).fill(0);
+  const grads: Array<string | undefined> = [];
+  if (c.needs(0)) grads[0] = c.op('Conv', [dy, w], { strides, dilations, pads, group, kernel_shape: kernel });
+  if (c.needs(1)) {
+    // The adjoint view: a convolution of dY (output channels) whose "output gradient" is X.
+    const ys = c.shape(c.y(0));
+    const ySpatial = (ys ?? []).slice(2);
+    if (ySpatial.length !== r || ySpatial.some((d) => typeof d !== 'number')) c.refuse(`the spatial size of its output is unknown`);
+    const xSpatial = xs.slice(2);
+    if (xSpatial.some((d) => typeof d !== 'number')) c.refuse(`the spatial size of '${x}' is unknown`);
+    const geo: Geometry = {
+      spatial: ySpatial as number[],
+      kernel,
+      strides,
+      dilations,
+      padsBegin: pads.slice(0, r),
+      padsEnd: pads.slice(r),
+      out: xSpatial as number[],
+    };
+    grads[1] = convWeightGrad(c, dy, x, channelsOf(c, c.y(0), 'output'), channelsOf(c, x, 'input'), group, geo);
+  }
+  if (c.x(2) && c.needs(2)) grads[2] = biasGrad(c, dy, r + 2);
+  return grads;
+});

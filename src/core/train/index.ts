@@ -1,0 +1,13 @@
+/**
+ * The training engine: reverse-mode autodiff over the IR into one ONNX training graph run
+ * by ONNX Runtime, losses, optimizers and the training loop. Types and their contracts are
+ * in `api.ts`.
+ */
+export * from './api';
+export { buildTrainingGraph, floatWeights, TRAINING_OPSET } from './autodiff';
+export { TrainingSession } from './session';
+export { fit, accumulateGradients, channelSaliency, selectTrainable, parameterised, withWeights } from './fit';
+export { tensorSampleSet, datasetSampleSet, labelsTensor, withTeacher, shuffled } from './data';
+export { Optimizer, clipGradNorm, learningRate } from './optim';
+export { registerGradient, differentiableOps, type GradRule, type GradContext, type GradRuleEntry } from './grad/registry';
+export { writeCheckpoint, readCheckpoint } from './checkpoint';

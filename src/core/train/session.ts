@@ -1,0 +1,49 @@
+import { DataType } from '../ir/dtype';
+import { ModelSession, type HostTensor, type SessionOptions } from '../runtime/session';
+import type { StepResult, TrainingGraph } from './api';
+
+/**
+ * Runs a training graph in ONNX Runtime: one `step` is one `session.run` computing the
+ * loss, the loss terms and every weight gradient for one batch. Weights are fed as inputs
+ * from the caller's Float32Arrays (no copy on the JavaScript side).
+ */
+export class TrainingSession {
+  private constructor(
+    readonly graph: TrainingGraph,
+    private readonly session: ModelSession,
+  ) {}
+
+  static async create(graph: TrainingGraph, opts: SessionOptions = {}): Promise<TrainingSession> {
+    const s = await ModelSession.create(graph.model, opts, '<training graph>');
+    return new TrainingSession(graph, s);
+  }
+
+  /**
+   * One forward + backward pass. `feeds`: data and loss inputs (batch on axis 0);
+   * `params`: the current value of every trainable weight.
+   */
+  async step(feeds: Record<string, HostTensor>, params: Map<string, Float32Array>, extraOutputs: string[] = []): Promise<StepResult> {
+    const all: Record<string, HostTensor> = { ...feeds };
+    for (const p of this.graph.params) {
+      const data = params.get(p);
+      if (!data) throw new Error(`no value for trainable weight '${p}'`);
+      all[p] = { dtype: DataType.FLOAT, dims: this.graph.paramShapes.get(p)!, data };
+    }
+    const names = [this.graph.lossOutput, ...this.graph.termOutputs, ...this.graph.gradOutputs.values(), ...extraOutputs];
+    const out = await this.session.run(all, names);
+    const grads = new Map<string, Float32Array>();
+    for (const [p, o] of this.graph.gradOutputs) grads.set(p, out[o].data as Float32Array);
+    const extra: Record<string, HostTensor> = {};
+    for (const x of extraOutputs) extra[x] = out[x];
+    return {
+      loss: Number(out[this.graph.lossOutput].data[0]),
+      terms: this.graph.termOutputs.map((t) => Number(out[t].data[0])),
+      grads,
+      extra,
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
