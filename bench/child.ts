@@ -68,6 +68,7 @@ switch (task) {
   case 'bare-run': {
     // The baseline: onnxruntime-node used directly, a plain loop of session.run.
     (async () => {
+      process.env.ORT_DISABLE_TELEMETRY = '1';
       const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
       const [file, runsStr, warmStr] = args;
       const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', interOpNumThreads: 1 });

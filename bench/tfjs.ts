@@ -1,6 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeWeights } from '../src/core/formats/tfjs/manifest';
+import { openModel, saveModel } from '../src/core/formats/registry';
+import { quantizeTfjsWeights } from '../src/core/transforms/quantize/tfjs';
 import { DataType } from '../src/core/ir/dtype';
 import { Tensor } from '../src/core/ir/tensor';
 import { benchDir, child, median, report } from './util';
@@ -30,6 +32,57 @@ export function largeTfjs(mb: number): string {
   const w = writeWeights(weights, { dir, prefix: '', quantizationOf: () => undefined });
   fs.writeFileSync(file, JSON.stringify({ format: 'layers-model', modelTopology: { class_name: 'Sequential', config: { name: 'bench', layers } }, weightsManifest: w.manifest }));
   return file;
+}
+
+/**
+ * MobileNetV2 (Sandler et al. 2018, alpha 1.0, 224x224x3, Keras layer names and structure) with a
+ * 5-class head like the image classifier of issue 20, built and saved by TensorFlow.js itself with
+ * random weights, then stored as uint8 by this tool: about 2.3M params, 2.4 MB.
+ * Returns { float, uint8 } model.json paths.
+ */
+export async function mobileNetV2Tfjs(): Promise<{ float: string; uint8: string }> {
+  const dir = path.join(benchDir(), 'tfjs-mobilenetv2');
+  const float = path.join(dir, 'float', 'model.json');
+  const uint8 = path.join(dir, 'uint8', 'model.json');
+  if (fs.existsSync(uint8)) return { float, uint8 };
+  fs.mkdirSync(path.dirname(float), { recursive: true });
+  fs.mkdirSync(path.dirname(uint8), { recursive: true });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const tf: any = require('@tensorflow/tfjs');
+  await tf.setBackend('cpu');
+  type T = { shape: number[] };
+  const bnRelu6 = (x: T): T => tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization({ epsilon: 1e-3, momentum: 0.999 }).apply(x));
+  const block = (x: T, expand: number, out: number, stride: number): T => {
+    const inC = x.shape[3];
+    let h = x;
+    if (expand !== 1) h = bnRelu6(tf.layers.conv2d({ filters: inC * expand, kernelSize: 1, useBias: false }).apply(h));
+    h = bnRelu6(tf.layers.depthwiseConv2d({ kernelSize: 3, strides: stride, padding: 'same', useBias: false }).apply(h));
+    h = tf.layers.batchNormalization({ epsilon: 1e-3, momentum: 0.999 }).apply(tf.layers.conv2d({ filters: out, kernelSize: 1, useBias: false }).apply(h));
+    return stride === 1 && inC === out ? tf.layers.add().apply([x, h]) : h;
+  };
+  const input = tf.input({ shape: [224, 224, 3] });
+  let x: T = bnRelu6(tf.layers.conv2d({ filters: 32, kernelSize: 3, strides: 2, padding: 'same', useBias: false }).apply(input));
+  for (const [t, c, n, s] of [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]) {
+    for (let i = 0; i < n; i++) x = block(x, t, c, i === 0 ? s : 1);
+  }
+  x = tf.layers.globalAveragePooling2d({}).apply(bnRelu6(tf.layers.conv2d({ filters: 1280, kernelSize: 1, useBias: false }).apply(x)));
+  const model = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 5, activation: 'softmax' }).apply(x) });
+  // Trained-looking BatchNorm statistics (random init leaves them at 0/1, which hides pruning error).
+  let seed = 1;
+  for (const l of model.layers) {
+    if (l.getClassName() !== 'BatchNormalization') continue;
+    const c = l.getWeights()[0].shape[0];
+    l.setWeights([tf.randomUniform([c], 0.5, 1.5, 'float32', seed++), tf.randomUniform([c], -0.2, 0.2, 'float32', seed++), tf.randomUniform([c], -0.3, 0.3, 'float32', seed++), tf.randomUniform([c], 0.5, 2, 'float32', seed++)]);
+  }
+  await model.save(
+    tf.io.withSaveHandler(async (a: { modelTopology: unknown; weightSpecs: unknown; weightData: ArrayBuffer }) => {
+      fs.writeFileSync(path.join(path.dirname(float), 'group1-shard1of1.bin'), Buffer.from(a.weightData));
+      fs.writeFileSync(float, JSON.stringify({ format: 'layers-model', generatedBy: 'bench', modelTopology: a.modelTopology, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: a.weightSpecs }] }));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  saveModel(quantizeTfjsWeights(openModel(float), 'uint8').model, uint8);
+  return { float, uint8 };
 }
 
 export function benchTfjs(): void {

@@ -4,6 +4,7 @@
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { cssVar, el } from './dom';
+import { WARNING_CSS, warningsBox } from './warnings';
 import { Chart, BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip } from 'chart.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
@@ -32,7 +33,7 @@ style.textContent = `body{font-family:var(--vscode-font-family);color:var(--vsco
 input,select{background:var(--vscode-input-background);color:var(--vscode-input-foreground);border:1px solid var(--vscode-input-border,transparent);padding:2px 4px}
 input[type=number]{width:5em}.row{display:flex;gap:8px;align-items:center;margin:8px 0}
 table{border-collapse:collapse;margin:8px 0}th,td{padding:3px 10px;text-align:right;border-bottom:1px solid var(--vscode-panel-border)}th:first-child,td:first-child{text-align:left}
-#error{color:var(--vscode-errorForeground)}code{font-family:var(--vscode-editor-font-family)}`;
+#error{color:var(--vscode-errorForeground)}code{font-family:var(--vscode-editor-font-family)}${WARNING_CSS}`;
 document.head.append(style);
 
 const app = document.getElementById('app')!;
@@ -215,7 +216,7 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
     case 'result': {
       busy(false);
       open.removeAttribute('disabled');
-      const r = m.result as { output: string; report: { latencyNote?: string; before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; runtime?: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } } } };
+      const r = m.result as { output: string; report: { warnings?: Parameters<typeof warningsBox>[0]['warnings']; latencyNote?: string; before: { sizeBytes: number; params: number; macs: number }; after: { sizeBytes: number; params: number; macs: number }; latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number }; fidelity?: { data: string; runtime?: string; samples: number; outputs: Array<{ cosine: number; top1Agreement?: number }>; accuracy?: { reference: number; candidate: number } } } };
       const { before: b, after: a, latencyMs: l, fidelity: f } = r.report;
       const rows = [
         ['size', bytes(b.sizeBytes), bytes(a.sizeBytes), `${(a.sizeBytes / b.sizeBytes).toFixed(3)}x`],
@@ -231,7 +232,7 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       chartBox.style.maxWidth = '640px';
       const canvas = el('canvas', { id: 'result-chart', 'aria-label': 'before and after, as a percentage of the original' });
       chartBox.append(canvas);
-      resultBox.replaceChildren(el('h3', {}, 'Before and after'), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), el('p', {}, `Written to ${r.output}`));
+      resultBox.replaceChildren(el('h3', {}, 'Before and after'), ...warningsBox(r.report), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), el('p', {}, `Written to ${r.output}`));
       const css = cssVar;
       const fg = css('--vscode-foreground', '#ccc');
       const labels = ['size', 'params', 'MACs', ...(l ? ['latency p50'] : [])];

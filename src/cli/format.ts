@@ -1,4 +1,6 @@
 /** Human-readable number formatting for CLI tables. */
+import { maxOf } from '../core/util/arrays';
+import { printable } from '../core/util/text';
 
 export function fmtCount(n: number | null | undefined): string {
   if (n === null || n === undefined) return '?';
@@ -26,9 +28,12 @@ export function fmtGrouped(n: number): string {
 
 /** Renders rows as an aligned text table; numeric-looking columns are right-aligned. */
 export function table(headers: string[], rows: string[][], maxWidth = 48): string {
-  const cut = (s: string) => (s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s);
+  const cut = (raw: string) => {
+    const s = printable(raw);
+    return s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s;
+  };
   const all = [headers, ...rows].map((r) => r.map(cut));
-  const widths = headers.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  const widths = headers.map((_, c) => maxOf(all.map((r) => (r[c] ?? '').length)));
   const numeric = headers.map((_, c) => rows.length > 0 && rows.every((r) => /^[-\d.,?%]+\s*[A-Za-z]*$/.test(r[c] ?? '')));
   const line = (r: string[]) =>
     r.map((cell, c) => (numeric[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd();

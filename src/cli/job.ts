@@ -1,12 +1,13 @@
 import * as path from 'path';
 import { UsageError } from '../core/errors';
-import { openModel, saveModel } from '../core/formats/registry';
+import { assertOutputNotInput, openModel } from '../core/formats/registry';
+import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
-import { evaluateCompression, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
+import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
 import { modelInputs } from '../core/runtime/tfjs';
-import { assertNotInput } from '../core/util/atomic-write';
+
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
 
@@ -48,18 +49,26 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const input = positional[0];
   const model = openModel(input);
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
-  assertNotInput(output, [input]);
+  assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);
   const calib = openData(flags.calib as string | undefined, inputs, flags);
-  const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? randomData(inputs, flags);
+  const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
   const labels = labelsFlag(flags, evalData.data.count);
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
   return { input, model, output, inputs, calib, evalData, labels };
 }
 
+/** Random evaluation data: `--samples` if given, else a count scaled to the model's cost (the label says so). */
+function scaledRandomData(model: Model, inputs: IOSpec[], flags: Record<string, unknown>): { data: Dataset; label: string; random: boolean } {
+  if (flags.samples !== undefined) return randomData(inputs, flags);
+  const { count, macs } = verificationSamples(model);
+  const d = randomData(inputs, flags, count);
+  return macs > 0 ? { ...d, label: `${d.label} (count scaled to ${(macs / 1e6).toFixed(1)}M MACs per sample; --samples sets it)` } : d;
+}
+
 /** Writes the result atomically, then measures it against the original. */
-export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs'> = {}): Promise<EvaluationReport> {
-  saveModel(result, job.output);
+export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step'> = {}): Promise<EvaluationReport> {
+  await saveVerified(result, job.output);
   return evaluateCompression({ model: job.model, path: job.input }, job.output, {
     data: job.evalData.data,
     dataLabel: job.evalData.label,

@@ -1,4 +1,5 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
+import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
@@ -68,8 +69,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 
 export function main(): void {
   const io: CliIO = {
-    out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-    err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+    out: (t) => process.stdout.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
+    err: (t) => process.stderr.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
   };
   runCli(process.argv.slice(2), io).then(
     (code) => {

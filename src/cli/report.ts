@@ -1,4 +1,5 @@
 import type { EvaluationReport } from '../core/runtime/evaluate';
+import { printable } from '../core/util/text';
 import { fmtBytes, fmtCount, table } from './format';
 
 const pct = (a: number, b: number) => (b ? `${((a / b) * 100).toFixed(1)}%` : '');
@@ -37,15 +38,15 @@ export function renderReport(
         (o.top1Agreement !== undefined ? `, top-1 agreement ${o.top1Agreement.toFixed(4)}` : ''),
     );
   }
-  if (r.latencyNote) lines.push(`note: ${r.latencyNote}`);
+  if (r.latencyNote) lines.push(`note: ${printable(r.latencyNote)}`);
   if (r.latencyMs && r.latencyMs.ratioP50 > 1.02) {
-    lines.push(`note: the result is slower than the original here (${r.latencyMs.ratioP50.toFixed(2)}x p50, interleaved runs on this CPU)${slowerBecause ? `: ${slowerBecause}` : ''}`);
+    lines.push(`note: the result is slower than the original here (${r.latencyMs.ratioP50.toFixed(2)}x p50, interleaved runs on this CPU)${slowerBecause ? `: ${printable(slowerBecause)}` : ''}`);
   }
   lines.push('', `changed: ${changed}   left as they were: ${skipped.length}`);
   const reasons = new Map<string, number>();
   for (const s of skipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
-  for (const [why, n] of reasons) lines.push(`  ${n} × ${why}`);
-  if (mixed) lines.push(`accuracy-aware: ${mixed.target}; achieved ${mixed.achieved.toFixed(4)}; kept in float: ${mixed.keptInFloat.join(', ') || 'none'}`);
+  for (const [why, n] of reasons) lines.push(`  ${n} × ${printable(why)}`);
+  if (mixed) lines.push(`accuracy-aware: ${mixed.target}; achieved ${mixed.achieved.toFixed(4)}; kept in float: ${printable(mixed.keptInFloat.join(', ')) || 'none'}`);
   if (r.layers?.length) {
     const worst = [...r.layers].filter((l) => l.sqnrDb !== null).sort((a, b) => a.sqnrDb! - b.sqnrDb!).slice(0, 8);
     if (worst.length) {
@@ -53,6 +54,7 @@ export function renderReport(
       lines.push(table(['layer', 'SQNR dB'], worst.map((l) => [l.name, l.sqnrDb!.toFixed(2)])));
     }
   }
-  if (notes.length) lines.push('', ...notes.map((n) => `note: ${n}`));
+  if (notes.length) lines.push('', ...notes.map((n) => `note: ${printable(n)}`));
+  if (r.warnings?.length) lines.push('', ...r.warnings.map((w) => `warning: ${printable(w)}`));
   return lines.join('\n');
 }

@@ -1,15 +1,20 @@
+import { printable } from './util/text';
+
 /**
  * User-facing errors. Anything thrown as one of these is shown as a single line
  * (never a stack trace) by the CLI and the extension.
  */
 
-/** A model or data file that cannot be read: corrupt, truncated, hostile or unsupported. */
+/**
+ * A model or data file that cannot be read: corrupt, truncated, hostile or unsupported. The
+ * message has control characters escaped (names in it came from the file), so it is one line.
+ */
 export class ModelError extends Error {
   constructor(
     readonly file: string,
     readonly problem: string,
   ) {
-    super(`${file}: ${problem}`);
+    super(printable(`${file}: ${problem}`));
     this.name = 'ModelError';
   }
 }
@@ -17,7 +22,7 @@ export class ModelError extends Error {
 /** The request itself is wrong (bad flag, missing argument, inconsistent options). */
 export class UsageError extends Error {
   constructor(message: string) {
-    super(message);
+    super(printable(message));
     this.name = 'UsageError';
   }
 }
@@ -25,7 +30,7 @@ export class UsageError extends Error {
 /** An output cannot be written (permissions, a file in the way of its folder, a full disk). */
 export class OutputError extends Error {
   constructor(message: string) {
-    super(message);
+    super(printable(message));
     this.name = 'OutputError';
   }
 }
@@ -33,7 +38,7 @@ export class OutputError extends Error {
 /** The user asked for something that the current version cannot do yet. */
 export class NotAvailableError extends Error {
   constructor(message: string) {
-    super(message);
+    super(printable(message));
     this.name = 'NotAvailableError';
   }
 }
@@ -58,8 +63,7 @@ export function isUserFacing(e: unknown): e is ModelError | UsageError | NotAvai
   );
 }
 
-/** One line for any error: the message of user-facing ones, a short form of anything else. */
+/** One line for any error: the message of user-facing ones, a short form of anything else (control characters escaped). */
 export function oneLine(e: unknown): string {
-  if (e instanceof Error) return e.message.split('\n')[0];
-  return String(e).split('\n')[0];
+  return printable((e instanceof Error ? e.message : String(e)).split('\n')[0]);
 }

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import { analyzeModel } from './analysis/analyze';
 import { CancelledError, ModelError, UsageError } from './errors';
-import { openModel, saveModel } from './formats/registry';
+import { openModel } from './formats/registry';
+import { saveVerified } from './runtime/verified-save';
 import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
 import { bindDataset } from './runtime/data/dataset';
@@ -187,6 +188,6 @@ export async function quickQuantize(file: string, output: string, opts: { signal
     await s.release();
   }
   const r = await quantizeModel(model, { mode, calib, signal: opts.signal, onProgress: opts.onProgress });
-  saveModel(r.model, output);
+  await saveVerified(r.model, output);
   return { model, outcome: r, mode, reason };
 }

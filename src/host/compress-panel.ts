@@ -13,7 +13,7 @@ import { JobError, type WorkerClient } from './worker-client';
 export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerClient, model: vscode.Uri): vscode.WebviewPanel {
   const dist = vscode.Uri.joinPath(ctx.extensionUri, 'dist');
   const name = path.basename(model.fsPath);
-  const panel = vscode.window.createWebviewPanel('modelCompressor.compress', `Compress ${name}`, vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [dist] });
+  const panel = vscode.window.createWebviewPanel('modelCompressor.compress', `Compress ${name}`, vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [dist, vscode.Uri.joinPath(ctx.extensionUri, 'media')] });
   panel.webview.html = webviewHtml(panel.webview, panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'compress.js')), `Compress ${name}`);
   // Same format as the input: model.json → model.compressed.json beside it.
   const ext = /\.json$/i.test(name) ? '.json' : '.onnx';

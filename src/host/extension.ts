@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { openCompressPanel } from './compress-panel';
@@ -25,10 +26,19 @@ export function activate(ctx: vscode.ExtensionContext): void {
     vscode.window.registerCustomEditorProvider(`${ModelEditorProvider.viewType}.tfjs`, new ModelEditorProvider(ctx, client), { supportsMultipleEditorsPerDocument: true }),
     vscode.commands.registerCommand('modelCompressor.inspect', async (uri?: vscode.Uri) => {
       const target = uri ?? (await pickModel('Inspect', true));
-      const view = target && /\.json$/i.test(target.fsPath) ? `${ModelEditorProvider.viewType}.tfjs` : ModelEditorProvider.viewType;
+      const json = !!target && /\.json$/i.test(target.fsPath);
+      // The Explorer offers this on every .json (a menu cannot read content): say so when it is not a model.
+      if (target && json && !looksLikeTfjsModel(target.fsPath)) {
+        void vscode.window.showErrorMessage(`${path.basename(target.fsPath)} is not a TF.js model: it has no "modelTopology" or "weightsManifest".`);
+        return;
+      }
+      const view = json ? `${ModelEditorProvider.viewType}.tfjs` : ModelEditorProvider.viewType;
       if (target) await vscode.commands.executeCommand('vscode.openWith', target, view);
     }),
     vscode.commands.registerCommand('modelCompressor.quantizeInt8', (uri?: vscode.Uri) => quantizeInt8(uri)),
+    // From the INT8 result view (command links): calibrate on data the user picks, open the output.
+    vscode.commands.registerCommand('modelCompressor.quantizeInt8WithData', (file?: string) => quantizeInt8(file ? vscode.Uri.file(file) : undefined, true)),
+    vscode.commands.registerCommand('modelCompressor.openOutput', (file?: string) => file && vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(file), ModelEditorProvider.viewType)),
     vscode.commands.registerCommand('modelCompressor.compress', async (uri?: vscode.Uri) => {
       const target = uri ?? (await pickModel('Compress', /\.(onnx|json)$/i));
       if (target && client) openCompressPanel(ctx, client, target);
@@ -37,6 +47,23 @@ export function activate(ctx: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('modelCompressor.probeWebview', () => probeWebview()),
     vscode.commands.registerCommand('modelCompressor.compareModels', () => compareModels()),
   );
+}
+
+/** A TF.js model.json names its topology and weights manifest near the top (checked in the first MiB). */
+function looksLikeTfjsModel(file: string): boolean {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(2 ** 20, fs.fstatSync(fd).size));
+      fs.readSync(fd, buf, 0, buf.length, 0);
+      const head = buf.toString('utf8');
+      return /^\s*\{/.test(head) && /"(modelTopology|weightsManifest)"\s*:/.test(head);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 export function deactivate(): void {
@@ -57,7 +84,7 @@ async function pickModel(verb: string, anyFormat: boolean | RegExp = false): Pro
 
 function settings() {
   const c = vscode.workspace.getConfiguration('modelCompressor');
-  return { benchmarkRuns: c.get<number>('benchmarkRuns', 30), outputPattern: c.get<string>('outputPattern', '${name}.int8.onnx'), threads: c.get<number>('ortThreads', 0) };
+  return { benchmarkRuns: c.get<number>('benchmarkRuns', 30), outputPattern: c.get<string>('outputPattern', '${name}.int8.onnx'), threads: c.get<number>('ortThreads', 0), calib: c.get<string>('defaultCalibrationData', '') };
 }
 
 /** Runs a worker job under a cancellable progress notification. */
@@ -84,9 +111,12 @@ interface QuickQuantizeResult {
   reason: string;
   notes: string[];
   slowerBecause: string;
-  quantizedNodes: number;
-  skippedNodes: Array<{ name: string; reason: string }>;
+  quantizedNodes?: number;
+  skippedNodes?: Array<{ name: string; reason: string }>;
+  /** What the calibration ran on, when the user gave data. */
+  calibratedOn?: string;
   report: {
+    warnings?: Array<string | { message: string; help?: string | string[] }>;
     before: { sizeBytes: number; params: number; macs: number };
     after: { sizeBytes: number; params: number; macs: number };
     fidelity?: { outputs: Array<{ cosine: number; top1Agreement?: number; sqnrDb: number | null }>; samples: number };
@@ -95,37 +125,73 @@ interface QuickQuantizeResult {
 }
 
 
-export async function quantizeInt8(uri?: vscode.Uri): Promise<QuickQuantizeResult | undefined> {
+/**
+ * One-click INT8. With calibration data (the `modelCompressor.defaultCalibrationData` setting,
+ * or a file or folder picked from the result view) it is static int8 calibrated on that data;
+ * without, the engine's policy on generated samples, and the result view says so.
+ */
+export async function quantizeInt8(uri?: vscode.Uri, pickData = false): Promise<QuickQuantizeResult | undefined> {
   const target = uri ?? (await pickModel('Quantize'));
   if (!target || !client) return undefined;
   const name = path.basename(target.fsPath).replace(/\.onnx$/i, '');
   const output = path.join(path.dirname(target.fsPath), settings().outputPattern.replace('${name}', name));
-  const r = await withJob(`Quantizing ${path.basename(target.fsPath)} to INT8`, (signal, report) =>
-    client!.run<QuickQuantizeResult>({ kind: 'quickQuantize', model: target.fsPath, output, benchRuns: settings().benchmarkRuns, threads: settings().threads }, { signal, onProgress: report }),
-  );
+  let calib = settings().calib ? path.resolve(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? path.dirname(target.fsPath), settings().calib) : '';
+  if (pickData) {
+    const picked = await vscode.window.showOpenDialog({ canSelectMany: false, canSelectFiles: true, canSelectFolders: true, filters: { 'Calibration data': ['npy', 'pb'] }, openLabel: 'Calibrate on this', defaultUri: vscode.Uri.file(path.dirname(target.fsPath)) });
+    if (!picked?.[0]) return undefined;
+    calib = picked[0].fsPath;
+  }
+  const r = await withJob(`Quantizing ${path.basename(target.fsPath)} to INT8`, async (signal, report) => {
+    const run = { benchRuns: settings().benchmarkRuns, threads: settings().threads };
+    if (!calib) return client!.run<QuickQuantizeResult>({ kind: 'quickQuantize', model: target.fsPath, output, ...run }, { signal, onProgress: report });
+    const c = await client!.run<{ output: string; steps: Array<{ notes?: string[] }>; report: QuickQuantizeResult['report'] }>({ kind: 'compress', model: target.fsPath, output, recipe: { steps: [{ step: 'quantize', mode: 'static' }] }, calib, ...run }, { signal, onProgress: report });
+    const notes = c.steps.flatMap((st) => st.notes ?? []);
+    return { output: c.output, mode: 'static', reason: `static int8 calibrated on ${path.basename(calib)}`, notes, slowerBecause: '', calibratedOn: calib, report: c.report };
+  });
   if (r) showComparison(target.fsPath, r);
   return r;
 }
 
+/** The mode in plain words (the engine's reason, with its terms, stays in a tooltip). */
+function modeInWords(r: QuickQuantizeResult): string {
+  if (r.mode === 'dynamic') return 'Dynamic INT8: weights are stored as 8-bit integers and activations are converted as the model runs. Chosen because most of the compute is in matrix multiplications, where this works well without calibration data.';
+  if (r.calibratedOn) return `Static INT8: weights and activations are 8-bit integers; the activation ranges were measured on your data (${r.calibratedOn}).`;
+  return 'Static INT8: weights and activations are 8-bit integers; the activation ranges were measured on 16 generated random inputs, which rarely look like real inputs. Calibrate on real data for a result you can trust.';
+}
+
 function showComparison(input: string, r: QuickQuantizeResult): void {
-  const panel = vscode.window.createWebviewPanel('modelCompressor.comparison', `INT8: ${path.basename(input)}`, vscode.ViewColumn.Beside, { enableScripts: false });
+  const panel = vscode.window.createWebviewPanel('modelCompressor.comparison', `INT8: ${path.basename(input)}`, vscode.ViewColumn.Beside, {
+    enableScripts: false,
+    // Only these two commands can be run from the page's links.
+    enableCommandUris: ['modelCompressor.openOutput', 'modelCompressor.quantizeInt8WithData'],
+  });
   const b = r.report.before;
   const a = r.report.after;
   const o = r.report.fidelity?.outputs[0];
   const lat = r.report.latencyMs;
   const row = (k: string, x: string, y: string, c: string) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(x)}</td><td>${escapeHtml(y)}</td><td>${escapeHtml(c)}</td></tr>`;
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;
-  const slower = lat && lat.ratioP50 > 1.02 ? `<p class="warn">Slower than the original on this machine (${lat.ratioP50.toFixed(2)}x): ${escapeHtml(r.slowerBecause)}</p>` : '';
+  const cmd = (id: string, arg: string, text: string, elId: string) => `<a id="${elId}" href="command:${id}?${encodeURIComponent(JSON.stringify([arg]))}">${escapeHtml(text)}</a>`;
+  const slower = lat && lat.ratioP50 > 1.02 ? `<p class="warn">Slower than the original on this machine (${lat.ratioP50.toFixed(2)}x)${r.slowerBecause ? `: ${escapeHtml(r.slowerBecause)}` : ''}</p>` : '';
+  const warnings = (r.report.warnings ?? []).map((w) => {
+    const msg = typeof w === 'string' ? w : w.message;
+    const help = typeof w === 'string' ? [] : Array.isArray(w.help) ? w.help : w.help ? [w.help] : [];
+    return `<div class="warning"><b>⚠ ${escapeHtml(msg)}</b>${help.length ? `<ul>${help.map((h) => `<li>${escapeHtml(h)}</li>`).join('')}</ul>` : ''}</div>`;
+  });
+  const counts = r.quantizedNodes !== undefined ? `<p>${r.quantizedNodes} nodes quantized, ${r.skippedNodes?.length ?? 0} left in float.</p>` : '';
   panel.webview.html = `<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<style>body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:12px}table{border-collapse:collapse}th,td{padding:4px 12px;text-align:right;border-bottom:1px solid var(--vscode-panel-border)}th{text-align:left}.warn{color:var(--vscode-editorWarning-foreground)}code{font-family:var(--vscode-editor-font-family)}</style></head>
+<style>body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:12px;overflow-wrap:anywhere}table{border-collapse:collapse}th,td{padding:4px 12px;text-align:right;border-bottom:1px solid var(--vscode-panel-border)}th{text-align:left}.warn{color:var(--vscode-editorWarning-foreground)}code{font-family:var(--vscode-editor-font-family)}
+.warning{border-left:4px solid var(--vscode-editorWarning-foreground);background:var(--vscode-inputValidation-warningBackground,rgba(204,167,0,.12));padding:6px 10px;margin:8px 0}.warning b{color:var(--vscode-editorWarning-foreground)}.actions a{margin-right:16px}</style></head>
 <body><h2 id="comparison-title">Before and after INT8</h2>
-<p>${escapeHtml(r.reason)}.</p><p>Written to <code>${escapeHtml(r.output)}</code>; the original is unchanged.</p>
+${warnings.length ? `<div id="warnings" role="alert">${warnings.join('')}</div>` : ''}
+<p title="${escapeHtml(r.reason)}">${escapeHtml(modeInWords(r))}</p><p>Written to <code>${escapeHtml(r.output)}</code>; the original is unchanged.</p>
+<p class="actions">${cmd('modelCompressor.openOutput', r.output, 'Open output', 'open-output')}${r.mode === 'static' ? cmd('modelCompressor.quantizeInt8WithData', input, r.calibratedOn ? 'Calibrate on other data…' : 'Calibrate on real data…', 'calibrate') : ''}</p>
 <table id="comparison"><tr><th></th><th>before</th><th>after</th><th>change</th></tr>
 ${row('size', mib(b.sizeBytes), mib(a.sizeBytes), `${(a.sizeBytes / b.sizeBytes).toFixed(3)}x`)}
 ${row('params', b.params.toLocaleString('en-US'), a.params.toLocaleString('en-US'), '')}
 ${lat ? row('latency p50', `${lat.before.p50.toFixed(2)} ms`, `${lat.after.p50.toFixed(2)} ms`, `${lat.ratioP50.toFixed(3)}x`) : ''}
 ${o ? row('fidelity (cosine)', '1', o.cosine.toFixed(5), o.top1Agreement !== undefined ? `top-1 agreement ${o.top1Agreement.toFixed(3)}` : '') : ''}
-</table>${slower}<p>${r.quantizedNodes} nodes quantized, ${r.skippedNodes.length} left in float.</p>
+</table>${slower}${counts}
 ${r.notes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</body></html>`;
 }
 

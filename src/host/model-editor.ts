@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { ToWebview } from '../protocol/webview';
+import type { GraphDto, LayerRow, ToWebview } from '../protocol/webview';
 import { webviewHtml } from './html';
 import { parseFromWebview } from './webview-messages';
 import type { WorkerClient } from './worker-client';
@@ -22,18 +22,19 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
   resolveCustomEditor(doc: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const dist = vscode.Uri.joinPath(this.ctx.extensionUri, 'dist');
-    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
+    panel.webview.options = { enableScripts: true, localResourceRoots: [dist, vscode.Uri.joinPath(this.ctx.extensionUri, 'media')] };
+    panel.iconPath = { light: vscode.Uri.joinPath(this.ctx.extensionUri, 'media', 'editor-light.svg'), dark: vscode.Uri.joinPath(this.ctx.extensionUri, 'media', 'editor-dark.svg') };
     panel.webview.html = webviewHtml(panel.webview, panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')), 'Model Compressor');
     const file = doc.uri.fsPath;
     const post = (m: ToWebview) => void panel.webview.postMessage(m);
     // Start reading at once, while VS Code is still creating the webview; the graph is laid
     // out in the background after the summary, so the Graph view is usually ready when asked.
     const summary = this.client.run({ kind: 'inspect', model: file });
-    let graph: Promise<unknown> | undefined;
+    let graph: Promise<GraphDto> | undefined;
     let background: ReturnType<typeof setTimeout> | undefined;
     const graphOnce = () => {
       clearTimeout(background);
-      return (graph ??= this.client.run({ kind: 'graph', model: file }));
+      return (graph ??= this.client.run<GraphDto>({ kind: 'graph', model: file }));
     };
     // Not at once: the first seconds belong to the table (layout takes both cores).
     summary.then(() => (background = setTimeout(() => void graphOnce().catch(() => undefined), 2000)), () => undefined);
@@ -48,18 +49,26 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
             post({ type: 'summary', file, summary: await summary });
             break;
           case 'layers': {
-            const r = await this.client.run<{ total: number; offset: number; rows: [] }>({ kind: 'layers', model: file, offset: m.offset, limit: m.limit, sortBy: m.sortBy, descending: m.descending, filter: m.filter });
+            const r = await this.client.run<{ total: number; offset: number; rows: LayerRow[] }>({ kind: 'layers', model: file, offset: m.offset, limit: m.limit, sortBy: m.sortBy, descending: m.descending, filter: m.filter });
             post({ type: 'layersPage', requestId: m.requestId, total: r.total, offset: r.offset, rows: r.rows });
             break;
           }
           case 'graph':
-            post({ type: 'graph', graph: (await graphOnce()) as never });
+            // A collapsed scope is laid out anew; the plain graph is laid out once.
+            post({ type: 'graph', graph: m.collapse?.length ? await this.client.run<GraphDto>({ kind: 'graph', model: file, collapse: m.collapse }) : await graphOnce() });
             break;
           case 'sensitivity': {
             const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Measuring pruning sensitivity', cancellable: true }, (progress, token) => {
               const ctl = new AbortController();
               token.onCancellationRequested(() => ctl.abort());
-              return this.client.run({ kind: 'sensitivity', model: file }, { signal: ctl.signal, onProgress: (stage, f) => progress.report({ message: f === undefined ? stage : `${stage} ${(f * 100).toFixed(0)}%` }) });
+              // Progress shows in the panel itself (in view) and in the notification (which can cancel).
+              return this.client.run({ kind: 'sensitivity', model: file }, {
+                signal: ctl.signal,
+                onProgress: (stage, f) => {
+                  progress.report({ message: f === undefined ? stage : `${stage} ${(f * 100).toFixed(0)}%` });
+                  post({ type: 'busy', stage: `sensitivity: ${stage}`, fraction: f });
+                },
+              });
             });
             post({ type: 'sensitivity', result });
             break;

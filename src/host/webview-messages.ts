@@ -1,10 +1,9 @@
-import type { FromWebview, LayerSortKey } from '../protocol/webview';
+import { SORT_KEYS, type FromWebview, type LayerSortKey } from '../protocol/webview';
 
 /**
  * Validates a message from a webview. Webview content is untrusted: anything that is not
  * exactly one of the known shapes (with bounded strings and numbers) is dropped.
  */
-const SORT_KEYS: LayerSortKey[] = ['index', 'name', 'op', 'params', 'bytes', 'macs'];
 const COMMANDS = ['quantizeInt8', 'compress', 'benchmark'] as const;
 
 const isInt = (v: unknown, lo: number, hi: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
@@ -21,7 +20,9 @@ export function parseFromWebview(m: unknown): FromWebview | undefined {
       if (!SORT_KEYS.includes(o.sortBy as LayerSortKey) || typeof o.descending !== 'boolean' || !isStr(o.filter, 200)) return undefined;
       return { type: 'layers', requestId: o.requestId, offset: o.offset, limit: o.limit, sortBy: o.sortBy as LayerSortKey, descending: o.descending, filter: o.filter };
     case 'graph':
-      return { type: 'graph' };
+      if (o.collapse === undefined) return { type: 'graph' };
+      if (!Array.isArray(o.collapse) || o.collapse.length > 64 || !o.collapse.every((c) => isStr(c, 4096))) return undefined;
+      return { type: 'graph', collapse: o.collapse as string[] };
     case 'sensitivity':
       return { type: 'sensitivity' };
     case 'locate':

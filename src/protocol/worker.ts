@@ -11,7 +11,7 @@ export type JobRequest =
   | { kind: 'inspect'; model: string; weightStats?: boolean; topN?: number }
   | { kind: 'layers'; model: string; offset: number; limit: number; sortBy?: LayerSortKey; descending?: boolean; filter?: string; locate?: number }
   /** Nodes with positions from the layout, edges as [from, to] layer indices. */
-  | { kind: 'graph'; model: string }
+  | { kind: 'graph'; model: string; collapse?: string[] }
   | { kind: 'tensor'; model: string; layer: string }
   | { kind: 'quickQuantize'; model: string; output?: string; benchRuns?: number; threads?: number }
   /** `recipe` is validated by the engine (it may come from a webview or a file). */

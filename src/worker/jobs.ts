@@ -3,7 +3,8 @@ import { analyzeModel, type LayerInfo, type ModelAnalysis } from '../core/analys
 import { pruningSensitivity } from '../core/analysis/sensitivity';
 import { weightStats } from '../core/analysis/stats';
 import { CancelledError, UsageError } from '../core/errors';
-import { modelSizeBytes, openModel, saveModel } from '../core/formats/registry';
+import { modelSizeBytes, openModel } from '../core/formats/registry';
+import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
 import { parseRecipe, quickQuantize, recipeChoices, runRecipe } from '../core/recipe';
 import { benchmarkModels } from '../core/runtime/bench';
@@ -12,8 +13,9 @@ import { bindDataset, parseDataSpecs, readLabels } from '../core/runtime/data/da
 import { evaluateCompression } from '../core/runtime/evaluate';
 import { modelInputs } from '../core/runtime/tfjs';
 import { ModelSession } from '../core/runtime/session';
-import type { JobRequest, Json, LayerSortKey } from '../protocol/worker';
-import { layoutGraph } from './graph-layout';
+import type { JobRequest, Json } from '../protocol/worker';
+import { SORT_KEYS, type LayerRow } from '../protocol/webview';
+import { buildGraph } from './graph-layout';
 
 /**
  * Job implementations. Everything returned is a plain DTO (JSON): the webview never sees IR
@@ -50,18 +52,6 @@ function load(file: string): Cached {
   return entry;
 }
 
-export interface LayerRow {
-  index: number;
-  name: string;
-  op: string;
-  params: number;
-  bytes: number;
-  macs: number | null;
-  dtype: string;
-  outputShape: string;
-  weights: number;
-}
-
 function row(l: LayerInfo, index: number): LayerRow {
   const shape = l.outputShapes[0];
   return {
@@ -74,12 +64,12 @@ function row(l: LayerInfo, index: number): LayerRow {
     dtype: Object.keys(l.bytesByDtype).join('+'),
     outputShape: shape ? `[${shape.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?',
     weights: l.weights.length,
+    // Present once the analysis reports If branches separately.
+    ...((l as { branchMacs?: number[] }).branchMacs ? { branchMacs: (l as { branchMacs?: number[] }).branchMacs } : {}),
   };
 }
 
 const inputsOf = (file: string) => modelInputs(file);
-
-const SORT_KEYS: LayerSortKey[] = ['index', 'name', 'op', 'params', 'bytes', 'macs'];
 
 export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
   switch (job.kind) {
@@ -116,24 +106,8 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
     }
     case 'graph': {
       const c = load(job.model);
-      const ls = c.analysis.layers;
-      const producer = new Map<string, number>();
-      ls.forEach((l, i) => l.outputs.forEach((o) => o && producer.set(o, i)));
-      const edges: Array<[number, number]> = [];
-      ls.forEach((l, i) => l.inputs.forEach((inp) => {
-        const p = producer.get(inp);
-        if (p !== undefined && p !== i) edges.push([p, i]);
-      }));
-      const sizes = ls.map((l) => ({ w: Math.min(180, 40 + 7 * l.op.length), h: 26 }));
       ctx.progress('laying out the graph');
-      const lay = await layoutGraph(sizes, edges);
-      return {
-        width: lay.width,
-        height: lay.height,
-        layoutMs: lay.ms,
-        nodes: ls.map((l, i) => ({ i, label: l.name, op: l.op, params: l.params, macs: l.macs ?? 0, x: Math.round(lay.x[i]), y: Math.round(lay.y[i]), w: sizes[i].w, h: sizes[i].h })),
-        edges,
-      } as unknown as Json;
+      return (await buildGraph(c.analysis.layers, c.analysis.inputs.map((i) => i.name), job.collapse)) as unknown as Json;
     }
     case 'tensor': {
       const c = load(job.model);
@@ -155,7 +129,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
       const data = bindDataset(s.inputs, [], { randomSamples: 16, seed: 7, shapes });
       await s.release();
-      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal });
+      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'compress', signal: ctx.signal });
       return JSON.parse(JSON.stringify({ output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report })) as Json;
     }
     case 'compress': {
@@ -164,7 +138,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const inputs = await modelInputs(job.model, model.format);
       const calib = job.calib ? bindDataset(inputs, parseDataSpecs([job.calib])) : undefined;
       const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
-      saveModel(r.model, job.output);
+      await saveVerified(r.model, job.output);
       const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
       const dataLabel = job.eval ? evalData.describe() : calib ? `the calibration data (${calib.describe()})` : '16 random samples';
       const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal, onProgress: ctx.progress });

@@ -7,6 +7,9 @@ import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError,
 import type { HostToWorker, JobRequest, WorkerToHost } from '../protocol/worker';
 import { runJob } from './jobs';
 
+// ONNX Runtime's telemetry stays off in the worker (and anything it starts): set before ORT loads.
+process.env.ORT_DISABLE_TELEMETRY = '1';
+
 const send = (m: WorkerToHost) => process.send?.(m);
 const running = new Map<number, AbortController>();
 const queues = new Map<string, Promise<unknown>>();

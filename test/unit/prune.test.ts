@@ -203,9 +203,11 @@ describe('structured pruning: digits CNN at 50%', () => {
       const r = await pruneModel(model, { structured: true, ratio: 0.25, criterion, calib });
       assert.equal(r.groups.length, 4);
     }
-    const bn = await pruneModel(model, { structured: true, ratio: 0.25, criterion: 'bn' });
-    assert.equal(bn.groups.length, 0);
-    assert.ok(bn.skipped.every((s) => /BatchNormalization|graph output/.test(s.reason)));
+    await assert.rejects(
+      pruneModel(model, { structured: true, ratio: 0.25, criterion: 'bn' }),
+      (e: Error) => e instanceof UsageError && /no BatchNormalization/.test(e.message),
+      'bn on a model without BatchNormalization is refused, not an unchanged copy',
+    );
     await assert.rejects(pruneModel(model, { structured: true, ratio: 0.25, criterion: 'taylor' }), (e: Error) => e instanceof UsageError && /calibration data/.test(e.message));
     await assert.rejects(pruneModel(model, { structured: true }), UsageError);
   });

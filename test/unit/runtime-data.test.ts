@@ -169,10 +169,22 @@ describe('input binding', () => {
     assert.throws(() => bindDataset(one, []), /no data for input 'input'/);
   });
 
-  it('generates random data for missing inputs, requiring fixed dims', () => {
+  it('generates random data for missing inputs: documented defaults for symbolic dims, said in the label', () => {
     const seq: IOSpec[] = [{ name: 'tokens', dtype: DataType.INT64, shape: ['n', 'seq'] }];
-    assert.throws(() => bindDataset(seq, [], { randomSamples: 4 }), /input 'tokens' has dynamic dims \[n, seq\]: fix them with --shape tokens=1x1/);
+    const dflt = bindDataset(seq, [], { randomSamples: 4 });
+    assert.deepEqual(dflt.batch(0, 2).tokens.dims, [2, 128]);
+    assert.match(dflt.describe(), /assumed tokens\[1\]=128 \(sequence length\)/);
     assert.deepEqual(bindDataset(seq, [], { randomSamples: 4, shapes: { tokens: [1, 7] } }).batch(0, 2).tokens.dims, [2, 7]);
+    const ocr: IOSpec[] = [{ name: 'x', dtype: DataType.FLOAT, shape: ['N', 3, 48, 'W'] }];
+    assert.deepEqual(bindDataset(ocr, [], { randomSamples: 2 }).batch(0, 1).x.dims, [1, 3, 48, 224]);
+    const audio: IOSpec[] = [{ name: 'audio', dtype: DataType.FLOAT, shape: [null, null] }];
+    assert.deepEqual(bindDataset(audio, [], { randomSamples: 2 }).batch(0, 2).audio.dims, [2, 16000]);
+    // No default covers a feature sequence: the suggestion names the dim, never a size of 1.
+    const feats: IOSpec[] = [{ name: 'f', dtype: DataType.FLOAT, shape: ['n', 't', 80] }];
+    assert.throws(() => bindDataset(feats, [], { randomSamples: 4 }), (e: Error) => /--shape f=1x<t>x80/.test(e.message) && !/x1x/.test(e.message));
+    // A --shape of the wrong rank, or one that changes a fixed dim, is refused.
+    assert.throws(() => bindDataset(ocr, [], { randomSamples: 2, shapes: { x: [1, 3] } }), /has 2 dims, but input 'x' has 4/);
+    assert.throws(() => bindDataset(ocr, [], { randomSamples: 2, shapes: { x: [1, 3, 32, 100] } }), /dim 2 of input 'x' is fixed at 48/);
     const d = bindDataset(two, [], { randomSamples: 4 });
     assert.equal(d.count, 4);
     assert.ok(d.batch(0, 4).b.data instanceof BigInt64Array);

@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
@@ -152,7 +153,7 @@ async function randomCalib(file: string, samples: number, seed: number) {
 async function agreement(a: { predict(x: unknown): { dataSync(): Float32Array } }, file: string, shape: number[]) {
   const x = tf.randomUniform(shape, 0, 1, 'float32', 7);
   const ref = a.predict(x).dataSync();
-  const r = await TfjsRunner.create(file);
+  const r = await TfjsRunner.create(file, { backend: tf.getBackend() }); // the reference's backend: identical arithmetic
   const out = Object.values(await r.run({ [r.inputs[0].name]: { dtype: 1, dims: shape, data: x.dataSync() } }))[0].data as Float32Array;
   let dot = 0, na = 0, nb = 0, max = 0;
   for (let i = 0; i < ref.length; i++) {
@@ -199,7 +200,7 @@ describe('TF.js layers models (write, quantize)', () => {
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout);
       assert.ok(j.fidelity.outputs[0].cosine > 0.99, `${mode}: cosine ${j.fidelity.outputs[0].cosine}`);
-      assert.match(j.fidelity.runtime, /^TensorFlow\.js \((cpu|tensorflow) backend\)$/, 'the written model is checked by TensorFlow.js itself');
+      assert.match(j.fidelity.runtime, /^TensorFlow\.js \((wasm|tensorflow) backend\)$/, 'the written model is checked by TensorFlow.js itself');
       const a = await agreement(m, out, [4, 12, 12, 3]);
       results[mode] = { ratio: shardBytes(out) / shardBytes(file), cosine: a.cosine, maxAbs: a.maxAbs };
       const spec = JSON.parse(fs.readFileSync(out, 'utf8')).weightsManifest[0].weights[0];
@@ -371,13 +372,14 @@ describe('TF.js layers models (structured pruning)', () => {
     assert.equal(analyzeModel(pruned).totals.params, analyzeModel(r.model).totals.params);
   });
 
-  it('measures sensitivity curves per group with TensorFlow.js: each point is that group pruned alone', async () => {
+  it('measures sensitivity curves per group (ORT on the export), matching TensorFlow.js: each point is that group pruned alone', async () => {
     const m = convNet(3);
     const file = await save(m, tmpDir());
     const { pruningSensitivity } = await import('../../src/core/analysis/sensitivity');
     const data = await randomCalib(file, 12, 5);
     const model = openModel(file);
     const r = await pruningSensitivity(model, { data, ratios: [0.25, 0.75], samples: 12, metric: 'cosine' });
+    assert.equal(r.runtime, 'ONNX Runtime (on the ONNX export)');
     const names = [m.layers[0].name, m.layers[3].name, m.layers[5].name];
     assert.deepEqual(r.curves.map((c) => [c.group, c.channels, c.points.map((p) => p.removed)]), [[names[0], 16, [4, 12]], [names[1], 24, [6, 18]], [names[2], 32, [8, 24]]]);
     for (const c of r.curves) assert.ok(c.points[1].drop > c.points[0].drop && c.points[0].drop > 0, `${c.group}: ${c.points.map((p) => p.drop)}`);
@@ -956,6 +958,46 @@ describe('TF.js: a MobileNetV2-style model through the whole toolchain', () => {
     const q = cli(['quantize', pruned, '--mode', 'uint8', '-o', path.join(dir, 'q.json'), '--json', '--no-bench', '--samples', '8']);
     assert.equal(q.code, 0, q.stderr);
     assert.ok(JSON.parse(q.stdout).fidelity.outputs[0].cosine > 0.99);
+  });
+});
+
+describe('TF.js backends', () => {
+  it('wasm and cpu give the same outputs on a MobileNetV2-style model (backend parity), and each runner reports its backend', async () => {
+    const m = mobileNetLike();
+    const file = await save(m, tmpDir());
+    const data = await randomCalib(file, 4, 5);
+    const outs: Record<string, Float32Array> = {};
+    for (const backend of ['cpu', 'wasm'] as const) {
+      const r = await TfjsRunner.create(file, { backend });
+      assert.equal(r.backend, backend);
+      const parts: number[] = [];
+      for (const { feeds } of data.batches(2)) parts.push(...(Object.values(await r.run(feeds))[0].data as Float32Array));
+      outs[backend] = Float32Array.from(parts);
+      await r.release();
+    }
+    let max = 0;
+    let scale = 0;
+    for (let i = 0; i < outs.cpu.length; i++) {
+      max = Math.max(max, Math.abs(outs.cpu[i] - outs.wasm[i]));
+      scale = Math.max(scale, Math.abs(outs.cpu[i]));
+    }
+    assert.equal(outs.cpu.length, 40);
+    assert.ok(scale > 0 && max <= 1e-3 * scale, `max |Δ| ${max} for outputs up to ${scale}`);
+  });
+
+  it('the bundled CLI loads TensorFlow.js and its .wasm files from its own folder', function () {
+    this.timeout(300_000);
+    const root = path.resolve(__dirname, '../../..');
+    const out = path.join(root, 'out', 'dist-test');
+    const b = spawnSync(process.execPath, ['scripts/build.mjs', '--outdir', out, '--cli-only'], { cwd: root, encoding: 'utf8' });
+    assert.equal(b.status, 0, b.stderr);
+    assert.ok(fs.existsSync(path.join(out, 'tfjs-backend-wasm-simd.wasm')));
+    const dir = tmpDir();
+    return save(convNet(), dir).then(() => {
+      const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(out, 'cli.js'))}).main()`, 'cli', 'quantize', path.join(dir, 'model.json'), '--mode', 'uint8', '-o', path.join(dir, 'q.json'), '--no-bench', '--json', '--samples', '2'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).fidelity.runtime, 'TensorFlow.js (wasm backend)');
+    });
   });
 });
 

@@ -4,8 +4,27 @@ import { openModel } from '../../src/core/formats/registry';
 import { readNpy } from '../../src/core/runtime/data/npy';
 import { DataType } from '../../src/core/ir/dtype';
 import type { HostTensor } from '../../src/core/runtime/session';
-import { TrainingSession, buildTrainingGraph, floatWeights, labelsTensor } from '../../src/core/train';
-import { FIXTURES } from './helpers/ort';
+import { inferShapes } from '../../src/core/ir/shape-inference';
+import { ModelError, UsageError } from '../../src/core/errors';
+import type { Model } from '../../src/core/ir/graph';
+import { ModelSession } from '../../src/core/runtime/session';
+import {
+  TrainingSession,
+  accumulateGradients,
+  buildTrainingGraph,
+  channelSaliency,
+  fit,
+  floatWeights,
+  labelsTensor,
+  selectTrainable,
+  shuffled,
+  tensorSampleSet,
+  withWeights,
+  type LossTerm,
+  type TrainProgress,
+} from '../../src/core/train';
+import { ModelBuilder, randomFloats, rng } from './helpers/builder';
+import { FIXTURES, tmpDir } from './helpers/ort';
 
 const REF = path.join(FIXTURES, 'grad_ref');
 
@@ -74,4 +93,390 @@ describe('train: gradients against PyTorch autograd (grad_ref)', function () {
       }
     });
   }
+});
+
+// ---- finite differences: every gradient rule, one case per attribute variant ----------------
+
+/** Values in ±[0.1, 1] (away from the kinks of Relu/Clip/MaxPool ties at the step used). */
+function spaced(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() < 0.5 ? -1 : 1) * (0.1 + 0.9 * r());
+  return a;
+}
+
+/** Distinct values (a shuffled ladder with step 0.05), so a max never changes under ±h. */
+function distinct(n: number, seed: number): Float32Array {
+  const order = shuffled(n, seed, 0);
+  return Float32Array.from(order, (k) => (k - n / 2) * 0.05);
+}
+
+interface FdCase {
+  op: string;
+  variant: string;
+  build(b: ModelBuilder): string[];
+  /** Initializers not to differentiate (indices, shapes). */
+  frozen?: string[];
+  /** Step of the central difference (default H). */
+  h?: number;
+  /** Losses (default: MSE of each output against a random target) and their extra feeds. */
+  losses?: LossTerm[];
+  feeds?: Record<string, HostTensor>;
+}
+
+const H = 1e-2;
+
+/** Max relative error of the engine's gradients against central differences of its own loss. */
+async function fdCheck(c: FdCase): Promise<number> {
+  const b = new ModelBuilder(17);
+  const outs = c.build(b);
+  const model = b.build();
+  const shapes = inferShapes(model).types;
+  const losses: LossTerm[] = c.losses ?? outs.map((o, i) => ({ kind: 'mse', prediction: o, target: `target${i}` }));
+  const trainable = floatWeights(model).filter((w) => !(c.frozen ?? []).includes(w));
+  const tg = buildTrainingGraph(model, { losses, trainable });
+  const s = await TrainingSession.create(tg);
+  try {
+    const feeds: Record<string, HostTensor> = { ...c.feeds };
+    if (!c.losses) outs.forEach((o, i) => {
+      const dims = shapes.get(o)!.shape as number[];
+      const n = dims.reduce((x, y) => x * y, 1);
+      feeds[`target${i}`] = { dtype: DataType.FLOAT, dims, data: randomFloats(n, 100 + i, 1) };
+    });
+    const params = new Map(trainable.map((w) => [w, model.graph.initializers.get(w)!.toFloat32()]));
+    const r = await s.step(feeds, params);
+    let num = 0;
+    let den = 0;
+    for (const [w, p] of params) {
+      const g = r.grads.get(w)!;
+      const pick = p.length <= 40 ? Array.from({ length: p.length }, (_, i) => i) : shuffled(p.length, 7, 0).slice(0, 40);
+      for (const i of pick) {
+        const v = p[i];
+        const h = c.h ?? H;
+        p[i] = v + h;
+        const up = (await s.step(feeds, params)).loss;
+        p[i] = v - h;
+        const down = (await s.step(feeds, params)).loss;
+        p[i] = v;
+        const fd = (up - down) / (2 * h);
+        num = Math.max(num, Math.abs(fd - g[i]));
+        den = Math.max(den, Math.abs(fd));
+      }
+    }
+    assert.ok(den > 1e-4, `${c.op} ${c.variant}: the gradient is zero everywhere, the check would prove nothing`);
+    return num / den;
+  } finally {
+    await s.release();
+  }
+}
+
+const f = (n: number[], seed: number, gen: (k: number, s: number) => Float32Array = spaced) => ({ dims: n, data: gen(n.reduce((a, x) => a * x, 1), seed) });
+function w(b: ModelBuilder, name: string, dims: number[], seed: number, gen?: (k: number, s: number) => Float32Array): string {
+  return b.init(name, dims, f(dims, seed, gen).data);
+}
+
+const CASES: FdCase[] = [
+  { op: 'Conv', variant: '3x3 pads 1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 5, 5], 1), w(b, 'w', [4, 3, 3, 3], 2), w(b, 'b', [4], 3)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }) },
+  { op: 'Conv', variant: 'stride 2, asymmetric pads', build: (b) => b.node('Conv', [w(b, 'x', [2, 2, 7, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], pads: [0, 1, 1, 0], strides: [2, 2] }) },
+  { op: 'Conv', variant: 'dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 7], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], dilations: [2, 2], pads: [1, 1, 1, 1] }) },
+  { op: 'Conv', variant: 'groups 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 5, 5], 1), w(b, 'w', [6, 2, 3, 3], 2), w(b, 'b', [6], 3)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }) },
+  { op: 'Conv', variant: 'depthwise stride 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 6, 6], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }) },
+  { op: 'Conv', variant: 'auto_pad SAME_UPPER stride 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 6, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
+  { op: 'Conv', variant: '1x1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
+  { op: 'Conv', variant: '1-D', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 9], 1), w(b, 'w', [4, 3, 3], 2)], { kernel_shape: [3], strides: [2], pads: [1, 1] }) },
+  { op: 'ConvTranspose', variant: 'stride 2, pads 1, output_padding 1', build: (b) => b.node('ConvTranspose', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [3, 2, 3, 3], 2), w(b, 'b', [2], 3)], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }) },
+  { op: 'ConvTranspose', variant: 'groups 2', build: (b) => b.node('ConvTranspose', [w(b, 'x', [1, 4, 3, 3], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2 }) },
+  { op: 'Gemm', variant: 'transB, bias [N]', build: (b) => b.node('Gemm', [w(b, 'a', [3, 4], 1), w(b, 'w', [5, 4], 2), w(b, 'c', [5], 3)], { transB: 1 }) },
+  { op: 'Gemm', variant: 'transA, alpha 0.7, beta 1.3, C [M,1]', build: (b) => b.node('Gemm', [w(b, 'a', [4, 3], 1), w(b, 'w', [4, 5], 2), w(b, 'c', [3, 1], 3)], { transA: 1, alpha: { float: 0.7 }, beta: { float: 1.3 } }) },
+  { op: 'MatMul', variant: 'batched [2,3,4,5]x[5,6]', build: (b) => b.node('MatMul', [w(b, 'a', [2, 3, 4, 5], 1), w(b, 'w', [5, 6], 2)]) },
+  { op: 'MatMul', variant: 'broadcast [2,1,4,5]x[3,5,2]', build: (b) => b.node('MatMul', [w(b, 'a', [2, 1, 4, 5], 1), w(b, 'w', [3, 5, 2], 2)]) },
+  { op: 'Add', variant: 'broadcast [2,3,4]+[3,1]', build: (b) => b.node('Add', [w(b, 'a', [2, 3, 4], 1), w(b, 'c', [3, 1], 2)]) },
+  { op: 'Sub', variant: 'broadcast [4]-[2,3,4]', build: (b) => b.node('Sub', [w(b, 'a', [4], 1), w(b, 'c', [2, 3, 4], 2)]) },
+  { op: 'Mul', variant: 'broadcast [2,3,4]*[1,3,1]', build: (b) => b.node('Mul', [w(b, 'a', [2, 3, 4], 1), w(b, 'c', [1, 3, 1], 2)]) },
+  { op: 'Div', variant: 'broadcast [2,3]/[3]', build: (b) => b.node('Div', [w(b, 'a', [2, 3], 1), b.init('c', [3], Float32Array.of(0.8, 1.3, -1.1))]) },
+  { op: 'Pow', variant: 'x^y, x > 0', build: (b) => b.node('Pow', [b.init('a', [2, 3], f([2, 3], 1).data.map((v) => Math.abs(v) + 0.5)), b.init('e', [3], Float32Array.of(2, 1.5, 3))]) },
+  { op: 'Sqrt', variant: 'x > 0', build: (b) => b.node('Sqrt', [b.init('a', [2, 5], f([2, 5], 1).data.map((v) => Math.abs(v) + 0.3))]) },
+  { op: 'Relu', variant: '', build: (b) => b.node('Relu', [w(b, 'x', [3, 7], 1)]) },
+  { op: 'LeakyRelu', variant: 'alpha 0.1', build: (b) => b.node('LeakyRelu', [w(b, 'x', [3, 7], 1)], { alpha: { float: 0.1 } }) },
+  { op: 'Clip', variant: 'min -0.5, max 0.5', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(-0.5)), b.init('hi', [], Float32Array.of(0.55))]), frozen: ['lo', 'hi'] },
+  { op: 'Clip', variant: 'min only', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(0))]), frozen: ['lo'] },
+  { op: 'Sigmoid', variant: '', build: (b) => b.node('Sigmoid', [w(b, 'x', [3, 7], 1)]) },
+  { op: 'Tanh', variant: '', build: (b) => b.node('Tanh', [w(b, 'x', [3, 7], 1)]) },
+  { op: 'HardSigmoid', variant: 'alpha 0.5 beta 0.4', build: (b) => b.node('HardSigmoid', [w(b, 'x', [3, 7], 1)], { alpha: { float: 0.5 }, beta: { float: 0.4 } }) },
+  { op: 'HardSwish', variant: 'input ×5 (all three pieces)', build: (b) => b.node('HardSwish', [b.node('Mul', [w(b, 'x', [3, 7], 1), b.init('k', [], Float32Array.of(5))])[0]]), frozen: ['k'], h: 2e-3 },
+  { op: 'Erf', variant: '', build: (b) => b.node('Erf', [w(b, 'x', [3, 7], 1)]) },
+  { op: 'Softmax', variant: 'axis 1 of 3-D', build: (b) => b.node('Softmax', [w(b, 'x', [2, 4, 3], 1)], { axis: 1 }) },
+  { op: 'LogSoftmax', variant: 'axis -1', build: (b) => b.node('LogSoftmax', [w(b, 'x', [3, 5], 1)], { axis: -1 }) },
+  {
+    op: 'BatchNormalization',
+    variant: 'frozen statistics',
+    build: (b) => b.node('BatchNormalization', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 's', [3], 2), w(b, 'bb', [3], 3), w(b, 'mean', [3], 4), b.init('var', [3], Float32Array.of(0.5, 1.5, 2))], { epsilon: { float: 1e-3 } }),
+  },
+  { op: 'LayerNormalization', variant: 'axis -1', build: (b) => b.node('LayerNormalization', [w(b, 'x', [2, 3, 6], 1), w(b, 's', [6], 2), w(b, 'bb', [6], 3)], { axis: -1 }) },
+  { op: 'LayerNormalization', variant: 'axis 1 (last two axes)', build: (b) => b.node('LayerNormalization', [w(b, 'x', [2, 3, 4], 1), w(b, 's', [3, 4], 2)], { axis: 1 }) },
+  { op: 'MaxPool', variant: '2x2 stride 2', build: (b) => b.node('MaxPool', [w(b, 'x', [2, 2, 4, 4], 1, distinct)], { kernel_shape: [2, 2], strides: [2, 2] }) },
+  { op: 'MaxPool', variant: '3x3 stride 2 pads 1 (overlapping)', build: (b) => b.node('MaxPool', [w(b, 'x', [1, 2, 6, 6], 1, distinct)], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) },
+  { op: 'MaxPool', variant: '3x3 stride 2 ceil_mode', build: (b) => b.node('MaxPool', [w(b, 'x', [1, 2, 6, 6], 1, distinct)], { kernel_shape: [3, 3], strides: [2, 2], ceil_mode: 1 }) },
+  { op: 'AveragePool', variant: '2x2 stride 2', build: (b) => b.node('AveragePool', [w(b, 'x', [2, 2, 4, 4], 1)], { kernel_shape: [2, 2], strides: [2, 2] }) },
+  { op: 'AveragePool', variant: '3x3 stride 2 pads 1, count_include_pad 0', build: (b) => b.node('AveragePool', [w(b, 'x', [1, 2, 5, 5], 1)], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) },
+  { op: 'AveragePool', variant: '3x3 stride 1 pads 1, count_include_pad 1', build: (b) => b.node('AveragePool', [w(b, 'x', [1, 2, 5, 5], 1)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], count_include_pad: 1 }) },
+  { op: 'GlobalAveragePool', variant: '', build: (b) => b.node('GlobalAveragePool', [w(b, 'x', [2, 3, 3, 4], 1)]) },
+  { op: 'Flatten', variant: 'axis 2', build: (b) => b.node('Flatten', [w(b, 'x', [2, 3, 2, 2], 1)], { axis: 2 }) },
+  { op: 'Reshape', variant: '[2,3,4] → [4,-1]', build: (b) => b.node('Reshape', [w(b, 'x', [2, 3, 4], 1), b.ints('shape', [4, -1])]) },
+  { op: 'Transpose', variant: 'perm [2,0,1]', build: (b) => b.node('Transpose', [w(b, 'x', [2, 3, 4], 1)], { perm: [2, 0, 1] }) },
+  { op: 'Concat', variant: 'axis 1', build: (b) => b.node('Concat', [w(b, 'x', [2, 3, 2], 1), w(b, 'y', [2, 1, 2], 2)], { axis: 1 }) },
+  { op: 'Split', variant: 'axis 1 into [1,3]', build: (b) => b.node('Split', [w(b, 'x', [2, 4, 2], 1), b.ints('split', [1, 3])], { axis: 1 }, 2) },
+  { op: 'Slice', variant: 'axes [2,1], negative end', build: (b) => b.node('Slice', [w(b, 'x', [2, 4, 5], 1), b.ints('st', [1, 1]), b.ints('en', [-1, 3]), b.ints('ax', [2, 1])]) },
+  { op: 'Gather', variant: 'embedding, repeated and negative indices', build: (b) => b.node('Gather', [w(b, 'emb', [6, 3], 1), b.init('idx', [2, 3], BigInt64Array.of(0n, 2n, 2n, -1n, 5n, 0n), DataType.INT64)], { axis: 0 }) },
+  { op: 'ReduceMean', variant: 'axes [1], keepdims 0', build: (b) => b.node('ReduceMean', [w(b, 'x', [2, 3, 4], 1)], { axes: [1], keepdims: 0 }) },
+  { op: 'ReduceSum', variant: 'axes input [0,2], keepdims 1', build: (b) => b.node('ReduceSum', [w(b, 'x', [2, 3, 4], 1), b.ints('ax', [0, 2])], { keepdims: 1 }) },
+  { op: 'Squeeze', variant: 'axes [1]', build: (b) => b.node('Squeeze', [w(b, 'x', [2, 1, 3], 1), b.ints('ax', [1])]) },
+  { op: 'Unsqueeze', variant: 'axes [0,3]', build: (b) => b.node('Unsqueeze', [w(b, 'x', [2, 3], 1), b.ints('ax', [0, 3])]) },
+  { op: 'Pad', variant: 'constant, pads [0,1,2,0,2,1]', build: (b) => b.node('Pad', [w(b, 'x', [2, 3, 2], 1), b.ints('p', [0, 1, 2, 0, 2, 1])]) },
+  { op: 'Identity', variant: '', build: (b) => b.node('Identity', [w(b, 'x', [2, 3], 1)]) },
+  { op: 'Dropout', variant: 'inference mode', build: (b) => b.node('Dropout', [w(b, 'x', [2, 3], 1)]) },
+  {
+    op: 'Resize',
+    variant: 'nearest ×2 (asymmetric, floor)',
+    build: (b) => b.node('Resize', [w(b, 'x', [1, 2, 3, 3], 1), '', b.init('sc', [4], Float32Array.of(1, 1, 2, 2))], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }),
+    frozen: ['sc'],
+  },
+  {
+    op: 'Resize',
+    variant: 'nearest ×3 (half_pixel)',
+    build: (b) => b.node('Resize', [w(b, 'x', [1, 1, 2, 3], 1), '', b.init('sc', [4], Float32Array.of(1, 1, 3, 3))], { mode: 'nearest' }),
+    frozen: ['sc'],
+  },
+];
+
+const logitsModel = (b: ModelBuilder) => {
+  const [z] = b.node('Gemm', [w(b, 'x', [4, 5], 1), w(b, 'w', [3, 5], 2), w(b, 'bias', [3], 3)], { transB: 1 });
+  const [u] = b.node('Gemm', [w(b, 'x2', [4, 5], 4), w(b, 'w2', [3, 5], 5)], { transB: 1 });
+  b.output(z);
+  return [z, u];
+};
+const teacher: HostTensor = { dtype: DataType.FLOAT, dims: [4, 3], data: randomFloats(12, 9, 2) };
+
+CASES.push(
+  { op: 'loss', variant: 'cross-entropy', build: (b) => logitsModel(b).slice(0, 1), losses: [{ kind: 'cross-entropy', logits: 'gemm0', labels: 'y' }], feeds: { y: labelsTensor([0, 2, 1, 2]) } },
+  { op: 'loss', variant: 'distillation T=4', build: (b) => logitsModel(b).slice(0, 1), losses: [{ kind: 'distillation', logits: 'gemm0', teacherLogits: 't', temperature: 4 }], feeds: { t: teacher } },
+  {
+    op: 'loss',
+    variant: 'MSE between two graph tensors (feature matching)',
+    build: logitsModel,
+    losses: [{ kind: 'mse', prediction: 'gemm0', target: 'gemm1' }],
+  },
+  {
+    op: 'loss',
+    variant: '0.3·CE + 0.7·KD + L1 + L2 (composed)',
+    build: (b) => logitsModel(b).slice(0, 1),
+    losses: [
+      { kind: 'cross-entropy', logits: 'gemm0', labels: 'y', weight: 0.3 },
+      { kind: 'distillation', logits: 'gemm0', teacherLogits: 't', temperature: 2, weight: 0.7 },
+      { kind: 'l1', weights: ['w'], weight: 0.05 },
+      { kind: 'l2', weights: ['w', 'bias'], weight: 0.1 },
+    ],
+    feeds: { y: labelsTensor([1, 0, 0, 2]), t: teacher },
+  },
+);
+
+describe('train: gradient rules against central finite differences', function () {
+  this.timeout(120000);
+  const table: string[] = [];
+  after(() => {
+    if (process.env.MC_TRAIN_REPORT) console.log(table.join('\n'));
+  });
+  for (const c of CASES) {
+    it(`${c.op} ${c.variant}`, async () => {
+      const err = await fdCheck(c);
+      table.push(`| ${c.op} | ${c.variant || '—'} | ${err.toExponential(1)} |`);
+      assert.ok(err < 1e-2, `max relative error ${err}`);
+    });
+  }
+});
+
+// ---- the training loop ---------------------------------------------------------------------
+
+function npyTensor(file: string): HostTensor {
+  const a = readNpy(path.join(FIXTURES, file));
+  const b = new Uint8Array(a.data.length);
+  b.set(a.data);
+  const data = a.dtype === DataType.INT64 ? new BigInt64Array(b.buffer) : new Float32Array(b.buffer);
+  return { dtype: a.dtype, dims: a.shape, data };
+}
+
+/** PyTorch's default nn.Linear init (kaiming_uniform_ with a = √5): U(±1/√fan_in) for weight and bias. */
+function reinitLinear(model: Model, seed: number): Model {
+  const r = rng(seed);
+  const weights = new Map<string, Float32Array>();
+  for (const n of model.graph.nodes.filter((x) => x.opType === 'Gemm')) {
+    const wt = model.graph.initializers.get(n.inputs[1])!;
+    const bound = 1 / Math.sqrt(wt.dims[1]);
+    weights.set(n.inputs[1], Float32Array.from({ length: wt.numel }, () => (r() * 2 - 1) * bound));
+    weights.set(n.inputs[2], Float32Array.from({ length: wt.dims[0] }, () => (r() * 2 - 1) * bound));
+  }
+  return withWeights(model, weights);
+}
+
+async function accuracy(model: Model, x: HostTensor, y: HostTensor): Promise<number> {
+  const s = await ModelSession.create(model);
+  try {
+    const out = (await s.run({ input: x }))['output'];
+    const c = out.dims[1];
+    let right = 0;
+    for (let i = 0; i < out.dims[0]; i++) {
+      let best = 0;
+      for (let j = 1; j < c; j++) if ((out.data[i * c + j] as number) > (out.data[i * c + best] as number)) best = j;
+      if (BigInt(best) === (y.data as BigInt64Array)[i]) right++;
+    }
+    return right / out.dims[0];
+  } finally {
+    await s.release();
+  }
+}
+
+function split(t: HostTensor, from: number, to: number): HostTensor {
+  const per = t.data.length / t.dims[0];
+  return { dtype: t.dtype, dims: [to - from, ...t.dims.slice(1)], data: t.data.slice(from * per, to * per) as Float32Array };
+}
+
+describe('train: fit', function () {
+  this.timeout(300000);
+  const X = npyTensor('digits_train_x.npy');
+  const Y = npyTensor('digits_train_y.npy');
+  const mlp = () => openModel(path.join(FIXTURES, 'digits_mlp.onnx'));
+  const ce: LossTerm[] = [{ kind: 'cross-entropy', logits: 'output', labels: 'labels' }];
+  const trainSet = (from = 0, to = 1000) => tensorSampleSet({ input: split(X, from, to), labels: split(Y, from, to) });
+
+  it('trains digits_mlp from a fresh PyTorch-style init to ≥ 0.95 test accuracy (test set never trained on)', async () => {
+    const original = mlp();
+    const model = reinitLinear(original, 42);
+    const testX = npyTensor('digits_test_x.npy');
+    const testY = npyTensor('digits_test_y.npy');
+    const before = await accuracy(model, testX, testY);
+    const progress: TrainProgress[] = [];
+    const r = await fit(model, trainSet(0, 1000), {
+      losses: ce,
+      epochs: 30,
+      batchSize: 32,
+      optimizer: { kind: 'adamw', lr: 3e-3, weightDecay: 1e-4 },
+      schedule: { kind: 'cosine', warmupSteps: 20 },
+      seed: 1,
+      validation: { data: trainSet(1000, 1200), metric: 'accuracy' },
+      earlyStopping: { patience: 8 },
+      onProgress: (p) => progress.push(p),
+    });
+    const after = await accuracy(r.model, testX, testY);
+    if (process.env.MC_TRAIN_REPORT) {
+      console.log(`before ${before.toFixed(4)} after ${after.toFixed(4)} best epoch ${r.bestEpoch} ${r.msPerStep.toFixed(2)} ms/step`);
+      console.log(r.history.map((h) => `${h.epoch}: loss ${h.trainLoss.toFixed(4)} val ${h.metric?.toFixed(4)}`).join('\n'));
+    }
+    assert.ok(before < 0.3, `a fresh init should be near chance, got ${before}`);
+    assert.ok(after >= 0.95, `test accuracy ${after}`);
+    assert.ok(r.history[r.history.length - 1].trainLoss < r.history[0].trainLoss / 4);
+    // The result is the original inference graph with new weights; the input model is untouched.
+    assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), original.graph.nodes.map((n) => n.opType));
+    assert.deepEqual(model.graph.initializers.get('l1.weight')!.toFloat32(), reinitLinear(original, 42).graph.initializers.get('l1.weight')!.toFloat32());
+    assert.ok(progress.some((p) => p.phase === 'step' && p.samplesPerSecond > 0 && p.etaSeconds >= 0));
+    assert.equal(progress.filter((p) => p.phase === 'epoch').length, r.history.length);
+  });
+
+  it('keeps pruned zeros through training (masks)', async () => {
+    const model = mlp();
+    const w = model.graph.initializers.get('l1.weight')!.toFloat32();
+    const pruned = w.map((v, i) => (i % 2 ? 0 : v));
+    const m = withWeights(model, new Map([['l1.weight', pruned]]));
+    const r = await fit(m, trainSet(0, 256), { losses: ce, epochs: 2, batchSize: 64, optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }, keepZeros: true });
+    const out = r.model.graph.initializers.get('l1.weight')!.toFloat32();
+    let changed = 0;
+    out.forEach((v, i) => {
+      if (i % 2) assert.equal(v, 0);
+      else if (v !== pruned[i]) changed++;
+    });
+    assert.ok(changed > out.length / 4, 'the kept weights trained');
+  });
+
+  it('resumes from a checkpoint to the same weights as an uninterrupted run, and stops on cancel between steps', async () => {
+    const dir = tmpDir();
+    const ckpt = path.join(dir, 'train.ckpt');
+    const opts = { losses: ce, batchSize: 50, optimizer: { kind: 'adam', lr: 1e-3 } as const, seed: 3, schedule: { kind: 'step', stepEpochs: 1, gamma: 0.5 } as const };
+    const full = await fit(mlp(), trainSet(0, 300), { ...opts, epochs: 3 });
+    const ac = new AbortController();
+    let stepsSeen = 0;
+    const first = await fit(mlp(), trainSet(0, 300), {
+      ...opts,
+      epochs: 3,
+      checkpoint: { path: ckpt },
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.phase === 'step' && ++stepsSeen === 8) ac.abort();
+      },
+    });
+    assert.equal(first.stopped, 'cancelled');
+    assert.equal(first.steps, 8);
+    assert.equal(first.history.length, 1, 'one epoch (6 steps) completed before the cancel');
+    const resumed = await fit(mlp(), trainSet(0, 300), { ...opts, epochs: 3, checkpoint: { path: ckpt, resume: true } });
+    assert.equal(resumed.history.length, 3);
+    assert.equal(resumed.stopped, 'completed');
+    for (const name of full.trainable) {
+      const a = full.model.graph.initializers.get(name)!.toFloat32();
+      const b = resumed.model.graph.initializers.get(name)!.toFloat32();
+      assert.ok(relErr(b, a) < 1e-5, `${name} differs after resume`);
+    }
+    // A checkpoint of another model is refused in one line.
+    const other = openModel(path.join(FIXTURES, 'digits_cnn.onnx'));
+    await assert.rejects(
+      fit(other, tensorSampleSet({ input: split(X, 0, 10), labels: split(Y, 0, 10) }), { ...opts, epochs: 1, checkpoint: { path: ckpt, resume: true } }),
+      (e: Error) => e instanceof ModelError && /not a usable training checkpoint/.test(e.message),
+    );
+  });
+
+  it('stops early and returns the best epoch’s weights', async () => {
+    const r = await fit(mlp(), trainSet(0, 200), {
+      losses: ce,
+      epochs: 10,
+      batchSize: 50,
+      optimizer: { kind: 'sgd', lr: 0.01 },
+      validation: { data: trainSet(1000, 1100), metric: 'accuracy' },
+      // Nothing can beat the first epoch by a whole unit of accuracy.
+      earlyStopping: { patience: 2, minDelta: 1 },
+    });
+    assert.equal(r.stopped, 'early-stopped');
+    assert.equal(r.history.length, 3);
+    assert.equal(r.bestEpoch, 1);
+  });
+
+  it('accumulates gradients without updating (Taylor importance) and freezes with --freeze', async () => {
+    const model = mlp();
+    const set = trainSet(0, 128);
+    const sums = await accumulateGradients(model, set, { losses: ce, batchSize: 64, freeze: ['l1.'] });
+    assert.deepEqual([...sums.keys()], ['l2.weight', 'l2.bias', 'l3.weight', 'l3.bias']);
+    const tg = buildTrainingGraph(model, { losses: ce, trainable: [...sums.keys()] });
+    const s = await TrainingSession.create(tg);
+    const params = new Map([...sums.keys()].map((k) => [k, model.graph.initializers.get(k)!.toFloat32()]));
+    const a = await s.step(await set.gather(Array.from({ length: 64 }, (_, i) => i)), params);
+    const b = await s.step(await set.gather(Array.from({ length: 64 }, (_, i) => 64 + i)), params);
+    await s.release();
+    const want = a.grads.get('l3.weight')!.map((v, i) => v + b.grads.get('l3.weight')![i]);
+    assert.ok(relErr(sums.get('l3.weight')!, want) < 1e-5);
+    const sal = channelSaliency(params.get('l2.weight')!, sums.get('l2.weight')!, [128, 256], 0);
+    assert.equal(sal.length, 128);
+    assert.ok(sal.every((v) => v >= 0) && sal.some((v) => v > 0));
+  });
+
+  it('refuses an op without a gradient rule in one line naming it, and trains past it when the weights before it are frozen', async () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('input', ['n', 4]);
+    const [h] = b.node('Gemm', [x, b.init('w0', [4, 4]), b.init('b0', [4])], { transB: 1 });
+    const [c] = b.node('Cos', [h]);
+    const [y] = b.node('Gemm', [c, b.init('w1', [3, 4]), b.init('b1', [3])], { transB: 1 });
+    b.markOutput(y, 'output');
+    const m = b.build();
+    assert.throws(
+      () => buildTrainingGraph(m, { losses: ce, trainable: ['w0', 'w1'] }),
+      (e: Error) => e instanceof UsageError && /Cos/.test(e.message) && /--trainable\/--freeze/.test(e.message) && !e.message.includes('\n'),
+    );
+    const tg = buildTrainingGraph(m, { losses: ce, trainable: selectTrainable(m, { freeze: ['w0', 'b0'] }) });
+    assert.deepEqual(tg.params, ['w1', 'b1']);
+  });
 });

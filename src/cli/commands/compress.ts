@@ -19,7 +19,7 @@ export const compressCommand: Command = {
     }
     const job = await openJob(positional, flags, 'compress', 'compressed');
     const r = await runRecipe(job.model, recipe, { calib: job.calib?.data });
-    const report = await finishJob(job, r.model, flags);
+    const report = await finishJob(job, r.model, flags, { step: 'compress' });
     if (flags.json) {
       io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));
       return 0;

@@ -1,13 +1,12 @@
 import * as path from 'path';
 import { UsageError } from '../../core/errors';
 import { saveOnnx } from '../../core/formats/onnx';
-import { openModel } from '../../core/formats/registry';
+import { assertOutputNotInput, openModel } from '../../core/formats/registry';
 import { exportKerasToOnnx } from '../../core/formats/tfjs/to-onnx';
 import { compareModels } from '../../core/runtime/compare';
 import { bindDataset, chooseBatchSize } from '../../core/runtime/data/dataset';
 import { ModelSession } from '../../core/runtime/session';
 import { TfjsRunner } from '../../core/runtime/tfjs';
-import { assertNotInput } from '../../core/util/atomic-write';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { table } from '../format';
@@ -29,7 +28,7 @@ export const exportCommand: Command = {
     const model = openModel(input);
     if (model.format !== 'tfjs-layers') throw new UsageError(`export converts TF.js layers models to ONNX; ${input} is a ${model.format} model`);
     const output = (flags.output as string | undefined) ?? path.join(path.dirname(input), `${path.basename(input).replace(/\.json$/i, '')}.onnx`);
-    assertNotInput(output, [input]);
+    assertOutputNotInput(model, output);
     const onnx = exportKerasToOnnx(model);
     saveOnnx(onnx, output);
     const result: Record<string, unknown> = { output, nodes: onnx.graph.nodes.length, check: null };

@@ -1,5 +1,6 @@
 import { analyzeModel, type ModelAnalysis } from '../../core/analysis/analyze';
 import { UsageError } from '../../core/errors';
+import { printable } from '../../core/util/text';
 import { modelSizeBytes, openModel } from '../../core/formats/registry';
 import type { Dim } from '../../core/ir/graph';
 import { parseArgs, parseShapeFlags } from '../args';
@@ -49,22 +50,23 @@ export function bindShapes(shapes: Record<string, number[]>, inputs: string[]): 
   return out;
 }
 
-const shapeStr = (s: Dim[] | null) => (s ? `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?');
+const shapeStr = (s: Dim[] | null) => (s ? printable(`[${s.map((d) => (d === null ? '?' : d)).join(', ')}]`) : '?');
 
 function renderText(a: ModelAnalysis, top: number, allLayers: boolean): string {
   const lines: string[] = [];
   const version = a.format === 'onnx' ? `, IR ${a.irVersion}, opset ${Object.entries(a.opset).map(([d, v]) => (d === 'ai.onnx' ? v : `${d} ${v}`)).join(', ')}` : '';
-  lines.push(`${a.file}  (${a.format}${version})`);
-  if (a.producer) lines.push(`producer: ${a.producer}`);
+  lines.push(`${printable(a.file ?? '')}  (${a.format}${version})`);
+  if (a.producer) lines.push(`producer: ${printable(a.producer)}`);
   lines.push('');
-  for (const i of a.inputs) lines.push(`input   ${i.name}: ${i.dtype}${shapeStr(i.shape)}`);
-  for (const o of a.outputs) lines.push(`output  ${o.name}: ${o.dtype}${shapeStr(o.shape)}`);
+  for (const i of a.inputs) lines.push(`input   ${printable(i.name)}: ${i.dtype}${shapeStr(i.shape)}`);
+  for (const o of a.outputs) lines.push(`output  ${printable(o.name)}: ${o.dtype}${shapeStr(o.shape)}`);
   lines.push('');
   lines.push(
-    `params ${fmtGrouped(a.totals.params)} (${fmtCount(a.totals.params)})   weights ${fmtBytes(a.totals.bytes)}   file ${fmtBytes(a.fileSizeBytes)}   MACs ${fmtCount(a.totals.macs)}   FLOPs ${fmtCount(a.totals.flops)}   nodes ${a.totals.nodes}`,
+    `params ${fmtGrouped(a.totals.params)} (${fmtCount(a.totals.params)})   weights ${fmtBytes(a.totals.bytes)}   file ${fmtBytes(a.fileSizeBytes)}   MACs ${a.totals.unknownMacsNodes ? '≥' : ''}${fmtCount(a.totals.macs)} per sample   FLOPs ${fmtCount(a.totals.flops)}   nodes ${a.totals.nodes}`,
   );
-  if (a.totals.unknownMacsNodes) lines.push(`note: ${a.totals.unknownMacsNodes} node(s) have unknown shapes, so their MACs are not counted`);
-  if (a.unknownShapeOps.length) lines.push(`note: no shape rule for ${a.unknownShapeOps.join(', ')}`);
+  if (a.totals.unknownMacsNodes) lines.push(`note: MACs are a lower bound: ${a.totals.unknownMacsNodes} node(s) have unknown MACs and are not counted`);
+  if (a.assumedDims?.length) lines.push(`note: MACs assume ${printable(a.assumedDims.join(', '))} (fix sizes with --shape)`);
+  if (a.unknownShapeOps.length) lines.push(`note: no shape rule for ${printable(a.unknownShapeOps.join(', '))}`);
   lines.push('');
   const layers = allLayers ? a.layers : a.layers.filter((l) => l.params > 0 || (l.macs ?? 0) > 0);
   const shown = allLayers ? layers : [...layers].sort((x, y) => (y.macs ?? 0) - (x.macs ?? 0)).slice(0, Math.max(top, 1));

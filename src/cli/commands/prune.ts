@@ -114,7 +114,7 @@ export const pruneCommand: Command = {
       exclude: (flags.exclude as string | undefined)?.split(',').filter(Boolean),
       seed: flags.seed as number | undefined,
     });
-    const report = await finishJob(job, outcome.model, flags);
+    const report = await finishJob(job, outcome.model, flags, { step: 'prune' });
     const zipAll = (f: string) => modelFiles(f).reduce((a, x) => a + zipSize(fs.readFileSync(x)), 0);
     const zipped = flags.unstructured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {
@@ -183,7 +183,7 @@ export const sensitivityCommand: Command = {
       return 0;
     }
     const header = ['group', 'ch', ...r.curves[0]?.points.map((p) => `${p.ratio}`) ?? []];
-    const lines = [`${r.metric} loss on ${data.label}${/samples/.test(data.label) ? '' : ` (${r.samples} samples)`} (baseline ${r.baseline.toFixed(4)}), criterion ${criterion}`, ''];
+    const lines = [`${r.metric} loss on ${data.label}${/samples/.test(data.label) ? '' : ` (${r.samples} samples)`} (baseline ${r.baseline.toFixed(4)}), criterion ${criterion}${r.runtime ? `, run by ${r.runtime}` : ''}`, ''];
     lines.push(table(header, r.curves.map((c) => [c.group, String(c.channels), ...c.points.map((p) => p.drop.toFixed(3))])));
     if (r.skipped.length) lines.push('', `not prunable: ${r.skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}`);
     if (allocation) {

@@ -13,7 +13,7 @@ export const quantizeCommand: Command = {
   summary: 'quantize a model (int8 dynamic/static, fp16, int4, weight clustering), then prove it',
   usage:
     'model-compressor quantize <model> --mode dynamic|static|fp16|int4|cluster (ONNX) | fp16|uint8|uint16 (TF.js) [--calib data|random:N] [--method minmax|percentile|entropy] ' +
-    '[--percentile p] [--per-channel|--per-tensor] [--symmetric-activations] [--reduce-range] [--dynamic-form integer|fused|weights] ' +
+    '[--percentile p] [--per-channel|--per-tensor] [--symmetric-activations] [--reduce-range|--full-range] [--dynamic-form integer|fused|weights] ' +
     '[--block-size 32|64|128] [--asymmetric] [--k 16|256] [--cluster-form gather|dense] [--exclude n1,n2] ' +
     '[--target-agreement x | --max-accuracy-drop d] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
   async run(argv, io) {
@@ -26,6 +26,7 @@ export const quantizeCommand: Command = {
       'per-tensor': { type: 'boolean' },
       'symmetric-activations': { type: 'boolean' },
       'reduce-range': { type: 'boolean' },
+      'full-range': { type: 'boolean' },
       'dynamic-form': { type: 'string' },
       'block-size': { type: 'number' },
       asymmetric: { type: 'boolean' },
@@ -59,6 +60,7 @@ export const quantizeCommand: Command = {
     if (form && !['integer', 'fused', 'weights'].includes(form)) throw new UsageError('--dynamic-form is integer, fused or weights');
     const cform = flags['cluster-form'] as string | undefined;
     if (cform && !['gather', 'dense'].includes(cform)) throw new UsageError('--cluster-form is gather or dense');
+    if (flags['reduce-range'] && flags['full-range']) throw new UsageError('choose --reduce-range or --full-range');
     if (flags['per-channel'] && flags['per-tensor']) throw new UsageError('choose --per-channel or --per-tensor');
     const target = flags['target-agreement'] as number | undefined;
     if (target !== undefined && !(target > 0 && target <= 1)) throw new UsageError('--target-agreement is a fraction in (0, 1]');
@@ -71,7 +73,7 @@ export const quantizeCommand: Command = {
       method: method as 'minmax' | undefined,
       percentile: flags.percentile as number | undefined,
       symmetricActivations: !!flags['symmetric-activations'],
-      reduceRange: !!flags['reduce-range'],
+      reduceRange: flags['reduce-range'] ? true : flags['full-range'] ? false : undefined,
       exclude: (flags.exclude as string | undefined)?.split(',').filter(Boolean),
       dynamicForm: form as 'integer' | undefined,
       blockSize: block as 32 | undefined,
@@ -84,7 +86,7 @@ export const quantizeCommand: Command = {
       eval: evalData.data,
       labels,
     });
-    const report = await finishJob(job, outcome.model, flags, { layerOutputs: layerOutputs(model, outcome) });
+    const report = await finishJob(job, outcome.model, flags, { layerOutputs: layerOutputs(model, outcome), step: 'quantize' });
     const json = toJson(output, mode, outcome, report);
     io.out(flags.json ? JSON.stringify(json) : renderReport(`quantize --mode ${mode}`, input, output, report, outcome.notes, outcome.quantizedNodes.length, outcome.skippedNodes, outcome.mixedPrecision, outcome.slowerBecause));
     return 0;

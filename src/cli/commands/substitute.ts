@@ -38,7 +38,7 @@ export const substituteCommand: Command = {
     const tp = flags['target-params'] as number | undefined;
     if (tp !== undefined && !(tp > 0 && tp < 1)) throw new UsageError('--target-params is a fraction in (0, 1)');
     if ([energy, flags.rank, tp].filter((x) => x !== undefined).length > 1) throw new UsageError('choose one of --energy, --rank or --target-params');
-    if (flags['max-error'] !== undefined && !flags.calib) throw new UsageError('--max-error needs --calib (the error is measured on calibration data)');
+    if (flags['max-error'] !== undefined && flags.lowrank && !flags.calib) throw new UsageError('--max-error with --lowrank needs --calib (the error is measured on calibration data)');
 
     const job = await openJob(positional, flags, 'substitute', 'substituted');
     const { model, calib, input, output } = job;
@@ -47,13 +47,12 @@ export const substituteCommand: Command = {
     const r = flags.depthwise
       ? await substituteDepthwise(model, { ...common, multiplier: m, refit: !flags['no-refit'] })
       : await substituteLowRank(model, { ...common, energy, rank: flags.rank as number | undefined, targetParams: tp, plain: !!flags.plain });
-    if (r.layers.length === 0) throw new UsageError(`no layer was substituted (${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ') || 'no candidate layers'})`);
-    const report = await finishJob(job, r.model, flags);
+    const report = await finishJob(job, r.model, flags, { step: 'substitute' });
     if (flags.json) {
       io.out(JSON.stringify({ output, kind: flags.depthwise ? 'depthwise' : 'lowrank', before: report.before, after: report.after, layers: r.layers, skipped: r.skipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));
       return 0;
     }
-    const text = renderReport(`substitute ${flags.depthwise ? '--depthwise' : '--lowrank'}`, input, output, report, calib ? [] : ['no --calib: layers keep their SVD initialisation (no refit, no measured layer error)'], r.layers.length, r.skipped);
+    const text = renderReport(`substitute ${flags.depthwise ? '--depthwise' : '--lowrank'}`, input, output, report, [...(calib ? [] : ['no --calib: layers keep their SVD initialisation (no refit; the budget applies to the weight error)']), ...(r.layers.length ? [] : ['no layer was substituted within the error budget: the output is an unchanged copy (see the reasons above; raise --max-error or give --multiplier to force)'])], r.layers.length, r.skipped);
     io.out(`${text}\n\nlayers:\n${layerTable(r.layers)}`);
     return 0;
   },

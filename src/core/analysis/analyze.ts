@@ -1,9 +1,10 @@
 import { DataType, dtypeName, isFloatType } from '../ir/dtype';
-import { AttrType, type Dim, type Graph, type Model, type Node, type TensorTypeInfo } from '../ir/graph';
-import { inferShapes, type ShapeInfo } from '../ir/shape-inference';
+import { allGraphs, AttrType, type Dim, type Graph, type Model, type Node, type TensorTypeInfo } from '../ir/graph';
+import { defaultInputShape, inferShapes, type ShapeInfo } from '../ir/shape-inference';
 import type { Tensor } from '../ir/tensor';
 import { countMacs } from './macs';
 import { weightStats, type WeightStats } from './stats';
+import { pushAll } from '../util/arrays';
 
 /**
  * Per-node and whole-model analysis: where the parameters, bytes and compute are.
@@ -12,8 +13,12 @@ import { weightStats, type WeightStats } from './stats';
  * pass-through producers (Constant, Identity, Cast, DequantizeLinear, Transpose, Reshape
  * of constants), so a weight shared by several nodes is counted once.
  *
- * MACs count symbolic dimensions (such as the batch) as 1 unless `inputShapes` fixes
- * them; a node whose shapes are unknown has `macs: null`.
+ * MACs are per sample: a symbolic batch counts as 1. Other symbolic input dims (image
+ * height/width, audio length, sequence length) take the defaults of `defaultInputShape`
+ * unless `inputShapes` fixes them, and `assumedDims` says which were assumed. A node whose
+ * shapes are unknown has `macs: null`, and the total then says it is partial.
+ * Weights inside If/Loop/Scan subgraphs are attributed like any other (outer-scope
+ * references resolve to the enclosing graphs' constants), each tensor counted once.
  */
 
 export interface TensorSummary {
@@ -34,6 +39,10 @@ export interface LayerInfo {
   macs: number | null;
   flops: number | null;
   outputShapes: Array<Dim[] | null>;
+  /** For nodes inside a subgraph: the control-flow node and branch (`If_0/then_branch`). */
+  scope?: string;
+  /** An If's MACs per branch (its own `macs` is the largest). */
+  branchMacs?: number[];
   /** Weight tensors attributed to this node; stats when `weightStats` was requested. */
   weights: Array<(WeightStats | { name: string; dtype: string; shape: number[]; params: number; bytes: number }) & { note?: string }>;
 }
@@ -54,7 +63,16 @@ export interface ModelAnalysis {
   producer: string;
   inputs: TensorSummary[];
   outputs: TensorSummary[];
+  /**
+   * `macs` is per sample (a symbolic batch counts as 1) over the main graph, an If counted
+   * by its largest branch. `unknownMacsNodes` counts nodes whose MACs are unknown: when it
+   * is not 0 the total is a lower bound (see `macsPartial`, `macsTotalLabel`).
+   */
   totals: { params: number; bytes: number; macs: number; flops: number; nodes: number; unknownMacsNodes: number };
+  /** True when some nodes' MACs are unknown, so `totals.macs` is a lower bound. */
+  macsPartial: boolean;
+  /** Symbolic input dims given default sizes for the MAC figures, e.g. `x[2]=224 (image height)`. */
+  assumedDims: string[];
   bytesByDtype: Record<string, number>;
   layers: LayerInfo[];
   topByParams: Array<{ name: string; op: string; params: number }>;
@@ -90,48 +108,99 @@ const INT_WEIGHT_INPUTS: Record<string, number[]> = {
 };
 
 export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnalysis {
-  const shapes = inferShapes(model, { inputShapes: opts.inputShapes });
   const g = model.graph;
+  const graphInputs = g.inputs.filter((i) => !g.initializers.has(i.name));
+  // Symbolic sizes other than the batch take documented defaults, so MACs are figures for a
+  // nominal input rather than for a 1-pixel one; the batch stays symbolic (per-sample MACs).
+  const assumedDims: string[] = [];
+  let inputShapes = opts.inputShapes;
+  if (!inputShapes) {
+    const fixed: Record<string, Dim[]> = {};
+    for (const vi of graphInputs) {
+      if (vi.type?.kind !== 'tensor' || !vi.type.shape) continue;
+      const d = defaultInputShape(vi.name, vi.type.shape, vi.type.dtype, { keepBatch: true, metadata: model.metadata });
+      if (d.assumed.length || vi.type.shape[0] === null) {
+        fixed[vi.name] = d.shape;
+        assumedDims.push(...d.assumed);
+      }
+    }
+    if (Object.keys(fixed).length) inputShapes = fixed;
+  }
+  const shapes = inferShapes(model, { inputShapes });
   const layers: LayerInfo[] = [];
   const claimed = new Set<Tensor>();
-  const order = g.topoOrder();
-  const { producer } = g.index();
-  const constantOf = constantResolver(g, producer);
 
-  for (const node of order) {
-    layers.push(analyzeNode(node, shapes, constantOf, claimed, opts));
-  }
-  // Subgraph nodes are listed too (after the main graph), so their weights count.
-  for (const n of order) {
-    for (const sg of n.subgraphs()) {
-      const { producer: p2 } = sg.index();
-      const c2 = constantResolver(sg, p2);
-      for (const sn of sg.topoOrder()) layers.push(analyzeNode(sn, shapes, c2, claimed, opts));
+  /**
+   * Analyses one graph's nodes (subgraph nodes follow their control-flow node, marked with
+   * `scope`) and returns the graph's MACs: the sum over its nodes, where an If counts its
+   * largest branch and a Loop/Scan is unknown (its trip count is data).
+   */
+  const walk = (graph: Graph, outer: ConstantOf | undefined, scope: string | undefined): { macs: number; unknown: number } => {
+    const constantOf = constantResolver(graph, graph.index().producer, outer);
+    let macs = 0;
+    let unknown = 0;
+    for (const node of graph.topoOrder()) {
+      const layer = analyzeNode(node, shapes, constantOf, claimed, opts);
+      if (scope) layer.scope = scope;
+      layers.push(layer);
+      const subs = node.subgraphs();
+      if (subs.length) {
+        const branchMacs: number[] = [];
+        let branchUnknown = 0;
+        for (const [k, sg] of subs.entries()) {
+          const name = `${node.label}/${sg.name || `body${k}`}`;
+          const r = walk(sg, constantOf, scope ? `${scope}/${name}` : name);
+          branchMacs.push(r.macs);
+          branchUnknown += r.unknown;
+        }
+        if (node.opType === 'If') {
+          layer.macs = Math.max(0, ...branchMacs);
+          layer.branchMacs = branchMacs;
+          layer.flops = null;
+        } else {
+          layer.macs = null;
+          layer.flops = null;
+        }
+        unknown += branchUnknown;
+      }
+      if (layer.macs === null) unknown++;
+      else macs += layer.macs;
     }
-  }
-  // Initializers no node consumes still occupy the file.
+    return { macs, unknown };
+  };
+  const main = walk(g, undefined, undefined);
+
+  // Initializers and Constants no node consumes still occupy the file (in any graph).
   const orphanBytes: Record<string, number> = {};
   let orphanParams = 0;
-  for (const t of g.initializers.values()) {
-    if (claimed.has(t)) continue;
-    addBytes(orphanBytes, t);
-    if (isFloatType(t.dtype)) orphanParams += t.numel;
+  for (const sg of allGraphs(g)) {
+    const tensors = [...sg.initializers.values()];
+    for (const n of sg.nodes) {
+      const a = n.opType === 'Constant' && !n.domain ? n.attr('value') : undefined;
+      if (a?.type === AttrType.TENSOR) tensors.push(a.value);
+    }
+    for (const t of tensors) {
+      if (claimed.has(t)) continue;
+      claimed.add(t);
+      addBytes(orphanBytes, t);
+      if (isFloatType(t.dtype)) orphanParams += t.numel;
+    }
   }
 
-  const totals = { params: orphanParams, bytes: 0, macs: 0, flops: 0, nodes: layers.length, unknownMacsNodes: 0 };
+  const totals = { params: orphanParams, bytes: 0, macs: main.macs, flops: 0, nodes: layers.length, unknownMacsNodes: main.unknown };
   const bytesByDtype: Record<string, number> = { ...orphanBytes };
   const byOp = new Map<string, OpTypeSummary>();
   for (const l of layers) {
     totals.params += l.params;
-    if (l.macs === null) totals.unknownMacsNodes++;
-    else totals.macs += l.macs;
-    if (l.flops !== null) totals.flops += l.flops;
+    const control = l.branchMacs !== undefined || CONTROL_FLOW.has(l.op);
+    if (l.flops !== null && !l.scope) totals.flops += l.flops;
     for (const [k, v] of Object.entries(l.bytesByDtype)) bytesByDtype[k] = (bytesByDtype[k] ?? 0) + v;
     const key = l.domain ? `${l.domain}:${l.op}` : l.op;
     const s = byOp.get(key) ?? { op: key, count: 0, params: 0, macs: 0 };
     s.count++;
     s.params += l.params;
-    s.macs += l.macs ?? 0;
+    // A control-flow node's MACs are its branches' (listed under their own ops).
+    if (!control) s.macs += l.macs ?? 0;
     byOp.set(key, s);
   }
   totals.bytes = Object.values(bytesByDtype).reduce((a, b) => a + b, 0);
@@ -145,16 +214,29 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnal
     irVersion: Number(model.irVersion),
     opset,
     producer: [model.producerName, model.producerVersion].filter(Boolean).join(' '),
-    inputs: g.inputs.filter((i) => !g.initializers.has(i.name)).map((i) => summarize(i.name, i.type?.kind === 'tensor' ? i.type : undefined, opts.inputShapes)),
+    inputs: graphInputs.map((i) => summarize(i.name, i.type?.kind === 'tensor' ? i.type : undefined, opts.inputShapes)),
     outputs: g.outputs.map((o) => summarize(o.name, shapes.types.get(o.name) ?? (o.type?.kind === 'tensor' ? o.type : undefined))),
     totals,
+    macsPartial: totals.unknownMacsNodes > 0,
+    assumedDims,
     bytesByDtype,
     layers,
     topByParams: [...layers].filter((l) => l.params > 0).sort((a, b) => b.params - a.params).slice(0, topN).map((l) => ({ name: l.name, op: l.op, params: l.params })),
-    topByMacs: [...layers].filter((l) => (l.macs ?? 0) > 0).sort((a, b) => b.macs! - a.macs!).slice(0, topN).map((l) => ({ name: l.name, op: l.op, macs: l.macs! })),
+    topByMacs: [...layers]
+      .filter((l) => (l.macs ?? 0) > 0 && l.branchMacs === undefined)
+      .sort((a, b) => b.macs! - a.macs!)
+      .slice(0, topN)
+      .map((l) => ({ name: l.name, op: l.op, macs: l.macs! })),
     byOpType: [...byOp.values()].sort((a, b) => b.macs - a.macs || b.params - a.params || b.count - a.count),
     unknownShapeOps: [...shapes.unsupportedOps].sort(),
   };
+}
+
+const CONTROL_FLOW = new Set(['If', 'Loop', 'Scan']);
+
+/** The total MACs as text: "≥" marks a partial total (some nodes' MACs are unknown). */
+export function macsTotalLabel(a: Pick<ModelAnalysis, 'totals'>, format: (n: number) => string): string {
+  return `${a.totals.unknownMacsNodes ? '≥' : ''}${format(a.totals.macs)}`;
 }
 
 function summarize(name: string, t: TensorTypeInfo | undefined, overrides?: Record<string, Dim[]>): TensorSummary {
@@ -166,8 +248,13 @@ function addBytes(acc: Record<string, number>, t: Tensor): void {
   acc[k] = (acc[k] ?? 0) + t.byteLength;
 }
 
-/** Maps a value name to the constant tensors it is computed from, if it is constant. */
-function constantResolver(g: Graph, producer: Map<string, Node>): (name: string) => Tensor[] | undefined {
+type ConstantOf = (name: string) => Tensor[] | undefined;
+
+/**
+ * Maps a value name to the constant tensors it is computed from, if it is constant. A
+ * subgraph's resolver falls back to its enclosing graph's (outer-scope references).
+ */
+function constantResolver(g: Graph, producer: Map<string, Node>, outer?: ConstantOf): ConstantOf {
   const memo = new Map<string, Tensor[] | undefined>();
   const resolve = (name: string, depth: number): Tensor[] | undefined => {
     if (memo.has(name)) return memo.get(name);
@@ -190,10 +277,12 @@ function constantResolver(g: Graph, producer: Map<string, Node>): (name: string)
               ok = false;
               break;
             }
-            parts.push(...s);
+            pushAll(parts, s);
           }
           r = ok ? parts : undefined;
         }
+      } else if (!p && outer && !g.inputs.some((i) => i.name === name)) {
+        r = outer(name);
       }
     }
     memo.set(name, r);
@@ -205,7 +294,7 @@ function constantResolver(g: Graph, producer: Map<string, Node>): (name: string)
 function analyzeNode(
   node: Node,
   shapes: ShapeInfo,
-  constantOf: (name: string) => Tensor[] | undefined,
+  constantOf: ConstantOf,
   claimed: Set<Tensor>,
   opts: AnalyzeOptions,
 ): LayerInfo {

@@ -5,6 +5,10 @@ import type { Tensor } from '../ir/tensor';
  * Multiply-accumulate counts per op. FLOPs = 2 × MACs for the matrix ops, plus one per
  * output element for elementwise work (activations, adds, normalisation, pooling windows).
  * Symbolic dims count as 1 (per-sample figures); unknown dims make the count unknown.
+ * Quantized ops count like their float counterparts (ConvInteger, QLinearConv,
+ * MatMulInteger, QLinearMatMul, MatMulNBits, com.microsoft DynamicQuantizeMatMul,
+ * MatMulIntegerToFloat, QGemm); an op of a contrib or custom domain without a rule is
+ * unknown (null), never 0.
  */
 
 type TypeOf = (name: string) => TensorTypeInfo | undefined;
@@ -39,6 +43,7 @@ const ELEMENTWISE = new Set([
   'Softmax', 'LogSoftmax', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization', 'GroupNormalization',
   'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'Cast', 'ThresholdedRelu', 'Not', 'And', 'Or',
 ]);
+const MS_ELEMENTWISE = new Set(['FastGelu', 'BiasGelu', 'QuickGelu', 'BiasAdd', 'SkipLayerNormalization', 'SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization', 'BiasSoftmax']);
 const FREE = new Set([
   'Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Transpose', 'Concat', 'Split', 'Slice', 'Gather', 'Shape',
   'Constant', 'ConstantOfShape', 'Dropout', 'Expand', 'Tile', 'Pad', 'Size',
@@ -78,6 +83,7 @@ export function countMacs(
       const k = prodFrom(sh(1), 1);
       return mm(x === null || k === null ? null : x * k);
     }
+    case 'ms:QGemm':
     case 'Gemm': {
       const a = sh(0);
       const o = out();
@@ -89,7 +95,9 @@ export function countMacs(
     case 'MatMul':
     case 'MatMulInteger':
     case 'QLinearMatMul':
-    case 'ms:MatMulNBits': {
+    case 'ms:MatMulNBits':
+    case 'ms:MatMulIntegerToFloat':
+    case 'ms:DynamicQuantizeMatMul': {
       const a = sh(0);
       const o = out();
       if (!a || o === null) return mm(null);
@@ -129,7 +137,25 @@ export function countMacs(
       const x = boundNumel(sh(0));
       return { macs: 0, flops: x };
     }
+    case 'ms:QLinearAdd':
+    case 'ms:QLinearMul':
+    case 'ms:QLinearSigmoid':
+    case 'ms:QLinearLeakyRelu':
+    case 'ms:QLinearSoftmax':
+    case 'ms:QLinearAveragePool':
+    case 'ms:QLinearGlobalAveragePool':
+    case 'ms:QLinearReduceMean':
+      return { macs: 0, flops: out() };
+    case 'ms:QLinearConcat':
+    case 'ms:QuantizeLinear':
+    case 'ms:DequantizeLinear':
+      return { macs: 0, flops: out() === null ? null : 0 };
     default: {
+      // An op of another domain (contrib or custom) without a rule here: unknown, never 0.
+      if (node.domain && node.domain !== 'ai.onnx') {
+        if (node.domain === 'com.microsoft' && (ELEMENTWISE.has(node.opType) || MS_ELEMENTWISE.has(node.opType))) return { macs: 0, flops: out() };
+        return { macs: null, flops: null };
+      }
       if (FREE.has(node.opType)) return { macs: 0, flops: 0 };
       if (ELEMENTWISE.has(node.opType)) return { macs: 0, flops: out() };
       return { macs: 0, flops: null };

@@ -12,8 +12,9 @@ import { buildDependencyGraph, type Group } from '../transforms/prune/dependency
 import { groupImportance, type Criterion } from '../transforms/prune/importance';
 import { groupName } from '../transforms/prune';
 import { kerasEntropyScores, pruneKeras } from '../transforms/prune/keras';
-import { TfjsRunner } from '../runtime/tfjs';
+import { variantRunner } from '../runtime/tfjs';
 import { analyzeModel } from './analyze';
+import { minOf } from '../util/arrays';
 
 /**
  * Pruning sensitivity: each group is pruned alone at ratios 0.1 … 0.9 and the loss in
@@ -46,6 +47,8 @@ export interface SensitivityResult {
   totals: { params: number; macs: number };
   curves: SensitivityCurve[];
   skipped: Array<{ name: string; reason: string }>;
+  /** What ran the variants: ONNX Runtime, or for TF.js models ORT on the export or TensorFlow.js. */
+  runtime?: string;
 }
 
 export interface SensitivityOptions {
@@ -85,7 +88,7 @@ export async function pruningSensitivity(input: Model, opts: SensitivityOptions)
   });
   const nodes = model.graph.nodes;
   const index = new Map(nodes.map((n, i) => [n, i]));
-  const firstOf = (g: Group) => Math.min(...g.members.map((m) => index.get(m.node)!));
+  const firstOf = (g: Group) => minOf(g.members.map((m) => index.get(m.node)!));
   const cuts = new Map(usable.map((g) => [g, boundary(model, firstOf(g))]));
   const samples = Math.min(opts.samples ?? 64, opts.data.count);
   const outputs = model.graph.outputs.map((o) => o.name);
@@ -131,7 +134,7 @@ export async function pruningSensitivity(input: Model, opts: SensitivityOptions)
     }
     curves.push({ group: groupName(g), channels: g.size, points });
   }
-  return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped };
+  return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped, runtime: 'ONNX Runtime' };
 }
 
 /**
@@ -147,8 +150,11 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
   const producers = probe.groups.flatMap((g) => g.producers);
   const samples = Math.min(opts.samples ?? 64, opts.data.count);
   const batchSize = opts.batchSize ?? 16;
+  // Variants are compared with each other, not with TensorFlow.js: ORT on the export when it exports.
+  let runtime = '';
   const run = async (m: Model): Promise<HostTensor[]> => {
-    const runner = await TfjsRunner.fromModel(m);
+    const runner = await variantRunner(m);
+    runtime = runner.runtime;
     try {
       const outs: HostTensor[] = [];
       for (const { feeds } of opts.data.batches(batchSize, samples)) {
@@ -182,7 +188,7 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
     }
     curves.push({ group: g.name, channels: g.channels, points });
   }
-  return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped: probe.skipped };
+  return { metric, baseline, samples, totals: { params: base.params, macs: base.macs }, curves, skipped: probe.skipped, runtime };
 }
 
 /** Values read by nodes[first…] but produced before them (or graph inputs). */

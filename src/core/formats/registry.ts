@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ModelError, UsageError } from '../errors';
+import { assertNotInput, sameFile } from '../util/atomic-write';
 import type { Model } from '../ir/graph';
 import type { FormatPlugin, SaveOptions } from './format';
 import { allTensors, onnxFormat } from './onnx';
@@ -55,8 +56,9 @@ export function detectFormat(file: string): FormatPlugin {
 /** Opens any supported model. Every failure is a ModelError naming the file. */
 export function openModel(file: string): Model {
   const fmt = detectFormat(file);
+  let model: Model;
   try {
-    return fmt.open(file);
+    model = fmt.open(file);
   } catch (e) {
     if (e instanceof ModelError) throw e;
     if (e instanceof RangeError || e instanceof TypeError) throw new ModelError(file, `cannot be read (${e.message})`);
@@ -64,11 +66,14 @@ export function openModel(file: string): Model {
     if (code) throw new ModelError(file, `cannot be read (${code})`);
     throw e;
   }
+  model.inputFiles = modelFiles(file, model);
+  return model;
 }
 
 export function saveModel(model: Model, output: string, opts?: SaveOptions): { bytes: number; externalBytes: number } {
   const fmt = formats.find((f) => f.id === model.format);
   if (!fmt?.save) throw new UsageError(`writing ${model.format} models is not supported`);
+  assertOutputNotInput(model, output);
   return fmt.save(model, output, opts);
 }
 
@@ -83,4 +88,37 @@ export function modelFiles(file: string, model: Model = openModel(file)): string
 /** Bytes on disk of the model with all its weight files. */
 export function modelSizeBytes(file: string, model?: Model): number {
   return modelFiles(file, model).reduce((a, f) => a + fs.statSync(f).size, 0);
+}
+
+/**
+ * Every file a save to `output` may create: the model file, and beside it ONNX's external
+ * data (`<output>.data`) or TF.js shards (`<name>.group<g>-shard<i>of<n>.bin`, matched as a
+ * pattern because their count depends on the weights).
+ */
+function plannedOutputs(output: string): { files: string[]; shardPattern?: RegExp } {
+  if (/\.json$/i.test(output)) {
+    const prefix = path.basename(output).replace(/\.json$/i, '.').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    return { files: [output], shardPattern: new RegExp(`^${prefix}group\\d+-shard\\d+of\\d+\\.bin$`) };
+  }
+  return { files: [output, path.join(path.dirname(output), `${path.basename(output)}.data`)] };
+}
+
+/**
+ * Refuses (UsageError) an output path when any file a save to it creates would overwrite a
+ * file the model was read from: the model file, its external data or its TF.js shards
+ * (`model.inputFiles`, set by `openModel`). Paths are compared after resolving symlinks, and
+ * by device and inode (hard links). Callers check before any work; `saveModel` checks again.
+ */
+export function assertOutputNotInput(model: Model, output: string): void {
+  const inputs = model.inputFiles ?? (model.path ? [model.path] : []);
+  const planned = plannedOutputs(output);
+  for (const f of planned.files) assertNotInput(f, inputs);
+  if (!planned.shardPattern) return;
+  const dir = path.dirname(output);
+  for (const i of inputs) {
+    const name = path.basename(i);
+    if (planned.shardPattern.test(name) && sameFile(path.join(dir, name), i)) {
+      throw new UsageError(`refusing to overwrite the input's weight shard ${i} (the output ${output} writes shards of that name); choose another output path`);
+    }
+  }
 }

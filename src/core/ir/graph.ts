@@ -1,5 +1,6 @@
 import { DataType, type Int64 } from './dtype';
 import { Tensor } from './tensor';
+import { pushAll } from '../util/arrays';
 
 /**
  * The model IR. Format plugins read into it and write out of it; analysis and
@@ -150,7 +151,7 @@ export class Node {
     const r: Graph[] = [];
     for (const a of this.attributes.values()) {
       if (a.type === AttrType.GRAPH) r.push(a.value);
-      else if (a.type === AttrType.GRAPHS) r.push(...a.value);
+      else if (a.type === AttrType.GRAPHS) pushAll(r, a.value);
     }
     return r;
   }
@@ -180,12 +181,17 @@ export class Graph {
 
   constructor(public name = '') {}
 
+  /**
+   * Producer and consumers of every value. A node with subgraphs (If/Loop/Scan) also
+   * consumes the outer-scope values its subgraphs read (at any depth), so a value used
+   * only inside a branch still has a consumer here.
+   */
   index(): GraphIndex {
     const producer = new Map<string, Node>();
     const consumers = new Map<string, Node[]>();
     for (const n of this.nodes) {
       for (const o of n.outputs) if (o) producer.set(o, n);
-      for (const i of n.inputs) {
+      for (const i of inputsWithOuterRefs(n)) {
         if (!i) continue;
         let list = consumers.get(i);
         if (!list) consumers.set(i, (list = []));
@@ -200,6 +206,12 @@ export class Graph {
     const { producer } = this.index();
     const state = new Map<Node, 1 | 2>();
     const order: Node[] = [];
+    const deps = new Map<Node, string[]>();
+    const depsOf = (n: Node) => {
+      let d = deps.get(n);
+      if (!d) deps.set(n, (d = inputsWithOuterRefs(n)));
+      return d;
+    };
     const visit = (root: Node) => {
       // Iterative DFS so deep graphs cannot overflow the stack.
       const stack: Array<[Node, number]> = [[root, 0]];
@@ -213,9 +225,10 @@ export class Graph {
           }
           state.set(n, 1);
         }
-        if (i < n.inputs.length) {
+        const ins = depsOf(n);
+        if (i < ins.length) {
           top[1]++;
-          const p = producer.get(n.inputs[i]);
+          const p = producer.get(ins[i]);
           if (p && p !== n && !state.has(p)) stack.push([p, 0]);
           continue;
         }
@@ -259,6 +272,8 @@ export class Model {
   extra: Uint8Array[] = [];
   /** The file the model was read from, when it came from a file. */
   path?: string;
+  /** Every file the model was read from (model, external data, TF.js shards); set by `openModel`, kept by clones. Writers refuse to overwrite them. */
+  inputFiles?: string[];
   /** The source format's own document, for writers that regenerate it. */
   source?: FormatSource;
 
@@ -273,6 +288,39 @@ export class Model {
   }
 }
 
+/**
+ * Values of the enclosing scopes that a node's subgraphs read (at any depth): names used
+ * by their nodes (or returned as their outputs) that the subgraph itself does not define.
+ * Empty for nodes without subgraphs. ONNX IR spec, "Names Within a Graph" (outer scope).
+ */
+export function outerRefs(node: Node): string[] {
+  const out = new Set<string>();
+  for (const sg of node.subgraphs()) for (const r of graphOuterRefs(sg)) out.add(r);
+  return [...out];
+}
+
+function graphOuterRefs(g: Graph): Set<string> {
+  const defined = new Set<string>([...g.initializers.keys(), ...g.inputs.map((i) => i.name)]);
+  for (const n of g.nodes) for (const o of n.outputs) if (o) defined.add(o);
+  const refs = new Set<string>();
+  const use = (name: string) => {
+    if (name && !defined.has(name)) refs.add(name);
+  };
+  for (const n of g.nodes) {
+    n.inputs.forEach(use);
+    for (const sg of n.subgraphs()) graphOuterRefs(sg).forEach(use);
+  }
+  g.outputs.forEach((o) => use(o.name));
+  return refs;
+}
+
+/** A node's explicit inputs followed by the outer-scope values its subgraphs read. */
+export function inputsWithOuterRefs(node: Node): string[] {
+  if (!node.attributes.size) return node.inputs;
+  const refs = outerRefs(node);
+  return refs.length ? [...node.inputs, ...refs.filter((r) => !node.inputs.includes(r))] : node.inputs;
+}
+
 /** Every graph in the model, the main one first, subgraphs after (depth first). */
 export function allGraphs(g: Graph): Graph[] {
   const out: Graph[] = [];
@@ -280,7 +328,7 @@ export function allGraphs(g: Graph): Graph[] {
   while (stack.length) {
     const x = stack.pop()!;
     out.push(x);
-    for (const n of x.nodes) stack.push(...n.subgraphs());
+    for (const n of x.nodes) pushAll(stack, n.subgraphs());
   }
   return out;
 }

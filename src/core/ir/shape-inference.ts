@@ -1,6 +1,7 @@
 import { DataType } from './dtype';
 import { AttrType, type Dim, type Graph, type Model, type Node, type TensorTypeInfo } from './graph';
 import type { Tensor } from './tensor';
+import { maxOf } from '../util/arrays';
 
 /**
  * Shape inference with symbolic dimensions.
@@ -157,7 +158,7 @@ function normAxis(a: number, rank: number): number {
 export function broadcastShapes(shapes: Array<Shape | null>): Shape | null {
   if (shapes.some((s) => s === null)) return null;
   const ss = shapes as Shape[];
-  const rank = Math.max(...ss.map((s) => s.length));
+  const rank = maxOf(ss.map((s) => s.length));
   const out: Shape = [];
   for (let i = 0; i < rank; i++) {
     let d: Dim = 1;
@@ -176,8 +177,22 @@ export function broadcastShapes(shapes: Array<Shape | null>): Shape | null {
   return out;
 }
 
+/**
+ * Dim arithmetic. Both numeric: computed. A symbol combined with the identity of the
+ * operation (+0, −0, ×1, ÷1) stays that symbol (a Pad with zero pads, a Mul by 1), so a
+ * symbolic batch survives shape subgraphs; any other symbolic result is unknown.
+ */
 function arith(a: Dim, b: Dim, f: (x: number, y: number) => number): Dim {
-  return num(a) && num(b) ? f(a, b) : null;
+  if (num(a) && num(b)) return f(a, b);
+  if (typeof a === 'string' && num(b)) {
+    const r0 = f(0, b) === 0 && f(1, b) === 1; // b is the identity for f (x+0, x-0, x*1, x/1)
+    const r1 = f(2, b) === 2;
+    if (r0 && r1) return a;
+  }
+  if (typeof b === 'string' && num(a)) {
+    if (f(a, 0) === 0 && f(a, 1) === 1 && f(a, 2) === 2) return b; // 0+x, 1*x
+  }
+  return null;
 }
 
 /** Product of dims; a single symbol times ones stays that symbol, other symbolic products are unknown. */
@@ -564,6 +579,8 @@ const DOMAIN_HANDLERS: Record<string, Handler> = {
     return { types: [T(c.type(0)?.dtype, a ? [...a.slice(0, -1), n] : null)] };
   },
   'com.microsoft:FusedConv': conv(0, 1),
+  'com.microsoft:DynamicQuantizeMatMul': (c) => matmul(c, c.type(0)?.dtype),
+  'com.microsoft:MatMulIntegerToFloat': (c) => ({ types: [T(c.type(2)?.dtype ?? DataType.FLOAT, matmulShape(c.shape(0), c.shape(1)))] }),
   'com.microsoft:Gelu': same,
   'com.microsoft:QuickGelu': same,
 };
@@ -697,4 +714,67 @@ function rnn(c: Ctx, gates: number): Out {
   const y = layout === 0 ? [seq, dirs, batch, h] : [batch, seq, dirs, h];
   const yh = layout === 0 ? [dirs, batch, h] : [batch, dirs, h];
   return { types: [T(dt, y), T(dt, yh), T(dt, yh)] };
+}
+
+// ---- default sizes for symbolic input dims -----------------------------------------
+
+/** Side of a square image assumed for symbolic image height/width (ImageNet's 224). */
+export const DEFAULT_IMAGE_SIZE = 224;
+/** Samples assumed for a symbolic 1-D audio length (one second at 16 kHz). */
+export const DEFAULT_AUDIO_SAMPLES = 16000;
+/** Tokens assumed for a symbolic sequence length of integer (token id) inputs. */
+export const DEFAULT_SEQUENCE_LENGTH = 128;
+
+export interface DefaultShape {
+  /** The input shape with defaults filled in (the batch kept symbolic when asked). */
+  shape: Dim[];
+  /** Each dim given a default, e.g. `x[2]=224 (image height)`. */
+  assumed: string[];
+  /** Symbolic dims no default covers (their indices). */
+  open: number[];
+}
+
+/**
+ * Sizes for an input's symbolic dims, so random data and MAC figures use a nominal input
+ * instead of refusing (or counting a 1-pixel image):
+ * - metadata `shape:<input>` = `1x3x48x320` (or `<input>.shape`) when the model declares it;
+ * - image-like inputs (rank 4 with 1 or 3 channels, NCHW or NHWC): 224 for height and width;
+ * - 1-D audio (float [batch, samples] or [batch, 1, samples]): 16000 samples;
+ * - token ids (integer [batch, sequence]): 128.
+ * The first dim is the batch: kept symbolic with `keepBatch` (per-sample figures), else 1.
+ * Other symbolic dims stay open (listed in `open`).
+ */
+export function defaultInputShape(
+  name: string,
+  shape: Dim[],
+  dtype: DataType,
+  opts: { keepBatch?: boolean; metadata?: Array<[string, string]> } = {},
+): DefaultShape {
+  const out = [...shape];
+  const assumed: string[] = [];
+  const open: number[] = [];
+  const sym = (d: Dim) => typeof d !== 'number' || d < 0;
+  const declared = opts.metadata?.find(([k]) => k === `shape:${name}` || k === `${name}.shape`)?.[1];
+  const meta = declared && /^\d+(x\d+)*$/.test(declared.trim()) ? declared.trim().split('x').map(Number) : undefined;
+  const set = (i: number, v: number, what: string) => {
+    out[i] = v;
+    assumed.push(`${name}[${i}]=${v} (${what})`);
+  };
+  const rank = shape.length;
+  const isFloat = dtype === DataType.FLOAT || dtype === DataType.FLOAT16 || dtype === DataType.DOUBLE || dtype === DataType.BFLOAT16;
+  const isInt = dtype === DataType.INT64 || dtype === DataType.INT32;
+  for (let i = 1; i < rank; i++) {
+    if (!sym(shape[i])) continue;
+    if (meta && meta.length === rank && meta[i] > 0) set(i, meta[i], 'model metadata');
+    else if (rank === 4 && (shape[1] === 1 || shape[1] === 3) && (i === 2 || i === 3)) set(i, DEFAULT_IMAGE_SIZE, i === 2 ? 'image height' : 'image width');
+    else if (rank === 4 && (shape[3] === 1 || shape[3] === 3) && (i === 1 || i === 2)) set(i, DEFAULT_IMAGE_SIZE, i === 1 ? 'image height' : 'image width');
+    else if (isFloat && ((rank === 2 && i === 1) || (rank === 3 && shape[1] === 1 && i === 2))) set(i, DEFAULT_AUDIO_SAMPLES, 'audio samples');
+    else if (isInt && rank === 2 && i === 1) set(i, DEFAULT_SEQUENCE_LENGTH, 'sequence length');
+    else open.push(i);
+  }
+  if (rank > 0 && sym(shape[0])) {
+    if (opts.keepBatch) out[0] = typeof shape[0] === 'string' ? shape[0] : 'batch';
+    else out[0] = 1;
+  }
+  return { shape: out, assumed, open };
 }

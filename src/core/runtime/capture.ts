@@ -1,6 +1,8 @@
 import { CancelledError, UsageError } from '../errors';
+import { storageBytes } from '../ir/dtype';
 import { Graph, Model } from '../ir/graph';
-import type { Dataset } from './data/dataset';
+import { inferShapes } from '../ir/shape-inference';
+import { batchPlan, fixedBatch, type Dataset } from './data/dataset';
 import { ModelSession, type HostTensor, type SessionOptions } from './session';
 
 /**
@@ -11,9 +13,32 @@ import { ModelSession, type HostTensor, type SessionOptions } from './session';
 
 export interface CaptureOptions {
   batchSize: number;
+  /**
+   * Bytes one batch of captured activations may take (default 256 MiB). Grouped capture
+   * (`captureGrouped`) shrinks the batch and splits the tensors into groups, one pass over the
+   * data per group, so that no batch holds more.
+   */
+  maxBatchBytes?: number;
+  /** Called after each batch of each pass: stage, fraction done (0–1). */
+  onProgress?: (stage: string, fraction: number) => void;
   session?: SessionOptions;
   limit?: number;
   signal?: AbortSignal;
+}
+
+/** Batches `model` accepts over the data (its fixed batch, if any, wins over the request). */
+export function modelBatches(model: Model, opts: Pick<CaptureOptions, 'batchSize' | 'limit'>, data: Dataset): { batchSize: number; samples: number } {
+  return batchPlan(inputShapesOf(model), opts.batchSize, Math.min(opts.limit ?? data.count, data.count));
+}
+
+/** The model's fixed batch size (a numeric first dim of an input), if any. */
+export function modelFixedBatch(model: Model): number | undefined {
+  return fixedBatch(inputShapesOf(model));
+}
+
+function inputShapesOf(model: Model): Array<{ shape: Array<number | string | null> }> {
+  const g = model.graph;
+  return g.inputs.filter((i) => !g.initializers.has(i.name)).map((i) => ({ shape: i.type?.kind === 'tensor' && i.type.shape ? i.type.shape : [] }));
 }
 
 /** A shallow copy of `model` whose graph also outputs `names`. */
@@ -41,8 +66,9 @@ export async function captureActivations(
   const inputs = new Set(model.graph.inputs.map((i) => i.name));
   const computed = names.filter((n) => !inputs.has(n));
   const session = await ModelSession.create(withExtraOutputs(model, computed), opts.session, model.path);
+  const plan = modelBatches(model, opts, data);
   try {
-    for (const { start, size, feeds } of data.batches(opts.batchSize, opts.limit)) {
+    for (const { start, size, feeds } of data.batches(plan.batchSize, plan.samples)) {
       if (opts.signal?.aborted) throw new CancelledError();
       const out = computed.length ? await session.run(feeds, computed) : {};
       for (const n of names) if (inputs.has(n)) out[n] = feeds[n];
@@ -95,7 +121,8 @@ export async function captureLockstep(
   const sessions: ModelSession[] = [];
   try {
     for (const p of prepared) sessions.push(await ModelSession.create(withExtraOutputs(p.model, p.computed), opts.session, p.model.path));
-    for (const { start, size, feeds } of data.batches(opts.batchSize, opts.limit)) {
+    const plan = modelBatches(models[0].model, opts, data);
+    for (const { start, size, feeds } of data.batches(plan.batchSize, plan.samples)) {
       if (opts.signal?.aborted) throw new CancelledError();
       const values: Array<Record<string, HostTensor>> = [];
       for (let k = 0; k < prepared.length; k++) {
@@ -109,4 +136,84 @@ export async function captureLockstep(
   } finally {
     for (const s of sessions) await s.release();
   }
+}
+
+/** Default bound on one batch of captured activations. */
+export const DEFAULT_BATCH_BYTES = 256 * 2 ** 20;
+
+/**
+ * Bytes per sample of each named value, from shape inference with the data's sample shapes
+ * (the batch axis counts 1). A value whose size cannot be inferred gets the largest known size.
+ */
+export function activationBytesPerSample(model: Model, names: string[], data: Dataset): Map<string, number> {
+  const inputShapes: Record<string, Array<number | string>> = {};
+  for (const [name, src] of data.sources) inputShapes[name] = ['batch', ...src.sampleShape];
+  const { types } = inferShapes(model, { inputShapes });
+  const out = new Map<string, number>();
+  const unknown: string[] = [];
+  for (const n of names) {
+    const t = types.get(n);
+    let elems: number | null = t?.shape ? 1 : null;
+    for (const d of t?.shape ?? []) {
+      if (typeof d === 'number') elems! *= d;
+      else if (d === null) elems = null;
+      if (elems === null) break;
+    }
+    if (elems === null || !t) unknown.push(n);
+    else out.set(n, storageBytes(t.dtype, elems) || elems * 4);
+  }
+  const fallback = Math.max(4, ...out.values());
+  for (const n of unknown) out.set(n, fallback);
+  return out;
+}
+
+/**
+ * Splits `names` into groups and picks a batch size so that one batch of one group's
+ * activations stays within `maxBytes`: the batch shrinks first (down to 1, or the model's
+ * fixed batch), then the tensors are packed greedily in order.
+ */
+export function planCaptureGroups(perSample: Map<string, number>, names: string[], batchSize: number, maxBytes: number, fixedBatch?: number): { batchSize: number; groups: string[][] } {
+  const largest = Math.max(0, ...names.map((n) => perSample.get(n) ?? 0));
+  let b = fixedBatch ?? Math.max(1, Math.min(batchSize, largest > 0 ? Math.floor(maxBytes / largest) : batchSize));
+  if (b < 1) b = 1;
+  const groups: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const n of names) {
+    const nb = (perSample.get(n) ?? 0) * b;
+    if (cur.length && bytes + nb > maxBytes) {
+      groups.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(n);
+    bytes += nb;
+  }
+  if (cur.length) groups.push(cur);
+  return { batchSize: b, groups };
+}
+
+/**
+ * Streams activations with bounded memory: like `captureActivations`, but the names are
+ * split into groups (one pass over the data each) and the batch shrunk, so one batch of
+ * captured values stays within `maxBatchBytes`. `onBatch` sees a subset of the names
+ * each time; every (name, sample) is seen exactly once.
+ */
+export async function captureGrouped(
+  model: Model,
+  names: string[],
+  data: Dataset,
+  opts: CaptureOptions,
+  onBatch: (b: { group: number; groups: number; start: number; size: number; values: Record<string, HostTensor> }) => void | Promise<void>,
+): Promise<{ groups: number; batchSize: number }> {
+  const maxBytes = opts.maxBatchBytes ?? DEFAULT_BATCH_BYTES;
+  const plan = planCaptureGroups(activationBytesPerSample(model, names, data), names, opts.batchSize, maxBytes, modelFixedBatch(model));
+  const total = modelBatches(model, { batchSize: plan.batchSize, limit: opts.limit }, data).samples;
+  for (const [k, group] of plan.groups.entries()) {
+    await captureActivations(model, group, data, { ...opts, batchSize: plan.batchSize }, async ({ start, size, values }) => {
+      await onBatch({ group: k, groups: plan.groups.length, start, size, values });
+      opts.onProgress?.('capturing activations', (k + (start + size) / Math.max(1, total)) / plan.groups.length);
+    });
+  }
+  return { groups: plan.groups.length, batchSize: plan.batchSize };
 }

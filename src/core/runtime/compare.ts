@@ -1,6 +1,6 @@
 import { CancelledError, UsageError } from '../errors';
 import { DataType, float16ToFloat32 } from '../ir/dtype';
-import type { Dataset } from './data/dataset';
+import { batchPlan, type Dataset } from './data/dataset';
 import type { HostTensor, ModelSession } from './session';
 
 /**
@@ -26,6 +26,11 @@ export interface OutputComparison {
   top5Agreement?: number;
   /** Mean KL(softmax(ref) ‖ softmax(cand)) in nats; outputs that already are probabilities are used as they are. */
   klDivergence?: number;
+  /**
+   * Candidate values that are ±Infinity or NaN where the reference is finite. Any such value
+   * is a collapse: cosine is then 0 and SQNR 0 dB, whatever the finite values say.
+   */
+  nonFinite?: number;
 }
 
 export interface CompareResult {
@@ -36,7 +41,9 @@ export interface CompareResult {
 }
 
 export interface CompareOptions {
+  /** Requested batch; a model with a fixed batch gets exactly that instead. */
   batchSize: number;
+  /** Labels, one per sample of `data` (a different count is refused). */
   labels?: Int32Array;
   /** Stop after this many samples. */
   limit?: number;
@@ -63,6 +70,7 @@ class Acc {
   top1 = 0;
   top5 = 0;
   kl = 0;
+  nonFinite = 0;
   classifier: boolean | undefined;
   probabilities: boolean | undefined;
 
@@ -73,6 +81,7 @@ class Acc {
       const x = a[i];
       const y = b[i];
       const d = x - y;
+      if (!Number.isFinite(y) && Number.isFinite(x)) this.nonFinite++;
       const ad = Math.abs(d);
       if (ad > this.maxAbs || Number.isNaN(ad)) this.maxAbs = Number.isNaN(ad) ? NaN : Math.max(this.maxAbs, ad);
       this.sumAbs += ad;
@@ -107,6 +116,7 @@ class Acc {
       cosine: cosDen > 0 ? this.dot / cosDen : this.refSq === 0 && this.candSq === 0 ? 1 : 0,
       sqnrDb: this.noiseSq === 0 ? null : 10 * Math.log10(this.refSq / this.noiseSq),
     };
+    if (this.nonFinite) Object.assign(out, { nonFinite: this.nonFinite, cosine: 0, sqnrDb: 0 });
     if (candName !== name) out.candidateName = candName;
     if (this.classifier && this.rows) {
       out.top1Agreement = this.top1 / this.rows;
@@ -190,15 +200,18 @@ export async function compareModels(ref: Runner, cand: Runner, data: Dataset, op
   }
   const pairs = matchOutputs(ref, cand);
   const accs = pairs.map(() => new Acc());
-  const total = Math.min(opts.limit ?? data.count, data.count);
-  if (opts.labels && opts.labels.length < total) {
-    throw new UsageError(`there are ${opts.labels.length} labels for ${total} samples`);
+  if (opts.labels && opts.labels.length !== data.count) {
+    throw new UsageError(`the labels hold ${opts.labels.length} entries but the data holds ${data.count} samples; they must match one to one`);
   }
+  // Feed batches the model accepts: a fixed batch (e.g. [1, 128, 128, 3]) wins over the request.
+  const plan = batchPlan([...ref.inputs, ...cand.inputs], opts.batchSize, Math.min(opts.limit ?? data.count, data.count));
+  const total = plan.samples;
+  const batchSize = plan.batchSize;
   let correctRef = 0;
   let correctCand = 0;
   let labelOutput: number | undefined;
   let done = 0;
-  for (const { start, size, feeds } of data.batches(opts.batchSize, total)) {
+  for (const { start, size, feeds } of data.batches(batchSize, total)) {
     if (opts.signal?.aborted) throw new CancelledError();
     const ro = await ref.run(feeds);
     const co = await cand.run(feeds);
@@ -228,7 +241,7 @@ export async function compareModels(ref: Runner, cand: Runner, data: Dataset, op
   }
   const result: CompareResult = {
     samples: done,
-    batchSize: opts.batchSize,
+    batchSize,
     outputs: pairs.map(([rn, cn], k) => accs[k].result(rn, cn)),
   };
   if (opts.labels && labelOutput !== undefined && labelOutput >= 0) {

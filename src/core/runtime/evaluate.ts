@@ -3,9 +3,10 @@ import { UsageError } from '../errors';
 import { openModel } from '../formats/registry';
 import type { Model } from '../ir/graph';
 import { benchmarkModels, modelSizeBytes, type LatencyStats } from './bench';
-import { collectActivations } from './capture';
+import { activationBytesPerSample, captureLockstep, DEFAULT_BATCH_BYTES, modelFixedBatch, planCaptureGroups } from './capture';
 import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
+import { fidelityWarnings, type StepKind } from './fidelity-warnings';
 import { ModelSession } from './session';
 import { TfjsRunner } from './tfjs';
 
@@ -36,6 +37,8 @@ export interface EvaluationReport {
   layers?: LayerError[];
   /** How latency was measured, or why it was not. */
   latencyNote?: string;
+  /** Fidelity or accuracy collapses, each with what helps (see fidelity-warnings.ts). */
+  warnings?: string[];
 }
 
 export interface EvaluateOptions {
@@ -49,6 +52,21 @@ export interface EvaluateOptions {
   bench?: { runs: number; warmup?: number; batch?: number; shapes?: Record<string, number[]>; threads?: number } | false;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
+  /** The kind of step measured, so warnings suggest what helps for it. */
+  step?: StepKind;
+}
+
+/**
+ * How many random samples verify a model of this cost when no data and no count are given:
+ * a budget of multiply-accumulates per model (about two seconds of TensorFlow.js on its wasm
+ * backend for TF.js models, run by TensorFlow.js; twenty times that for ONNX Runtime), divided
+ * by the model's MACs per sample, kept within [4, 32]. A model whose MACs are unknown gets 32.
+ */
+export function verificationSamples(model: Model): { count: number; macs: number } {
+  const macs = analyzeModel(model).totals.macs;
+  const budget = model.format.startsWith('tfjs') ? 4e9 : 8e10;
+  const count = macs > 0 ? Math.max(4, Math.min(32, Math.round(budget / macs))) : 32;
+  return { count, macs };
 }
 
 export function figures(model: Model, path: string): ModelFigures {
@@ -66,7 +84,8 @@ export async function evaluateCompression(original: { model: Model; path: string
     const ref = await open(original.path);
     const cand = await open(outputPath);
     try {
-      const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? 32, labels: opts.labels, signal: opts.signal });
+      // TF.js holds each batch's activations at once: smaller batches keep the peak memory down.
+      const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? (tfjsModel ? 8 : 32), labels: opts.labels, signal: opts.signal });
       const runtime = ref instanceof TfjsRunner ? `TensorFlow.js (${ref.backend} backend)` : 'ONNX Runtime';
       report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe(), runtime };
     } finally {
@@ -78,6 +97,7 @@ export async function evaluateCompression(original: { model: Model; path: string
       report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
     }
   }
+  report.warnings = fidelityWarnings(report, opts.step);
   if (opts.bench) {
     opts.onProgress?.('measuring latency (interleaved)');
     try {
@@ -93,22 +113,46 @@ export async function evaluateCompression(original: { model: Model; path: string
   return report;
 }
 
-async function layerErrors(ref: Model, cand: Model, layers: Array<{ name: string; output: string }>, data: Dataset, samples: number, batchSize: number): Promise<LayerError[]> {
+/**
+ * Per-layer SQNR of `cand` against `ref`, streamed: both models run in lockstep on the same
+ * batches, tensors in groups so one batch of one group stays within `maxBatchBytes`; only
+ * Σref² and Σ(ref−cand)² per output are kept.
+ */
+async function layerErrors(ref: Model, cand: Model, layers: Array<{ name: string; output: string }>, data: Dataset, samples: number, batchSize: number, maxBatchBytes?: number): Promise<LayerError[]> {
   const names = [...new Set(layers.map((l) => l.output))];
   const limit = Math.min(samples, data.count);
-  const a = await collectActivations(ref, names, data, { batchSize, limit, session: { allowSpinning: false } });
-  const b = await collectActivations(cand, names, data, { batchSize, limit, session: { allowSpinning: false } });
+  const perSample = activationBytesPerSample(ref, names, data);
+  // Two models' values are held per batch: plan for twice the bytes.
+  const budget = (maxBatchBytes ?? DEFAULT_BATCH_BYTES) / 2;
+  const plan = planCaptureGroups(perSample, names, batchSize, budget, modelFixedBatch(ref));
+  const signal = new Map<string, number>(names.map((n) => [n, 0]));
+  const noise = new Map<string, number>(names.map((n) => [n, 0]));
+  for (const group of plan.groups) {
+    await captureLockstep(
+      [
+        { model: ref, names: group },
+        { model: cand, names: group },
+      ],
+      data,
+      { batchSize: plan.batchSize, limit, session: { allowSpinning: false } },
+      ({ values: [a, b] }) => {
+        for (const n of group) {
+          const x = hostValues(a[n]);
+          const y = hostValues(b[n]);
+          let s = 0;
+          let e = 0;
+          for (let k = 0; k < x.length; k++) {
+            s += x[k] * x[k];
+            e += (x[k] - y[k]) ** 2;
+          }
+          signal.set(n, signal.get(n)! + s);
+          noise.set(n, noise.get(n)! + e);
+        }
+      },
+    );
+  }
   return layers.map(({ name, output }) => {
-    let signal = 0;
-    let noise = 0;
-    a[output].forEach((t, i) => {
-      const x = hostValues(t);
-      const y = hostValues(b[output][i]);
-      for (let k = 0; k < x.length; k++) {
-        signal += x[k] * x[k];
-        noise += (x[k] - y[k]) ** 2;
-      }
-    });
-    return { name, output, sqnrDb: noise === 0 ? null : 10 * Math.log10(signal / noise) };
+    const e = noise.get(output)!;
+    return { name, output, sqnrDb: e === 0 ? null : 10 * Math.log10(signal.get(output)! / e) };
   });
 }

@@ -13,10 +13,31 @@ import type { NumericArray } from '../ir/tensor';
  * onnxruntime-node goes through here, so the rest of the engine deals in `HostTensor`s.
  */
 
+/**
+ * ORT's log severity for the process-wide environment and every session: 3 = error. Its
+ * warnings (multi-line, ANSI-coloured `[W:onnxruntime…]`) would otherwise reach stderr.
+ */
+export const ORT_LOG_SEVERITY = 3;
+
 let ortModule: typeof OrtTypes | undefined;
+/**
+ * onnxruntime-node, loaded on first use with its telemetry off (`ORT_DISABLE_TELEMETRY=1`
+ * must be in the environment before the native module loads; otherwise every process writes
+ * a device id and an events database under `$HOME/.cache/Microsoft/` and may contact
+ * Microsoft's events host) and its environment logging only errors.
+ */
 export function ort(): typeof OrtTypes {
-  ortModule ??= require('onnxruntime-node') as typeof OrtTypes;
+  if (!ortModule) {
+    disableOrtTelemetry();
+    ortModule = require('onnxruntime-node') as typeof OrtTypes;
+    ortModule.env.logLevel = 'error';
+  }
   return ortModule;
+}
+
+/** Sets `ORT_DISABLE_TELEMETRY=1` for this process and every child it starts. Call before ORT loads. */
+export function disableOrtTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY = '1';
 }
 
 /** A tensor in host memory, independent of ORT's types. */
@@ -171,6 +192,7 @@ function sessionOptions(opts: SessionOptions): OrtTypes.InferenceSession.Session
   const so: OrtTypes.InferenceSession.SessionOptions = {
     executionProviders: [opts.executionProvider ?? 'cpu'],
     graphOptimizationLevel: opts.graphOptimization ?? 'all',
+    logSeverityLevel: ORT_LOG_SEVERITY,
   };
   if (opts.intraOpThreads !== undefined) so.intraOpNumThreads = opts.intraOpThreads;
   if (opts.interOpThreads !== undefined) so.interOpNumThreads = opts.interOpThreads;

@@ -1,6 +1,7 @@
 import { DataType } from '../ir/dtype';
 import { Node, type Graph, type Model } from '../ir/graph';
 import { Tensor, type NumericArray } from '../ir/tensor';
+import { pushAll } from '../util/arrays';
 
 /**
  * Small, safe graph edits shared by transforms: fresh names, new initializers, new nodes,
@@ -47,7 +48,7 @@ export class GraphEditor {
   }
 
   append(...nodes: Node[]): void {
-    this.graph.nodes.push(...nodes);
+    pushAll(this.graph.nodes, nodes);
   }
 
   /** Rewires every consumer of `from` (optionally only those in `only`) to read `to`. */

@@ -83,23 +83,44 @@ export function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): n
   }
 }
 
-function realOrResolved(p: string): string {
+/**
+ * Where `p` really is: symlinks resolved (of the file, or of its folder when the file does
+ * not exist yet), plus device and inode when it exists, so hard links compare equal.
+ */
+function identity(p: string): { real: string; dev?: number; ino?: number } {
+  const abs = path.resolve(p);
   try {
-    return fs.realpathSync(p);
+    const st = fs.statSync(abs);
+    return { real: fs.realpathSync(abs), dev: st.dev, ino: st.ino };
   } catch {
-    return path.resolve(p);
+    let real = abs;
+    try {
+      real = path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
+    } catch {
+      /* the folder does not exist yet either */
+    }
+    return { real };
   }
+}
+
+/** True when `a` and `b` name the same file: same resolved path, or same device and inode (hard links). */
+export function sameFile(a: string, b: string): boolean {
+  const x = identity(a);
+  const y = identity(b);
+  if (x.real === y.real) return true;
+  return x.ino !== undefined && x.dev === y.dev && x.ino === y.ino;
 }
 
 /**
  * Refuses an output path that is one of the protected input files (the original model
- * and its data). Outputs must never overwrite what they were made from.
+ * and its data), after resolving symlinks and hard links. Outputs must never overwrite
+ * what they were made from. Throws UsageError.
  */
 export function assertNotInput(output: string, inputs: Iterable<string | undefined>): void {
-  const out = realOrResolved(output);
   for (const i of inputs) {
-    if (i && realOrResolved(i) === out) {
-      throw new UsageError(`refusing to overwrite the input file ${i}; choose another output path`);
+    if (i && sameFile(output, i)) {
+      const what = path.resolve(i) === path.resolve(output) ? i : `${i} (as ${output})`;
+      throw new UsageError(`refusing to overwrite the input file ${what}; choose another output path`);
     }
   }
 }

@@ -9,6 +9,7 @@ import { ProtoReader, WireError } from '../protobuf';
 import type { FormatPlugin, SaveOptions } from '../format';
 import { decodeModel, describeDecodeError, type DecodeContext } from './decode';
 import { encodeModel, type ExternalPlan } from './encode';
+import { pushAll } from '../../util/arrays';
 
 /** Protobuf messages over 2 GiB cannot be parsed by most readers (ORT included). */
 const PROTO_LIMIT = 2 ** 31 - 1;
@@ -65,12 +66,12 @@ export function readOnnxBytes(buf: Uint8Array, file: string, dir?: string): Mode
 export function allTensors(model: Model): Tensor[] {
   const out: Tensor[] = [];
   for (const g of allGraphs(model.graph)) {
-    out.push(...g.initializers.values());
+    pushAll(out, g.initializers.values());
     for (const s of g.sparseInitializers) out.push(s.values, s.indices);
     for (const n of g.nodes) {
       for (const a of n.attributes.values()) {
         if (a.type === 4) out.push(a.value);
-        else if (a.type === 9) out.push(...a.value);
+        else if (a.type === 9) pushAll(out, a.value);
       }
     }
   }

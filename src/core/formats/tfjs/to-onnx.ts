@@ -80,18 +80,25 @@ function activationName(c: Json): string {
   return 'linear';
 }
 
-/** Transposes a kernel with dims `dims` by `perm` (row-major). */
+/** Transposes a kernel with dims `dims` by `perm` (row-major); the source offset is stepped, not recomputed. */
 function permute(data: Float32Array, dims: number[], perm: number[]): { data: Float32Array; dims: number[] } {
+  const n = perm.length;
   const outDims = perm.map((p) => dims[p]);
   const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
+  const step = perm.map((p) => strides[p]); // source stride of each output axis
   const out = new Float32Array(data.length);
-  const idx = new Array(dims.length).fill(0);
-  for (let o = 0; o < data.length; o++) {
-    let src = 0;
-    for (let k = 0; k < perm.length; k++) src += idx[k] * strides[perm[k]];
-    out[o] = data[src];
-    for (let k = perm.length - 1; k >= 0; k--) {
+  if (n === 0 || data.length === 0) return { data: out.fill(data[0] ?? 0), dims: outDims };
+  const inner = outDims[n - 1];
+  const innerStep = step[n - 1];
+  const idx = new Int32Array(n);
+  let src = 0;
+  let o = 0;
+  while (o < data.length) {
+    for (let j = 0, s = src; j < inner; j++, s += innerStep) out[o++] = data[s];
+    for (let k = n - 2; k >= 0; k--) {
+      src += step[k];
       if (++idx[k] < outDims[k]) break;
+      src -= step[k] * outDims[k];
       idx[k] = 0;
     }
   }

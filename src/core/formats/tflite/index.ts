@@ -6,6 +6,7 @@ import { Tensor, elementCount } from '../../ir/tensor';
 import type { FormatPlugin } from '../format';
 import { FlatReader, type Table } from './flat';
 import { BUILTIN_OPS } from './ops';
+import { maxOf, minOf } from '../../util/arrays';
 
 /**
  * TFLite models (`.tflite`, FlatBuffers with identifier "TFL3"), read-only, for inspection:
@@ -42,7 +43,7 @@ function quantText(r: FlatReader, q: Table | null): string {
   const fmt = (x: number) => Number(x.toPrecision(4));
   if (scale.length === 1) return `quantized: scale ${fmt(scale[0])}, zero point ${zp[0] ?? 0}`;
   const zeros = new Set(zp);
-  return `quantized per channel (axis ${axis}, ${scale.length} scales ${fmt(Math.min(...scale))}…${fmt(Math.max(...scale))}, zero point${zeros.size === 1 ? ` ${zp[0] ?? 0}` : 's vary'})`;
+  return `quantized per channel (axis ${axis}, ${scale.length} scales ${fmt(minOf(scale))}…${fmt(maxOf(scale))}, zero point${zeros.size === 1 ? ` ${zp[0] ?? 0}` : 's vary'})`;
 }
 
 export function readTflite(file: string): Model {
@@ -155,6 +156,6 @@ const TYPE_NAMES = ['FLOAT32', 'FLOAT16', 'INT32', 'UINT8', 'INT64', 'STRING', '
 export const tfliteFormat: FormatPlugin = {
   id: 'tflite',
   extensions: ['.tflite'],
-  match: (head) => head.length >= 8 && String.fromCharCode(...head.subarray(4, 8)) === 'TFL3',
+  match: (head) => head.length >= 8 && new TextDecoder('latin1').decode(head.subarray(4, 8)) === 'TFL3',
   open: readTflite,
 };

@@ -1,5 +1,6 @@
 import { ModelError, UsageError } from '../../errors';
 import { DataType, dtypeName } from '../../ir/dtype';
+import { defaultInputShape } from '../../ir/shape-inference';
 import type { HostTensor, IOSpec } from '../session';
 import { imageFolderSource, imageOptionsFromShape, type ImageOptions } from './images';
 import { extOf, isDir, npySource, randomSource, tensorPbSource, type SampleSource } from './sources';
@@ -24,6 +25,8 @@ export interface BindOptions {
   image?: Partial<ImageOptions>;
   /** Refuse random data (e.g. static quantization must be calibrated on real data). */
   requireData?: boolean;
+  /** Model metadata (`shape:<input>` = `1x3x48x320` declares a nominal input size). */
+  metadata?: Array<[string, string]>;
 }
 
 /** Parses `--data` values: `x.npy` or `name=x.npy`. */
@@ -44,6 +47,8 @@ export class Dataset {
   constructor(
     readonly sources: Map<string, SampleSource>,
     readonly count: number,
+    /** Symbolic input dims given default sizes for random data, e.g. `x[2]=224 (image height)`. */
+    readonly assumed: string[] = [],
   ) {}
 
   /** Samples [start, start + n) for every input, each with a leading batch axis of n. */
@@ -62,7 +67,8 @@ export class Dataset {
   }
 
   describe(): string {
-    return [...this.sources.entries()].map(([n, s]) => `${n} ← ${s.label}`).join(', ');
+    const d = [...this.sources.entries()].map(([n, s]) => `${n} ← ${s.label}`).join(', ');
+    return this.assumed.length ? `${d} (assumed ${this.assumed.join(', ')})` : d;
   }
 }
 
@@ -80,10 +86,26 @@ function openSource(spec: DataSpec, input: IOSpec, opts: BindOptions): SampleSou
 function withShape(input: IOSpec, opts: BindOptions): Array<number | string | null> {
   const fixed = opts.shapes?.[input.name];
   if (!fixed) return input.shape;
-  if (fixed.length !== input.shape.length) {
-    throw new UsageError(`--shape for '${input.name}' has ${fixed.length} dims, the model input has ${input.shape.length}`);
-  }
+  checkShapeFlag(input, fixed);
   return fixed;
+}
+
+/**
+ * Checks a `--shape` against the model input: same rank, positive sizes, and the model's
+ * fixed dims kept (the batch may differ only when it is symbolic). A UsageError otherwise.
+ */
+export function checkShapeFlag(input: IOSpec, fixed: number[]): void {
+  const want = shapeStr(input.shape);
+  if (fixed.length !== input.shape.length) {
+    throw new UsageError(`--shape ${input.name}=${fixed.join('x')} has ${fixed.length} dims, but input '${input.name}' has ${input.shape.length}: ${want}`);
+  }
+  fixed.forEach((d, i) => {
+    if (!Number.isInteger(d) || d < 1) throw new UsageError(`--shape ${input.name}=${fixed.join('x')}: dim ${i} must be a positive integer`);
+    const m = input.shape[i];
+    if (typeof m === 'number' && m > 0 && m !== d) {
+      throw new UsageError(`--shape ${input.name}=${fixed.join('x')}: dim ${i} of input '${input.name}' is fixed at ${m} ${want}`);
+    }
+  });
 }
 
 export function checkSource(input: IOSpec, s: SampleSource, opts: BindOptions = {}): void {
@@ -105,6 +127,11 @@ export function checkSource(input: IOSpec, s: SampleSource, opts: BindOptions = 
 export function bindDataset(inputs: IOSpec[], specs: DataSpec[], opts: BindOptions = {}): Dataset {
   const sources = new Map<string, SampleSource>();
   const names = inputs.map((i) => i.name);
+  for (const input of inputs) {
+    const fixed = opts.shapes?.[input.name];
+    if (fixed) checkShapeFlag(input, fixed);
+  }
+  const assumed: string[] = [];
   for (const spec of specs) {
     let name = spec.name;
     if (name === undefined) {
@@ -126,28 +153,54 @@ export function bindDataset(inputs: IOSpec[], specs: DataSpec[], opts: BindOptio
       throw new UsageError(`no data for input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m.name}'`).join(', ')}`);
     }
     for (const input of missing) {
-      const shape = withShape(input, opts).slice(1);
-      const dims = shape.map((d) => {
-        if (typeof d !== 'number') {
-          throw new UsageError(`input '${input.name}' has dynamic dims ${shapeStr(input.shape)}: fix them with --shape ${input.name}=${input.shape.map((x) => (typeof x === 'number' ? x : 1)).join('x')}`);
-        }
-        return d;
-      });
-      sources.set(input.name, randomSource(input.name, input.dtype === DataType.UNDEFINED ? DataType.FLOAT : input.dtype, dims, opts.randomSamples, opts.seed));
+      const dtype = input.dtype === DataType.UNDEFINED ? DataType.FLOAT : input.dtype;
+      // Symbolic sizes take documented defaults (224×224 images, 16000 audio samples, …).
+      const d = defaultInputShape(input.name, withShape(input, opts), dtype, { metadata: opts.metadata });
+      if (d.open.length) {
+        const hint = d.shape.map((x, i) => (typeof x === 'number' && x > 0 ? String(x) : i === 0 ? '1' : `<${typeof input.shape[i] === 'string' ? input.shape[i] : `dim${i}`}>`)).join('x');
+        throw new UsageError(
+          `input '${input.name}' has dynamic dims ${shapeStr(input.shape)} with no default size for dim${d.open.length > 1 ? 's' : ''} ${d.open.join(', ')}: give real data, or fix them with --shape ${input.name}=${hint}`,
+        );
+      }
+      assumed.push(...d.assumed);
+      const dims = d.shape.slice(1) as number[];
+      sources.set(input.name, randomSource(input.name, dtype, dims, opts.randomSamples, opts.seed));
     }
   }
   const counts = new Set([...sources.values()].map((s) => s.count));
   if (counts.size > 1) {
     throw new UsageError(`inputs have different sample counts: ${[...sources.entries()].map(([n, s]) => `${n}=${s.count}`).join(', ')}`);
   }
-  return new Dataset(sources, [...counts][0] ?? 0);
+  return new Dataset(sources, [...counts][0] ?? 0, assumed);
 }
 
 /** The batch size a model allows: a fixed first dim wins over the request. */
-export function chooseBatchSize(inputs: IOSpec[], requested: number): number {
-  const fixed = inputs.map((i) => i.shape[0]).filter((d): d is number => typeof d === 'number');
-  if (fixed.length) return fixed[0];
+export function chooseBatchSize(inputs: Array<Pick<IOSpec, 'shape'>>, requested: number): number {
+  const fixed = fixedBatch(inputs);
+  if (fixed !== undefined) return fixed;
   return Math.max(1, Math.floor(requested));
+}
+
+/** The model's fixed batch (a numeric first dim of any input), if it has one. */
+export function fixedBatch(inputs: Array<Pick<IOSpec, 'shape'>>): number | undefined {
+  for (const i of inputs) {
+    const d = i.shape?.[0];
+    if (typeof d === 'number' && d > 0 && i.shape.length > 0) return d;
+  }
+  return undefined;
+}
+
+/**
+ * Batches a model accepts: its fixed batch when it has one (then only whole batches are fed,
+ * so the sample count is rounded down to a multiple of it), else the requested size.
+ * Throws a UsageError when the data holds fewer samples than one fixed batch.
+ */
+export function batchPlan(inputs: Array<Pick<IOSpec, 'shape'>>, requested: number, available: number): { batchSize: number; samples: number; note?: string } {
+  const fixed = fixedBatch(inputs);
+  if (fixed === undefined) return { batchSize: Math.max(1, Math.floor(requested)), samples: available };
+  if (available < fixed) throw new UsageError(`the model takes batches of exactly ${fixed} samples, but the data holds ${available}`);
+  const samples = available - (available % fixed);
+  return { batchSize: fixed, samples, note: samples < available ? `the model's fixed batch is ${fixed}: ${available - samples} trailing sample(s) left out` : undefined };
 }
 
 /** Reads a labels file (.npy of integers, one per sample). */

@@ -1,8 +1,9 @@
 import { DataType } from '../../ir/dtype';
-import type { Model, Node } from '../../ir/graph';
+import { outerRefs, type Model, type Node } from '../../ir/graph';
 import { inferShapes } from '../../ir/shape-inference';
 import type { Tensor } from '../../ir/tensor';
 import { constantResolver } from '../quantize/registry';
+import { pushAll } from '../../util/arrays';
 
 /**
  * The channel dependency graph: which tensor dimensions must shrink together when output
@@ -113,6 +114,8 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
   };
 
   for (const n of g.topoOrder()) {
+    // A value read inside an If/Loop/Scan branch (outer-scope reference) keeps its channels.
+    for (const r of outerRefs(n)) if (layouts.has(r)) markUnsafe(layouts.get(r)!, `read inside a subgraph of ${n.opType} '${n.label}'`);
     if (n.domain) {
       for (const i of n.inputs) if (layouts.has(i)) markUnsafe(layouts.get(i)!, `${n.domain}:${n.opType} reads the channels`);
       continue;
@@ -370,7 +373,7 @@ export function buildDependencyGraph(model: Model): DependencyGraph {
       roots.set(r, root);
     }
     if (grp.size !== root.size) unsafe.set(r, unsafe.get(r) ?? 'coupled producers have different channel counts');
-    root.members.push(...grp.members);
+    pushAll(root.members, grp.members);
   }
   for (const [r, why] of unsafe) {
     const root = roots.get(find(r));

@@ -5,11 +5,13 @@ import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
 import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
+import { foldNote, foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
 import { applyPruning, removeCount, type GroupPlan } from './apply';
 import { buildDependencyGraph, type Group } from './dependency';
 import { groupImportance, type Criterion } from './importance';
 import { pruneKeras } from './keras';
 import { reconstruct, type ReconstructReport } from './reconstruct';
+import { pushAll } from '../../util/arrays';
 import { incrementalRatio, scheduledTarget, type PruneSchedule } from './schedule';
 
 /**
@@ -84,7 +86,31 @@ export function groupName(g: Group): string {
 
 export async function pruneModel(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
   if (model.format === 'tfjs-layers') return pruneKeras(model, opts);
+  const fold = foldWeightCasts(model);
+  if (fold.folded.length) {
+    const r = await pruneModel(fold.model, opts);
+    restoreWeightCasts(r.model, fold.model, model);
+    r.notes.push(foldNote(fold.folded));
+    return r;
+  }
+  if (opts.structured && opts.criterion === 'bn' && !model.graph.nodes.some((n) => n.opType === 'BatchNormalization')) {
+    throw new UsageError("--criterion bn scores channels by BatchNormalization scales, and this model has no BatchNormalization (exporters often fold it into the convolutions); use l1 or l2");
+  }
   return opts.structured ? pruneStructured(model, opts) : pruneUnstructured(model, opts);
+}
+
+/**
+ * A group whose producer or consumer weight is also read by another layer (tied or reused
+ * weights) is left alone: pruning it would untie the copies or change the other layer.
+ */
+function sharedWeightOf(model: Model, g: Group): string | undefined {
+  for (const m of g.members) {
+    if (m.kind !== 'producer' && m.kind !== 'consumer') continue;
+    const w = m.node.inputs[1];
+    const readers = model.graph.nodes.filter((n) => n.inputs.includes(w));
+    if (readers.length > 1) return `its weight '${w}' is shared by ${readers.length} layers (${readers.map((r) => r.label).slice(0, 3).join(', ')}); pruning would untie them`;
+  }
+  return undefined;
 }
 
 // ---- structured -----------------------------------------------------------------------
@@ -110,7 +136,9 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
     const candidates: Group[] = [];
     for (const g of dg.groups) {
       const name = groupName(g);
+      const tied = sharedWeightOf(current, g);
       if (g.unsafe) skipped.set(name, g.unsafe);
+      else if (tied) skipped.set(name, tied);
       else if (opts.exclude?.includes(name)) skipped.set(name, 'excluded');
       else if (g.size < 2) skipped.set(name, 'a single channel cannot be pruned');
       else candidates.push(g);
@@ -161,7 +189,7 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
         const prev = originalIndex.get(name);
         originalIndex.set(name, k.map((c) => (prev ? prev[c] : c)));
       }
-      reconstruction.push(...(await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex)));
+      pushAll(reconstruction, await reconstruct(model, pruned, layers, { calib: opts.calib!, signal: opts.signal }, originalIndex));
     }
     lastPlans = plans;
     lastBefore = current;

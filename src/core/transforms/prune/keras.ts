@@ -12,6 +12,7 @@ import { Tensor } from '../../ir/tensor';
 import { cloneModel } from '../graph-edit';
 import { removeAlongAxis, removeCount } from './apply';
 import type { PruneOptions, PruneOutcome } from './index';
+import { pushAll } from '../../util/arrays';
 
 /**
  * Structured pruning of TF.js layers models, at the level of Keras layers: the same
@@ -113,7 +114,7 @@ function trace(model: Model, first: Node): Plan | string {
       for (const i of MERGES.has(n.opType) ? n.inputs.filter((x) => !g.initializers.has(x)) : [n.inputs[0]]) {
         const r = sources(i, seen);
         if (typeof r === 'string') return r;
-        found.push(...r);
+        pushAll(found, r);
       }
       return found;
     }
@@ -252,7 +253,7 @@ export async function pruneKeras(model: Model, opts: PruneOptions): Promise<Prun
     }
     if (recover) {
       opts.onProgress?.(`step ${step}/${steps}: reconstructing`, (step - 0.5) / steps);
-      reconstruction.push(...(await reconstructKeras(model, outcome.model, { layers: info.layers, kept: keptOriginal }, opts.calib!, opts.signal)));
+      pushAll(reconstruction, await reconstructKeras(model, outcome.model, { layers: info.layers, kept: keptOriginal }, opts.calib!, opts.signal));
     }
     current = outcome.model;
   }

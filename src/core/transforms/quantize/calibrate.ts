@@ -1,11 +1,12 @@
 import type { Model } from '../../ir/graph';
-import { captureActivations } from '../../runtime/capture';
+import { captureGrouped } from '../../runtime/capture';
 import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 
 /**
- * Activation ranges from calibration data, streamed batch by batch (only one batch of
- * activations is in memory at a time).
+ * Activation ranges from calibration data, streamed batch by batch: only one batch of one
+ * group of activations is in memory at a time (`captureGrouped` bounds it, default
+ * 256 MiB), and each tensor keeps only its running min/max and a 2048-bin histogram.
  *
  * - minmax: the observed minimum and maximum.
  * - percentile: the p-th and (100−p)-th percentiles, from a 2048-bin histogram over the
@@ -22,7 +23,10 @@ export interface CalibrationOptions {
   batchSize: number;
   limit?: number;
   signal?: AbortSignal;
-  onProgress?: (pass: number, done: number) => void;
+  /** Bytes one batch of captured activations may take (see `captureGrouped`). */
+  maxBatchBytes?: number;
+  /** pass 1 (ranges) or 2 (histograms); samples done in this group; group index and count. */
+  onProgress?: (pass: number, done: number, group: number, groups: number) => void;
 }
 
 export type Ranges = Map<string, { min: number; max: number }>;
@@ -32,9 +36,9 @@ const BINS = 2048;
 export async function calibrate(model: Model, tensors: string[], data: Dataset, opts: CalibrationOptions): Promise<Ranges> {
   const ranges: Ranges = new Map(tensors.map((t) => [t, { min: Infinity, max: -Infinity }]));
   if (tensors.length === 0) return ranges;
-  const capture = { batchSize: opts.batchSize, limit: opts.limit, signal: opts.signal };
-  await captureActivations(model, tensors, data, capture, ({ start, size, values }) => {
-    for (const t of tensors) {
+  const capture = { batchSize: opts.batchSize, limit: opts.limit, signal: opts.signal, maxBatchBytes: opts.maxBatchBytes };
+  await captureGrouped(model, tensors, data, capture, ({ group, groups, start, size, values }) => {
+    for (const t of Object.keys(values)) {
       const v = hostValues(values[t]);
       const r = ranges.get(t)!;
       let lo = r.min;
@@ -47,14 +51,14 @@ export async function calibrate(model: Model, tensors: string[], data: Dataset, 
       r.min = lo;
       r.max = hi;
     }
-    opts.onProgress?.(1, start + size);
+    opts.onProgress?.(1, start + size, group, groups);
   });
   if (opts.method === 'minmax') return ranges;
 
   const hists = new Map(tensors.map((t) => [t, new Float64Array(BINS)]));
   const entropy = opts.method === 'entropy';
-  await captureActivations(model, tensors, data, capture, ({ start, size, values }) => {
-    for (const t of tensors) {
+  await captureGrouped(model, tensors, data, capture, ({ group, groups, start, size, values }) => {
+    for (const t of Object.keys(values)) {
       const { min, max } = ranges.get(t)!;
       const h = hists.get(t)!;
       const v = hostValues(values[t]);
@@ -68,7 +72,7 @@ export async function calibrate(model: Model, tensors: string[], data: Dataset, 
         h[k >= BINS ? BINS - 1 : k < 0 ? 0 : k]++;
       }
     }
-    opts.onProgress?.(2, start + size);
+    opts.onProgress?.(2, start + size, group, groups);
   });
 
   const out: Ranges = new Map();

@@ -3,7 +3,7 @@ import type { Model, Node } from '../../ir/graph';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { quantizeWeightsInt8 } from './params';
 import { denseCandidate } from '../dense';
-import { constantResolver } from './registry';
+import { constantResolver, weightKey } from './registry';
 import type { SkippedNode } from './static';
 
 /**
@@ -47,18 +47,28 @@ export function quantizeDynamic(model: Model, opts: DynamicOptions = {}): Dynami
     out.opsetImports.push({ domain: 'com.microsoft', version: 1 });
   }
   const replaced = new Map<Node, Node[]>();
+  const shared = new Map<string, { q: string; s: string; zp: string }>();
   for (const n of g.nodes) {
     if (n.opType === 'Constant' || n.opType === 'Identity') continue;
     const skip = (reason: string) => skipped.push({ name: n.label, op: n.opType, reason });
     const dense = denseCandidate(n, constOf, 'dynamic quantization', opts.exclude, skip);
     if (!dense) continue;
     const { w: wf, i: k, o: nOut, bias } = dense;
-    const wq = quantizeWeightsInt8(wf, [k, nOut], perChannel ? 1 : null, opts.reduceRange ? 63 : 127);
-    const sDims = perChannel ? [nOut] : [];
     const base = (n.name || n.outputs[0]).replace(/[^\w.:/-]/g, '_');
-    const qn = ed.initializer(`${base}_weight_quantized`, DataType.INT8, [k, nOut], wq.q);
-    const sn = ed.initializer(`${base}_weight_scale`, DataType.FLOAT, sDims, perChannel ? wq.scales : Float32Array.of(wq.scales[0]));
-    const zn = ed.initializer(`${base}_weight_zero_point`, DataType.INT8, sDims, new Int8Array(perChannel ? nOut : 1));
+    // A weight read by several layers is quantized once and shared again.
+    const key = weightKey(n);
+    let wInit = shared.get(key);
+    if (!wInit) {
+      const wq = quantizeWeightsInt8(wf, [k, nOut], perChannel ? 1 : null, opts.reduceRange ? 63 : 127);
+      const sDims = perChannel ? [nOut] : [];
+      wInit = {
+        q: ed.initializer(`${base}_weight_quantized`, DataType.INT8, [k, nOut], wq.q),
+        s: ed.initializer(`${base}_weight_scale`, DataType.FLOAT, sDims, perChannel ? wq.scales : Float32Array.of(wq.scales[0])),
+        zp: ed.initializer(`${base}_weight_zero_point`, DataType.INT8, sDims, new Int8Array(perChannel ? nOut : 1)),
+      };
+      shared.set(key, wInit);
+    }
+    const { q: qn, s: sn, zp: zn } = wInit;
     const bn = bias ? ed.initializer(`${base}_bias`, DataType.FLOAT, [nOut], bias) : undefined;
     const y = n.outputs[0];
     const nodes: Node[] = [];

@@ -7,9 +7,13 @@ import { calibrate, type CalibrationMethod, type Ranges } from './calibrate';
 import { clusterWeights, type ClusterForm } from './cluster';
 import { quantizeDynamic, type DynamicForm } from './dynamic';
 import { convertFp16 } from './fp16';
-import { quantizeTfjsWeights } from './tfjs';
+import { FLOAT16_HEADROOM, FLOAT16_MAX, findFp16Overflow } from './fp16-range';
+import { MIN_BULK_SQNR_DB, quantizeTfjsWeights } from './tfjs';
 import { tfjsDocument } from '../../formats/tfjs/document';
 import { quantizeInt4 } from './int4';
+import { int8Capability, int8Policy, type CpuFeatures } from '../../runtime/cpu';
+import { kernelFidelity, kernelGapWarning } from './qdq-check';
+import { foldNote, foldWeightCasts, restoreWeightCasts } from './fold';
 import { applyStatic, planStatic, type SkippedNode, type StaticOptions } from './static';
 
 /**
@@ -29,7 +33,10 @@ export interface QuantizeOptions {
   method?: CalibrationMethod;
   percentile?: number;
   symmetricActivations?: boolean;
+  /** 7-bit weights; undefined = the CPU's default (see runtime/cpu.ts `int8Policy`). */
   reduceRange?: boolean;
+  /** The CPU whose int8 kernels the default is for (tests inject one; default: this machine's). */
+  cpu?: CpuFeatures;
   exclude?: string[];
   dynamicForm?: DynamicForm;
   blockSize?: 32 | 64 | 128;
@@ -71,11 +78,22 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
   }
   if (opts.maxAccuracyDrop !== undefined && !opts.labels) throw new UsageError('--max-accuracy-drop needs --labels');
   if (tfjsDocument(model.source)) return quantizeTfjs(model, opts.mode, exclude);
+  const fold = foldWeightCasts(model);
+  if (fold.folded.length) {
+    const r = await quantizeModel(fold.model, opts);
+    restoreWeightCasts(r.model, fold.model, model);
+    r.notes.push(foldNote(fold.folded));
+    return r;
+  }
   if (opts.mode === 'uint8' || opts.mode === 'uint16') throw new UsageError(`--mode ${opts.mode} is TF.js weight storage; for ONNX models use static or dynamic (int8)`);
+  const policy = int8Policy(opts.cpu);
+  const reduceRange = opts.reduceRange ?? policy.reduceRange;
+  const rangeNote = opts.reduceRange === undefined ? `int8 default: ${policy.reason}` : reduceRange ? 'int8: 7-bit weights (--reduce-range)' : 'int8: full-range weights (--full-range)';
+  const capability = int8Capability(opts.cpu);
   switch (opts.mode) {
     case 'static': {
       if (!opts.calib) throw new UsageError('static quantization needs calibration data (--calib); it never falls back to random data silently');
-      const sopts: StaticOptions = { perChannel: opts.perChannel, symmetricActivations: opts.symmetricActivations, reduceRange: opts.reduceRange, exclude };
+      const sopts: StaticOptions = { perChannel: opts.perChannel, symmetricActivations: opts.symmetricActivations, reduceRange, exclude };
       const full = planStatic(model, sopts);
       opts.onProgress?.('calibrating', 0);
       const ranges = await calibrate(model, full.calibrate, opts.calib, {
@@ -83,7 +101,7 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         percentile: opts.percentile,
         batchSize: opts.calibBatch ?? 8,
         signal: opts.signal,
-        onProgress: (pass, done) => opts.onProgress?.(`calibrating (pass ${pass})`, done / opts.calib!.count),
+        onProgress: (pass, done, group, groups) => opts.onProgress?.(`calibrating (pass ${pass})`, (group + done / opts.calib!.count) / groups),
       });
       const build = (ex: Set<string>) => {
         const plan = planStatic(model, { ...sopts, exclude: ex });
@@ -95,24 +113,27 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         mode: 'static',
         quantizedNodes: base.plan.covered.map((n) => n.label),
         skippedNodes: base.plan.skipped,
-        notes: [`calibration: ${opts.method ?? 'minmax'} on ${opts.calib.count} samples`, ...staticNotes(ranges)],
-        slowerBecause:
-          'ONNX Runtime runs int8 fast only where it can fuse DequantizeLinear→op→QuantizeLinear into an integer kernel; ops left in float run dequantized, tiny layers gain little, and this CPU (AVX2 without VNNI) has no 8-bit dot-product instruction',
+        notes: [`calibration: ${opts.method ?? 'minmax'} on ${opts.calib.count} samples`, rangeNote, ...staticNotes(ranges)],
+        slowerBecause: `ONNX Runtime runs int8 fast only where it can fuse DequantizeLinear→op→QuantizeLinear into an integer kernel; ops left in float run dequantized, tiny layers gain little${/without VNNI/.test(capability) ? `, and this CPU (${capability}) has no 8-bit dot-product instruction` : ''}`,
       };
       if (aware) await mixedPrecision(model, outcome, opts, exclude, (ex) => build(ex));
+      if (outcome.quantizedNodes.length) {
+        opts.onProgress?.('comparing the int8 kernels with the exact QDQ arithmetic');
+        const gap = kernelGapWarning(await kernelFidelity(model, outcome.model, opts.calib), reduceRange);
+        if (gap) outcome.notes.push(gap);
+      }
       return outcome;
     }
     case 'dynamic': {
-      const build = (ex: Set<string>) => quantizeDynamic(model, { perChannel: opts.perChannel, form: opts.dynamicForm, reduceRange: opts.reduceRange, exclude: ex });
+      const build = (ex: Set<string>) => quantizeDynamic(model, { perChannel: opts.perChannel, form: opts.dynamicForm, reduceRange, exclude: ex });
       const r = build(exclude);
       const outcome: QuantizeOutcome = {
         model: r.model,
         mode: 'dynamic',
         quantizedNodes: r.quantized,
         skippedNodes: r.skipped,
-        notes: [`dynamic form: ${opts.dynamicForm ?? 'integer'} (DynamicQuantizeLinear → MatMulInteger; measured fastest on AVX2 without VNNI)`],
-        slowerBecause:
-          'activations are quantized at run time on every call; on small matrices that overhead outweighs the integer GEMM, and this CPU (AVX2 without VNNI) has no 8-bit dot-product instruction',
+        notes: [`dynamic form: ${opts.dynamicForm ?? 'integer'} (DynamicQuantizeLinear → MatMulInteger; measured fastest on AVX2 without VNNI)`, rangeNote],
+        slowerBecause: `activations are quantized at run time on every call; on small matrices that overhead outweighs the integer GEMM${/without VNNI/.test(capability) ? `, and this CPU (${capability}) has no 8-bit dot-product instruction` : ''}`,
       };
       if (aware) {
         await mixedPrecision(model, outcome, opts, exclude, (ex) => {
@@ -123,14 +144,24 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
       return outcome;
     }
     case 'fp16': {
-      const r = convertFp16(model, { exclude });
+      const data = opts.calib ?? opts.eval;
+      opts.onProgress?.('measuring activation ranges against float16', 0);
+      const overflow = data ? await findFp16Overflow(model, data, { signal: opts.signal }) : [];
+      const wide = new Map(overflow.map((o) => [o.node, o]));
+      const r = convertFp16(model, { exclude: new Set([...exclude, ...wide.keys()]) });
+      const rangeNote = !data
+        ? 'activation ranges were not measured (no data): a value beyond float16’s 65504 would become ±Infinity'
+        : overflow.length
+          ? `${overflow.length} node(s) kept in float32 because their outputs exceed float16’s range on ${data.describe()}: ${overflow.slice(0, 5).map((o) => `${o.node} (|x| up to ${o.absMax.toExponential(2)})`).join(', ')}${overflow.length > 5 ? ', …' : ''}`
+          : `every activation fits float16 on ${data.describe()} (largest allowed |x| ${FLOAT16_MAX / FLOAT16_HEADROOM}, half of float16’s 65504)`;
       return {
         model: r.model,
         mode: 'fp16',
         quantizedNodes: r.converted,
-        skippedNodes: r.kept,
+        skippedNodes: r.kept.map((k) => (wide.has(k.name) ? { ...k, reason: `its output reaches |x| = ${wide.get(k.name)!.absMax.toExponential(2)}, beyond float16 (65504): kept in float32` } : k)),
         notes: [
           'float16 weights and compute; graph inputs and outputs stay float32 (Cast at the boundary)',
+          rangeNote,
         ],
         slowerBecause: 'ONNX Runtime’s CPU provider has few float16 kernels: it casts back to float32 around most ops; float16 pays off on GPUs and NPUs, not on this CPU',
       };
@@ -257,6 +288,9 @@ function quantizeTfjs(model: Model, mode: QuantizeMode, exclude: Set<string>): Q
     notes: [
       `TF.js manifest quantization: ${dtype}${dtype === 'float16' ? '' : ' with a per-tensor min and scale (zero kept exact)'}; TensorFlow.js dequantizes at load, compute stays float32`,
       `weight bytes ${r.bytesBefore} → ${r.bytesAfter} (${(r.bytesAfter / Math.max(1, r.bytesBefore)).toFixed(3)}x)`,
+      ...(r.widened.length
+        ? [`${r.widened.length} weight(s) stored wider than ${dtype} because ${dtype} keeps less than ${MIN_BULK_SQNR_DB} dB of their bulk (an outlier stretches the grid): ${r.widened.slice(0, 5).map((w) => `${w.name} → ${w.stored} (${dtype}: ${w.bulkSqnrDb.toFixed(1)} dB)`).join(', ')}`]
+        : []),
     ],
     slowerBecause: 'manifest quantization changes the download, not the compute: TensorFlow.js dequantizes the weights to float32 when it loads the model',
   };

@@ -2,7 +2,7 @@ import { DataType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { denseCandidate, transpose2d } from '../dense';
-import { constantResolver } from './registry';
+import { constantResolver, weightKey } from './registry';
 import type { SkippedNode } from './static';
 
 /**
@@ -39,6 +39,7 @@ export function quantizeInt4(model: Model, opts: Int4Options = {}): Int4Result {
   const quantized: string[] = [];
   const skipped: SkippedNode[] = [];
   const replaced = new Map<Node, Node>();
+  const shared = new Map<string, string[]>();
   for (const n of g.nodes) {
     if (n.opType === 'Constant' || n.opType === 'Identity') continue;
     const skip = (reason: string) => skipped.push({ name: n.label, op: n.opType, reason });
@@ -46,15 +47,20 @@ export function quantizeInt4(model: Model, opts: Int4Options = {}): Int4Result {
     if (!dense) continue;
     // MatMulNBits wants B transposed: rows are output columns N, each of length K.
     const { i: k, o: nOut } = dense;
-    const bt = transpose2d(dense.w, k, nOut);
-    const q = packBlocks(bt, nOut, k, block, symmetric);
     const base = (n.name || n.outputs[0]).replace(/[^\w.:/-]/g, '_');
-    const inputs = [
-      n.inputs[0],
-      ed.initializer(`${base}_weight_q4`, DataType.UINT8, [nOut, q.blocks, block / 2], q.packed),
-      ed.initializer(`${base}_weight_scales`, DataType.FLOAT, [nOut * q.blocks], q.scales),
-    ];
-    if (!symmetric) inputs.push(ed.initializer(`${base}_weight_zero_points`, DataType.UINT8, [q.zeroPoints!.length], q.zeroPoints!));
+    // A weight read by several layers is packed once and shared again.
+    const key = weightKey(n);
+    let packed = shared.get(key);
+    if (!packed) {
+      const q = packBlocks(transpose2d(dense.w, k, nOut), nOut, k, block, symmetric);
+      packed = [
+        ed.initializer(`${base}_weight_q4`, DataType.UINT8, [nOut, q.blocks, block / 2], q.packed),
+        ed.initializer(`${base}_weight_scales`, DataType.FLOAT, [nOut * q.blocks], q.scales),
+      ];
+      if (!symmetric) packed.push(ed.initializer(`${base}_weight_zero_points`, DataType.UINT8, [q.zeroPoints!.length], q.zeroPoints!));
+      shared.set(key, packed);
+    }
+    const inputs = [n.inputs[0], ...packed];
     const bias = dense.bias ? ed.initializer(`${base}_bias`, DataType.FLOAT, [nOut], dense.bias) : undefined;
     if (bias) {
       if (symmetric) inputs.push('');

@@ -91,3 +91,11 @@ export function constantResolver(g: Graph): (name: string) => Tensor | undefined
   };
   return (name) => resolve(name);
 }
+
+/**
+ * Identifies a dense layer's weight as stored (its value name and whether Gemm reads it
+ * transposed), so that a weight shared by several layers is transformed once and shared again.
+ */
+export function weightKey(n: Node): string {
+  return `${n.inputs[1]}|${n.opType === 'Gemm' && n.int('transB', 0) === 1 ? 'T' : 'N'}`;
+}

@@ -1,5 +1,6 @@
 import { DataType, isFloatType } from '../../ir/dtype';
 import type { Model, Node } from '../../ir/graph';
+import { inferShapes } from '../../ir/shape-inference';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import type { Ranges } from './calibrate';
 import { activationParams, minMax, quantizeBias, quantizeWeightsInt8, quantizeWithParams, type QParams } from './params';
@@ -51,6 +52,7 @@ export function planStatic(model: Model, opts: StaticOptions = {}): StaticPlan {
   const skipped: SkippedNode[] = [];
   const order = g.topoOrder();
   const isCovered = new Set<Node>();
+  const elemType = floatTensorTest(model);
   for (const n of order) {
     if (n.opType === 'Constant' || n.opType === 'Identity' && isConst(n.outputs[0])) continue;
     const rule = n.domain ? undefined : STATIC_RULES[n.opType];
@@ -58,7 +60,7 @@ export function planStatic(model: Model, opts: StaticOptions = {}): StaticPlan {
     if (opts.exclude?.has(n.name) || opts.exclude?.has(n.label)) reason = 'excluded';
     else if (n.subgraphs().length) reason = 'nodes with subgraphs stay in float';
     else if (!rule) reason = `no static int8 rule for ${n.domain ? `${n.domain}:` : ''}${n.opType}`;
-    else reason = rule.unsupported?.(n);
+    else reason = rule.unsupported?.(n) ?? nonFloatReason(n, rule, isConst, elemType);
     if (reason) {
       skipped.push({ name: n.label, op: n.opType, reason });
       continue;
@@ -100,6 +102,35 @@ export function planStatic(model: Model, opts: StaticOptions = {}): StaticPlan {
   }
   const calibrate = tensors.filter((t) => !sharedFrom.has(t));
   return { covered, skipped, tensors, sharedFrom, calibrate };
+}
+
+/**
+ * The element type of each value (declared, or from shape inference): QuantizeLinear takes
+ * float tensors only, so a value that is not known to be float32 never gets a Q/DQ pair.
+ */
+function floatTensorTest(model: Model): (name: string) => DataType | undefined {
+  const g = model.graph;
+  let inferred: Map<string, { dtype: DataType }> | undefined;
+  return (name) => {
+    const declared = [...g.inputs, ...g.outputs].find((v) => v.name === name) ?? g.valueInfo.get(name);
+    if (declared?.type?.kind === 'tensor' && declared.type.dtype !== DataType.UNDEFINED) return declared.type.dtype;
+    const init = g.initializers.get(name);
+    if (init) return init.dtype;
+    inferred ??= inferShapes(model).types;
+    const t = inferred.get(name)?.dtype;
+    return t === undefined || t === DataType.UNDEFINED ? undefined : t;
+  };
+}
+
+/** Why a node with a static rule still stays in float: an activation or its output is not float32. */
+function nonFloatReason(n: Node, rule: (typeof STATIC_RULES)[string], isConst: (n: string) => boolean, elemType: (name: string) => DataType | undefined): string | undefined {
+  const names = [...rule.activations(n, isConst).map((i) => n.inputs[i]).filter((t) => t && !isConst(t)), ...(rule.output === 'none' ? [] : [n.outputs[0]])];
+  for (const t of names) {
+    const dt = elemType(t);
+    if (dt === DataType.FLOAT) continue;
+    return dt === undefined ? `the element type of '${t}' is unknown (only float32 tensors are quantized)` : `'${t}' is ${DataType[dt].toLowerCase()}, not float32 (only float tensors are quantized)`;
+  }
+  return undefined;
 }
 
 function rootOf(t: string, shared: Map<string, string>): string {

@@ -7,6 +7,7 @@ import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession } from '../../runtime/session';
 import { GraphEditor, cloneModel } from '../graph-edit';
+import { foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
 import { constantResolver } from '../quantize/registry';
 import { GramAccumulator, Matrix, fromRows, solveSpd, svd, toFloat32 } from './linalg';
 import { substituteKerasDepthwise } from './keras';
@@ -23,11 +24,23 @@ import type { LayerSubstitution, SubstituteSkip } from './types';
  * conv's output on real activations. Stride, padding, dilation and bias carry over.
  */
 
+/**
+ * The default error budget per layer: a relative error of 0.25 — ‖W − Ŵ‖/‖W‖ of the SVD
+ * initialisation without data; ‖Y − Ŷ‖/‖Y‖ on calibration data after the refit. Without an
+ * explicit --multiplier, each layer takes the smallest multiplier within the budget that still
+ * saves parameters, or stays as it is.
+ */
+export const DEFAULT_DEPTHWISE_MAX_ERROR = 0.25;
+
 export interface DepthwiseOptions {
+  /** Depthwise multiplier for every layer; default: chosen per layer within `maxError`. */
   multiplier?: number;
-  /** Only these Conv nodes (names); default: every eligible one. */
+  /** Only these Conv nodes (names); default: every eligible one (1-input-channel convs excluded). */
   layers?: string[];
-  /** Per-layer bound on the relative output error (needs calibration data). */
+  /**
+   * Per-layer bound on the relative error (see DEFAULT_DEPTHWISE_MAX_ERROR, the default when
+   * no multiplier is given; with an explicit multiplier, no bound unless given).
+   */
   maxError?: number;
   refit?: boolean;
   calib?: Dataset;
@@ -48,16 +61,28 @@ interface Candidate {
   pointwise: Float32Array; // O × (I·m), row-major
   outSpatial: number | null;
   report: LayerSubstitution;
+  spectra: number[][];
+  origBias?: Float32Array;
+  /** Multipliers the refit may try, smallest first. */
+  options: number[];
 }
 
 export async function substituteDepthwise(model: Model, opts: DepthwiseOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
   if (model.format === 'tfjs-layers') return substituteKerasDepthwise(model, opts);
+  const fold = foldWeightCasts(model);
+  if (fold.folded.length) {
+    const r = await substituteDepthwise(fold.model, opts);
+    restoreWeightCasts(r.model, fold.model, model);
+    return r;
+  }
   const g = model.graph;
   const constOf = constantResolver(g);
   const shapes = inferShapes(model).types;
   const skipped: SubstituteSkip[] = [];
   const cands: Candidate[] = [];
   const want = opts.layers ? new Set(opts.layers) : undefined;
+  const budget = opts.maxError ?? (opts.multiplier === undefined ? DEFAULT_DEPTHWISE_MAX_ERROR : undefined);
+  const readers = (t: string) => g.nodes.filter((x) => x.inputs.includes(t)).length;
   for (const n of g.nodes) {
     if (n.opType !== 'Conv' || n.domain) continue;
     const skip = (reason: string) => skipped.push({ name: n.label, op: n.opType, reason });
@@ -79,24 +104,46 @@ export async function substituteDepthwise(model: Model, opts: DepthwiseOptions =
       skip('a 1×1 convolution has no spatial kernel to separate');
       continue;
     }
-    const m = Math.max(1, Math.min(opts.multiplier ?? 1, kh * kw, o));
-    const before = kh * kw * i * o;
-    const after = kh * kw * i * m + m * i * o;
-    if (after >= before) {
+    if (i === 1 && !want) {
+      skip('a 1-input-channel convolution (a stem) would keep only m filters, every output a mix of them; name it in --layers to force it');
+      continue;
+    }
+    if (readers(n.inputs[1]) > 1) {
+      skip(`its weight '${n.inputs[1]}' is shared by ${readers(n.inputs[1])} layers; substituting one would untie them`);
+      continue;
+    }
+    const w = wt.toFloat32();
+    const kk = kh * kw;
+    const saves = (mm: number) => kk * i * mm + mm * i * o < kk * i * o;
+    const spectra = channelSpectra(w, o, i, kk);
+    // Multipliers to try, smallest first: the given one; else every one that saves parameters
+    // (on calibration data, the refit measures each until one is within the budget; without
+    // data, the first whose weight error is within it).
+    const options =
+      opts.multiplier !== undefined
+        ? [Math.max(1, Math.min(opts.multiplier, kk, o))]
+        : [...Array(Math.min(kk, o)).keys()].map((k) => k + 1).filter((mm) => saves(mm) && (opts.calib || weightError(spectra, mm) <= budget!));
+    if (!options.length) {
+      skip(`no multiplier keeps the weight error within ${budget} and saves parameters (multiplier 1: ${weightError(spectra, 1).toFixed(3)})`);
+      continue;
+    }
+    const m = options[0];
+    const before = kk * i * o;
+    const after = kk * i * m + m * i * o;
+    if (!saves(m)) {
       skip(`would not save parameters: k²·I·m + m·I·O = ${after} ≥ k²·I·O = ${before}`);
       continue;
     }
     const biasT = n.inputs[2] ? constOf(n.inputs[2]) : undefined;
-    const w = wt.toFloat32();
     const { depthwise, pointwise } = initFromSvd(w, o, i, kh * kw, m);
     const outShape = shapes.get(n.outputs[0])?.shape;
     const outSpatial = outShape && outShape.length === 4 && typeof outShape[2] === 'number' && typeof outShape[3] === 'number' ? outShape[2] * outShape[3] : null;
     cands.push({
-      node: n, w, o, i, kh, kw, m, bias: biasT?.toFloat32(), depthwise, pointwise, outSpatial,
+      node: n, w, o, i, kh, kw, m, bias: biasT?.toFloat32(), origBias: biasT?.toFloat32(), depthwise, pointwise, outSpatial, spectra, options: options.slice(0, 4),
       report: {
         name: n.label,
         kind: 'depthwise',
-        detail: `multiplier ${m}`,
+        detail: `multiplier ${m}${opts.multiplier === undefined ? ' (chosen)' : ''}, weight error ${weightError(spectra, m).toFixed(3)}`,
         paramsBefore: before + (biasT ? o : 0),
         paramsAfter: after + (biasT ? o : 0),
         macsBefore: outSpatial === null ? null : outSpatial * before,
@@ -107,18 +154,42 @@ export async function substituteDepthwise(model: Model, opts: DepthwiseOptions =
     });
   }
 
-  if (opts.calib && cands.length) await refit(model, cands, opts);
+  if (opts.calib && cands.length) await refit(model, cands, opts, budget);
 
   const chosen: Candidate[] = [];
   for (const c of cands) {
     const err = c.report.errorRefit ?? c.report.errorInit;
-    if (opts.maxError !== undefined && err !== null && err > opts.maxError) {
-      skipped.push({ name: c.report.name, op: 'Conv', reason: `relative output error ${err.toFixed(4)} exceeds --max-error ${opts.maxError}` });
+    if (budget !== undefined && err !== null && err > budget) {
+      skipped.push({ name: c.report.name, op: 'Conv', reason: `relative output error ${err.toFixed(4)} on the calibration data exceeds the budget ${budget}${opts.maxError === undefined ? ' (default --max-error)' : ''}` });
       continue;
     }
     chosen.push(c);
   }
   return { model: build(model, chosen), layers: chosen.map((c) => c.report), skipped };
+}
+
+/** Singular values of each input channel's O × k² slice (for the error of every multiplier). */
+export function channelSpectra(w: Float32Array, o: number, i: number, kk: number): number[][] {
+  const out: number[][] = [];
+  for (let ch = 0; ch < i; ch++) {
+    const slice = new Float32Array(o * kk);
+    for (let oo = 0; oo < o; oo++) for (let k = 0; k < kk; k++) slice[oo * kk + k] = w[(oo * i + ch) * kk + k];
+    out.push(svd(fromRows(slice, o, kk)).s);
+  }
+  return out;
+}
+
+/** ‖W − Ŵ_m‖_F / ‖W‖_F of the rank-m initialisation (Eckart–Young: the dropped singular values). */
+export function weightError(spectra: number[][], m: number): number {
+  let total = 0;
+  let dropped = 0;
+  for (const s of spectra) {
+    s.forEach((v, j) => {
+      total += v * v;
+      if (j >= m) dropped += v * v;
+    });
+  }
+  return total > 0 ? Math.sqrt(dropped / total) : 0;
 }
 
 /** Rank-m SVD of each input channel's O × k² slice. */
@@ -164,10 +235,37 @@ function copySpatialAttrs(from: Node, to: Node): void {
  * order, the inputs come from the model with the earlier layers already substituted, and
  * the targets from the original model, so errors do not compound.
  */
-async function refit(model: Model, cands: Candidate[], opts: DepthwiseOptions): Promise<void> {
+async function refit(model: Model, cands: Candidate[], opts: DepthwiseOptions, budget: number | undefined): Promise<void> {
   const done: Candidate[] = [];
   for (const c of cands) {
     const current = build(model, done);
+    for (const m of c.options) {
+      setMultiplier(c, m, opts.multiplier === undefined);
+      await refitOne(model, current, c, opts);
+      const err = c.report.errorRefit ?? c.report.errorInit;
+      if (budget === undefined || err === null || err <= budget) break;
+    }
+    const err = c.report.errorRefit ?? c.report.errorInit;
+    if (budget === undefined || err === null || err <= budget) done.push(c);
+  }
+}
+
+/** Re-initialises a candidate with multiplier m (SVD) and updates its report. */
+function setMultiplier(c: Candidate, m: number, chosen: boolean): void {
+  const kk = c.kh * c.kw;
+  if (m !== c.m) {
+    c.m = m;
+    Object.assign(c, initFromSvd(c.w, c.o, c.i, kk, m));
+    c.bias = c.origBias;
+    const after = kk * c.i * m + m * c.i * c.o;
+    c.report.paramsAfter = after + (c.bias ? c.o : 0);
+    c.report.macsAfter = c.outSpatial === null ? null : c.outSpatial * after;
+  }
+  c.report.detail = `multiplier ${m}${chosen ? ' (chosen)' : ''}, weight error ${weightError(c.spectra, m).toFixed(3)}`;
+}
+
+async function refitOne(model: Model, current: Model, c: Candidate, opts: DepthwiseOptions): Promise<void> {
+  {
     const session = await ModelSession.create(depthwiseModel(c), { allowSpinning: false });
     const acc = new GramAccumulator(c.i * c.m, c.o);
     try {
@@ -207,7 +305,6 @@ async function refit(model: Model, cands: Candidate[], opts: DepthwiseOptions): 
         c.bias = Float32Array.from({ length: c.o }, (_, o) => flat[o * (im + 1) + im]);
       } else c.report.errorRefit = c.report.errorInit;
     }
-    done.push(c);
   }
 }
 

@@ -7,7 +7,8 @@ import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { denseWeight } from '../dense';
-import { constantResolver } from '../quantize/registry';
+import { foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
+import { constantResolver, weightKey } from '../quantize/registry';
 import { GramAccumulator, Matrix, cholesky, fromRows, solveUpperFromLowerT, svd, toFloat32 } from './linalg';
 import type { LayerSubstitution, SubstituteSkip } from './types';
 
@@ -40,6 +41,8 @@ export interface LowRankOptions {
 
 interface Candidate {
   node: Node;
+  /** Every layer that reads this weight (a shared weight is factorised once, for all of them). */
+  nodes: Node[];
   w: Float32Array; // I × O
   i: number;
   o: number;
@@ -51,12 +54,19 @@ interface Candidate {
 
 export async function substituteLowRank(model: Model, opts: LowRankOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
   if (model.format !== 'onnx') throw new UsageError(`low-rank factorisation works on ONNX models; for ${model.format} use --depthwise`);
+  const fold = foldWeightCasts(model);
+  if (fold.folded.length) {
+    const r = await substituteLowRank(fold.model, opts);
+    restoreWeightCasts(r.model, fold.model, model);
+    return r;
+  }
   const g = model.graph;
   const constOf = constantResolver(g);
   const shapes = inferShapes(model).types;
   const want = opts.layers ? new Set(opts.layers) : undefined;
   const skipped: SubstituteSkip[] = [];
   const cands: Candidate[] = [];
+  const byWeight = new Map<string, Candidate>();
   for (const n of g.nodes) {
     if ((n.opType !== 'Gemm' && n.opType !== 'MatMul') || n.domain) continue;
     const skip = (reason: string) => skipped.push({ name: n.label, op: n.opType, reason });
@@ -72,22 +82,35 @@ export async function substituteLowRank(model: Model, opts: LowRankOptions = {})
     const { w, i, o, bias } = dense;
     const rows = shapes.get(n.outputs[0])?.shape;
     const perSample = rows ? rows.slice(0, -1).reduce<number>((a, d) => a * (typeof d === 'number' ? d : 1), 1) : 1;
-    cands.push({
-      node: n, w, i, o, bias,
+    const key = `${weightKey(n)}|${n.opType === 'Gemm' ? n.inputs[2] ?? '' : ''}`;
+    const same = byWeight.get(key);
+    if (same) {
+      same.nodes.push(n);
+      same.report.macsBefore = (same.report.macsBefore ?? 0) + perSample * i * o;
+      same.report.name = `${same.node.label} (weight shared by ${same.nodes.length} layers)`;
+      continue;
+    }
+    const c: Candidate = {
+      node: n, nodes: [n], w, i, o, bias,
       report: { name: n.label, kind: 'lowrank', detail: '', paramsBefore: i * o + (bias ? o : 0), paramsAfter: 0, macsBefore: perSample * i * o, macsAfter: null, errorInit: null, errorRefit: null },
-    });
+    };
+    byWeight.set(key, c);
+    cands.push(c);
   }
 
   // Input covariance per layer, streamed over the calibration data.
   const cov = new Map<Candidate, GramAccumulator>();
   if (opts.calib && cands.length) {
     for (const c of cands) cov.set(c, new GramAccumulator(c.i, 0, false));
-    const names = [...new Set(cands.map((c) => c.node.inputs[0]))];
+    const names = [...new Set(cands.flatMap((c) => c.nodes.map((n) => n.inputs[0])))];
     await captureActivations(model, names, opts.calib, { batchSize: opts.batchSize ?? 64, signal: opts.signal, session: { allowSpinning: false } }, ({ values }) => {
       for (const c of cands) {
-        const x = hostValues(values[c.node.inputs[0]]);
         const acc = cov.get(c)!;
-        for (let r = 0; r * c.i < x.length; r++) acc.add(x, r * c.i, 1, undefined, 0, 0);
+        // A shared weight's error is summed over every layer that reads it: Σ = Σ_k X_kᵀX_k.
+        for (const n of c.nodes) {
+          const x = hostValues(values[n.inputs[0]]);
+          for (let r = 0; r * c.i < x.length; r++) acc.add(x, r * c.i, 1, undefined, 0, 0);
+        }
       }
     });
   }
@@ -226,22 +249,30 @@ function build(model: Model, chosen: Candidate[]): Model {
   const out = cloneModel(model);
   const g = out.graph;
   const ed = new GraphEditor(g);
-  const byOutputs = new Map(chosen.map((c) => [c.node.outputs.join('|'), c]));
+  const byOutputs = new Map(chosen.flatMap((c) => c.nodes.map((n) => [n.outputs.join('|'), c] as const)));
   const replaced = new Map<Node, Node[]>();
+  const factorsOf = new Map<Candidate, { a: string; b: string; bias?: string }>();
   for (const n of g.nodes) {
     const c = byOutputs.get(n.outputs.join('|'));
     if (!c || !c.a || !c.b) continue;
     const r = c.a.length / c.i;
     const base = (n.name || n.outputs[0]).replace(/[^\w.:/-]/g, '_');
-    const a = ed.initializer(`${base}_lowrank_a`, DataType.FLOAT, [c.i, r], c.a);
-    const b = ed.initializer(`${base}_lowrank_b`, DataType.FLOAT, [r, c.o], c.b);
-    const m1 = ed.node('MatMul', [n.inputs[0], a], [`${base}_lowrank_hidden`]);
+    let f = factorsOf.get(c);
+    if (!f) {
+      f = {
+        a: ed.initializer(`${base}_lowrank_a`, DataType.FLOAT, [c.i, r], c.a),
+        b: ed.initializer(`${base}_lowrank_b`, DataType.FLOAT, [r, c.o], c.b),
+        bias: c.bias ? ed.initializer(`${base}_bias`, DataType.FLOAT, [c.o], c.bias) : undefined,
+      };
+      factorsOf.set(c, f);
+    }
+    const m1 = ed.node('MatMul', [n.inputs[0], f.a], [`${base}_lowrank_hidden`]);
     m1.name = `${n.name || base}_lowrank_a`;
-    const m2 = ed.node('MatMul', [m1.outputs[0], b], [`${base}_lowrank_out`]);
+    const m2 = ed.node('MatMul', [m1.outputs[0], f.b], [`${base}_lowrank_out`]);
     m2.name = `${n.name || base}_lowrank_b`;
     const nodes = [m1, m2];
-    if (c.bias) {
-      const add = ed.node('Add', [m2.outputs[0], ed.initializer(`${base}_bias`, DataType.FLOAT, [c.o], c.bias)], [`${base}_biased`]);
+    if (f.bias) {
+      const add = ed.node('Add', [m2.outputs[0], f.bias], [`${base}_biased`]);
       add.name = `${n.name || base}_bias`;
       nodes.push(add);
     }

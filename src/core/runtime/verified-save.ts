@@ -1,0 +1,52 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { CancelledError, OutputError, UsageError } from '../errors';
+import type { SaveOptions } from '../formats/format';
+import { allTensors } from '../formats/onnx';
+import { saveModel } from '../formats/registry';
+import { tfjsDocument } from '../formats/tfjs/document';
+import type { Model } from '../ir/graph';
+import { assertNotInput } from '../util/atomic-write';
+import { ModelSession } from './session';
+import { TfjsRunner } from './tfjs';
+
+/**
+ * Writes a transformed model and proves it loads in its own runtime (ONNX Runtime for ONNX,
+ * TensorFlow.js for TF.js) BEFORE any file takes its final name. The files are written into
+ * a hidden folder beside the output, loaded there, then renamed into place (external data or
+ * weight shards first, the model file last). A model the tool made that its runtime rejects
+ * is the tool's bug: an `OutputError` (exit 1) says so, and nothing is left behind.
+ */
+export async function saveVerified(model: Model, output: string, opts?: SaveOptions): Promise<{ bytes: number; externalBytes: number }> {
+  const dir = path.dirname(path.resolve(output));
+  const protect = [model.path, ...allTensors(model).map((t) => t.externalFile), ...(tfjsDocument(model.source)?.shardFiles ?? [])];
+  assertNotInput(output, protect);
+  fs.mkdirSync(dir, { recursive: true });
+  const staging = fs.mkdtempSync(path.join(dir, `.${path.basename(output)}.check-`));
+  try {
+    const staged = path.join(staging, path.basename(output));
+    const r = saveModel(model, staged, opts);
+    await loadCheck(model, staged, output);
+    const files = fs.readdirSync(staging).sort((a, b) => Number(a === path.basename(output)) - Number(b === path.basename(output)));
+    for (const f of files) assertNotInput(path.join(dir, f), protect);
+    for (const f of files) fs.renameSync(path.join(staging, f), path.join(dir, f));
+    return r;
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+async function loadCheck(model: Model, staged: string, output: string): Promise<void> {
+  const tfjs = model.format.startsWith('tfjs');
+  try {
+    const s = tfjs ? await TfjsRunner.create(staged) : await ModelSession.create(staged, { allowSpinning: false });
+    await s.release();
+  } catch (e) {
+    if (e instanceof CancelledError || e instanceof UsageError) throw e;
+    const why = ((e as Error).message ?? String(e)).replace(staged, path.basename(output)).split('\n')[0];
+    throw new OutputError(
+      `internal error: the model written for ${output} does not load in ${tfjs ? 'TensorFlow.js' : 'ONNX Runtime'} (${why}). ` +
+        'This is a bug in model-compressor, not in the input; nothing was written.',
+    );
+  }
+}

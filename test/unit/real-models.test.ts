@@ -1,0 +1,224 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { analyzeModel, macsTotalLabel } from '../../src/core/analysis/analyze';
+import { DataType } from '../../src/core/ir/dtype';
+import { outerRefs } from '../../src/core/ir/graph';
+import { defaultInputShape, inferShapes } from '../../src/core/ir/shape-inference';
+import { cli } from './cli.test';
+import { ModelBuilder } from './helpers/builder';
+import { FIXTURES, tmpDir } from './helpers/ort';
+import { denseConcatChain, detector, ocrRecognizer, vad, VAD_LSTM_MACS, VAD_LSTM_PARAMS } from './helpers/standins';
+
+describe('real-model kinds: symbolic dims and MACs', () => {
+  it('keeps a symbolic batch through a Pad with zero pads (DenseNet transition) and counts every conv', () => {
+    const m = denseConcatChain(2);
+    const s = inferShapes(m);
+    const pad = m.graph.nodes.find((n) => n.opType === 'Pad')!;
+    assert.deepEqual(s.types.get(pad.outputs[0])!.shape, ['N', 8, 32, 32]);
+    const a = analyzeModel(m);
+    assert.equal(a.totals.unknownMacsNodes, 0);
+    assert.equal(a.macsPartial, false);
+    const convs = a.layers.filter((l) => l.op === 'Conv');
+    assert.equal(convs.length, 4);
+    assert.ok(convs.every((c) => c.macs !== null && c.macs > 0));
+    const expected = 32 * 32 * (8 * 27 + 4 * 8 * 9 + 4 * 12 * 9 + 8 * 16);
+    assert.equal(a.totals.macs, expected);
+    assert.equal(macsTotalLabel(a, String), String(expected));
+  });
+
+  it('symbolic +0 and ×1 keep the symbol; other symbolic arithmetic is unknown', () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('x', ['N', 4]);
+    const [shape] = b.node('Shape', [x]);
+    const [plus0] = b.node('Add', [shape, b.ints('z', [0, 0])]);
+    const [times1] = b.node('Mul', [plus0, b.ints('o', [1, 1])]);
+    const [plus1] = b.node('Add', [times1, b.ints('one', [1, 1])]);
+    const [r1] = b.node('Reshape', [x, times1]);
+    const [r2] = b.node('Reshape', [x, plus1]);
+    b.markOutput(r1, 'y1');
+    b.markOutput(r2, 'y2');
+    const s = inferShapes(b.build());
+    assert.deepEqual(s.types.get('y1')!.shape, ['N', 4]);
+    assert.deepEqual(s.types.get('y2')!.shape, [null, 5]);
+  });
+
+  it('OCR recognizer [N,3,48,W]: MACs at the default width, the assumption stated, no dim 0', () => {
+    const a = analyzeModel(ocrRecognizer());
+    assert.deepEqual(a.assumedDims, ['x[3]=224 (image width)']);
+    assert.equal(a.totals.unknownMacsNodes, 0);
+    const conv1 = 16 * 24 * 112 * 27;
+    const conv2 = 32 * 12 * 56 * 144;
+    const proj = 56 * 40 * 32;
+    assert.equal(a.totals.macs, conv1 + conv2 + proj);
+    for (const l of a.layers) for (const sh of l.outputShapes) assert.ok(!sh || !sh.includes(0), `${l.name} has a 0 dim`);
+    assert.deepEqual(a.outputs[0].shape, ['N', 56, 40]);
+    // An explicit shape wins over the defaults, and nothing is then assumed.
+    const fixed = analyzeModel(ocrRecognizer(), { inputShapes: { x: [1, 3, 48, 320] } });
+    assert.deepEqual(fixed.assumedDims, []);
+    assert.equal(fixed.totals.macs, 16 * 24 * 160 * 27 + 32 * 12 * 80 * 144 + 80 * 40 * 32);
+  });
+
+  it('detector [N,3,H,W] gets a square 224 image; VAD audio [?,?] gets 16000 samples', () => {
+    const d = analyzeModel(detector());
+    assert.deepEqual(d.assumedDims, ['x[2]=224 (image height)', 'x[3]=224 (image width)']);
+    assert.equal(d.totals.macs, 8 * 112 * 112 * 27 + 112 * 112 * 8 * 9);
+    const v = defaultInputShape('audio', [null, null], DataType.FLOAT);
+    assert.deepEqual(v.shape, [1, 16000]);
+    assert.deepEqual(v.assumed, ['audio[1]=16000 (audio samples)']);
+    // NHWC with 3 channels, token ids, declared metadata, and a dim no default covers.
+    assert.deepEqual(defaultInputShape('img', ['b', null, null, 3], DataType.FLOAT, { keepBatch: true }).shape, ['b', 224, 224, 3]);
+    assert.deepEqual(defaultInputShape('ids', ['b', 's'], DataType.INT64).shape, [1, 128]);
+    assert.deepEqual(defaultInputShape('x', ['n', 3, 'h', 'w'], DataType.FLOAT, { metadata: [['shape:x', '1x3x48x320']] }).shape, [1, 3, 48, 320]);
+    assert.deepEqual(defaultInputShape('f', ['n', 't', 80], DataType.FLOAT).open, [1]);
+  });
+
+  it('a partial total says so', () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('x', ['N', 8]);
+    const [y] = b.node('MatMul', [x, b.init('w', [8, 4])]);
+    const [z] = b.node('Mystery', [y]);
+    b.graph.nodes[1].domain = 'example.custom';
+    b.markOutput(z, 'z');
+    const a = analyzeModel(b.build());
+    assert.equal(a.totals.unknownMacsNodes, 1);
+    assert.equal(a.macsPartial, true);
+    assert.equal(macsTotalLabel(a, String), '≥32');
+  });
+
+  it('quantized ops get MAC rules or are unknown, never 0-and-known', () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('x', ['N', 16]);
+    const [dq] = b.node('DynamicQuantizeMatMul', [x, b.init('wq', [16, 8], new Int8Array(128), DataType.INT8), b.init('s', [], Float32Array.of(0.1))]);
+    b.graph.nodes[0].domain = 'com.microsoft';
+    const [att] = b.node('QAttention', [dq]);
+    b.graph.nodes[1].domain = 'com.microsoft';
+    b.markOutput(att, 'y');
+    const a = analyzeModel(b.build());
+    const dqm = a.layers.find((l) => l.op === 'DynamicQuantizeMatMul')!;
+    assert.deepEqual(dqm.outputShapes[0], ['N', 8]);
+    assert.equal(dqm.macs, 16 * 8);
+    const qa = a.layers.find((l) => l.op === 'QAttention')!;
+    assert.equal(qa.macs, null);
+    assert.ok(a.totals.unknownMacsNodes >= 1);
+  });
+});
+
+describe('real-model kinds: weights inside control flow', () => {
+  it('VAD stand-in: LSTM weights as Constants in an If branch, read in nested Ifs, are all counted once', () => {
+    const m = vad();
+    const a = analyzeModel(m);
+    assert.equal(a.totals.params, 2 * VAD_LSTM_PARAMS);
+    const lstms = a.layers.filter((l) => l.op === 'LSTM');
+    assert.equal(lstms.length, 3);
+    assert.deepEqual(lstms.map((l) => l.params).sort((x, y) => x - y), [0, VAD_LSTM_PARAMS, VAD_LSTM_PARAMS]);
+    assert.ok(lstms.every((l) => l.scope && l.macs === VAD_LSTM_MACS));
+    // An If costs its largest branch, not the sum of its branches.
+    const outer = a.layers.find((l) => l.name === 'outer_if')!;
+    assert.deepEqual(outer.branchMacs, [VAD_LSTM_MACS, VAD_LSTM_MACS]);
+    assert.equal(a.totals.macs, VAD_LSTM_MACS);
+    assert.deepEqual(a.assumedDims, ['audio[1]=16000 (audio samples)']);
+  });
+
+  it('indexes consumers across subgraph boundaries', () => {
+    const m = vad();
+    const outer = m.graph.nodes.find((n) => n.name === 'outer_if')!;
+    const xt = m.graph.nodes.find((n) => n.opType === 'Transpose')!.outputs[0];
+    assert.deepEqual(outerRefs(outer).sort(), ['cond', xt].sort());
+    const { consumers } = m.graph.index();
+    assert.ok(consumers.get(xt)!.includes(outer));
+    // The producer of a value read only inside a branch sorts before the If.
+    m.graph.nodes.reverse();
+    const order = m.graph.topoOrder();
+    assert.ok(order.findIndex((n) => n.opType === 'Transpose') < order.indexOf(outer));
+  });
+});
+
+describe('real-model kinds: transforms see values used inside subgraphs', () => {
+  it('structured pruning keeps the channels of a conv whose output is read inside an If branch', async () => {
+    const { buildDependencyGraph } = await import('../../src/core/transforms/prune/dependency');
+    const { Graph, Node, AttrType } = await import('../../src/core/ir/graph');
+    const b = new ModelBuilder(17);
+    const x = b.input('x', ['N', 3, 8, 8]);
+    const c = b.conv(x, 3, 8, 3);
+    const cond = b.input('cond', [], DataType.BOOL);
+    const mk = (name: string, op: string) => {
+      const g = new Graph(name);
+      g.nodes = [new Node(op, [c], [`${name}_y`])];
+      g.outputs = [{ name: `${name}_y`, type: { kind: 'tensor', dtype: DataType.FLOAT, shape: null } }];
+      return g;
+    };
+    const n = new Node('If', [cond], ['y'], 'branchy');
+    n.attributes.set('then_branch', { name: 'then_branch', type: AttrType.GRAPH, value: mk('t', 'Relu') });
+    n.attributes.set('else_branch', { name: 'else_branch', type: AttrType.GRAPH, value: mk('e', 'Sigmoid') });
+    b.graph.nodes.push(n);
+    b.output('y');
+    const dep = buildDependencyGraph(b.build());
+    const g = dep.groups.find((gr) => gr.members.some((m) => m.kind === 'producer'))!;
+    assert.ok(g.unsafe && /inside a subgraph of If/.test(g.unsafe), String(g.unsafe));
+  });
+});
+
+describe('real-model kinds: batches the model accepts, streamed capture', () => {
+  const fixedBatchModel = path.join(FIXTURES, 'fixed-batch-convtranspose.onnx');
+
+  it('every transform works on a model with a fixed batch of 1 (evaluation and calibration feed batches of 1)', function () {
+    this.timeout(300_000);
+    const dir = tmpDir();
+    const commands = [
+      ['quantize', '--mode', 'static', '--calib', 'random:8'],
+      ['quantize', '--mode', 'dynamic'],
+      ['quantize', '--mode', 'fp16'],
+      ['prune', '--structured', '--ratio', '0.3'],
+    ];
+    // Nothing here can be made depthwise-separable (a ConvTranspose and a 1×1 conv): the
+    // refusal names the layer and its reason, and is never about the batch.
+    const sub = cli(['substitute', '--depthwise', fixedBatchModel, '-o', path.join(dir, 's.onnx')]);
+    assert.match(sub.stderr, /no layer was substituted \(\/head\/Conv: a 1×1 convolution/);
+    assert.doesNotMatch(sub.stderr, /Expected: 1|invalid dimensions/);
+    for (const [k, c] of commands.entries()) {
+      const out = path.join(dir, `o${k}.onnx`);
+      const r = cli([...c, fixedBatchModel, '-o', out, '--no-bench', '--json']);
+      assert.equal(r.code, 0, `${c.join(' ')}: ${r.stderr}`);
+      const j = JSON.parse(r.stdout);
+      assert.ok(j.fidelity.samples > 0 && j.fidelity.batchSize === 1, `${c.join(' ')} reports fidelity on batches of 1`);
+      assert.ok(fs.existsSync(out));
+    }
+  });
+
+  it('compare refuses labels of a different length, naming both counts', async () => {
+    const { compareModels } = await import('../../src/core/runtime/compare');
+    const { ModelSession } = await import('../../src/core/runtime/session');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const s = await ModelSession.create(fixedBatchModel);
+    try {
+      const data = bindDataset(s.inputs, [], { randomSamples: 5 });
+      await assert.rejects(compareModels(s, s, data, { batchSize: 32, labels: new Int32Array(6) }), /6 entries but the data holds 5 samples/);
+      const r = await compareModels(s, s, data, { batchSize: 32 });
+      assert.equal(r.batchSize, 1); // the model's fixed batch, not the request
+      assert.equal(r.samples, 5);
+    } finally {
+      await s.release();
+    }
+  });
+
+  it('grouped capture bounds each batch and gives the same calibration ranges as one group', async () => {
+    const { calibrate } = await import('../../src/core/transforms/quantize/calibrate');
+    const { activationBytesPerSample, planCaptureGroups } = await import('../../src/core/runtime/capture');
+    const { bindDataset } = await import('../../src/core/runtime/data/dataset');
+    const m = denseConcatChain(3);
+    const names = m.graph.nodes.filter((n) => n.opType !== 'GlobalAveragePool').map((n) => n.outputs[0]);
+    const data = bindDataset([{ name: 'x', dtype: DataType.FLOAT, shape: ['N', 3, 32, 32] }], [], { randomSamples: 12, seed: 3 });
+    const per = activationBytesPerSample(m, names, data);
+    assert.equal(per.get(m.graph.nodes[0].outputs[0]), 8 * 32 * 32 * 4);
+    const small = 3 * 8 * 32 * 32 * 4 * 4; // room for about three tensors of 4 samples
+    const plan = planCaptureGroups(per, names, 8, small);
+    assert.ok(plan.groups.length > 1 && plan.batchSize <= 8);
+    for (const g of plan.groups) assert.ok(g.reduce((a, n) => a + per.get(n)! * plan.batchSize, 0) <= small || g.length === 1);
+    const one = await calibrate(m, names, data, { method: 'percentile', batchSize: 8 });
+    const grouped = await calibrate(m, names, data, { method: 'percentile', batchSize: 8, maxBatchBytes: small });
+    for (const n of names) {
+      assert.ok(Math.abs(one.get(n)!.min - grouped.get(n)!.min) < 1e-6 && Math.abs(one.get(n)!.max - grouped.get(n)!.max) < 1e-6, n);
+    }
+  });
+});
