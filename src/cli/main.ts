@@ -4,6 +4,7 @@ import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { compressCommand } from './commands/compress';
+import { distillCommand } from './commands/distill';
 import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
 import { pruneCommand, sensitivityCommand } from './commands/prune';
@@ -13,7 +14,7 @@ import { substituteCommand } from './commands/substitute';
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, compressCommand, exportCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, distillCommand, compressCommand, exportCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));
