@@ -9,6 +9,7 @@ import { benchLinalg } from './linalg';
 import { benchTfjs } from './tfjs';
 import { benchUi } from './ui';
 import { benchMethods } from './methods';
+import { benchTrain } from './train';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
@@ -19,6 +20,7 @@ const suites: Record<string, () => void | Promise<void>> = {
   tfjs: benchTfjs,
   ui: benchUi,
   methods: benchMethods,
+  train: benchTrain,
 };
 
 async function main() {

@@ -10,7 +10,7 @@ import { Dataset } from '../../src/core/runtime/data/dataset';
 import { memorySource } from '../../src/core/runtime/data/sources';
 import { buildTrainingGraph, TrainingSession, withWeights } from '../../src/core/train';
 import { quantizeModel } from '../../src/core/transforms/quantize';
-import { fakeQuantModel, quantizationAwareTraining, registerFakeQuantGradients } from '../../src/core/transforms/quantize/qat';
+import { fakeQuantModel, quantizationAwareTraining } from '../../src/core/transforms/quantize/qat';
 import { sparsityTrain } from '../../src/core/transforms/sparsity';
 import { scoreModels } from '../../src/core/transforms/distill/common';
 import { pruneModel } from '../../src/core/transforms/prune';
@@ -227,7 +227,6 @@ describe('quantization-aware training (static int8, straight-through estimator)'
   this.timeout(300000);
 
   it('Q→DQ passes the gradient through inside the range and stops it outside (per tensor and per channel)', async () => {
-    registerFakeQuantGradients();
     for (const perAxis of [false, true]) {
       const b = new ModelBuilder(17);
       b.input('x', ['N', 4]);

@@ -73,10 +73,11 @@ function kernelOf(c: GradContext, w: string): number[] {
 export function convWeightGrad(c: GradContext, x: string, dy: string, channels: number, outChannels: number, group: number, geo: Geometry): string {
   const r = geo.spatial.length;
   const anyPad = geo.padsBegin.some((p) => p !== 0) || geo.padsEnd.some((p) => p !== 0);
-  const xp = anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
   const K = geo.kernel.reduce((a, b) => a * b, 1);
   const L = geo.out.reduce((a, b) => a * b, 1);
   const trivial = K === 1 && geo.strides.every((s) => s === 1) && geo.out.every((o, i) => o === geo.spatial[i] + geo.padsBegin[i] + geo.padsEnd[i]);
+  if (!trivial && process.env.MC_TRAIN_DW !== 'slices') return convWeightGradByConv(c, x, dy, channels, group, geo);
+  const xp = anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
   let cols: string;
   if (trivial) cols = xp;
   else {
@@ -111,6 +112,40 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
   const prod = c.op('ReduceSum', [c.op('MatMul', [cr, dr]), c.ints([0])], { keepdims: 0 });
   const t = c.op('Transpose', [prod], { perm: [0, 2, 1] });
   return c.op('Reshape', [t, c.ints([outChannels, cg, ...geo.kernel])]);
+}
+
+/**
+ * The same ∂L/∂W as one convolution whose kernel is dY (batch and channel axes swapped):
+ * dW[m, c, k] = Σ_{n,l} X_pad[n, c, l·s + k·d]·dY[n, m, l], i.e. a convolution of X with dY
+ * at stride d and dilation s. For groups, each (sample, group) pair is its own group.
+ */
+function convWeightGradByConv(c: GradContext, x: string, dy: string, channels: number, group: number, geo: Geometry): string {
+  const r = geo.spatial.length;
+  const cg = channels / group;
+  // Kernel extent the convolution yields along each axis (≥ k: the tail beyond k is dropped).
+  const kFull = geo.spatial.map((h, i) => Math.floor((h + geo.padsBegin[i] + geo.padsEnd[i] - ((geo.out[i] - 1) * geo.strides[i] + 1)) / geo.dilations[i]) + 1);
+  const attrs = {
+    strides: geo.dilations,
+    dilations: geo.strides,
+    pads: [...geo.padsBegin, ...geo.padsEnd],
+  };
+  const crop = (t: string, lead: number) =>
+    kFull.some((k, i) => k !== geo.kernel[i])
+      ? c.op('Slice', [t, c.ints(Array(r).fill(0)), c.ints(geo.kernel), c.ints(Array.from({ length: r }, (_, i) => i + lead))])
+      : t;
+  const spatialPerm = Array.from({ length: r }, (_, i) => i + 2);
+  // Input [cg, g·N, H...] (channel g·N + n), kernel dYᵀ [M, N, Ho...], g groups: the
+  // convolution sums over the batch inside each group and keeps c′ on its batch axis.
+  const xr =
+    group === 1
+      ? c.op('Transpose', [x], { perm: [1, 0, ...spatialPerm] })
+      : c.op('Reshape', [
+          c.op('Transpose', [c.op('Reshape', [x, c.ints([0, group, cg, ...geo.spatial])])], { perm: [2, 1, 0, ...Array.from({ length: r }, (_, i) => i + 3)] }),
+          c.ints([cg, -1, ...geo.spatial]),
+        ]);
+  const dt = c.op('Transpose', [dy], { perm: [1, 0, ...spatialPerm] });
+  const g = crop(c.op('Conv', [xr, dt], { ...attrs, group }), 2);
+  return c.op('Transpose', [g], { perm: [1, 0, ...spatialPerm] });
 }
 
 function channelsOf(c: GradContext, name: string, what: string): number {

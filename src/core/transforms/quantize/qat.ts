@@ -3,7 +3,7 @@ import { DataType } from '../../ir/dtype';
 import type { Model } from '../../ir/graph';
 import { Tensor } from '../../ir/tensor';
 import type { Dataset } from '../../runtime/data/dataset';
-import { datasetSampleSet, fit, labelsTensor, registerGradient, withTeacher, withWeights, type GradContext, type LossTerm } from '../../train';
+import { datasetSampleSet, fit, labelsTensor, withTeacher, withWeights, type LossTerm } from '../../train';
 import { fitSettings, secondsPerEpoch, type TrainSettings } from '../distill/common';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { calibrate, type CalibrationMethod, type Ranges } from './calibrate';
@@ -17,52 +17,12 @@ import { applyStatic, planStatic, type StaticOptions, type StaticPlan } from './
  * int8. The float model gets the QDQ pairs static mode would write: activations with their
  * calibrated (fixed) parameters, weights symmetric per channel with scales recomputed from the
  * current weights (max|w|/127, as static mode does). Gradients pass through the rounding by the
- * straight-through estimator, clipped to the representable range (zero outside it). After a few
+ * straight-through estimator, clipped to the representable range (zero outside it): the
+ * training engine's rules for QuantizeLinear/DequantizeLinear (`train/grad/quantize.ts`). After a few
  * epochs the trained float weights go through the same `applyStatic` with the same ranges, so
  * the result is exactly the QDQ model static mode writes, from better weights. Biases train in
  * float; static mode quantizes them to int32 at scale s_x·s_w, an error far below one step.
  */
-
-/** Broadcasts a scale or zero point of a QuantizeLinear/DequantizeLinear (per tensor or per `axis`) to x's rank. */
-function broadcastParam(c: GradContext, p: string, x: string): string {
-  const ps = c.shape(p);
-  if (!ps || ps.length === 0) return p;
-  const xs = c.staticShape(x, 'input');
-  const a = c.node.attr('axis');
-  const ax = a && typeof a.value === 'number' ? (a.value < 0 ? a.value + xs.length : a.value) : 1;
-  return c.op('Reshape', [p, c.ints(xs.map((_, i) => (i === ax ? -1 : 1)))]);
-}
-
-let registered = false;
-
-/**
- * Gradient rules of QuantizeLinear and DequantizeLinear (the fake-quantization pair), added to
- * the training engine's registry. DequantizeLinear: dx = dy·s (it is affine in x). QuantizeLinear
- * (straight-through estimator, clipped): dx = dy/s where qmin ≤ x/s + z ≤ qmax, else 0. Their
- * product over a Q→DQ pair is dy inside the range and 0 outside.
- */
-export function registerFakeQuantGradients(): void {
-  if (registered) return;
-  registered = true;
-  registerGradient('DequantizeLinear', {
-    nonDifferentiableInputs: [1, 2],
-    rule: (c) => [c.op('Mul', [c.dy(0)!, broadcastParam(c, c.x(1), c.x(0))])],
-  });
-  registerGradient('QuantizeLinear', {
-    nonDifferentiableInputs: [1, 2],
-    rule: (c) => {
-      const s = broadcastParam(c, c.x(1), c.x(0));
-      const zp = c.x(2) ? c.constant(c.x(2)) : undefined;
-      const signed = zp?.dtype === DataType.INT8;
-      const z = zp ? zp.toFloat32() : new Float32Array(1);
-      if (z.some((v) => v !== z[0])) c.refuse('per-channel zero points are not supported by the fake-quantization gradient');
-      const [qmin, qmax] = signed ? [-128, 127] : [0, 255];
-      const v = c.op('Add', [c.op('Div', [c.x(0), s]), c.float(z[0])]);
-      const inside = c.op('And', [c.op('GreaterOrEqual', [v, c.float(qmin)]), c.op('LessOrEqual', [v, c.float(qmax)])]);
-      return [c.op('Where', [inside, c.op('Div', [c.dy(0)!, s]), c.float(0)])];
-    },
-  });
-}
 
 /**
  * The fake-quantized training model of `model` for `plan` (see the module docs): float
@@ -152,7 +112,6 @@ export interface QatResult {
 
 /** Calibrates, fine-tunes with fake quantization, writes the static QDQ model (see the module docs). */
 export async function quantizationAwareTraining(model: Model, o: QatOptions): Promise<QatResult> {
-  registerFakeQuantGradients();
   const sopts: StaticOptions = { perChannel: o.perChannel, symmetricActivations: o.symmetricActivations, reduceRange: o.reduceRange, exclude: o.exclude };
   const plan = planStatic(model, sopts);
   const ranges = await calibrate(model, plan.calibrate, o.calib, { method: o.method ?? 'minmax', percentile: o.percentile, batchSize: 8, signal: o.signal });
