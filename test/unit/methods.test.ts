@@ -14,7 +14,8 @@ import { fakeQuantModel, quantizationAwareTraining } from '../../src/core/transf
 import { sparsityTrain } from '../../src/core/transforms/sparsity';
 import { scoreModels } from '../../src/core/transforms/distill/common';
 import { pruneModel } from '../../src/core/transforms/prune';
-import { pruneWithRecovery } from '../../src/core/transforms/prune/recover';
+import { pruneWithRecovery, retrain } from '../../src/core/transforms/prune/recover';
+import { substituteLowRank } from '../../src/core/transforms/substitute/lowrank';
 import { buildDependencyGraph } from '../../src/core/transforms/prune/dependency';
 import { incrementalRatio, scheduleTargets, scheduledTarget } from '../../src/core/transforms/prune/schedule';
 import { TaylorAccumulator, taylorChannelSums, taylorScores } from '../../src/core/transforms/prune/taylor';
@@ -195,6 +196,18 @@ describe('prune → retrain → repeat', function () {
     assert.ok(r.recovery.steps[0].target > 0.35);
     const final = await scoreModels(model, r.model, d.test, d.testLabels);
     assert.ok(final.candidate.accuracy! >= 0.97, `${final.candidate.accuracy}`);
+  });
+
+  it('the same recovery applies after substitute: a rank-4 low-rank MLP regains accuracy by distillation', async () => {
+    const model = openModel(fx('digits_mlp.onnx'));
+    const d = await digitsData(model);
+    const sub = await substituteLowRank(model, { rank: 4, plain: true });
+    assert.ok(sub.layers.length >= 1);
+    const before = (await scoreModels(model, sub.model, d.test, d.testLabels)).candidate.accuracy!;
+    const r = await retrain(sub.model, model, { method: 'distill', train: d.train, epochs: 3, lr: 2e-3 }, false);
+    const after = (await scoreModels(model, r.model, d.test, d.testLabels)).candidate.accuracy!;
+    assert.ok(after > before + 0.2, `low-rank ${before} → distilled ${after}`);
+    assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), sub.model.graph.nodes.map((n) => n.opType));
   });
 
   it('refuses finetune without labels, naming distill as the way', async () => {
