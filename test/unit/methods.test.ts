@@ -11,7 +11,7 @@ import { memorySource } from '../../src/core/runtime/data/sources';
 import { buildTrainingGraph, TrainingSession, withWeights } from '../../src/core/train';
 import { quantizeModel } from '../../src/core/transforms/quantize';
 import { fakeQuantModel, quantizationAwareTraining } from '../../src/core/transforms/quantize/qat';
-import { sparsityTrain } from '../../src/core/transforms/sparsity';
+import { groupSparsityTrain, sparsityTrain, withGroupLasso } from '../../src/core/transforms/sparsity';
 import { scoreModels } from '../../src/core/transforms/distill/common';
 import { pruneModel } from '../../src/core/transforms/prune';
 import { pruneWithRecovery, retrain } from '../../src/core/transforms/prune/recover';
@@ -233,6 +233,38 @@ describe('sparsity training (L1/L2, then magnitude pruning)', function () {
     assert.ok(r.report.original.accuracy! > 0.97);
     await assert.rejects(sparsityTrain(model, { ...common, l1: 1e-3, maxDrop: 0.01 }), UsageError);
     await assert.rejects(sparsityTrain(model, { ...common, l1: -1 }), UsageError);
+  });
+});
+
+describe('group lasso (structured sparsity training)', function () {
+  this.timeout(300000);
+
+  it('the penalty is Σ_c ‖W[c]‖₂ with gradient W[c]/‖W[c]‖₂, and training with it zeroes whole channels', async () => {
+    const model = openModel(fx('digits_mlp.onnx'));
+    const aug = withGroupLasso(model, [{ name: 'l1.weight', axis: 0 }], 2);
+    const tg = buildTrainingGraph(aug.model, { losses: aug.losses, trainable: ['l1.weight'] });
+    const session = await TrainingSession.create(tg);
+    const w = model.graph.initializers.get('l1.weight')!.toFloat32();
+    try {
+      const r = await session.step({ input: { dtype: DataType.FLOAT, dims: [1, 1, 8, 8], data: new Float32Array(64) } }, new Map([['l1.weight', w]]));
+      const g = r.grads.get('l1.weight')!;
+      let expected = 0;
+      for (let c = 0; c < 256; c++) {
+        const row = w.subarray(c * 64, c * 64 + 64);
+        const norm = Math.sqrt(row.reduce((a, v) => a + v * v, 0) + 1e-8);
+        expected += norm;
+        for (const k of [0, 17, 63]) assert.ok(Math.abs(g[c * 64 + k] - (2 * row[k]) / norm) < 1e-4 * (1 + Math.abs((2 * row[k]) / norm)));
+      }
+      assert.ok(Math.abs(r.loss - 2 * expected) < 1e-4 * expected);
+    } finally {
+      await session.release();
+    }
+    const d = await digitsData(model);
+    const common = { train: d.train, trainLabels: d.trainLabels, ratio: 0.5, epochs: 5, lr: 1e-2, eval: { data: d.test, labels: d.testLabels } };
+    const none = await groupSparsityTrain(model, { ...common, lambda: 0 });
+    const gl = await groupSparsityTrain(model, { ...common, lambda: 0.1 });
+    assert.ok(gl.report.smallChannels > none.report.smallChannels + 0.05, `${none.report.smallChannels} → ${gl.report.smallChannels}`);
+    assert.ok(gl.report.macsRatio < 0.5);
   });
 });
 

@@ -2,9 +2,11 @@ import { UsageError } from '../../errors';
 import { DataType } from '../../ir/dtype';
 import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
-import { datasetSampleSet, fit, labelsTensor, type LossTerm, type SampleSet } from '../../train';
+import { datasetSampleSet, fit, labelsTensor, withWeights, type LossTerm, type SampleSet } from '../../train';
 import { fitSettings, scoreModels, secondsPerEpoch, type Score, type TrainSettings } from '../distill/common';
+import { GraphEditor, cloneModel } from '../graph-edit';
 import { pruneModel } from '../prune';
+import { buildDependencyGraph } from '../prune/dependency';
 import { constantResolver } from '../quantize/registry';
 
 /**
@@ -180,4 +182,116 @@ async function trainAndPrune(model: Model, o: SparsityOptions, set: SampleSet, l
 function excludedLabels(model: Model, weights: string[]): string[] {
   const keep = new Set(weights);
   return model.graph.nodes.filter((n) => WEIGHT_OPS.has(n.opType) && !keep.has(n.inputs[1])).map((n) => n.label);
+}
+
+// ---- structured: group lasso on output channels --------------------------------------
+
+/**
+ * Group lasso (Yuan & Lin 2006; Wen et al. 2016, "Learning Structured Sparsity in Deep Neural
+ * Networks") on output channels: λ·Σ_c ‖W[c]‖₂ over each producer's filters, which drives
+ * whole channels to zero so that structured pruning by channel norm (criterion l2) removes
+ * them. The engine has no group-norm loss term, so the penalty is built as graph nodes on a
+ * copy of the model: p_c = (Σ W[c]² + ε)^(1/4), and MSE(p, 0)·C = Σ_c (‖W[c]‖² + ε)^(1/2),
+ * ε = 1e-8 (differentiable at 0). Training uses that copy; the weights go back into the
+ * original graph. (Network slimming, L1 on BatchNormalization γ, is the `l1` option on the γ
+ * tensors of a model that still has BN.)
+ */
+export function withGroupLasso(model: Model, weights: Array<{ name: string; axis: number }>, lambda: number): { model: Model; losses: LossTerm[] } {
+  const out = cloneModel(model);
+  const g = out.graph;
+  const ed = new GraphEditor(g);
+  const losses: LossTerm[] = [];
+  for (const { name, axis } of weights) {
+    const t = g.initializers.get(name);
+    if (!t || t.dtype !== DataType.FLOAT) throw new UsageError(`group lasso: '${name}' is not a float weight of the model`);
+    const rank = t.dims.length;
+    const axes = [...Array(rank).keys()].filter((i) => i !== axis);
+    const sq = ed.node('Mul', [name, name], [`${name}_gl_sq`]);
+    const red = ed.node('ReduceSum', [sq.outputs[0], ed.initializer(`${name}_gl_axes`, DataType.INT64, [axes.length], BigInt64Array.from(axes.map(BigInt)))], [`${name}_gl_norm2`]);
+    red.setInt('keepdims', 0);
+    const eps = ed.node('Add', [red.outputs[0], ed.scalar(`${name}_gl_eps`, 1e-8)], [`${name}_gl_norm2_eps`]);
+    const p = ed.node('Pow', [eps.outputs[0], ed.scalar(`${name}_gl_quarter`, 0.25)], [`${name}_gl_root`]);
+    ed.append(sq, red, eps, p);
+    const channels = t.dims[axis];
+    const zero = ed.initializer(`${name}_gl_zero`, DataType.FLOAT, [channels], new Float32Array(channels));
+    losses.push({ kind: 'mse', prediction: p.outputs[0], target: zero, weight: lambda * channels });
+  }
+  ed.sort();
+  return { model: out, losses };
+}
+
+export interface GroupSparsityOptions extends Omit<SparsityOptions, 'l1' | 'l2' | 'weights' | 'maxDrop'> {
+  /** λ of the group lasso. */
+  lambda: number;
+  /** Fraction of each group's channels to remove after training (structured, criterion l2). */
+  ratio: number;
+}
+
+export interface GroupSparsityReport {
+  lambda: number;
+  /** Fraction of output channels (over the penalised producers) whose norm fell below 1e-3 of the largest. */
+  smallChannels: number;
+  original: Score;
+  afterTraining: Score;
+  afterPrune: Score;
+  afterFinetune?: Score;
+  /** MACs of the final model over the original's. */
+  macsRatio: number;
+  secondsPerEpoch: number;
+}
+
+/** Group-lasso training (SGD with Nesterov momentum unless `optimizer` says otherwise), structured pruning by the channel norms reached, optional fine-tune. */
+export async function groupSparsityTrain(model: Model, o: GroupSparsityOptions): Promise<{ model: Model; report: GroupSparsityReport }> {
+  if (!(o.lambda >= 0) || !Number.isFinite(o.lambda)) throw new UsageError(`the group-lasso λ must be a number ≥ 0 (got ${o.lambda})`);
+  if (!(o.ratio > 0 && o.ratio < 1)) throw new UsageError(`the pruning ratio is a fraction in (0, 1) (got ${o.ratio})`);
+  if (!o.trainLabels) throw new UsageError('group-lasso training needs training labels (--train-labels)');
+  const producers = new Map<string, number>();
+  for (const grp of buildDependencyGraph(model).groups) {
+    if (grp.unsafe) continue;
+    for (const m of grp.members) if (m.kind === 'producer' && model.graph.initializers.get(m.weight.name) === m.weight) producers.set(m.weight.name, m.axis);
+  }
+  if (!producers.size) throw new UsageError('the model has no prunable channel groups for group lasso');
+  const weights = [...producers].map(([name, axis]) => ({ name, axis }));
+  const aug = withGroupLasso(model, weights, o.lambda);
+  const set = datasetSampleSet(o.train, { labels: labelsTensor(o.trainLabels) });
+  const trainable = [...model.graph.initializers.entries()].filter(([, t]) => t.dtype === DataType.FLOAT && t.dims.length >= 1).map(([k]) => k);
+  // SGD by default: Adam's per-element normalisation moves every weight by about the same step and so loses the group selection.
+  const f = await fit(aug.model, set, { ...fitSettings({ optimizer: 'sgd', ...o }), losses: [taskLoss(model, true), ...aug.losses], trainable });
+  const trained = withWeights(model, new Map(trainable.map((k) => [k, f.model.graph.initializers.get(k)!.toFloat32()])));
+  let small = 0;
+  let total = 0;
+  for (const { name, axis } of weights) {
+    const t = trained.graph.initializers.get(name)!;
+    const w = t.toFloat32();
+    const c = t.dims[axis];
+    const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const outer = w.length / (c * inner);
+    const norms = new Float64Array(c);
+    for (let a = 0; a < outer; a++) for (let k = 0; k < c; k++) for (let i = 0; i < inner; i++) norms[k] += w[(a * c + k) * inner + i] ** 2;
+    const max = Math.sqrt(Math.max(...norms));
+    for (const n of norms) if (Math.sqrt(n) < 1e-3 * max) small++;
+    total += c;
+  }
+  const score = async (m: Model) => (await scoreModels(model, m, o.eval.data, o.eval.labels)).candidate;
+  const pruned = (await pruneModel(trained, { structured: true, ratio: o.ratio, criterion: 'l2' })).model;
+  let final = pruned;
+  let afterFinetune: Score | undefined;
+  if (o.finetuneEpochs) {
+    final = (await fit(pruned, set, { ...fitSettings({ ...o, epochs: o.finetuneEpochs }), losses: [taskLoss(model, true)] })).model;
+    afterFinetune = await score(final);
+  }
+  const { analyzeModel } = await import('../../analysis/analyze');
+  return {
+    model: final,
+    report: {
+      lambda: o.lambda,
+      smallChannels: small / Math.max(1, total),
+      original: await score(model),
+      afterTraining: await score(trained),
+      afterPrune: await score(pruned),
+      afterFinetune,
+      macsRatio: analyzeModel(final).totals.macs / analyzeModel(model).totals.macs,
+      secondsPerEpoch: secondsPerEpoch(f),
+    },
+  };
 }
