@@ -1,4 +1,5 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
+import { program } from './args';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
@@ -29,6 +30,11 @@ function help(): string {
   ].join('\n');
 }
 
+/** A command's `--help`: usage, every flag with its description and default, and an example. */
+export function commandHelp(cmd: Command): string {
+  return program(cmd.name, cmd.flags, cmd.summary, cmd.usage.replace(/^model-compressor \S+ /, '')).helpInformation().replace(/^Usage: /, 'usage: model-compressor ') + `\nexample:\n  model-compressor ${cmd.example}\n`;
+}
+
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -45,7 +51,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.out(`usage: ${cmd.usage}`);
+    io.out(commandHelp(cmd));
     return EXIT.ok;
   }
   try {

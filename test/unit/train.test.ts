@@ -182,6 +182,9 @@ const CASES: FdCase[] = [
   { op: 'Conv', variant: 'dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 7], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], dilations: [2, 2], pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'groups 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 5, 5], 1), w(b, 'w', [6, 2, 3, 3], 2), w(b, 'b', [6], 3)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'depthwise stride 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 6, 6], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 7, 7], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [2, 2, 2, 2], dilations: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise stride 2 no pads, odd size', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 6], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise stride 3 pads 2 (ConvTranspose fallback)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 8, 8], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [3, 3], pads: [2, 2, 2, 2] }) },
   { op: 'Conv', variant: 'auto_pad SAME_UPPER stride 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 6, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
   { op: 'Conv', variant: '1x1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
   { op: 'Conv', variant: '1-D', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 9], 1), w(b, 'w', [4, 3, 3], 2)], { kernel_shape: [3], strides: [2], pads: [1, 1] }) },
@@ -261,6 +264,13 @@ const teacher: HostTensor = { dtype: DataType.FLOAT, dims: [4, 3], data: randomF
 CASES.push(
   { op: 'loss', variant: 'cross-entropy', build: (b) => logitsModel(b).slice(0, 1), losses: [{ kind: 'cross-entropy', logits: 'gemm0', labels: 'y' }], feeds: { y: labelsTensor([0, 2, 1, 2]) } },
   { op: 'loss', variant: 'distillation T=4', build: (b) => logitsModel(b).slice(0, 1), losses: [{ kind: 'distillation', logits: 'gemm0', teacherLogits: 't', temperature: 4 }], feeds: { t: teacher } },
+  {
+    op: 'loss',
+    variant: 'distillation to a tensor of the same graph (detached teacher)',
+    build: logitsModel,
+    losses: [{ kind: 'distillation', logits: 'gemm0', teacherLogits: 'gemm1', temperature: 3 }],
+    frozen: ['x2', 'w2'],
+  },
   {
     op: 'loss',
     variant: 'MSE between two graph tensors (feature matching)',

@@ -176,7 +176,6 @@ function lossInputs(losses: LossTerm[]): Set<string> {
   const s = new Set<string>();
   for (const l of losses) {
     if (l.kind === 'cross-entropy') s.add(l.labels);
-    else if (l.kind === 'distillation') s.add(l.teacherLogits);
   }
   return s;
 }
