@@ -10,6 +10,7 @@ import { benchMatrix } from './matrix';
 import { benchMemory } from './memory';
 import { benchTfjs } from './tfjs';
 import { benchUi } from './ui';
+import { benchMethods } from './methods';
 import { benchTrain } from './train';
 
 const suites: Record<string, () => void | Promise<void>> = {
@@ -20,6 +21,7 @@ const suites: Record<string, () => void | Promise<void>> = {
   linalg: benchLinalg,
   tfjs: benchTfjs,
   ui: benchUi,
+  methods: benchMethods,
   train: benchTrain,
   memory: benchMemory,
   matrix: benchMatrix,
