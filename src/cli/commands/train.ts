@@ -99,10 +99,10 @@ export const trainCommand: Command = {
       if (p.phase === 'step' && tty) {
         const w = 24;
         const done = Math.round((w * p.step) / p.steps);
-        process.stderr.write(`\repoch ${p.epoch}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(w - done)}] loss ${p.loss.toFixed(4)} ${p.samplesPerSecond.toFixed(0)} samples/s ETA ${Math.ceil(p.etaSeconds)} s `);
+        process.stderr.write(`\repoch ${p.epoch}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(w - done)}] loss ${p.loss.toPrecision(4)} ${p.samplesPerSecond.toFixed(0)} samples/s ETA ${Math.ceil(p.etaSeconds)} s `);
       } else if (p.phase === 'epoch' && !flags.json) {
         if (tty) process.stderr.write('\r\x1b[K');
-        io.err(`epoch ${p.epoch}/${p.epochs}: loss ${p.loss.toFixed(4)}${p.metric !== undefined ? `, validation accuracy ${p.metric.toFixed(4)}` : ''}, lr ${p.lr.toExponential(2)}`);
+        io.err(`epoch ${p.epoch}/${p.epochs}: loss ${p.loss.toPrecision(4)}${p.metric !== undefined ? `, validation accuracy ${p.metric.toFixed(4)}` : ''}, lr ${p.lr.toExponential(2)}`);
       }
     };
     const ac = new AbortController();
