@@ -9,14 +9,14 @@ import { parseShapeFlags } from './args';
 
 /** Flags every data-consuming command shares. */
 export const DATA_FLAGS: Record<string, FlagSpec> = {
-  labels: { type: 'string' },
-  samples: { type: 'number' },
-  seed: { type: 'number' },
-  shape: { type: 'string', multiple: true },
-  layout: { type: 'string' },
-  'image-scale': { type: 'number' },
-  'image-mean': { type: 'string' },
-  'image-std': { type: 'string' },
+  labels: { type: 'string', placeholder: 'y.npy', help: 'Integer class labels for the evaluation data (accuracy).' },
+  samples: { type: 'number', placeholder: 'N', help: 'Random samples when no data is given (random:N says it explicitly).' },
+  seed: { type: 'number', placeholder: 's', help: 'Seed of random data.' },
+  shape: { type: 'string', multiple: true, placeholder: 'name=1x3x224x224', help: 'Fix an input’s dynamic dims (repeatable).' },
+  layout: { type: 'string', placeholder: 'NCHW|NHWC', help: 'Image folders: tensor layout.' },
+  'image-scale': { type: 'number', placeholder: 's', help: 'Image folders: multiply pixel values (0–255) by this.' },
+  'image-mean': { type: 'string', placeholder: 'm,m,m', help: 'Image folders: per-channel mean subtracted after scaling.' },
+  'image-std': { type: 'string', placeholder: 's,s,s', help: 'Image folders: per-channel std divided after the mean.' },
 };
 
 /**

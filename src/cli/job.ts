@@ -8,18 +8,19 @@ import { evaluateCompression, verificationSamples, type EvaluationReport, type E
 import type { IOSpec } from '../core/runtime/session';
 import { outputClasses } from '../core/runtime/data/checks';
 import { modelInputs } from '../core/runtime/tfjs';
+import type { StepContext } from '../core/transforms/step';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData, shapeFlags } from './data-flags';
 
 /** Flags every compression command shares (data, output, report). */
 export const JOB_FLAGS: Record<string, FlagSpec> = {
   ...DATA_FLAGS,
-  calib: { type: 'string' },
-  eval: { type: 'string' },
-  runs: { type: 'number' },
-  'no-bench': { type: 'boolean' },
-  output: { type: 'string', alias: 'o' },
-  json: { type: 'boolean' },
+  calib: { type: 'string', placeholder: 'data', help: 'Calibration data: .npy, .pb, an image folder, name=path per input, or random:N (explicitly random).' },
+  eval: { type: 'string', placeholder: 'data', help: 'Evaluation data for the before/after report (default: the calibration data, else random samples).' },
+  runs: { type: 'number', placeholder: 'N', default: 50, help: 'Latency runs per model in the report.' },
+  'no-bench': { type: 'boolean', help: 'Skip the latency measurement.' },
+  output: { type: 'string', alias: 'o', placeholder: 'file', help: 'Output file (default: <name>.<suffix>.onnx or .json beside the input; never the input).' },
+  json: { type: 'boolean', help: 'Print the report as JSON.' },
 };
 
 /** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
@@ -77,4 +78,9 @@ export async function finishJob(job: Job, result: Model, flags: Record<string, u
     bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50, shapes: shapeFlags(flags, job.inputs) },
     ...extra,
   });
+}
+
+/** The data a step reads, from an opened job. */
+export function stepContext(job: Job): StepContext {
+  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input };
 }
