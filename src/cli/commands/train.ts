@@ -1,13 +1,38 @@
 import { UsageError } from '../../core/errors';
 import { readLabels } from '../../core/runtime/data/dataset';
 import { datasetSampleSet, fit, labelsTensor, selectTrainable, type FitOptions, type LossTerm, type LrSchedule, type OptimizerConfig, type SampleSet, type TrainProgress } from '../../core/train';
-import { parseArgs } from '../args';
+import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
 import { openData } from '../data-flags';
 import { JOB_FLAGS, finishJob, openJob } from '../job';
 import { renderReport } from '../report';
 
 const list = (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+
+const TRAIN_FLAGS: Record<string, FlagSpec> = {
+  ...JOB_FLAGS,
+  train: { type: 'string', placeholder: 'data', help: 'training inputs (.npy, .pb or an image folder)' },
+  'train-labels': { type: 'string', placeholder: 'labels.npy', help: 'integer class labels of the training inputs, one per sample' },
+  'val-split': { type: 'number', placeholder: 'f', help: 'hold out this fraction of the training data for validation (instead of --eval/--labels)' },
+  epochs: { type: 'number', default: 10, help: 'passes over the training data' },
+  batch: { type: 'number', default: 32, help: 'samples per training step' },
+  lr: { type: 'number', placeholder: 'r', help: 'learning rate (default 1e-3 for adam/adamw, 0.01 for sgd)' },
+  optimizer: { type: 'string', choices: ['adamw', 'adam', 'sgd'], default: 'adamw', help: 'optimizer' },
+  momentum: { type: 'number', default: 0.9, help: 'SGD momentum' },
+  nesterov: { type: 'boolean', help: 'Nesterov momentum (SGD)' },
+  'weight-decay': { type: 'number', help: 'weight decay (decoupled for adamw, L2 for adam and sgd)' },
+  schedule: { type: 'string', choices: ['constant', 'step', 'cosine'], default: 'constant', help: 'learning-rate schedule' },
+  warmup: { type: 'number', placeholder: 'steps', help: 'linear warm-up steps' },
+  'clip-grad-norm': { type: 'number', placeholder: 'g', help: 'clip the global gradient L2 norm to g' },
+  patience: { type: 'number', placeholder: 'p', help: 'early stopping: epochs without a better validation metric' },
+  trainable: { type: 'string', placeholder: 'n1,n2', help: 'train only these weights (names or prefixes)' },
+  freeze: { type: 'string', placeholder: 'n1,n2', help: 'keep these weights frozen (names or prefixes)' },
+  l1: { type: 'number', placeholder: 'λ', help: 'L1 penalty λ·Σ|w| on the trained weights (sparsity training)' },
+  l2: { type: 'number', placeholder: 'λ', help: 'L2 penalty (λ/2)·Σw² on the trained weights' },
+  'keep-zeros': { type: 'boolean', help: 'weights that are exactly zero stay zero (retraining a pruned model)' },
+  resume: { type: 'boolean', help: 'continue from the checkpoint beside the output' },
+  threads: { type: 'number', help: 'ONNX Runtime intra-op threads' },
+};
 
 export const trainCommand: Command = {
   name: 'train',
@@ -17,31 +42,10 @@ export const trainCommand: Command = {
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
     '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
+  flags: TRAIN_FLAGS,
+  example: 'train model.onnx --train x.npy --train-labels y.npy --eval ex.npy --labels ey.npy --epochs 5 -o trained.onnx',
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      ...JOB_FLAGS,
-      train: { type: 'string' },
-      'train-labels': { type: 'string' },
-      'val-split': { type: 'number' },
-      epochs: { type: 'number' },
-      batch: { type: 'number' },
-      lr: { type: 'number' },
-      optimizer: { type: 'string' },
-      momentum: { type: 'number' },
-      nesterov: { type: 'boolean' },
-      'weight-decay': { type: 'number' },
-      schedule: { type: 'string' },
-      warmup: { type: 'number' },
-      'clip-grad-norm': { type: 'number' },
-      patience: { type: 'number' },
-      trainable: { type: 'string' },
-      freeze: { type: 'string' },
-      l1: { type: 'number' },
-      l2: { type: 'number' },
-      'keep-zeros': { type: 'boolean' },
-      resume: { type: 'boolean' },
-      threads: { type: 'number' },
-    });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (!flags.train) throw new UsageError('--train names the training inputs (.npy, .pb or an image folder)');
     if (!flags['train-labels']) throw new UsageError('--train-labels names the training labels (integers, one per sample)');
     if (!flags.output) throw new UsageError('-o names the trained model to write');
