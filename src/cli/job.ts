@@ -11,6 +11,7 @@ import { modelInputs } from '../core/runtime/tfjs';
 import type { StepContext } from '../core/transforms/step';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData, shapeFlags } from './data-flags';
+import { cliProgress } from './progress';
 
 /** Flags every compression command shares (data, output, report). */
 export const JOB_FLAGS: Record<string, FlagSpec> = {
@@ -21,6 +22,7 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
   'no-bench': { type: 'boolean', help: 'Skip the latency measurement.' },
   output: { type: 'string', alias: 'o', placeholder: 'file', help: 'Output file (default: <name>.<suffix>.onnx or .json beside the input; never the input).' },
   json: { type: 'boolean', help: 'Print the report as JSON.' },
+  progress: { type: 'boolean', help: 'Show progress on stderr even with --json (a bar with stage and ETA on a terminal, plain lines otherwise).' },
 };
 
 /** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
@@ -38,6 +40,8 @@ export interface Job {
   calib?: { data: Dataset; label: string; random: boolean };
   evalData: { data: Dataset; label: string; random: boolean };
   labels?: Int32Array;
+  /** Stage and ETA on stderr (see progress.ts); the engine reports through `onProgress`. */
+  progress: { onProgress?: (stage: string, fraction?: number) => void; done: () => void };
 }
 
 export async function probeInputs(file: string, model?: Model): Promise<IOSpec[]> {
@@ -57,7 +61,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
   const labels = labelsFlag(flags, evalData.data.count, outputClasses(model));
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
-  return { input, model, output, inputs, calib, evalData, labels };
+  return { input, model, output, inputs, calib, evalData, labels, progress: cliProgress(flags) };
 }
 
 /** Random evaluation data: `--samples` if given, else a count scaled to the model's cost (the label says so). */
@@ -71,16 +75,21 @@ function scaledRandomData(model: Model, inputs: IOSpec[], flags: Record<string, 
 /** Writes the result atomically, then measures it against the original. */
 export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step'> = {}): Promise<EvaluationReport> {
   await saveVerified(result, job.output);
-  return evaluateCompression({ model: job.model, path: job.input }, job.output, {
-    data: job.evalData.data,
-    dataLabel: job.evalData.label,
-    labels: job.labels,
-    bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50, shapes: shapeFlags(flags, job.inputs) },
-    ...extra,
-  });
+  try {
+    return await evaluateCompression({ model: job.model, path: job.input }, job.output, {
+      data: job.evalData.data,
+      dataLabel: job.evalData.label,
+      labels: job.labels,
+      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50, shapes: shapeFlags(flags, job.inputs) },
+      onProgress: job.progress.onProgress,
+      ...extra,
+    });
+  } finally {
+    job.progress.done();
+  }
 }
 
 /** The data a step reads, from an opened job. */
 export function stepContext(job: Job): StepContext {
-  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input };
+  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, onProgress: job.progress.onProgress };
 }
