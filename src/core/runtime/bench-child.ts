@@ -5,6 +5,7 @@
  */
 import type * as OrtTypes from 'onnxruntime-node';
 import { ModelError, oneLine } from '../errors';
+import { defaultInputShape } from '../ir/shape-inference';
 import { randomSource } from './data/sources';
 import { ModelSession, ort, ortTypeName, type SessionOptions } from './session';
 
@@ -27,11 +28,15 @@ async function handle(m: ChildRequest): Promise<ChildReply> {
       feeds = {};
       for (const input of session.inputs) {
         const fixed = m.shapes[input.name];
+        // Symbolic sizes take the documented defaults (224×224 images, 16000 audio samples, …).
+        const dflt = defaultInputShape(input.name, input.shape, input.dtype).shape;
         const sample = input.shape.slice(1).map((d, i) => {
           const f = fixed?.[i + 1];
           if (typeof f === 'number') return f;
           if (typeof d === 'number') return d;
-          throw new Error(`input '${input.name}' has dynamic dims [${input.shape.join(', ')}]: fix them with --shape`);
+          const g = dflt[i + 1];
+          if (typeof g === 'number') return g;
+          throw new Error(`input '${input.name}' has dynamic dims [${input.shape.join(', ')}] with no default size: fix them with --shape`);
         });
         const batch = typeof input.shape[0] === 'number' ? input.shape[0] : m.batch;
         const data = randomSource(input.name, input.dtype, sample, batch).read(0, batch);
