@@ -3,7 +3,7 @@ import { UsageError } from '../core/errors';
 import { assertOutputNotInput, assertWritableFormat, openModel } from '../core/formats/registry';
 import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
-import type { Dataset } from '../core/runtime/data/dataset';
+import { readLabels, type Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
 import { outputClasses } from '../core/runtime/data/checks';
@@ -21,6 +21,8 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
   'no-bench': { type: 'boolean', help: 'Skip the latency measurement.' },
   output: { type: 'string', alias: 'o', placeholder: 'file', help: 'Output file (default: <name>.<suffix>.onnx or .json beside the input; never the input).' },
   json: { type: 'boolean', help: 'Print the report as JSON.' },
+  train: { type: 'string', placeholder: 'data', help: 'Training inputs for steps that fine-tune or distill (--recover finetune|distill, --qat).' },
+  'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the training inputs.' },
 };
 
 /** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
@@ -38,6 +40,9 @@ export interface Job {
   calib?: { data: Dataset; label: string; random: boolean };
   evalData: { data: Dataset; label: string; random: boolean };
   labels?: Int32Array;
+  /** `--train` / `--train-labels`, when given. */
+  train?: { data: Dataset; label: string; random: boolean };
+  trainLabels?: Int32Array;
 }
 
 export async function probeInputs(file: string, model?: Model): Promise<IOSpec[]> {
@@ -57,7 +62,9 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
   const labels = labelsFlag(flags, evalData.data.count, outputClasses(model));
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
-  return { input, model, output, inputs, calib, evalData, labels };
+  const train = openData(flags.train as string | undefined, inputs, flags);
+  const trainLabels = flags['train-labels'] ? readLabels(flags['train-labels'] as string) : undefined;
+  return { input, model, output, inputs, calib, evalData, labels, train, trainLabels };
 }
 
 /** Random evaluation data: `--samples` if given, else a count scaled to the model's cost (the label says so). */
@@ -82,5 +89,5 @@ export async function finishJob(job: Job, result: Model, flags: Record<string, u
 
 /** The data a step reads, from an opened job. */
 export function stepContext(job: Job): StepContext {
-  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input };
+  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels };
 }
