@@ -1,10 +1,9 @@
-import { UsageError } from '../core/errors';
-import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../core/runtime/data/dataset';
+import { bindData, JOB_DEFAULTS, readLabelsFor, type BoundData, type DataOptions } from '../core/jobs';
 import type { IOSpec } from '../core/runtime/session';
 import type { FlagSpec } from './args';
+import { parseShapeFlags } from './args';
 import { imageFlags } from './commands/compare';
 import { bindShapes } from './commands/inspect';
-import { parseShapeFlags } from './args';
 
 /** Flags every data-consuming command shares. */
 export const DATA_FLAGS: Record<string, FlagSpec> = {
@@ -18,31 +17,31 @@ export const DATA_FLAGS: Record<string, FlagSpec> = {
   'image-std': { type: 'string', placeholder: 's,s,s', help: 'Image folders: per-channel std divided after the mean.' },
 };
 
-/**
- * Opens a data option. `random:N` asks explicitly for N random samples (never implied).
- * `values` may bind several inputs (`name=path`), comma separated or repeated.
- */
-export function openData(values: string | string[] | undefined, inputs: IOSpec[], flags: Record<string, unknown>): { data: Dataset; label: string; random: boolean } | undefined {
-  if (values === undefined) return undefined;
-  const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).filter(Boolean);
-  const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), inputs.map((i) => i.name)) as Record<string, number[]>;
-  const rnd = list.length === 1 ? /^random(?::(\d+))?$/.exec(list[0]) : null;
-  if (rnd) {
-    const n = Number(rnd[1] ?? (flags.samples as number | undefined) ?? 32);
-    const data = bindDataset(inputs, [], { randomSamples: n, seed: (flags.seed as number | undefined) ?? 0, shapes });
-    return { data, label: `${n} random samples`, random: true };
-  }
-  const data = bindDataset(inputs, parseDataSpecs(list), { shapes, image: imageFlags(flags) });
-  return { data, label: data.describe(), random: false };
+/** Opens a data option (see `bindData`): `random:N` asks explicitly for N random samples. */
+export function openData(values: string | string[] | undefined, inputs: IOSpec[], flags: Record<string, unknown>): BoundData | undefined {
+  return bindData(values, inputs, dataOptions(flags, inputs.map((i) => i.name)));
 }
 
-export function randomData(inputs: IOSpec[], flags: Record<string, unknown>, n = 32): { data: Dataset; label: string; random: boolean } {
+export function randomData(inputs: IOSpec[], flags: Record<string, unknown>, n: number = JOB_DEFAULTS.randomSamples): BoundData {
   return openData(`random:${(flags.samples as number | undefined) ?? n}`, inputs, flags)!;
 }
 
 export function labelsFlag(flags: Record<string, unknown>, count?: number): Int32Array | undefined {
   if (!flags.labels) return undefined;
-  const l = readLabels(flags.labels as string);
-  if (count !== undefined && l.length < count) throw new UsageError(`--labels holds ${l.length} labels for ${count} samples`);
-  return l;
+  return readLabelsFor(flags.labels as string, count ?? 0);
 }
+
+/** The job layer's data options, from flags. */
+export function dataOptions(flags: Record<string, unknown>, inputs?: string[]): DataOptions {
+  const shapes = parseShapeFlags(flags.shape as string[] | undefined);
+  return {
+    calib: flags.calib as string | undefined,
+    eval: flags.eval as string | undefined,
+    labels: flags.labels as string | undefined,
+    samples: flags.samples as number | undefined,
+    seed: flags.seed as number | undefined,
+    shapes: inputs ? (bindShapes(shapes, inputs) as Record<string, number[]>) : shapes,
+    image: imageFlags(flags),
+  };
+}
+

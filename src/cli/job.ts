@@ -1,22 +1,19 @@
 import * as path from 'path';
 import { UsageError } from '../core/errors';
 import { assertOutputNotInput, openModel } from '../core/formats/registry';
-import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
-import type { Dataset } from '../core/runtime/data/dataset';
-import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
+import { finishJob as coreFinishJob, inputSpecs, JOB_DEFAULTS, openJob as coreOpenJob, stepContext, type OpenedJob } from '../core/jobs';
+import type { EvaluationReport, EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
-import { modelInputs } from '../core/runtime/tfjs';
-import type { StepContext } from '../core/transforms/step';
 import type { FlagSpec } from './args';
-import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
+import { DATA_FLAGS, dataOptions } from './data-flags';
 
 /** Flags every compression command shares (data, output, report). */
 export const JOB_FLAGS: Record<string, FlagSpec> = {
   ...DATA_FLAGS,
   calib: { type: 'string', placeholder: 'data', help: 'Calibration data: .npy, .pb, an image folder, name=path per input, or random:N (explicitly random).' },
   eval: { type: 'string', placeholder: 'data', help: 'Evaluation data for the before/after report (default: the calibration data, else random samples).' },
-  runs: { type: 'number', placeholder: 'N', default: 50, help: 'Latency runs per model in the report.' },
+  runs: { type: 'number', placeholder: 'N', default: JOB_DEFAULTS.benchRuns, help: 'Latency runs per model in the report.' },
   'no-bench': { type: 'boolean', help: 'Skip the latency measurement.' },
   output: { type: 'string', alias: 'o', placeholder: 'file', help: 'Output file (default: <name>.<suffix>.onnx or .json beside the input; never the input).' },
   json: { type: 'boolean', help: 'Print the report as JSON.' },
@@ -29,18 +26,12 @@ export function defaultOutput(input: string, suffix: string): string {
   return path.join(path.dirname(input), `${base}.${suffix}${ext}`);
 }
 
-export interface Job {
-  input: string;
-  model: Model;
+export interface Job extends OpenedJob {
   output: string;
-  inputs: IOSpec[];
-  calib?: { data: Dataset; label: string; random: boolean };
-  evalData: { data: Dataset; label: string; random: boolean };
-  labels?: Int32Array;
 }
 
-export async function probeInputs(file: string, model?: Model): Promise<IOSpec[]> {
-  return modelInputs(file, model?.format);
+export async function probeInputs(file: string, model = openModel(file)): Promise<IOSpec[]> {
+  return inputSpecs(model, file);
 }
 
 /** Opens the model, picks the output path (never the input), binds calibration/evaluation data. */
@@ -51,34 +42,13 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
   assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);
-  const calib = openData(flags.calib as string | undefined, inputs, flags);
-  const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
-  const labels = labelsFlag(flags, evalData.data.count);
-  if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
-  return { input, model, output, inputs, calib, evalData, labels };
-}
-
-/** Random evaluation data: `--samples` if given, else a count scaled to the model's cost (the label says so). */
-function scaledRandomData(model: Model, inputs: IOSpec[], flags: Record<string, unknown>): { data: Dataset; label: string; random: boolean } {
-  if (flags.samples !== undefined) return randomData(inputs, flags);
-  const { count, macs } = verificationSamples(model);
-  const d = randomData(inputs, flags, count);
-  return macs > 0 ? { ...d, label: `${d.label} (count scaled to ${(macs / 1e6).toFixed(1)}M MACs per sample; --samples sets it)` } : d;
+  const job = await coreOpenJob(input, dataOptions(flags, inputs.map((i) => i.name)), model);
+  return { ...job, output };
 }
 
 /** Writes the result atomically, then measures it against the original. */
 export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step'> = {}): Promise<EvaluationReport> {
-  await saveVerified(result, job.output);
-  return evaluateCompression({ model: job.model, path: job.input }, job.output, {
-    data: job.evalData.data,
-    dataLabel: job.evalData.label,
-    labels: job.labels,
-    bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
-    ...extra,
-  });
+  return coreFinishJob(job, result, job.output, { benchRuns: flags['no-bench'] ? false : (flags.runs as number | undefined), ...extra });
 }
 
-/** The data a step reads, from an opened job. */
-export function stepContext(job: Job): StepContext {
-  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input };
-}
+export { stepContext };

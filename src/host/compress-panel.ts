@@ -62,7 +62,7 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
           const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Compressing ${name}`, cancellable: true }, async (progress, token) => {
             const ctl = new AbortController();
             token.onCancellationRequested(() => ctl.abort());
-            return client.run({ kind: 'compress', model: model.fsPath, output, recipe: m.recipe, calib: picked.calib, eval: picked.eval, labels: picked.labels, benchRuns: vscode.workspace.getConfiguration('modelCompressor').get('benchmarkRuns', 30), threads: vscode.workspace.getConfiguration('modelCompressor').get('ortThreads', 0) }, { signal: ctl.signal, onProgress: (stage) => progress.report({ message: stage }) });
+            return client.run({ kind: 'compress', model: model.fsPath, output, recipe: m.recipe, calib: picked.calib, eval: picked.eval, labels: picked.labels, benchRuns: vscode.workspace.getConfiguration('modelCompressor').get<number>('benchmarkRuns'), threads: vscode.workspace.getConfiguration('modelCompressor').get('ortThreads', 0) }, { signal: ctl.signal, onProgress: (stage) => progress.report({ message: stage }) });
           });
           wrote = true;
           post({ type: 'result', result: result });

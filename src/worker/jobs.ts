@@ -4,14 +4,13 @@ import { pruningSensitivity } from '../core/analysis/sensitivity';
 import { weightStats } from '../core/analysis/stats';
 import { CancelledError, UsageError } from '../core/errors';
 import { modelSizeBytes, openModel } from '../core/formats/registry';
-import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
-import { parseRecipe, quickQuantize, recipeChoices, runRecipe } from '../core/recipe';
+import { quickQuantize } from '../core/jobs/quick-int8';
+import { parseRecipe, recipeChoices, runRecipe } from '../core/recipe';
 import { benchmarkModels } from '../core/runtime/bench';
 import { compareModels } from '../core/runtime/compare';
-import { bindDataset, parseDataSpecs, readLabels } from '../core/runtime/data/dataset';
+import { bindData, finishJob, inputSpecs, JOB_DEFAULTS, openJob, randomData, readLabelsFor, runRecipeJob } from '../core/jobs';
 import { evaluateCompression } from '../core/runtime/evaluate';
-import { modelInputs } from '../core/runtime/tfjs';
 import { ModelSession } from '../core/runtime/session';
 import type { JobRequest, Json } from '../protocol/worker';
 import { SORT_KEYS, type LayerRow } from '../protocol/webview';
@@ -69,7 +68,6 @@ function row(l: LayerInfo, index: number): LayerRow {
   };
 }
 
-const inputsOf = (file: string) => modelInputs(file);
 
 export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
   switch (job.kind) {
@@ -125,33 +123,24 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const output = job.output ?? job.model.replace(/\.onnx$/i, '') + '.int8.onnx';
       const q = await quickQuantize(job.model, output, { signal: ctx.signal, onProgress: ctx.progress });
       ctx.progress('measuring size, fidelity and latency');
-      const s = await ModelSession.create(job.model);
-      const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
-      const data = bindDataset(s.inputs, [], { randomSamples: 16, seed: 7, shapes });
-      await s.release();
-      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'compress', signal: ctx.signal });
+      const opened = await openJob(job.model, {}, q.model);
+      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data: opened.evalData.data, dataLabel: opened.evalData.label, bench: { runs: job.benchRuns ?? JOB_DEFAULTS.benchRuns, threads: job.threads || undefined }, step: 'compress', signal: ctx.signal });
       return JSON.parse(JSON.stringify({ output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report })) as Json;
     }
     case 'compress': {
       const recipe = parseRecipe(job.recipe, 'recipe');
-      const model = openModel(job.model);
-      const inputs = await modelInputs(job.model, model.format);
-      const calib = job.calib ? bindDataset(inputs, parseDataSpecs([job.calib])) : undefined;
-      const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
-      await saveVerified(r.model, job.output);
-      const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
-      const dataLabel = job.eval ? evalData.describe() : calib ? `the calibration data (${calib.describe()})` : '16 random samples';
-      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal, onProgress: ctx.progress });
+      const opened = await openJob(job.model, { calib: job.calib, eval: job.eval, labels: job.labels });
+      const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress });
+      const report = await finishJob(opened, r.model, job.output, { benchRuns: job.benchRuns, threads: job.threads, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
       return JSON.parse(JSON.stringify({ output: job.output, steps: r.steps, report })) as Json;
     }
     case 'sensitivity': {
       const c = load(job.model);
-      const inputs = await inputsOf(job.model);
-      const data = job.data
-        ? bindDataset(inputs, parseDataSpecs([job.data]))
-        : bindDataset(inputs, [], { randomSamples: job.samples ?? 16, seed: 3, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
-      const r = await pruningSensitivity(c.model, { data, ratios: job.ratios ?? [0.1, 0.3, 0.5, 0.7, 0.9], samples: job.samples ?? 16, metric: job.data ? undefined : 'cosine', signal: ctx.signal, onProgress: (d, t) => ctx.progress('pruning each group alone', d / t) });
-      return JSON.parse(JSON.stringify({ ...r, data: job.data ?? `${job.samples ?? 16} random samples` })) as Json;
+      const inputs = await inputSpecs(c.model, job.model);
+      const samples = job.samples ?? JOB_DEFAULTS.sensitivitySamples;
+      const data = bindData(job.data, inputs) ?? randomData(inputs, samples);
+      const r = await pruningSensitivity(c.model, { data: data.data, ratios: job.ratios ?? [0.1, 0.3, 0.5, 0.7, 0.9], samples, metric: job.data ? undefined : 'cosine', signal: ctx.signal, onProgress: (d, t) => ctx.progress('pruning each group alone', d / t) });
+      return JSON.parse(JSON.stringify({ ...r, data: job.data ?? data.label })) as Json;
     }
     case 'recipeChoices': {
       const format = load(job.model).model.format;
@@ -160,19 +149,19 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
     case 'plan': {
       const recipe = parseRecipe(job.recipe, 'recipe');
       const model = openModel(job.model);
-      const calib = job.calib ? bindDataset(await inputsOf(job.model), parseDataSpecs([job.calib])) : undefined;
+      const calib = bindData(job.calib, await inputSpecs(model, job.model));
       const before = analyzeModel(model).totals;
-      const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
+      const r = await runRecipe(model, recipe, { calib: calib?.data, signal: ctx.signal, onProgress: ctx.progress, plan: true });
       return JSON.parse(JSON.stringify({ before: { params: before.params, macs: before.macs }, steps: r.steps })) as Json;
     }
     case 'bench':
-      return JSON.parse(JSON.stringify(await benchmarkModels(job.models, { runs: job.runs ?? 50, threads: job.threads || undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }))) as Json;
+      return JSON.parse(JSON.stringify(await benchmarkModels(job.models, { runs: job.runs ?? JOB_DEFAULTS.benchRuns, threads: job.threads || undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }))) as Json;
     case 'compare': {
       const ref = await ModelSession.create(job.reference, { allowSpinning: false });
       const cand = await ModelSession.create(job.candidate, { allowSpinning: false });
       try {
-        const data = job.data ? bindDataset(ref.inputs, parseDataSpecs([job.data])) : bindDataset(ref.inputs, [], { randomSamples: 32, shapes: Object.fromEntries(ref.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
-        const r = await compareModels(ref, cand, data, { batchSize: 32, labels: job.labels ? readLabels(job.labels) : undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('comparing', d / t) });
+        const data = (bindData(job.data, ref.inputs) ?? randomData(ref.inputs, JOB_DEFAULTS.randomSamples)).data;
+        const r = await compareModels(ref, cand, data, { batchSize: 32, labels: readLabelsFor(job.labels, data.count), signal: ctx.signal, onProgress: (d, t) => ctx.progress('comparing', d / t) });
         return JSON.parse(JSON.stringify(r)) as Json;
       } finally {
         await ref.release();
