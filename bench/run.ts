@@ -8,6 +8,7 @@ import { benchDynamicForms, benchQuantizeSpeed } from './quantize';
 import { benchLinalg } from './linalg';
 import { benchTfjs } from './tfjs';
 import { benchUi } from './ui';
+import { benchTrain } from './train';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
@@ -17,6 +18,7 @@ const suites: Record<string, () => void | Promise<void>> = {
   linalg: benchLinalg,
   tfjs: benchTfjs,
   ui: benchUi,
+  train: benchTrain,
 };
 
 async function main() {

@@ -10,11 +10,12 @@ import { inspectCommand } from './commands/inspect';
 import { pruneCommand, sensitivityCommand } from './commands/prune';
 import { quantizeCommand } from './commands/quantize';
 import { substituteCommand } from './commands/substitute';
+import { trainCommand } from './commands/train';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, compressCommand, exportCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, compressCommand, exportCommand, trainCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

@@ -123,6 +123,10 @@ export async function substituteDepthwise(model: Model, opts: DepthwiseOptions =
       opts.multiplier !== undefined
         ? [Math.max(1, Math.min(opts.multiplier, kk, o))]
         : [...Array(Math.min(kk, o)).keys()].map((k) => k + 1).filter((mm) => saves(mm) && (opts.calib || weightError(spectra, mm) <= budget!));
+    if (!saves(1)) {
+      skip(`would not save parameters: k²·I·m + m·I·O = ${kk * i + i * o} ≥ k²·I·O = ${kk * i * o} even with multiplier 1`);
+      continue;
+    }
     if (!options.length) {
       skip(`no multiplier keeps the weight error within ${budget} and saves parameters (multiplier 1: ${weightError(spectra, 1).toFixed(3)})`);
       continue;
