@@ -17,31 +17,33 @@ export const trainCommand: Command = {
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
     '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
+  flags: {
+    ...JOB_FLAGS,
+    train: { type: 'string', placeholder: 'x.npy', help: 'Training inputs (.npy, .pb or an image folder).' },
+    'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Training labels (integers, one per sample).' },
+    'val-split': { type: 'number', placeholder: 'f', help: 'Hold out this fraction of the training data for validation.' },
+    epochs: { type: 'number', placeholder: 'n', default: 10, help: 'Passes over the training data.' },
+    batch: { type: 'number', placeholder: 'b', help: 'Samples per step.' },
+    lr: { type: 'number', placeholder: 'r', help: 'Learning rate (default 1e-3; 0.01 for sgd).' },
+    optimizer: { type: 'string', placeholder: 'o', default: 'adamw', help: 'adamw, adam or sgd.' },
+    momentum: { type: 'number', placeholder: 'm', help: 'SGD momentum (default 0.9).' },
+    nesterov: { type: 'boolean', help: 'SGD with Nesterov momentum.' },
+    'weight-decay': { type: 'number', placeholder: 'w', help: 'Weight decay (decoupled for adamw).' },
+    schedule: { type: 'string', placeholder: 's', default: 'constant', help: 'Learning-rate schedule: constant, step or cosine.' },
+    warmup: { type: 'number', placeholder: 'steps', help: 'Linear warm-up steps.' },
+    'clip-grad-norm': { type: 'number', placeholder: 'g', help: 'Clip the global gradient norm to this.' },
+    patience: { type: 'number', placeholder: 'p', help: 'Stop after this many epochs without validation improvement.' },
+    trainable: { type: 'string', placeholder: 'n1,n2', help: 'Train only these initializers.' },
+    freeze: { type: 'string', placeholder: 'n1,n2', help: 'Keep these initializers fixed.' },
+    l1: { type: 'number', placeholder: 'λ', help: 'L1 sparsity penalty on the weights.' },
+    l2: { type: 'number', placeholder: 'λ', help: 'L2 penalty on the weights.' },
+    'keep-zeros': { type: 'boolean', help: 'Weights that are zero stay zero (fine-tuning a pruned model).' },
+    resume: { type: 'boolean', help: 'Resume from the checkpoint beside the output.' },
+    threads: { type: 'number', placeholder: 't', help: 'ONNX Runtime intra-op threads.' },
+  },
+  example: 'train model.onnx --train train_x.npy --train-labels train_y.npy --val-split 0.1 --epochs 5 -o model.trained.onnx',
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      ...JOB_FLAGS,
-      train: { type: 'string' },
-      'train-labels': { type: 'string' },
-      'val-split': { type: 'number' },
-      epochs: { type: 'number' },
-      batch: { type: 'number' },
-      lr: { type: 'number' },
-      optimizer: { type: 'string' },
-      momentum: { type: 'number' },
-      nesterov: { type: 'boolean' },
-      'weight-decay': { type: 'number' },
-      schedule: { type: 'string' },
-      warmup: { type: 'number' },
-      'clip-grad-norm': { type: 'number' },
-      patience: { type: 'number' },
-      trainable: { type: 'string' },
-      freeze: { type: 'string' },
-      l1: { type: 'number' },
-      l2: { type: 'number' },
-      'keep-zeros': { type: 'boolean' },
-      resume: { type: 'boolean' },
-      threads: { type: 'number' },
-    });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (!flags.train) throw new UsageError('--train names the training inputs (.npy, .pb or an image folder)');
     if (!flags['train-labels']) throw new UsageError('--train-labels names the training labels (integers, one per sample)');
     if (!flags.output) throw new UsageError('-o names the trained model to write');
