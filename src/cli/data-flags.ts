@@ -1,8 +1,9 @@
+import { UsageError } from '../core/errors';
 import { bindData, JOB_DEFAULTS, readLabelsFor, type BoundData, type DataOptions } from '../core/jobs';
+import type { ImageOptions } from '../core/runtime/data/images';
 import type { IOSpec } from '../core/runtime/session';
 import type { FlagSpec } from './args';
 import { parseShapeFlags } from './args';
-import { imageFlags } from './commands/compare';
 import { bindShapes } from './commands/inspect';
 
 /** Flags every data-consuming command shares. */
@@ -45,3 +46,16 @@ export function dataOptions(flags: Record<string, unknown>, inputs?: string[]): 
   };
 }
 
+/** Image-folder options from flags (layout, scale, mean, std). */
+export function imageFlags(flags: Record<string, unknown>): Partial<ImageOptions> {
+  const list = (name: string) => {
+    const v = flags[name] as string | undefined;
+    if (v === undefined) return undefined;
+    const xs = v.split(',').map(Number);
+    if (xs.some((x) => !Number.isFinite(x))) throw new UsageError(`--${name} takes comma-separated numbers, e.g. 0.485,0.456,0.406`);
+    return xs;
+  };
+  const layout = flags.layout as string | undefined;
+  if (layout !== undefined && layout !== 'NCHW' && layout !== 'NHWC') throw new UsageError('--layout is NCHW or NHWC');
+  return { layout: layout as ImageOptions['layout'] | undefined, scale: flags['image-scale'] as number | undefined, mean: list('image-mean'), std: list('image-std') };
+}
