@@ -21,6 +21,27 @@ export default tseslint.config(
       }],
     },
   },
+  // Inside core, imports go one way: ir ← formats ← analysis ← transforms ← jobs (runtime sits beside analysis).
+  ...[
+    ['src/core/ir/**/*.ts', ['**/formats/**', '**/analysis/**', '**/runtime/**', '**/transforms/**', '**/jobs/**', '**/train/**']],
+    ['src/core/formats/**/*.ts', ['**/analysis/**', '**/transforms/**', '**/jobs/**', '**/train/**']],
+    // sensitivity.ts runs pruning variants: the one analysis file that still uses transforms (to move under transforms/prune).
+    ['src/core/analysis/**/*.ts', ['**/transforms/**', '**/jobs/**'], ['src/core/analysis/sensitivity.ts']],
+    ['src/core/runtime/**/*.ts', ['**/transforms/**', '**/jobs/**']],
+    ['src/core/transforms/**/*.ts', ['**/jobs/**']],
+  ].map(([files, groups, ignores = []]) => ({
+    files: [files],
+    ignores,
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'vscode', message: 'src/core runs in the worker and the CLI: it never imports vscode.' }],
+        patterns: [
+          { group: ['**/host/**', '**/worker/**', '**/cli/**', '**/webview/**', '**/protocol/**'], message: 'src/core depends on nothing outside src/core.' },
+          { group: groups, message: 'inside core, imports go one way: ir ← formats ← analysis/runtime ← transforms ← jobs.' },
+        ],
+      }],
+    },
+  })),
   {
     files: ['src/protocol/**/*.ts'],
     rules: {

@@ -1,11 +1,10 @@
-import { checkLabels } from '../core/runtime/data/checks';
-import { randomSpec } from '../core/runtime/data/sources';
-import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../core/runtime/data/dataset';
+import { UsageError } from '../core/errors';
+import { bindData, JOB_DEFAULTS, readLabelsFor, type BoundData, type DataOptions } from '../core/jobs';
+import type { ImageOptions } from '../core/runtime/data/images';
 import type { IOSpec } from '../core/runtime/session';
 import type { FlagSpec } from './args';
-import { imageFlags } from './commands/compare';
-import { bindShapes } from './commands/inspect';
 import { parseShapeFlags } from './args';
+import { bindShapes } from './commands/inspect';
 
 /** Flags every data-consuming command shares. */
 export const DATA_FLAGS: Record<string, FlagSpec> = {
@@ -19,21 +18,19 @@ export const DATA_FLAGS: Record<string, FlagSpec> = {
   'image-std': { type: 'string', placeholder: 's,s,s', help: 'Image folders: per-channel std divided after the mean.' },
 };
 
-/**
- * Opens a data option. `random:N` asks explicitly for N random samples (never implied).
- * `values` may bind several inputs (`name=path`), comma separated or repeated.
- */
-export function openData(values: string | string[] | undefined, inputs: IOSpec[], flags: Record<string, unknown>): { data: Dataset; label: string; random: boolean } | undefined {
-  if (values === undefined) return undefined;
-  const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).filter(Boolean);
-  const shapes = shapeFlags(flags, inputs);
-  const n = randomSpec(list, (flags.samples as number | undefined) ?? 32);
-  if (n !== undefined) {
-    const data = bindDataset(inputs, [], { randomSamples: n, seed: (flags.seed as number | undefined) ?? 0, shapes });
-    return { data, label: `${n} random samples${data.assumed.length ? ` (sizes assumed: ${data.assumed.join(', ')})` : ''}`, random: true };
-  }
-  const data = bindDataset(inputs, parseDataSpecs(list), { shapes, image: imageFlags(flags) });
-  return { data, label: data.describe(), random: false };
+/** Opens a data option (see `bindData`): `random:N` asks explicitly for N random samples. */
+export function openData(values: string | string[] | undefined, inputs: IOSpec[], flags: Record<string, unknown>): BoundData | undefined {
+  return bindData(values, inputs, dataOptions(flags, inputs.map((i) => i.name)));
+}
+
+export function randomData(inputs: IOSpec[], flags: Record<string, unknown>, n: number = JOB_DEFAULTS.randomSamples): BoundData {
+  return openData(`random:${(flags.samples as number | undefined) ?? n}`, inputs, flags)!;
+}
+
+/** Reads `--labels`, refused when there are fewer than `count` or one is outside `classes`. */
+export function labelsFlag(flags: Record<string, unknown>, count?: number, classes?: number): Int32Array | undefined {
+  if (!flags.labels) return undefined;
+  return readLabelsFor(flags.labels as string, count ?? 0, classes);
 }
 
 /** `--shape` values bound to the model's inputs (a nameless one binds to the only input). */
@@ -41,14 +38,32 @@ export function shapeFlags(flags: Record<string, unknown>, inputs: IOSpec[]): Re
   return bindShapes(parseShapeFlags(flags.shape as string[] | undefined), inputs.map((i) => i.name)) as Record<string, number[]>;
 }
 
-export function randomData(inputs: IOSpec[], flags: Record<string, unknown>, n = 32): { data: Dataset; label: string; random: boolean } {
-  return openData(`random:${(flags.samples as number | undefined) ?? n}`, inputs, flags)!;
+/** The job layer's data options, from flags. */
+export function dataOptions(flags: Record<string, unknown>, inputs?: string[]): DataOptions {
+  const shapes = parseShapeFlags(flags.shape as string[] | undefined);
+  return {
+    calib: flags.calib as string | undefined,
+    eval: flags.eval as string | undefined,
+    labels: flags.labels as string | undefined,
+    train: flags.train as string | undefined,
+    trainLabels: flags['train-labels'] as string | undefined,
+    samples: flags.samples as number | undefined,
+    seed: flags.seed as number | undefined,
+    shapes: inputs ? (bindShapes(shapes, inputs) as Record<string, number[]>) : shapes,
+    image: imageFlags(flags),
+  };
 }
 
-/** Reads `--labels`, refused when there are fewer than `count` or one is outside `classes`. */
-export function labelsFlag(flags: Record<string, unknown>, count?: number, classes?: number): Int32Array | undefined {
-  if (!flags.labels) return undefined;
-  const l = readLabels(flags.labels as string);
-  checkLabels(l, flags.labels as string, count, classes);
-  return l;
+/** Image-folder options from flags (layout, scale, mean, std). */
+export function imageFlags(flags: Record<string, unknown>): Partial<ImageOptions> {
+  const list = (name: string) => {
+    const v = flags[name] as string | undefined;
+    if (v === undefined) return undefined;
+    const xs = v.split(',').map(Number);
+    if (xs.some((x) => !Number.isFinite(x))) throw new UsageError(`--${name} takes comma-separated numbers, e.g. 0.485,0.456,0.406`);
+    return xs;
+  };
+  const layout = flags.layout as string | undefined;
+  if (layout !== undefined && layout !== 'NCHW' && layout !== 'NHWC') throw new UsageError('--layout is NCHW or NHWC');
+  return { layout: layout as ImageOptions['layout'] | undefined, scale: flags['image-scale'] as number | undefined, mean: list('image-mean'), std: list('image-std') };
 }

@@ -1,13 +1,8 @@
 import * as fs from 'fs';
 import { analyzeModel } from './analysis/analyze';
 import { CancelledError, ModelError, UsageError } from './errors';
-import { openModel } from './formats/registry';
-import { saveVerified } from './runtime/verified-save';
 import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
-import { bindDataset } from './runtime/data/dataset';
-import { ModelSession } from './runtime/session';
-import { quantizeModel, type QuantizeMode } from './transforms/quantize';
 import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById, stepForms } from './transforms/registry';
 import { didYouMean, renderRule, validateOptions } from './transforms/step';
 
@@ -140,33 +135,4 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     steps.push({ step: s.step, detail: r.detail, params: t.params, macs: t.macs });
   }
   return { model: current, steps };
-}
-
-/**
- * The one-click INT8 choice: dynamic int8 for MatMul-heavy models (most MACs in MatMul/Gemm,
- * as in transformers and MLPs), static int8 with generated calibration data otherwise
- * (convolutional models), since ORT only fuses convolutions into integer kernels statically.
- */
-export async function quickQuantize(file: string, output: string, opts: { signal?: AbortSignal; onProgress?: (stage: string, f?: number) => void; calibSamples?: number } = {}) {
-  const model = openModel(file);
-  if (model.format.startsWith('tfjs')) throw new UsageError('one-click INT8 works on ONNX models; TF.js models are quantized in their own manifest: use Compress Model… or `quantize --mode uint8`');
-  if (model.format !== 'onnx') throw new UsageError(`one-click INT8 works on ONNX models; ${model.format} models are read-only here`);
-  const a = analyzeModel(model);
-  const dense = a.byOpType.filter((o) => o.op === 'MatMul' || o.op === 'Gemm').reduce((s, o) => s + o.macs, 0);
-  const share = a.totals.macs ? dense / a.totals.macs : 1;
-  const mode: QuantizeMode = share >= 0.5 ? 'dynamic' : 'static';
-  const reason =
-    mode === 'dynamic'
-      ? `${(share * 100).toFixed(0)}% of the MACs are in MatMul/Gemm: dynamic int8 (activations quantized at run time)`
-      : `${((1 - share) * 100).toFixed(0)}% of the MACs are outside MatMul/Gemm: static int8, calibrated on ${opts.calibSamples ?? 16} generated random samples (for real calibration data use the CLI: quantize --mode static --calib data)`;
-  let calib: Dataset | undefined;
-  if (mode === 'static') {
-    const s = await ModelSession.create(file);
-    const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
-    calib = bindDataset(s.inputs, [], { randomSamples: opts.calibSamples ?? 16, seed: 1, shapes });
-    await s.release();
-  }
-  const r = await quantizeModel(model, { mode, calib, signal: opts.signal, onProgress: opts.onProgress });
-  await saveVerified(r.model, output);
-  return { model, outcome: r, mode, reason };
 }

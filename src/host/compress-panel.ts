@@ -1,6 +1,6 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
-import type { CompressChoices, DataSlot, ToCompress } from '../protocol/compress';
+import type { DataSlot, ToCompress } from '../protocol/compress';
 import { parseFromCompress } from './compress-messages';
 import { webviewHtml } from './html';
 import { JobError, type WorkerClient } from './worker-client';
@@ -33,7 +33,7 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
       if (!m) return;
       switch (m.type) {
         case 'ready': {
-          const { format, choices } = await client.run<{ format: string; choices: CompressChoices }>({ kind: 'recipeChoices', model: model.fsPath });
+          const { format, choices } = await client.job({ kind: 'recipeChoices', model: model.fsPath });
           post({ type: 'init', model: name, format, output, calib: picked.calib, choices });
           if (!choices.steps.length) post({ type: 'error', message: `${name}: ${format} models are read-only here; Compress works on ONNX and TF.js models` });
           break;
@@ -54,23 +54,23 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
         }
         case 'preview': {
           const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Model Compressor: previewing the plan' }, () =>
-            client.run<{ before: unknown; steps: unknown }>({ kind: 'plan', model: model.fsPath, recipe: m.recipe, calib: picked.calib }),
+            client.job({ kind: 'plan', model: model.fsPath, recipe: m.recipe, calib: picked.calib }),
           );
-          post({ type: 'preview', steps: r.steps as never, before: r.before as never });
+          post({ type: 'preview', steps: r.steps, before: r.before });
           break;
         }
         case 'run': {
           const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Compressing ${name}`, cancellable: true }, async (progress, token) => {
             const ctl = new AbortController();
             token.onCancellationRequested(() => ctl.abort());
-            return client.run({ kind: 'compress', model: model.fsPath, output, recipe: m.recipe, calib: picked.calib, eval: picked.eval, labels: picked.labels, benchRuns: vscode.workspace.getConfiguration('modelCompressor').get('benchmarkRuns', 30), threads: vscode.workspace.getConfiguration('modelCompressor').get('ortThreads', 0) }, { signal: ctl.signal, onProgress: (stage) => progress.report({ message: stage }) });
+            return client.job({ kind: 'compress', model: model.fsPath, output, recipe: m.recipe, calib: picked.calib, eval: picked.eval, labels: picked.labels, benchRuns: vscode.workspace.getConfiguration('modelCompressor').get<number>('benchmarkRuns'), threads: vscode.workspace.getConfiguration('modelCompressor').get('ortThreads', 0) }, { signal: ctl.signal, onProgress: (stage) => progress.report({ message: stage }) });
           });
           wrote = true;
           post({ type: 'result', result: result });
           break;
         }
         case 'saveRecipe': {
-          const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(path.dirname(model.fsPath), 'recipe.json')), filters: { 'Recipe (JSON)': ['json'] } });
+          const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(path.dirname(model.fsPath), `${path.basename(model.fsPath).replace(/\.(onnx|json)$/i, '')}.recipe.json`)), filters: { 'Recipe (JSON)': ['json'] } });
           if (target) await vscode.workspace.fs.writeFile(target, Buffer.from(`${JSON.stringify(m.recipe, null, 2)}\n`));
           break;
         }

@@ -84,7 +84,7 @@ async function pickModel(verb: string, anyFormat: boolean | RegExp = false): Pro
 
 function settings() {
   const c = vscode.workspace.getConfiguration('modelCompressor');
-  return { benchmarkRuns: c.get<number>('benchmarkRuns', 30), outputPattern: c.get<string>('outputPattern', '${name}.int8.onnx'), threads: c.get<number>('ortThreads', 0), calib: c.get<string>('defaultCalibrationData', '') };
+  return { benchmarkRuns: c.get<number>('benchmarkRuns'), outputPattern: c.get<string>('outputPattern', '${name}.int8.onnx'), threads: c.get<number>('ortThreads', 0), calib: c.get<string>('defaultCalibrationData', '') };
 }
 
 /** Runs a worker job under a cancellable progress notification. */

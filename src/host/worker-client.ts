@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'child_process';
-import type { HostToWorker, JobRequest, Json, WorkerToHost } from '../protocol/worker';
+import type { HostToWorker, JobKind, JobRequest, JobRequestOf, JobResult, Json, WorkerToHost } from '../protocol/worker';
 
 /**
  * The host's side of the worker: spawns it on first use, matches replies to requests,
@@ -74,6 +74,12 @@ export class WorkerClient {
     }
   }
 
+  /** Runs a job; the result's type follows from its kind (src/protocol/jobs.ts). */
+  job<K extends JobKind>(job: JobRequestOf<K>, opts: RunOptions = {}): Promise<JobResult<K>> {
+    return this.run<JobResult<K>>(job as JobRequest, opts);
+  }
+
+  /** Runs a job, with the result type given by the caller (prefer `job`, typed by the kind). */
   run<T = Json>(job: JobRequest, opts: RunOptions = {}): Promise<T> {
     this.proc ??= this.spawn();
     const id = this.nextId++;

@@ -3,17 +3,12 @@
  * it names a data *slot*, and the host keeps the files the user picked in native dialogs,
  * so a webview cannot make the host read an arbitrary path.
  */
-import type { Json } from './worker';
+import type { Json } from './common';
+import type { JobResult, RecipeChoicesDto, StepSummaryDto } from './jobs';
 
 export type DataSlot = 'calib' | 'eval' | 'labels';
 
-export interface CompressChoices {
-  steps: Array<'prune' | 'substitute' | 'quantize'>;
-  quantizeModes: string[];
-  substituteKinds: string[];
-  pruneCriteria: string[];
-  recover: string[];
-}
+export type CompressChoices = RecipeChoicesDto;
 
 export type FromCompress =
   | { type: 'ready' }
@@ -28,6 +23,6 @@ export type ToCompress =
   /** `choices`: the steps and options this model's format supports (from the engine). */
   | { type: 'init'; model: string; format: string; output: string; calib?: string; choices: CompressChoices }
   | { type: 'picked'; slot: DataSlot; file: string }
-  | { type: 'preview'; steps: Json; before: Json }
-  | { type: 'result'; result: Json }
+  | { type: 'preview'; steps: StepSummaryDto[]; before: { params: number; macs: number } }
+  | { type: 'result'; result: JobResult<'compress'> }
   | { type: 'error'; message: string };

@@ -3,7 +3,7 @@
  * The webview imports only this folder. Everything that reaches the host from a webview is
  * untrusted and is validated by `parseFromWebview` (src/host/webview-messages.ts) before use.
  */
-import type { Json, LayerSortKey } from './worker';
+import type { Json, LayerSortKey } from './common';
 
 export type { Json, LayerSortKey };
 

@@ -4,16 +4,15 @@ import { pruningSensitivity } from '../core/analysis/sensitivity';
 import { weightStats } from '../core/analysis/stats';
 import { CancelledError, UsageError } from '../core/errors';
 import { modelSizeBytes, openModel } from '../core/formats/registry';
-import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
-import { parseRecipe, quickQuantize, recipeChoices, runRecipe } from '../core/recipe';
+import { quickQuantize } from '../core/jobs/quick-int8';
+import { parseRecipe, recipeChoices, runRecipe } from '../core/recipe';
 import { benchmarkModels } from '../core/runtime/bench';
 import { compareModels } from '../core/runtime/compare';
-import { bindDataset, parseDataSpecs, readLabels } from '../core/runtime/data/dataset';
+import { bindData, finishJob, inputSpecs, JOB_DEFAULTS, openJob, randomData, readLabelsFor, runRecipeJob } from '../core/jobs';
 import { evaluateCompression } from '../core/runtime/evaluate';
-import { modelInputs } from '../core/runtime/tfjs';
 import { ModelSession } from '../core/runtime/session';
-import type { JobRequest, Json } from '../protocol/worker';
+import type { JobKind, JobRequest, JobResult, Json } from '../protocol/worker';
 import { SORT_KEYS, type LayerRow } from '../protocol/webview';
 import { buildGraph } from './graph-layout';
 
@@ -64,11 +63,19 @@ function row(l: LayerInfo, index: number): LayerRow {
     dtype: Object.keys(l.bytesByDtype).join('+'),
     outputShape: shape ? `[${shape.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?',
     weights: l.weights.length,
-    ...(l.branchMacs ? { branchMacs: l.branchMacs } : {}),
+    // Present once the analysis reports If branches separately.
+    ...((l as { branchMacs?: number[] }).branchMacs ? { branchMacs: (l as { branchMacs?: number[] }).branchMacs } : {}),
   };
 }
 
-const inputsOf = (file: string) => modelInputs(file);
+
+/**
+ * A job's result on the wire: type-checked against the job kind's DTO (src/protocol/jobs.ts),
+ * then made plain JSON (typed arrays and class instances become arrays and objects).
+ */
+function wire<K extends JobKind>(_kind: K, value: JobResult<K>): Json {
+  return JSON.parse(JSON.stringify(value)) as Json;
+}
 
 export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
   switch (job.kind) {
@@ -76,7 +83,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       ctx.progress('reading the model');
       const c = load(job.model);
       const { layers, ...summary } = c.analysis;
-      return JSON.parse(JSON.stringify({ ...summary, fileSizeBytes: modelSizeBytes(job.model, c.model), layerCount: layers.length, weightedLayers: layers.filter((l) => l.params > 0).length })) as Json;
+      return wire('inspect', { ...summary, fileSizeBytes: modelSizeBytes(job.model, c.model), layerCount: layers.length, weightedLayers: layers.filter((l) => l.params > 0).length });
     }
     case 'layers': {
       const c = load(job.model);
@@ -100,13 +107,13 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       let idx = job.descending ? [...order].reverse() : order;
       const f = job.filter?.trim().toLowerCase();
       if (f) idx = idx.filter((i) => c.analysis.layers[i].name.toLowerCase().includes(f) || c.analysis.layers[i].op.toLowerCase().includes(f));
-      if (job.locate !== undefined) return { position: idx.indexOf(job.locate) };
-      return { total: idx.length, offset, rows: idx.slice(offset, offset + limit).map((i) => row(c.analysis.layers[i], i)) } as unknown as Json;
+      if (job.locate !== undefined) return wire('layers', { position: idx.indexOf(job.locate) });
+      return wire('layers', { total: idx.length, offset, rows: idx.slice(offset, offset + limit).map((i) => row(c.analysis.layers[i], i)) });
     }
     case 'graph': {
       const c = load(job.model);
       ctx.progress('laying out the graph');
-      return (await buildGraph(c.analysis.layers, c.analysis.inputs.map((i) => i.name), job.collapse)) as unknown as Json;
+      return wire('graph', (await buildGraph(c.analysis.layers, c.analysis.inputs.map((i) => i.name), job.collapse)));
     }
     case 'tensor': {
       const c = load(job.model);
@@ -118,61 +125,52 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
         // Keep what the format says about storage (quantization, sparsity) beside the stats.
         return t ? { ...(weightStats(t) ?? w), ...(w.note ? { note: w.note } : {}) } : w;
       });
-      return JSON.parse(JSON.stringify({ layer: row(l, c.analysis.layers.indexOf(l)), inputs: l.inputs, outputs: l.outputs, weights: stats })) as Json;
+      return wire('tensor', { layer: row(l, c.analysis.layers.indexOf(l)), inputs: l.inputs, outputs: l.outputs, weights: stats });
     }
     case 'quickQuantize': {
       const output = job.output ?? job.model.replace(/\.onnx$/i, '') + '.int8.onnx';
       const q = await quickQuantize(job.model, output, { signal: ctx.signal, onProgress: ctx.progress });
       ctx.progress('measuring size, fidelity and latency');
-      const s = await ModelSession.create(job.model);
-      const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
-      const data = bindDataset(s.inputs, [], { randomSamples: 16, seed: 7, shapes });
-      await s.release();
-      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'quantize', signal: ctx.signal });
-      return JSON.parse(JSON.stringify({ output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report })) as Json;
+      const opened = await openJob(job.model, {}, q.model);
+      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data: opened.evalData.data, dataLabel: opened.evalData.label, bench: { runs: job.benchRuns ?? JOB_DEFAULTS.benchRuns, threads: job.threads || undefined }, step: 'quantize', signal: ctx.signal });
+      return wire('quickQuantize', { output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report });
     }
     case 'compress': {
       const recipe = parseRecipe(job.recipe, 'recipe');
-      const model = openModel(job.model);
-      const inputs = await modelInputs(job.model, model.format);
-      const calib = job.calib ? bindDataset(inputs, parseDataSpecs([job.calib])) : undefined;
-      const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
-      await saveVerified(r.model, job.output);
-      const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
-      const dataLabel = job.eval ? evalData.describe() : calib ? `the calibration data (${calib.describe()})` : '16 random samples';
-      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
-      return JSON.parse(JSON.stringify({ output: job.output, steps: r.steps, report })) as Json;
+      const opened = await openJob(job.model, { calib: job.calib, eval: job.eval, labels: job.labels });
+      const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress });
+      const report = await finishJob(opened, r.model, job.output, { benchRuns: job.benchRuns, threads: job.threads, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
+      return wire('compress', { output: job.output, steps: r.steps, report });
     }
     case 'sensitivity': {
       const c = load(job.model);
-      const inputs = await inputsOf(job.model);
-      const data = job.data
-        ? bindDataset(inputs, parseDataSpecs([job.data]))
-        : bindDataset(inputs, [], { randomSamples: job.samples ?? 16, seed: 3, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
-      const r = await pruningSensitivity(c.model, { data, ratios: job.ratios ?? [0.1, 0.3, 0.5, 0.7, 0.9], samples: job.samples ?? 16, metric: job.data ? undefined : 'cosine', signal: ctx.signal, onProgress: (d, t) => ctx.progress('pruning each group alone', d / t) });
-      return JSON.parse(JSON.stringify({ ...r, data: job.data ?? `${job.samples ?? 16} random samples` })) as Json;
+      const inputs = await inputSpecs(c.model, job.model);
+      const samples = job.samples ?? JOB_DEFAULTS.sensitivitySamples;
+      const data = bindData(job.data, inputs) ?? randomData(inputs, samples);
+      const r = await pruningSensitivity(c.model, { data: data.data, ratios: job.ratios ?? [0.1, 0.3, 0.5, 0.7, 0.9], samples, metric: job.data ? undefined : 'cosine', signal: ctx.signal, onProgress: (d, t) => ctx.progress('pruning each group alone', d / t) });
+      return wire('sensitivity', { ...r, data: job.data ?? data.label });
     }
     case 'recipeChoices': {
       const format = load(job.model).model.format;
-      return JSON.parse(JSON.stringify({ format, choices: recipeChoices(format) })) as Json;
+      return wire('recipeChoices', { format, choices: recipeChoices(format) });
     }
     case 'plan': {
       const recipe = parseRecipe(job.recipe, 'recipe');
       const model = openModel(job.model);
-      const calib = job.calib ? bindDataset(await inputsOf(job.model), parseDataSpecs([job.calib])) : undefined;
+      const calib = bindData(job.calib, await inputSpecs(model, job.model));
       const before = analyzeModel(model).totals;
-      const r = await runRecipe(model, recipe, { calib, signal: ctx.signal, onProgress: ctx.progress });
-      return JSON.parse(JSON.stringify({ before: { params: before.params, macs: before.macs }, steps: r.steps })) as Json;
+      const r = await runRecipe(model, recipe, { calib: calib?.data, signal: ctx.signal, onProgress: ctx.progress, plan: true });
+      return wire('plan', { before: { params: before.params, macs: before.macs }, steps: r.steps });
     }
     case 'bench':
-      return JSON.parse(JSON.stringify(await benchmarkModels(job.models, { runs: job.runs ?? 50, threads: job.threads || undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }))) as Json;
+      return wire('bench', await benchmarkModels(job.models, { runs: job.runs ?? JOB_DEFAULTS.benchRuns, threads: job.threads || undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('benchmarking', d / t) }));
     case 'compare': {
       const ref = await ModelSession.create(job.reference, { allowSpinning: false });
       const cand = await ModelSession.create(job.candidate, { allowSpinning: false });
       try {
-        const data = job.data ? bindDataset(ref.inputs, parseDataSpecs([job.data])) : bindDataset(ref.inputs, [], { randomSamples: 32, shapes: Object.fromEntries(ref.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
-        const r = await compareModels(ref, cand, data, { batchSize: 32, labels: job.labels ? readLabels(job.labels) : undefined, signal: ctx.signal, onProgress: (d, t) => ctx.progress('comparing', d / t) });
-        return JSON.parse(JSON.stringify(r)) as Json;
+        const data = (bindData(job.data, ref.inputs) ?? randomData(ref.inputs, JOB_DEFAULTS.randomSamples)).data;
+        const r = await compareModels(ref, cand, data, { batchSize: 32, labels: readLabelsFor(job.labels, data.count), signal: ctx.signal, onProgress: (d, t) => ctx.progress('comparing', d / t) });
+        return wire('compare', r);
       } finally {
         await ref.release();
         await cand.release();

@@ -97,7 +97,7 @@ describe('TF.js layers models (read)', () => {
     assert.equal(j.format, 'tfjs-layers');
     assert.equal(j.totals.params, 1482); // model.countParams() when the fixture was generated
     assert.equal(j.fileSizeBytes, fs.statSync(file).size + fs.statSync(path.join(path.dirname(file), 'group1-shard1of1.bin')).size, 'the size counts the shards');
-    const { quickQuantize } = await import('../../src/core/recipe');
+    const { quickQuantize } = await import('../../src/core/jobs/quick-int8');
     await assert.rejects(quickQuantize(file, path.join(tmpDir(), 'x.onnx')), /works on ONNX models; TF.js models are quantized in their own manifest: use Compress Model… or `quantize --mode uint8`/);
   });
 

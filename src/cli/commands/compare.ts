@@ -1,14 +1,13 @@
 import { UsageError } from '../../core/errors';
 import { compareModels, type CompareResult } from '../../core/runtime/compare';
 import { bindDataset, chooseBatchSize, parseDataSpecs, readLabels } from '../../core/runtime/data/dataset';
-import type { ImageOptions } from '../../core/runtime/data/images';
 import { runnableOnnx } from '../../core/runtime/onnx-file';
 import { ModelSession } from '../../core/runtime/session';
 import { parseArgs, parseShapeFlags } from '../args';
 import type { Command } from '../command';
 import { table } from '../format';
 import { bindShapes } from './inspect';
-import { DATA_FLAGS } from '../data-flags';
+import { DATA_FLAGS, imageFlags } from '../data-flags';
 
 export const compareCommand: Command = {
   name: 'compare',
@@ -66,18 +65,6 @@ export const compareCommand: Command = {
 };
 
 /** Image-folder preprocessing flags, shared by every command that reads data. */
-export function imageFlags(flags: Record<string, unknown>): Partial<ImageOptions> {
-  const list = (name: string) => {
-    const v = flags[name] as string | undefined;
-    if (v === undefined) return undefined;
-    const xs = v.split(',').map(Number);
-    if (xs.some((x) => !Number.isFinite(x))) throw new UsageError(`--${name} takes comma-separated numbers, e.g. 0.485,0.456,0.406`);
-    return xs;
-  };
-  const layout = flags.layout as string | undefined;
-  if (layout !== undefined && layout !== 'NCHW' && layout !== 'NHWC') throw new UsageError('--layout is NCHW or NHWC');
-  return { layout: layout as ImageOptions['layout'] | undefined, scale: flags['image-scale'] as number | undefined, mean: list('image-mean'), std: list('image-std') };
-}
 
 const f = (x: number | undefined, d = 4) => (x === undefined ? '' : Number.isNaN(x) ? 'NaN' : x.toFixed(d));
 

@@ -8,6 +8,7 @@ import { pruneStep } from '../../core/transforms/prune/step';
 import { CRITERIA, type Criterion } from '../../core/transforms/prune/importance';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
+import { JOB_DEFAULTS } from '../../core/jobs';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from '../data-flags';
 import { JOB_FLAGS, finishJob, openJob, probeInputs, stepContext } from '../job';
 import { checkCalib, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
@@ -98,7 +99,7 @@ export const sensitivityCommand: Command = {
     const input = positional[0];
     const model = openModel(input);
     const inputs = await probeInputs(input);
-    const data = openData((flags.data ?? flags.eval) as string | undefined, inputs, flags) ?? randomData(inputs, flags, 16);
+    const data = openData((flags.data ?? flags.eval) as string | undefined, inputs, flags) ?? randomData(inputs, flags, JOB_DEFAULTS.sensitivitySamples);
     const calib = openData(flags.calib as string | undefined, inputs, flags);
     const labels = labelsFlag(flags, data.data.count);
     const r = await pruningSensitivity(model, { data: data.data, labels, criterion, ratios, samples: flags.samples as number | undefined, metric, calib: calib?.data });

@@ -11,7 +11,7 @@ import type { Model, Node } from '../../ir/graph';
 import { Tensor } from '../../ir/tensor';
 import { cloneModel } from '../graph-edit';
 import { removeAlongAxis, removeCount } from './apply';
-import type { PruneOptions, PruneOutcome } from './index';
+import type { PruneOptions, PruneOutcome } from './types';
 import { pushAll } from '../../util/arrays';
 
 /**

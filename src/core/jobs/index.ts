@@ -1,0 +1,172 @@
+import { UsageError } from '../errors';
+import { openModel } from '../formats/registry';
+import type { Model } from '../ir/graph';
+import { DataType } from '../ir/dtype';
+import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../runtime/data/dataset';
+import type { ImageOptions } from '../runtime/data/images';
+import { checkLabels, outputClasses } from '../runtime/data/checks';
+import { randomSpec } from '../runtime/data/sources';
+import { evaluateCompression, verificationSamples, type EvaluateOptions, type EvaluationReport } from '../runtime/evaluate';
+import type { IOSpec } from '../runtime/session';
+import { modelInputs } from '../runtime/tfjs';
+import { saveVerified } from '../runtime/verified-save';
+import { runRecipe, type Recipe, type StepSummary } from '../recipe';
+import type { Step, StepContext, StepResult } from '../transforms/step';
+
+/**
+ * One job layer for the CLI and the editor's worker: open a model, bind calibration and
+ * evaluation data, run a step or a recipe, save, evaluate — with one set of defaults.
+ */
+
+/** The defaults every job uses, from the CLI and from the editor alike. */
+export const JOB_DEFAULTS = {
+  /** Seed of every generated (random) sample set. */
+  seed: 0,
+  /** Latency runs per model in a before/after report (the editor's `modelCompressor.benchmarkRuns` default). */
+  benchRuns: 50,
+  /** Random samples when none are given and no count is derived from the model (`random` alone, compare). */
+  randomSamples: 32,
+  /** Random samples for pruning sensitivity curves and generated calibration data (one-click INT8). */
+  sensitivitySamples: 16,
+  calibrationSamples: 16,
+} as const;
+
+export interface BoundData {
+  data: Dataset;
+  /** What the data is, for reports ("digits_calib_x.npy (256 samples)", "32 random samples"). */
+  label: string;
+  random: boolean;
+}
+
+/** How data options are given (by flags or by the editor's slots). */
+export interface DataOptions {
+  /** Data specs: files, image folders, `name=path` per input, or `random:N` (explicitly random). */
+  calib?: string | string[];
+  eval?: string | string[];
+  /** Integer labels for the evaluation data. */
+  labels?: string;
+  /** Training data and its labels, for steps that fine-tune or distill. */
+  train?: string | string[];
+  trainLabels?: string;
+  /** Random sample count, overriding the derived one. */
+  samples?: number;
+  seed?: number;
+  /** Fixed input shapes, by input name. */
+  shapes?: Record<string, number[]>;
+  image?: Partial<ImageOptions>;
+}
+
+/**
+ * A model's inputs, from the IR (ONNX and TF.js layers models; no runtime session). TF.js
+ * graph models name their inputs as TensorFlow.js does, so they are asked of TensorFlow.js.
+ */
+export async function inputSpecs(model: Model, file: string): Promise<IOSpec[]> {
+  if (model.format === 'tfjs-graph') return modelInputs(file, model.format);
+  const g = model.graph;
+  return g.inputs
+    .filter((v) => !g.initializers.has(v.name))
+    .map((v) => {
+      const t = v.type?.kind === 'tensor' ? v.type : undefined;
+      const shape = (t?.shape ?? []).map((d, k) => (d === null && k === 0 && model.format === 'tfjs-layers' ? 'batch' : typeof d === 'number' && d < 0 ? null : d));
+      return { name: v.name, dtype: t?.dtype ?? DataType.FLOAT, shape };
+    });
+}
+
+/** Fixed shapes for generated data where the editor cannot ask for `--shape`: unknown dims become 1. */
+export function unknownDimsAsOne(inputs: IOSpec[]): Record<string, number[]> {
+  return Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' && d > 0 ? d : 1))]));
+}
+
+/** N random samples (uniform in [0, 1) for float inputs), seeded. */
+export function randomData(inputs: IOSpec[], count: number, opts: Pick<DataOptions, 'seed' | 'shapes'> = {}): BoundData {
+  const data = bindDataset(inputs, [], { randomSamples: count, seed: opts.seed ?? JOB_DEFAULTS.seed, shapes: opts.shapes });
+  return { data, label: `${count} random samples`, random: true };
+}
+
+/** Binds a data option; `random:N` asks for N random samples explicitly (never implied). */
+export function bindData(values: string | string[] | undefined, inputs: IOSpec[], opts: DataOptions = {}): BoundData | undefined {
+  if (values === undefined) return undefined;
+  const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).filter(Boolean);
+  const n = randomSpec(list, opts.samples ?? JOB_DEFAULTS.randomSamples);
+  if (n !== undefined) return randomData(inputs, n, opts);
+  const data = bindDataset(inputs, parseDataSpecs(list), { shapes: opts.shapes, image: opts.image });
+  return { data, label: data.describe(), random: false };
+}
+
+/** Random evaluation data: `samples` if given, else a count scaled to the model's cost (the label says so). */
+export function evaluationRandomData(model: Model, inputs: IOSpec[], opts: DataOptions = {}): BoundData {
+  if (opts.samples !== undefined) return randomData(inputs, opts.samples, opts);
+  const { count, macs } = verificationSamples(model);
+  const d = randomData(inputs, count, opts);
+  return macs > 0 ? { ...d, label: `${d.label} (count scaled to ${(macs / 1e6).toFixed(1)}M MACs per sample; --samples sets it)` } : d;
+}
+
+/**
+ * Reads a labels file, refused (UsageError naming the file) when it holds fewer labels than
+ * `count` samples or a label outside the model's `classes`.
+ */
+export function readLabelsFor(file: string | undefined, count: number, classes?: number): Int32Array | undefined {
+  if (!file) return undefined;
+  const l = readLabels(file);
+  checkLabels(l, file, count, classes);
+  return l;
+}
+
+export interface OpenedJob {
+  input: string;
+  model: Model;
+  inputs: IOSpec[];
+  calib?: BoundData;
+  evalData: BoundData;
+  labels?: Int32Array;
+  /** `train` / `trainLabels`, when given. */
+  train?: BoundData;
+  trainLabels?: Int32Array;
+}
+
+/** Opens the model and binds its data: evaluation defaults to the calibration data, else scaled random samples. */
+export async function openJob(input: string, opts: DataOptions = {}, model = openModel(input)): Promise<OpenedJob> {
+  const inputs = await inputSpecs(model, input);
+  const calib = bindData(opts.calib, inputs, opts);
+  const evalData = bindData(opts.eval, inputs, opts) ?? calib ?? evaluationRandomData(model, inputs, opts);
+  const classes = outputClasses(model);
+  const labels = readLabelsFor(opts.labels, evalData.data.count, classes);
+  if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
+  const train = bindData(opts.train, inputs, opts);
+  const trainLabels = train ? readLabelsFor(opts.trainLabels, train.data.count, classes) : undefined;
+  return { input, model, inputs, calib, evalData, labels, train, trainLabels };
+}
+
+/** The data a step reads, from an opened job. */
+export function stepContext(job: OpenedJob, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): StepContext {
+  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, ...extra };
+}
+
+export async function runStep<O>(job: OpenedJob, step: Step, options: Record<string, unknown>, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): Promise<StepResult<O>> {
+  return (await step.apply(job.model, options, stepContext(job, extra))) as StepResult<O>;
+}
+
+export async function runRecipeJob(job: OpenedJob, recipe: Recipe, extra: Pick<StepContext, 'signal' | 'onProgress'> & { plan?: boolean } = {}): Promise<{ model: Model; steps: StepSummary[] }> {
+  return runRecipe(job.model, recipe, { ...stepContext(job, extra), plan: extra.plan });
+}
+
+export interface FinishOptions extends Pick<EvaluateOptions, 'layerOutputs' | 'step' | 'signal' | 'onProgress'> {
+  /** Latency runs (default JOB_DEFAULTS.benchRuns); false: no latency measurement. */
+  benchRuns?: number | false;
+  threads?: number;
+  /** Fixed input shapes for the latency measurement (`--shape`). */
+  shapes?: Record<string, number[]>;
+}
+
+/** Writes the result atomically (verified), then measures it against the original. */
+export async function finishJob(job: OpenedJob, result: Model, output: string, opts: FinishOptions = {}): Promise<EvaluationReport> {
+  await saveVerified(result, output);
+  const { benchRuns, threads, shapes, ...rest } = opts;
+  return evaluateCompression({ model: job.model, path: job.input }, output, {
+    data: job.evalData.data,
+    dataLabel: job.evalData.label,
+    labels: job.labels,
+    bench: benchRuns === false ? false : { runs: benchRuns ?? JOB_DEFAULTS.benchRuns, threads: threads || undefined, shapes },
+    ...rest,
+  });
+}
