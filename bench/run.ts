@@ -6,6 +6,8 @@ import { benchInspect } from './inspect';
 import { benchRunner } from './runner';
 import { benchDynamicForms, benchQuantizeSpeed } from './quantize';
 import { benchLinalg } from './linalg';
+import { benchMatrix } from './matrix';
+import { benchMemory } from './memory';
 import { benchTfjs } from './tfjs';
 import { benchUi } from './ui';
 import { benchMethods } from './methods';
@@ -21,12 +23,17 @@ const suites: Record<string, () => void | Promise<void>> = {
   ui: benchUi,
   methods: benchMethods,
   train: benchTrain,
+  memory: benchMemory,
+  matrix: benchMatrix,
 };
+
+/** Long suites (minutes each) that run only when named: `npm run bench -- memory matrix`. */
+const OPT_IN = new Set(['memory', 'matrix']);
 
 async function main() {
   const only = process.argv.slice(2);
   for (const [name, fn] of Object.entries(suites)) {
-    if (only.length && !only.includes(name)) continue;
+    if (only.length ? !only.includes(name) : OPT_IN.has(name)) continue;
     await fn();
   }
 }

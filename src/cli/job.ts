@@ -6,11 +6,12 @@ import type { Model } from '../core/ir/graph';
 import { readLabels, type Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
-import { outputClasses } from '../core/runtime/data/checks';
+import { checkLabels, outputClasses } from '../core/runtime/data/checks';
 import { modelInputs } from '../core/runtime/tfjs';
 import type { StepContext } from '../core/transforms/step';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, labelsFlag, openData, randomData, shapeFlags } from './data-flags';
+import { cliProgress } from './progress';
 
 /** Flags every compression command shares (data, output, report). */
 export const JOB_FLAGS: Record<string, FlagSpec> = {
@@ -21,6 +22,7 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
   'no-bench': { type: 'boolean', help: 'Skip the latency measurement.' },
   output: { type: 'string', alias: 'o', placeholder: 'file', help: 'Output file (default: <name>.<suffix>.onnx or .json beside the input; never the input).' },
   json: { type: 'boolean', help: 'Print the report as JSON.' },
+  progress: { type: 'boolean', help: 'Show progress on stderr even with --json (a bar with stage and ETA on a terminal, plain lines otherwise).' },
   train: { type: 'string', placeholder: 'data', help: 'Training inputs for steps that fine-tune or distill (--recover finetune|distill, --qat).' },
   'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the training inputs.' },
 };
@@ -40,6 +42,8 @@ export interface Job {
   calib?: { data: Dataset; label: string; random: boolean };
   evalData: { data: Dataset; label: string; random: boolean };
   labels?: Int32Array;
+  /** Stage and ETA on stderr (see progress.ts); the engine reports through `onProgress`. */
+  progress: { onProgress?: (stage: string, fraction?: number) => void; done: () => void };
   /** `--train` / `--train-labels`, when given. */
   train?: { data: Dataset; label: string; random: boolean };
   trainLabels?: Int32Array;
@@ -63,8 +67,12 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const labels = labelsFlag(flags, evalData.data.count, outputClasses(model));
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
   const train = openData(flags.train as string | undefined, inputs, flags);
-  const trainLabels = flags['train-labels'] ? readLabels(flags['train-labels'] as string) : undefined;
-  return { input, model, output, inputs, calib, evalData, labels, train, trainLabels };
+  let trainLabels: Int32Array | undefined;
+  if (flags['train-labels']) {
+    trainLabels = readLabels(flags['train-labels'] as string);
+    checkLabels(trainLabels, flags['train-labels'] as string, train?.data.count, outputClasses(model));
+  }
+  return { input, model, output, inputs, calib, evalData, labels, train, trainLabels, progress: cliProgress(flags) };
 }
 
 /** Random evaluation data: `--samples` if given, else a count scaled to the model's cost (the label says so). */
@@ -78,16 +86,21 @@ function scaledRandomData(model: Model, inputs: IOSpec[], flags: Record<string, 
 /** Writes the result atomically, then measures it against the original. */
 export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step'> = {}): Promise<EvaluationReport> {
   await saveVerified(result, job.output);
-  return evaluateCompression({ model: job.model, path: job.input }, job.output, {
-    data: job.evalData.data,
-    dataLabel: job.evalData.label,
-    labels: job.labels,
-    bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50, shapes: shapeFlags(flags, job.inputs) },
-    ...extra,
-  });
+  try {
+    return await evaluateCompression({ model: job.model, path: job.input }, job.output, {
+      data: job.evalData.data,
+      dataLabel: job.evalData.label,
+      labels: job.labels,
+      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50, shapes: shapeFlags(flags, job.inputs) },
+      onProgress: job.progress.onProgress,
+      ...extra,
+    });
+  } finally {
+    job.progress.done();
+  }
 }
 
 /** The data a step reads, from an opened job. */
 export function stepContext(job: Job): StepContext {
-  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels };
+  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, onProgress: job.progress.onProgress };
 }

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { UsageError } from '../../core/errors';
-import { saveOnnx } from '../../core/formats/onnx';
+import { saveVerified } from '../../core/runtime/verified-save';
 import { assertOutputNotInput, openModel } from '../../core/formats/registry';
 import { exportKerasToOnnx } from '../../core/formats/tfjs/to-onnx';
 import { compareModels } from '../../core/runtime/compare';
@@ -32,7 +32,7 @@ export const exportCommand: Command = {
     const output = (flags.output as string | undefined) ?? path.join(path.dirname(input), `${path.basename(input).replace(/\.json$/i, '')}.onnx`);
     assertOutputNotInput(model, output);
     const onnx = exportKerasToOnnx(model);
-    saveOnnx(onnx, output);
+    await saveVerified(onnx, output);
     const result: Record<string, unknown> = { output, nodes: onnx.graph.nodes.length, check: null };
     if (!flags['no-check']) {
       // The export is proved against TensorFlow.js itself, on the same random inputs.

@@ -1,9 +1,8 @@
-import * as fs from 'fs';
-import * as zlib from 'zlib';
 import { allocateFromCurves, pruningSensitivity } from '../../core/analysis/sensitivity';
 import { UsageError } from '../../core/errors';
 import { openModel } from '../../core/formats/registry';
 import { modelFiles } from '../../core/runtime/bench';
+import { deflatedSize } from '../../core/analysis/stats';
 import { type PruneOutcome } from '../../core/transforms/prune';
 import { pruneStep } from '../../core/transforms/prune/step';
 import { CRITERIA, type Criterion } from '../../core/transforms/prune/importance';
@@ -44,7 +43,7 @@ export const pruneCommand: Command = {
     const { outcome } = await pruneStep.apply(job.model, o, stepContext(job));
     const report = await finishJob(job, outcome.model, flags, { step: 'prune' });
     const { input, output } = job;
-    const zipAll = (f: string) => modelFiles(f).reduce((a, x) => a + zipSize(fs.readFileSync(x)), 0);
+    const zipAll = (f: string) => deflatedSize(modelFiles(f));
     const zipped = !o.structured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {
       io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: outcome.allocation ?? null, recovery: (outcome as { recovery?: unknown }).recovery ?? null, notes: outcome.notes }));
@@ -59,9 +58,6 @@ export const pruneCommand: Command = {
   },
 };
 
-export function zipSize(b: Uint8Array): number {
-  return zlib.deflateRawSync(b, { level: 6 }).length;
-}
 
 function detail(o: PruneOutcome): string {
   if (o.sparsity) return `sparsity per layer:\n${table(['weight', 'elements', 'zeros', 'sparsity'], o.sparsity.map((s) => [s.name, fmtCount(s.elements), fmtCount(s.zeros), `${(s.sparsity * 100).toFixed(1)}%`]))}`;

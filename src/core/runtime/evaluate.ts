@@ -37,6 +37,11 @@ export interface EvaluationReport {
   layers?: LayerError[];
   /** How latency was measured, or why it was not. */
   latencyNote?: string;
+  /**
+   * What the verification cost, in ms of wall time per stage (fidelity on the evaluation
+   * data, per-layer SQNR, interleaved latency); `--samples` and `--no-bench` trim them.
+   */
+  costMs: { fidelity: number; layers: number; latency: number };
   /** Fidelity or accuracy collapses, each with what helps (see fidelity-warnings.ts). */
   warnings?: string[];
 }
@@ -76,7 +81,14 @@ export function figures(model: Model, path: string): ModelFigures {
 
 export async function evaluateCompression(original: { model: Model; path: string }, outputPath: string, opts: EvaluateOptions): Promise<EvaluationReport> {
   const outModel = openModel(outputPath);
-  const report: EvaluationReport = { before: figures(original.model, original.path), after: figures(outModel, outputPath) };
+  const report: EvaluationReport = { before: figures(original.model, original.path), after: figures(outModel, outputPath), costMs: { fidelity: 0, layers: 0, latency: 0 } };
+  let t0 = performance.now();
+  const lap = () => {
+    const t = performance.now();
+    const d = t - t0;
+    t0 = t;
+    return Math.round(d);
+  };
   if (opts.data) {
     opts.onProgress?.('measuring fidelity');
     const tfjsModel = original.model.format.startsWith('tfjs');
@@ -92,12 +104,15 @@ export async function evaluateCompression(original: { model: Model; path: string
       await ref.release();
       await cand.release();
     }
+    report.costMs.fidelity = lap();
     if (opts.layerOutputs?.length && !tfjsModel) {
       opts.onProgress?.('measuring per-layer error');
       report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
+      report.costMs.layers = lap();
     }
   }
   report.warnings = fidelityWarnings(report, opts.step);
+  lap();
   if (opts.bench) {
     opts.onProgress?.('measuring latency (interleaved)');
     try {
@@ -109,6 +124,7 @@ export async function evaluateCompression(original: { model: Model; path: string
       if (original.model.format === 'onnx' || !(e instanceof UsageError)) throw e;
       report.latencyNote = `latency not measured: ${e.message}`;
     }
+    report.costMs.latency = lap();
   }
   return report;
 }

@@ -1,8 +1,8 @@
 import { DataType, float32ToFloat16 } from '../../ir/dtype';
-import { AttrType, type Model, type Node } from '../../ir/graph';
+import { AttrType, outerRefs, type Graph, type Model, type Node } from '../../ir/graph';
 import { Tensor } from '../../ir/tensor';
 import { inferShapes } from '../../ir/shape-inference';
-import { GraphEditor, cloneModel } from '../graph-edit';
+import { GraphEditor, cloneGraphShallow, cloneModel } from '../graph-edit';
 import type { SkippedNode } from './static';
 
 /**
@@ -96,7 +96,11 @@ export function convertFp16(model: Model, opts: Fp16Options = {}): Fp16Result {
       if (g.initializers.has(x)) return halfInit(x);
       return cast(x, DataType.FLOAT16, toHalfValue, 'fp16');
     });
-    if (blocked) continue;
+    // Values a kept-float If/Loop/Scan reads inside its subgraphs stay float32 there too.
+    if (blocked) {
+      for (const r of outerRefs(n)) if (half.has(r) && isFloat(r)) renameOuterRef(n, r, cast(r, DataType.FLOAT, toFloatValue, 'fp32'));
+      continue;
+    }
     converted.push(n.label);
     if (n.opType === 'Cast' && n.int('to', 0) === DataType.FLOAT) n.setInt('to', DataType.FLOAT16);
     if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') {
@@ -145,4 +149,23 @@ function toHalf(t: Tensor, name: string): Tensor {
   const h = new Uint16Array(f.length);
   for (let i = 0; i < f.length; i++) h[i] = float32ToFloat16(f[i]);
   return Tensor.fromArray(name, DataType.FLOAT16, [...t.dims], h);
+}
+
+/**
+ * Points `n`'s subgraphs (at any depth) at `to` wherever they read the outer value `from`.
+ * The subgraphs are copied first, so the model the transform was given is left untouched.
+ */
+function renameOuterRef(n: Node, from: string, to: string): void {
+  const renamed = (g: Graph): Graph => {
+    const c = cloneGraphShallow(g);
+    for (const m of c.nodes) {
+      m.inputs = m.inputs.map((i) => (i === from ? to : i));
+      if (m.subgraphs().length) renameOuterRef(m, from, to);
+    }
+    return c;
+  };
+  for (const [k, a] of n.attributes) {
+    if (a.type === AttrType.GRAPH) n.attributes.set(k, { ...a, value: renamed(a.value) });
+    else if (a.type === AttrType.GRAPHS) n.attributes.set(k, { ...a, value: a.value.map(renamed) });
+  }
 }

@@ -7,7 +7,7 @@ import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession } from '../../runtime/session';
 import { GraphEditor, cloneModel } from '../graph-edit';
-import { foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
+import { onFoldedWeights } from '../quantize/fold';
 import { constantResolver } from '../quantize/registry';
 import { GramAccumulator, Matrix, fromRows, solveSpd, svd, toFloat32 } from './linalg';
 import { substituteKerasDepthwise } from './keras';
@@ -69,12 +69,8 @@ interface Candidate {
 
 export async function substituteDepthwise(model: Model, opts: DepthwiseOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
   if (model.format === 'tfjs-layers') return substituteKerasDepthwise(model, opts);
-  const fold = foldWeightCasts(model);
-  if (fold.folded.length) {
-    const r = await substituteDepthwise(fold.model, opts);
-    restoreWeightCasts(r.model, fold.model, model);
-    return r;
-  }
+  const folded = await onFoldedWeights(model, (m) => substituteDepthwise(m, opts));
+  if (folded) return folded;
   const g = model.graph;
   const constOf = constantResolver(g);
   const shapes = inferShapes(model).types;
