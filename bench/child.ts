@@ -111,6 +111,43 @@ switch (task) {
     });
     break;
   }
+  case 'tfjs-predict':
+  case 'ort-export-predict': {
+    // One model, `reps` timed batches of `batch` seeded random samples after one warm-up batch;
+    // prints ms per sample and the first output row (for backend parity).
+    (async () => {
+      const [file, batchStr, repsStr, backend] = args;
+      const batch = Number(batchStr);
+      const { modelInputs, TfjsRunner } = await import('../src/core/runtime/tfjs');
+      const { bindDataset } = await import('../src/core/runtime/data/dataset');
+      const inputs = await modelInputs(file);
+      const shapes = Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
+      const data = bindDataset(inputs, [], { randomSamples: batch, seed: 11, shapes });
+      const feeds = [...data.batches(batch)][0].feeds;
+      let runner: { run(f: typeof feeds): Promise<Record<string, { data: unknown }>>; release(): Promise<void> };
+      let release = () => undefined as void;
+      if (task === 'tfjs-predict') {
+        runner = await TfjsRunner.create(file, { backend: backend as 'cpu' | 'wasm' });
+      } else {
+        const { runnableOnnx } = await import('../src/core/runtime/onnx-file');
+        const { ModelSession } = await import('../src/core/runtime/session');
+        const r = runnableOnnx(file);
+        release = r.release;
+        runner = await ModelSession.create(r.path);
+      }
+      const first = Object.values(await runner.run(feeds))[0].data as Float32Array;
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < Number(repsStr); i++) await runner.run(feeds);
+      const ms = Number(process.hrtime.bigint() - t) / 1e6;
+      await runner.release();
+      release();
+      out({ msPerSample: ms / Number(repsStr) / batch, first: Array.from(first.subarray(0, first.length / batch)) });
+    })().catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
+    break;
+  }
   case 'ort-once': {
     // Baseline for memory: open the model in ONNX Runtime, run one sample (symbolic dims = 1).
     (async () => {

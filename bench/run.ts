@@ -10,6 +10,8 @@ import { benchMatrix } from './matrix';
 import { benchMemory } from './memory';
 import { benchTfjs } from './tfjs';
 import { benchUi } from './ui';
+import { benchMethods } from './methods';
+import { benchTrain } from './train';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
@@ -19,6 +21,8 @@ const suites: Record<string, () => void | Promise<void>> = {
   linalg: benchLinalg,
   tfjs: benchTfjs,
   ui: benchUi,
+  methods: benchMethods,
+  train: benchTrain,
   memory: benchMemory,
   matrix: benchMatrix,
 };

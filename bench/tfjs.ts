@@ -85,7 +85,44 @@ export async function mobileNetV2Tfjs(): Promise<{ float: string; uint8: string 
   return { float, uint8 };
 }
 
-export function benchTfjs(): void {
+/**
+ * The real-size case of issue 20: a MobileNetV2 (uint8 storage, 2.3M params, 300M MACs) run by
+ * TensorFlow.js on its cpu and wasm backends and by ONNX Runtime on the model's ONNX export,
+ * each in its own process; then the CLI commands a user runs on it, with time and peak RSS.
+ */
+async function benchTfjsReal(): Promise<void> {
+  const { uint8 } = await mobileNetV2Tfjs();
+  type P = { msPerSample: number; first: number[]; maxRssBytes: number };
+  const cpu = child<P>('tfjs-predict', [uint8, '1', '1', 'cpu']);
+  const wasm = child<P>('tfjs-predict', [uint8, '8', '2', 'wasm']);
+  const ort = child<P>('ort-export-predict', [uint8, '8', '5']);
+  const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+  report('TF.js MobileNetV2 (224x224, uint8 storage), time per sample, same run', [
+    ['TensorFlow.js cpu backend (batch 1)', `${cpu.msPerSample.toFixed(0)} ms (baseline)`],
+    ['TensorFlow.js wasm backend (batch 8)', `${wasm.msPerSample.toFixed(1)} ms = ${(cpu.msPerSample / wasm.msPerSample).toFixed(1)}x faster than cpu`],
+    ['ONNX Runtime on the ONNX export (batch 8)', `${ort.msPerSample.toFixed(1)} ms = ${(wasm.msPerSample / ort.msPerSample).toFixed(1)}x faster than wasm`],
+    ['backend parity, first sample: max |wasm - cpu|', maxDiff(wasm.first, cpu.first).toExponential(2)],
+    ['max |ORT export - wasm|', maxDiff(ort.first, wasm.first).toExponential(2)],
+  ]);
+  type C = { ms: number; code: number; maxRssBytes: number };
+  const out = path.join(path.dirname(path.dirname(uint8)), 'out');
+  fs.mkdirSync(out, { recursive: true });
+  const commands: Array<[string, string[]]> = [
+    ['quantize --mode uint8 (fidelity + latency)', ['quantize', uint8, '--mode', 'uint8', '-o', path.join(out, 'q.json')]],
+    ['prune --structured --ratio 0.3', ['prune', uint8, '--structured', '--ratio', '0.3', '-o', path.join(out, 'p.json')]],
+    ['sensitivity --ratios 0.3,0.6 --samples 8', ['sensitivity', uint8, '--ratios', '0.3,0.6', '--samples', '8']],
+  ];
+  const rows: Array<[string, string]> = [];
+  for (const [label, argv] of commands) {
+    const r = child<C>('cli', argv);
+    if (r.code !== 0) throw new Error(`${label}: exit ${r.code}`);
+    rows.push([label, `${(r.ms / 1000).toFixed(1)} s, peak RSS ${(r.maxRssBytes / 2 ** 20).toFixed(0)} MiB = ${(r.ms / wasm.msPerSample).toFixed(0)} wasm samples`]);
+  }
+  report('CLI on that MobileNetV2 (default options; issue 20 measured 215 s and 209 s on the cpu backend)', rows);
+}
+
+export async function benchTfjs(): Promise<void> {
+  await benchTfjsReal();
   const file = largeTfjs(256);
   const dir = path.dirname(file);
   const shards = fs.readdirSync(dir).filter((f) => f.startsWith('group1-shard')).map((f) => path.join(dir, f));

@@ -8,6 +8,7 @@ export function child<T>(task: string, args: string[]): T {
   const r = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'child.js'), task, ...args], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
+    env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' },
   });
   if (r.status !== 0) throw new Error(`bench child ${task} failed: ${r.stderr}`);
   const line = r.stdout.trim().split('\n').pop()!;

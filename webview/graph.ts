@@ -125,18 +125,30 @@ export function setSelected(i: number): void {
   if (isShown()) draw();
 }
 
-function nodeColor(n: GraphNode): string | undefined {
+/** A node's header colour for the current metric (undefined: no value), as a hue and lightness. */
+function nodeHue(n: GraphNode): { h: number; l: number } | undefined {
   if (colorBy.value === 'sensitivity') {
     const d = sensitivityByLabel.get(n.label);
     if (d === undefined) return undefined;
     const t = clamp(d / 0.5, 0, 1); // 0 = robust (green) … ≥ 0.5 loss = fragile (red)
-    return `hsl(${120 - 120 * t}, 65%, 42%)`;
+    return { h: 120 - 120 * t, l: 42 };
   }
   const key = colorBy.value === 'params' ? 'params' : 'macs';
   const v = n[key];
   if (!v) return undefined;
   const t = Math.log1p(v) / Math.log1p(g.max[key]); // 0..1 on a log scale
-  return `hsl(${220 - 200 * t}, 70%, ${42 + 10 * (1 - t)}%)`;
+  return { h: 220 - 200 * t, l: 42 + 10 * (1 - t) };
+}
+
+function nodeColor(n: GraphNode): string | undefined {
+  const c = nodeHue(n);
+  return c && `hsl(${c.h}, ${colorBy.value === 'sensitivity' ? 65 : 70}%, ${c.l}%)`;
+}
+
+/** Dark text on the light hues (yellow to cyan), white on the others. */
+function textOn(n: GraphNode): string | undefined {
+  const c = nodeHue(n);
+  return c && (c.h > 40 && c.h < 200 ? '#111' : '#fff');
 }
 
 function updateLegend(): void {
@@ -256,7 +268,7 @@ function drawNow(): void {
     ctx.lineWidth = (n.i === g.selected ? 3 : 1) / g.scale;
     ctx.strokeRect(left, top, n.w, n.h);
     if (!labels) continue;
-    ctx.fillStyle = colour ? '#fff' : plainFg;
+    ctx.fillStyle = textOn(n) ?? plainFg;
     ctx.textAlign = 'center';
     ctx.font = `600 11px ${family}`;
     ctx.fillText(middleEllipsis(n.members && n.op === 'scope' ? `▸ ${n.members} layers` : n.op, n.w - 8, ctx.font, ctx), n.x, top + 10);

@@ -13,9 +13,10 @@ export function warningsBox(report: { warnings?: Warning[] }): HTMLElement[] {
   const box = el('div', { id: 'warnings', role: 'alert' });
   for (const w of ws) {
     const item = el('div', { class: 'warning' });
-    const message = typeof w === 'string' ? w : w.message;
+    // A one-line warning reads "<what collapsed>. What helps: <…>": the first part is the headline.
+    const [message, ...rest] = typeof w === 'string' ? w.split(/(?<=\.)\s+(?=What helps:)/) : [w.message];
     item.append(el('b', {}, `⚠ ${message}`));
-    const help = typeof w === 'string' ? [] : Array.isArray(w.help) ? w.help : w.help ? [w.help] : [];
+    const help = typeof w === 'string' ? rest : Array.isArray(w.help) ? w.help : w.help ? [w.help] : [];
     if (help.length) {
       const ul = el('ul');
       for (const h of help) ul.append(el('li', {}, h));

@@ -1,27 +1,28 @@
 import * as path from 'path';
 import { UsageError } from '../core/errors';
-import { assertOutputNotInput, openModel } from '../core/formats/registry';
+import { assertOutputNotInput, assertWritableFormat, openModel } from '../core/formats/registry';
 import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
 import type { Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
+import { outputClasses } from '../core/runtime/data/checks';
 import { modelInputs } from '../core/runtime/tfjs';
-
+import type { StepContext } from '../core/transforms/step';
 import type { FlagSpec } from './args';
+import { DATA_FLAGS, labelsFlag, openData, randomData, shapeFlags } from './data-flags';
 import { cliProgress } from './progress';
-import { DATA_FLAGS, labelsFlag, openData, randomData } from './data-flags';
 
 /** Flags every compression command shares (data, output, report). */
 export const JOB_FLAGS: Record<string, FlagSpec> = {
   ...DATA_FLAGS,
-  calib: { type: 'string' },
-  eval: { type: 'string' },
-  runs: { type: 'number' },
-  'no-bench': { type: 'boolean' },
-  output: { type: 'string', alias: 'o' },
-  json: { type: 'boolean' },
-  progress: { type: 'boolean' },
+  calib: { type: 'string', placeholder: 'data', help: 'Calibration data: .npy, .pb, an image folder, name=path per input, or random:N (explicitly random).' },
+  eval: { type: 'string', placeholder: 'data', help: 'Evaluation data for the before/after report (default: the calibration data, else random samples).' },
+  runs: { type: 'number', placeholder: 'N', default: 50, help: 'Latency runs per model in the report.' },
+  'no-bench': { type: 'boolean', help: 'Skip the latency measurement.' },
+  output: { type: 'string', alias: 'o', placeholder: 'file', help: 'Output file (default: <name>.<suffix>.onnx or .json beside the input; never the input).' },
+  json: { type: 'boolean', help: 'Print the report as JSON.' },
+  progress: { type: 'boolean', help: 'Show progress on stderr even with --json (a bar with stage and ETA on a terminal, plain lines otherwise).' },
 };
 
 /** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
@@ -52,12 +53,13 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   if (positional.length !== 1) throw new UsageError(`${command} takes exactly one model`);
   const input = positional[0];
   const model = openModel(input);
+  assertWritableFormat(model, input, command);
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
   assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);
   const calib = openData(flags.calib as string | undefined, inputs, flags);
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
-  const labels = labelsFlag(flags, evalData.data.count);
+  const labels = labelsFlag(flags, evalData.data.count, outputClasses(model));
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
   return { input, model, output, inputs, calib, evalData, labels, progress: cliProgress(flags) };
 }
@@ -78,11 +80,16 @@ export async function finishJob(job: Job, result: Model, flags: Record<string, u
       data: job.evalData.data,
       dataLabel: job.evalData.label,
       labels: job.labels,
-      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50 },
+      bench: flags['no-bench'] ? false : { runs: (flags.runs as number | undefined) ?? 50, shapes: shapeFlags(flags, job.inputs) },
       onProgress: job.progress.onProgress,
       ...extra,
     });
   } finally {
     job.progress.done();
   }
+}
+
+/** The data a step reads, from an opened job. */
+export function stepContext(job: Job): StepContext {
+  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, onProgress: job.progress.onProgress };
 }

@@ -1,19 +1,22 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
+import { program } from './args';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { compressCommand } from './commands/compress';
+import { distillCommand } from './commands/distill';
 import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
 import { pruneCommand, sensitivityCommand } from './commands/prune';
 import { quantizeCommand } from './commands/quantize';
 import { substituteCommand } from './commands/substitute';
+import { trainCommand } from './commands/train';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, compressCommand, exportCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, distillCommand, compressCommand, exportCommand, trainCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));
@@ -25,6 +28,11 @@ function help(): string {
     '',
     "run 'model-compressor <command> --help' for a command's options",
   ].join('\n');
+}
+
+/** A command's `--help`: usage, every flag with its description and default, and an example. */
+export function commandHelp(cmd: Command): string {
+  return program(cmd.name, cmd.flags, cmd.summary, cmd.usage.replace(/^model-compressor \S+ /, '')).helpInformation().replace(/^Usage: /, 'usage: model-compressor ') + `\nexample:\n  model-compressor ${cmd.example}\n`;
 }
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
@@ -43,7 +51,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.out(`usage: ${cmd.usage}`);
+    io.out(commandHelp(cmd));
     return EXIT.ok;
   }
   try {

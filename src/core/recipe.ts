@@ -7,9 +7,9 @@ import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
 import { bindDataset } from './runtime/data/dataset';
 import { ModelSession } from './runtime/session';
-import { pruneModel } from './transforms/prune';
-import { QUANTIZE_MODES, quantizeModel, type QuantizeMode } from './transforms/quantize';
-import { substituteDepthwise, substituteLowRank } from './transforms/substitute';
+import { quantizeModel, type QuantizeMode } from './transforms/quantize';
+import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById, stepForms } from './transforms/registry';
+import { didYouMean, renderRule, validateOptions } from './transforms/step';
 
 /**
  * Compression recipes: an ordered list of steps (prune, substitute, quantize) as JSON. The
@@ -17,90 +17,76 @@ import { substituteDepthwise, substituteLowRank } from './transforms/substitute'
  * runner, so a recipe means the same thing everywhere.
  */
 
-export type RecipeStep =
-  | { step: 'quantize'; mode: QuantizeMode; options?: Record<string, unknown> }
-  | { step: 'prune'; structured?: boolean; ratio?: number; targetMacs?: number; targetParams?: number; criterion?: string; recover?: 'none' | 'reconstruct'; steps?: number }
-  | { step: 'substitute'; kind: 'depthwise' | 'lowrank'; multiplier?: number; targetParams?: number; energy?: number; rank?: number };
+/** One recipe step: its id and its options (defaults filled in), validated by the step's schema. */
+export interface RecipeStep {
+  step: string;
+  options: Record<string, unknown>;
+}
 
 export interface Recipe {
   steps: RecipeStep[];
 }
 
-/** Validates untrusted recipe JSON (from a file or a webview) before any work starts. */
+/**
+ * Validates untrusted recipe JSON (from a file or a webview) before any work starts, with
+ * each step's own option schema: unknown keys are errors naming the nearest valid key, and
+ * every range is checked (UsageError, exit 2).
+ */
 export function parseRecipe(value: unknown, source = 'recipe'): Recipe {
   const fail = (why: string): never => {
     throw new UsageError(`${source}: ${why}`);
   };
-  if (!value || typeof value !== 'object') fail('must be a JSON object with a "steps" array');
+  if (!value || typeof value !== 'object' || Array.isArray(value)) fail('must be a JSON object with a "steps" array');
+  for (const k of Object.keys(value as object)) if (k !== 'steps' && k !== '$schema') fail(`unknown key '${k}'${didYouMean(k, ['steps', '$schema'])}`);
   const steps = (value as { steps?: unknown }).steps;
   if (!Array.isArray(steps) || steps.length === 0) fail('"steps" must be a non-empty array');
-  const num = (v: unknown, name: string, lo = 0, hi = 1) => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !(v > lo && v < hi)) fail(`${name} must be a number in (${lo}, ${hi})`);
-    return v as number;
-  };
+  if ((steps as unknown[]).length > MAX_RECIPE_STEPS) fail(`at most ${MAX_RECIPE_STEPS} steps`);
   const out: RecipeStep[] = (steps as unknown[]).map((s, i) => {
-    if (!s || typeof s !== 'object') return fail(`step ${i + 1} is not an object`);
-    const o = s as Record<string, unknown>;
-    switch (o.step) {
-      case 'quantize':
-        if (!QUANTIZE_MODES.includes(o.mode as QuantizeMode)) fail(`step ${i + 1}: mode must be one of ${QUANTIZE_MODES.join(', ')}`);
-        if (o.options !== undefined && (typeof o.options !== 'object' || o.options === null || Array.isArray(o.options))) fail(`step ${i + 1}: options must be an object`);
-        return { step: 'quantize', mode: o.mode as QuantizeMode, options: o.options as Record<string, unknown> | undefined };
-      case 'prune': {
-        const targets = [o.ratio, o.targetMacs, o.targetParams].filter((x) => x !== undefined).length;
-        if (targets !== 1) fail(`step ${i + 1}: prune needs exactly one of ratio, targetMacs, targetParams`);
-        if (o.recover !== undefined && o.recover !== 'none' && o.recover !== 'reconstruct') fail(`step ${i + 1}: recover is none or reconstruct`);
-        return {
-          step: 'prune',
-          structured: o.structured !== false,
-          ratio: num(o.ratio, 'ratio'),
-          targetMacs: num(o.targetMacs, 'targetMacs'),
-          targetParams: num(o.targetParams, 'targetParams'),
-          criterion: typeof o.criterion === 'string' ? o.criterion : undefined,
-          recover: o.recover as 'none' | undefined,
-          steps: typeof o.steps === 'number' ? o.steps : undefined,
-        };
-      }
-      case 'substitute':
-        if (o.kind !== 'depthwise' && o.kind !== 'lowrank') fail(`step ${i + 1}: kind is depthwise or lowrank`);
-        return {
-          step: 'substitute',
-          kind: o.kind as 'depthwise',
-          multiplier: typeof o.multiplier === 'number' ? o.multiplier : undefined,
-          targetParams: num(o.targetParams, 'targetParams'),
-          energy: num(o.energy, 'energy', 0, 1.0000001),
-          rank: typeof o.rank === 'number' ? o.rank : undefined,
-        };
-      default:
-        return fail(`step ${i + 1}: unknown step '${String(o.step)}' (steps: quantize, prune, substitute)`);
+    if (!s || typeof s !== 'object' || Array.isArray(s)) return fail(`step ${i + 1} is not an object`);
+    const { step: id, ...rest } = s as Record<string, unknown>;
+    const step = typeof id === 'string' ? stepById(id) : undefined;
+    if (!step) return fail(`step ${i + 1}: unknown step '${String(id)}'${typeof id === 'string' ? didYouMean(id, STEP_IDS) : ` (steps: ${STEP_IDS.join(', ')})`}`);
+    const r = validateOptions(step, rest, (p) => p.map(String).join('.'));
+    if (!r.ok) {
+      if (r.unknownKey) fail(`unknown key '${r.unknownKey.key}' in step ${i + 1} (${step.id})${r.unknownKey.hint}`);
+      fail(`step ${i + 1} (${step.id}): ${r.message}`);
     }
+    return { step: step.id, options: (r as { value: Record<string, unknown> }).value };
   });
-  const q = out.findIndex((s) => s.step === 'quantize');
-  if (q >= 0 && q !== out.length - 1) fail('quantize must be the last step (other steps need float weights)');
+  const last = out.findIndex((s) => LAST_STEPS.includes(s.step));
+  if (last >= 0 && last !== out.length - 1) fail('quantize must be the last step (other steps need float weights)');
   return { steps: out };
+}
+
+/** Why a recipe needs calibration data, if it does (e.g. "step 2 (quantize): mode static"). */
+export function recipeNeedsCalib(recipe: Recipe): string | undefined {
+  for (const [i, s] of recipe.steps.entries()) {
+    const why = stepById(s.step)!.needsCalib?.(s.options);
+    if (why) return `step ${i + 1} (${s.step}): ${renderRule(why, (k) => k)}`;
+  }
+  return undefined;
 }
 
 /** What a recipe may contain for a model format: the Compress panel offers exactly these. */
 export interface RecipeChoices {
-  steps: Array<RecipeStep['step']>;
-  quantizeModes: QuantizeMode[];
-  substituteKinds: Array<'depthwise' | 'lowrank'>;
+  steps: string[];
+  quantizeModes: string[];
+  substituteKinds: string[];
   pruneCriteria: string[];
-  recover: Array<'none' | 'reconstruct'>;
+  recover: string[];
 }
 
+/** The choices of the panel's forms, flattened (kept for callers that want the lists). */
 export function recipeChoices(format: string): RecipeChoices {
-  switch (format) {
-    case 'onnx':
-      return { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] };
-    case 'tfjs-layers':
-      return { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: ['depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] };
-    case 'tfjs-graph':
-      return { steps: ['quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: [], pruneCriteria: [], recover: [] };
-    default:
-      return { steps: [], quantizeModes: [], substituteKinds: [], pruneCriteria: [], recover: [] };
-  }
+  const forms = stepForms(format);
+  const values = (step: string, key: string) => (forms.find((f) => f.step === step)?.fields.find((f) => f.key === key)?.values ?? []).map(String);
+  return {
+    steps: forms.map((f) => f.step),
+    quantizeModes: values('quantize', 'mode'),
+    substituteKinds: values('substitute', 'kind'),
+    pruneCriteria: values('prune', 'criterion'),
+    recover: values('prune', 'recover'),
+  };
 }
 
 export function readRecipe(file: string): Recipe {
@@ -121,6 +107,12 @@ export function readRecipe(file: string): Recipe {
 
 export interface RecipeOptions {
   calib?: Dataset;
+  eval?: Dataset;
+  labels?: Int32Array;
+  /** The model's file (steps that bench the original use it). */
+  input?: string;
+  /** A dry run for a preview: steps with a cheaper `plan` use it. */
+  plan?: boolean;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
 }
@@ -140,25 +132,12 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     if (opts.signal?.aborted) throw new CancelledError();
     const progress = (stage: string, f?: number) => opts.onProgress?.(`step ${i + 1}/${recipe.steps.length} (${s.step}): ${stage}`, f);
     progress('starting');
-    let detail = '';
-    if (s.step === 'prune') {
-      const r = await pruneModel(current, { structured: s.structured ?? true, ratio: s.ratio, targetMacs: s.targetMacs, targetParams: s.targetParams, criterion: s.criterion as 'l1' | undefined, recover: s.recover, steps: s.steps, calib: opts.calib, signal: opts.signal, onProgress: progress });
-      current = r.model;
-      detail = s.structured === false ? `unstructured, ${r.sparsity?.length ?? 0} tensors` : `${r.groups.length} groups pruned`;
-    } else if (s.step === 'substitute') {
-      const r = s.kind === 'depthwise'
-        ? await substituteDepthwise(current, { multiplier: s.multiplier, calib: opts.calib, signal: opts.signal })
-        : await substituteLowRank(current, { targetParams: s.targetParams, energy: s.energy, rank: s.rank, calib: opts.calib, signal: opts.signal });
-      current = r.model;
-      detail = `${r.layers.length} layers (${s.kind})`;
-    } else {
-      const o = s.options ?? {};
-      const r = await quantizeModel(current, { ...(o as object), mode: s.mode, calib: opts.calib, signal: opts.signal, onProgress: progress });
-      current = r.model;
-      detail = `${s.mode}: ${r.quantizedNodes.length} quantized, ${r.skippedNodes.length} left`;
-    }
+    const step = stepById(s.step)!;
+    const ctx = { calib: opts.calib, eval: opts.eval, labels: opts.labels, input: i === 0 ? opts.input : undefined, signal: opts.signal, onProgress: progress };
+    const r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);
+    current = r.model;
     const t = analyzeModel(current).totals;
-    steps.push({ step: s.step, detail, params: t.params, macs: t.macs });
+    steps.push({ step: s.step, detail: r.detail, params: t.params, macs: t.macs });
   }
   return { model: current, steps };
 }

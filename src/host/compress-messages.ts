@@ -1,4 +1,5 @@
 import type { DataSlot, FromCompress } from '../protocol/compress';
+import { plainJson } from './webview-messages';
 
 /** Validates Compress-panel messages (untrusted). Recipes are validated again by the engine. */
 const SLOTS: DataSlot[] = ['calib', 'eval', 'labels'];
@@ -6,7 +7,6 @@ const SLOTS: DataSlot[] = ['calib', 'eval', 'labels'];
 export function parseFromCompress(m: unknown): FromCompress | undefined {
   if (!m || typeof m !== 'object' || Array.isArray(m)) return undefined;
   const o = m as Record<string, unknown>;
-  const recipeOk = (r: unknown) => !!r && typeof r === 'object' && JSON.stringify(r).length < 100_000;
   switch (o.type) {
     case 'ready':
     case 'openOutput':
@@ -15,8 +15,11 @@ export function parseFromCompress(m: unknown): FromCompress | undefined {
       return SLOTS.includes(o.slot as DataSlot) ? { type: 'pick', slot: o.slot as DataSlot } : undefined;
     case 'preview':
     case 'run':
-    case 'saveRecipe':
-      return recipeOk(o.recipe) ? { type: o.type, recipe: JSON.parse(JSON.stringify(o.recipe)) } : undefined;
+    case 'saveRecipe': {
+      // Depth, size and shape bounded without recursion (a recipe nested 5,000 deep is dropped).
+      const recipe = o.recipe && typeof o.recipe === 'object' ? plainJson(o.recipe) : undefined;
+      return recipe ? ({ type: o.type, recipe } as FromCompress) : undefined;
+    }
     default:
       return undefined;
   }

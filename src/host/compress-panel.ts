@@ -27,9 +27,10 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
   let wrote = false;
   const post = (m: ToCompress) => void panel.webview.postMessage(m);
   panel.webview.onDidReceiveMessage(async (raw) => {
-    const m = parseFromCompress(raw);
-    if (!m) return;
     try {
+      // Inside the try: nothing a webview sends may become an unhandled rejection in the host.
+      const m = parseFromCompress(raw);
+      if (!m) return;
       switch (m.type) {
         case 'ready': {
           const { format, choices } = await client.run<{ format: string; choices: CompressChoices }>({ kind: 'recipeChoices', model: model.fsPath });

@@ -174,8 +174,8 @@ function showComparison(input: string, r: QuickQuantizeResult): void {
   const cmd = (id: string, arg: string, text: string, elId: string) => `<a id="${elId}" href="command:${id}?${encodeURIComponent(JSON.stringify([arg]))}">${escapeHtml(text)}</a>`;
   const slower = lat && lat.ratioP50 > 1.02 ? `<p class="warn">Slower than the original on this machine (${lat.ratioP50.toFixed(2)}x)${r.slowerBecause ? `: ${escapeHtml(r.slowerBecause)}` : ''}</p>` : '';
   const warnings = (r.report.warnings ?? []).map((w) => {
-    const msg = typeof w === 'string' ? w : w.message;
-    const help = typeof w === 'string' ? [] : Array.isArray(w.help) ? w.help : w.help ? [w.help] : [];
+    const [msg, ...rest] = typeof w === 'string' ? w.split(/(?<=\.)\s+(?=What helps:)/) : [w.message];
+    const help = typeof w === 'string' ? rest : Array.isArray(w.help) ? w.help : w.help ? [w.help] : [];
     return `<div class="warning"><b>⚠ ${escapeHtml(msg)}</b>${help.length ? `<ul>${help.map((h) => `<li>${escapeHtml(h)}</li>`).join('')}</ul>` : ''}</div>`;
   });
   const counts = r.quantizedNodes !== undefined ? `<p>${r.quantizedNodes} nodes quantized, ${r.skippedNodes?.length ?? 0} left in float.</p>` : '';

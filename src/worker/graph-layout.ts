@@ -160,7 +160,7 @@ export interface LayoutResult {
 
 const CHUNK = 50;
 /** Width over height the wrapped layout aims at (a typical editor view), and the gap between its columns. */
-const ASPECT = 1.3;
+const ASPECT = 1.6;
 const COLUMN_GAP = 60;
 
 export async function layoutGraph(sizes: Array<{ w: number; h: number }>, edges: Array<[number, number]>): Promise<LayoutResult> {

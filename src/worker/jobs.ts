@@ -64,8 +64,7 @@ function row(l: LayerInfo, index: number): LayerRow {
     dtype: Object.keys(l.bytesByDtype).join('+'),
     outputShape: shape ? `[${shape.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?',
     weights: l.weights.length,
-    // Present once the analysis reports If branches separately.
-    ...((l as { branchMacs?: number[] }).branchMacs ? { branchMacs: (l as { branchMacs?: number[] }).branchMacs } : {}),
+    ...(l.branchMacs ? { branchMacs: l.branchMacs } : {}),
   };
 }
 
@@ -129,7 +128,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const shapes = Object.fromEntries(s.inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))]));
       const data = bindDataset(s.inputs, [], { randomSamples: 16, seed: 7, shapes });
       await s.release();
-      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'compress', signal: ctx.signal });
+      const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data, dataLabel: '16 random samples', bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'quantize', signal: ctx.signal });
       return JSON.parse(JSON.stringify({ output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report })) as Json;
     }
     case 'compress': {
@@ -141,7 +140,7 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       await saveVerified(r.model, job.output);
       const evalData = job.eval ? bindDataset(inputs, parseDataSpecs([job.eval])) : calib ?? bindDataset(inputs, [], { randomSamples: 16, shapes: Object.fromEntries(inputs.map((i) => [i.name, i.shape.map((d) => (typeof d === 'number' ? d : 1))])) });
       const dataLabel = job.eval ? evalData.describe() : calib ? `the calibration data (${calib.describe()})` : '16 random samples';
-      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, signal: ctx.signal, onProgress: ctx.progress });
+      const report = await evaluateCompression({ model, path: job.model }, job.output, { data: evalData, dataLabel, labels: job.labels ? readLabels(job.labels) : undefined, bench: { runs: job.benchRuns ?? 30, threads: job.threads || undefined }, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
       return JSON.parse(JSON.stringify({ output: job.output, steps: r.steps, report })) as Json;
     }
     case 'sensitivity': {

@@ -372,13 +372,15 @@ async function shots(payload) {
   await page.goto(`${base}/?folder=${encodeURIComponent(work)}&payload=${payload(false)}`);
   await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
   await page.waitForTimeout(2000);
-  for (const [name, theme] of [['light', 'Default Light Modern'], ['dark', 'Default Dark Modern']]) {
+  for (const [name, theme] of [['light', 'Light Modern'], ['dark', 'Dark Modern']]) {
     const shot = (what) => page.screenshot({ path: path.join(shotsDir, `${tag}-${what}-${name}.png`) });
     await quickPick('F1', 'View: Close All Editors', 'Close All Editors');
-    await quickPick('F1', 'Preferences: Color Theme', 'Color Theme');
-    const input = page.locator('.quick-input-widget input.input');
-    await input.fill(theme);
-    await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: theme }).first().click();
+    await quickPick('F1', 'Preferences: Color Theme', 'Preferences: Color Theme');
+    // The theme list fills in after the picker opens: wait for it, then filter.
+    const rows = page.locator('.quick-input-list .monaco-list-row');
+    for (let i = 0; i < 100 && (await rows.count()) < 3; i++) await page.waitForTimeout(100);
+    await page.locator('.quick-input-widget input.input').fill(theme);
+    await rows.filter({ hasText: new RegExp(`^\\s*${theme}`) }).first().click();
     await page.waitForTimeout(1500);
     await openFile('densenet_like.onnx', 'densenet_like.onnx');
     const f = await frameWith('.meta', 'densenet_like.onnx');

@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
 import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
@@ -8,7 +9,8 @@ import { distill, distillationLosses, parseMatches } from '../../src/core/transf
 import { scoreModels } from '../../src/core/transforms/distill/common';
 import { pruneModel } from '../../src/core/transforms/prune';
 import { digitsData } from './helpers/digits';
-import { FIXTURES } from './helpers/ort';
+import { FIXTURES, tmpDir } from './helpers/ort';
+import { assertNoStack, cli } from './cli.test';
 
 const fx = (f: string) => path.join(FIXTURES, f);
 
@@ -109,5 +111,36 @@ describe('knowledge distillation: digits', function () {
     const s = await scoreModels(teacher, teacher, d.test, d.testLabels);
     assert.equal(s.candidate.agreement, 1);
     assert.equal(s.reference, s.candidate.accuracy);
+  });
+});
+
+describe('CLI: distill', function () {
+  this.timeout(300000);
+
+  it('distill --json reports teacher, student before/after, sizes and MACs; bad usage exits 2 in one line', () => {
+    const dir = tmpDir();
+    const half = path.join(dir, 'half.onnx');
+    assert.equal(cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--no-bench', '-o', half]).code, 0);
+    const out = path.join(dir, 'half.distilled.onnx');
+    const r = cli(['distill', half, '--teacher', fx('digits_cnn.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'),
+      '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--epochs', '3', '--lr', '0.002', '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.alpha, 0.7);
+    assert.deepEqual(j.losses, ['distillation', 'cross-entropy']);
+    assert.ok(j.teacher.accuracy > 0.98 && j.student.before.accuracy < 0.8 && j.student.after.accuracy >= 0.95, r.stdout);
+    assert.ok(j.student.macs < 0.3 * j.teacher.macs && j.student.params < j.teacher.params);
+    assert.equal(j.history.length, 3);
+    assert.ok(fs.existsSync(out));
+    for (const bad of [
+      ['distill', half, '--train', fx('digits_train_x.npy')],
+      ['distill', half, '--teacher', fx('digits_cnn.onnx'), '--train', fx('digits_train_x.npy'), '--alpha', '0.5'],
+      ['distill', half, '--teacher', fx('digits_cnn.onnx'), '--train', fx('digits_train_x.npy'), '--match', 'nonsense'],
+    ]) {
+      const e = cli(bad);
+      assert.equal(e.code, 2, e.stderr);
+      assertNoStack(e.stderr);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

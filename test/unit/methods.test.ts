@@ -5,10 +5,17 @@ import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import type { Model } from '../../src/core/ir/graph';
 import { ModelSession } from '../../src/core/runtime/session';
-import { withWeights } from '../../src/core/train';
+import { DataType } from '../../src/core/ir/dtype';
+import { Dataset } from '../../src/core/runtime/data/dataset';
+import { memorySource } from '../../src/core/runtime/data/sources';
+import { buildTrainingGraph, TrainingSession, withWeights } from '../../src/core/train';
+import { quantizeModel } from '../../src/core/transforms/quantize';
+import { fakeQuantModel, quantizationAwareTraining } from '../../src/core/transforms/quantize/qat';
+import { groupSparsityTrain, sparsityTrain, withGroupLasso } from '../../src/core/transforms/sparsity';
 import { scoreModels } from '../../src/core/transforms/distill/common';
 import { pruneModel } from '../../src/core/transforms/prune';
-import { pruneWithRecovery } from '../../src/core/transforms/prune/recover';
+import { pruneWithRecovery, retrain } from '../../src/core/transforms/prune/recover';
+import { substituteLowRank } from '../../src/core/transforms/substitute/lowrank';
 import { buildDependencyGraph } from '../../src/core/transforms/prune/dependency';
 import { incrementalRatio, scheduleTargets, scheduledTarget } from '../../src/core/transforms/prune/schedule';
 import { TaylorAccumulator, taylorChannelSums, taylorScores } from '../../src/core/transforms/prune/taylor';
@@ -191,9 +198,131 @@ describe('prune → retrain → repeat', function () {
     assert.ok(final.candidate.accuracy! >= 0.97, `${final.candidate.accuracy}`);
   });
 
+  it('the same recovery applies after substitute: a rank-4 low-rank MLP regains accuracy by distillation', async () => {
+    const model = openModel(fx('digits_mlp.onnx'));
+    const d = await digitsData(model);
+    const sub = await substituteLowRank(model, { rank: 4, plain: true });
+    assert.ok(sub.layers.length >= 1);
+    const before = (await scoreModels(model, sub.model, d.test, d.testLabels)).candidate.accuracy!;
+    const r = await retrain(sub.model, model, { method: 'distill', train: d.train, epochs: 3, lr: 2e-3 }, false);
+    const after = (await scoreModels(model, r.model, d.test, d.testLabels)).candidate.accuracy!;
+    assert.ok(after > before + 0.2, `low-rank ${before} → distilled ${after}`);
+    assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), sub.model.graph.nodes.map((n) => n.opType));
+  });
+
   it('refuses finetune without labels, naming distill as the way', async () => {
     const model = openModel(fx('digits_mlp.onnx'));
     const d = await digitsData(model);
     await assert.rejects(pruneWithRecovery(model, { structured: false, ratio: 0.5 }, { method: 'finetune', train: d.train }), (e: Error) => e instanceof UsageError && /--recover distill/.test(e.message));
+  });
+});
+
+describe('sparsity training (L1/L2, then magnitude pruning)', function () {
+  this.timeout(300000);
+
+  it('L1 drives weights towards zero; pruning to 80% and fine-tuning keep the zeros and the accuracy', async () => {
+    const model = openModel(fx('digits_mlp.onnx'));
+    const d = await digitsData(model);
+    const common = { train: d.train, trainLabels: d.trainLabels, epochs: 3, lr: 1e-3, ratio: 0.8, eval: { data: d.test, labels: d.testLabels } };
+    const plain = await sparsityTrain(model, { ...common, l1: 0 });
+    const r = await sparsityTrain(model, { ...common, l1: 1e-3, l2: 1e-4, finetuneEpochs: 2 });
+    assert.deepEqual(r.report.weights, ['l1.weight', 'l2.weight', 'l3.weight']);
+    assert.ok(r.report.nearZero > plain.report.nearZero + 0.2, `near-zero fraction ${plain.report.nearZero} → ${r.report.nearZero}`);
+    assert.ok(r.report.sparsity >= 0.79, `${r.report.sparsity}`);
+    assert.ok(r.report.afterFinetune!.accuracy! >= 0.95, `${r.report.afterFinetune!.accuracy}`);
+    assert.ok(r.report.original.accuracy! > 0.97);
+    await assert.rejects(sparsityTrain(model, { ...common, l1: 1e-3, maxDrop: 0.01 }), UsageError);
+    await assert.rejects(sparsityTrain(model, { ...common, l1: -1 }), UsageError);
+  });
+});
+
+describe('group lasso (structured sparsity training)', function () {
+  this.timeout(300000);
+
+  it('the penalty is Σ_c ‖W[c]‖₂ with gradient W[c]/‖W[c]‖₂, and training with it zeroes whole channels', async () => {
+    const model = openModel(fx('digits_mlp.onnx'));
+    const aug = withGroupLasso(model, [{ name: 'l1.weight', axis: 0 }], 2);
+    const tg = buildTrainingGraph(aug.model, { losses: aug.losses, trainable: ['l1.weight'] });
+    const session = await TrainingSession.create(tg);
+    const w = model.graph.initializers.get('l1.weight')!.toFloat32();
+    try {
+      const r = await session.step({ input: { dtype: DataType.FLOAT, dims: [1, 1, 8, 8], data: new Float32Array(64) } }, new Map([['l1.weight', w]]));
+      const g = r.grads.get('l1.weight')!;
+      let expected = 0;
+      for (let c = 0; c < 256; c++) {
+        const row = w.subarray(c * 64, c * 64 + 64);
+        const norm = Math.sqrt(row.reduce((a, v) => a + v * v, 0) + 1e-8);
+        expected += norm;
+        for (const k of [0, 17, 63]) assert.ok(Math.abs(g[c * 64 + k] - (2 * row[k]) / norm) < 1e-4 * (1 + Math.abs((2 * row[k]) / norm)));
+      }
+      assert.ok(Math.abs(r.loss - 2 * expected) < 1e-4 * expected);
+    } finally {
+      await session.release();
+    }
+    const d = await digitsData(model);
+    const common = { train: d.train, trainLabels: d.trainLabels, ratio: 0.5, epochs: 5, lr: 1e-2, eval: { data: d.test, labels: d.testLabels } };
+    const none = await groupSparsityTrain(model, { ...common, lambda: 0 });
+    const gl = await groupSparsityTrain(model, { ...common, lambda: 0.1 });
+    assert.ok(gl.report.smallChannels > none.report.smallChannels + 0.05, `${none.report.smallChannels} → ${gl.report.smallChannels}`);
+    assert.ok(gl.report.macsRatio < 0.5);
+  });
+});
+
+describe('quantization-aware training (static int8, straight-through estimator)', function () {
+  this.timeout(300000);
+
+  it('Q→DQ passes the gradient through inside the range and stops it outside (per tensor and per channel)', async () => {
+    for (const perAxis of [false, true]) {
+      const b = new ModelBuilder(17);
+      b.input('x', ['N', 4]);
+      const W = Float32Array.from([0.31, -0.52, 20, -0.07]);
+      const S = perAxis ? [0.1, 0.1, 0.1, 0.05] : [0.1, 0.1, 0.1, 0.1];
+      b.init('w', [4], W);
+      const s = perAxis ? b.init('s', [4], Float32Array.from(S)) : b.init('s', [], Float32Array.of(0.1));
+      const z = perAxis ? b.init('z', [4], new Int8Array(4), DataType.INT8) : b.init('z', [], new Int8Array(1), DataType.INT8);
+      const attrs: Record<string, number> = perAxis ? { axis: 0 } : {};
+      const q = b.node('QuantizeLinear', ['w', s, z], attrs)[0];
+      const dq = b.node('DequantizeLinear', [q, s, z], attrs)[0];
+      b.markOutput(b.node('Mul', ['x', dq])[0], 'y');
+      const tg = buildTrainingGraph(b.build(), { losses: [{ kind: 'mse', prediction: 'y', target: 't' }], trainable: ['w'] });
+      const session = await TrainingSession.create(tg);
+      try {
+        const n = 3;
+        const x = randomFloats(n * 4, 5, 1);
+        const t = randomFloats(n * 4, 6, 1);
+        const r = await session.step({ x: { dtype: DataType.FLOAT, dims: [n, 4], data: x }, t: { dtype: DataType.FLOAT, dims: [n, 4], data: t } }, new Map([['w', Float32Array.from(W)]]));
+        const fq = W.map((w, j) => Math.max(-128, Math.min(127, Math.round(w / S[j]))) * S[j]);
+        for (let j = 0; j < 4; j++) {
+          let g = 0;
+          for (let i = 0; i < n; i++) g += (2 * (x[i * 4 + j] * fq[j] - t[i * 4 + j]) * x[i * 4 + j]) / (n * 4);
+          const inside = Math.abs(W[j] / S[j]) <= 127;
+          const got = r.grads.get('w')![j];
+          assert.ok(Math.abs(got - (inside ? g : 0)) < 1e-5, `perAxis ${perAxis}, w[${j}]: ${got} vs ${inside ? g : 0}`);
+        }
+        assert.equal(r.grads.get('w')![2], 0);
+      } finally {
+        await session.release();
+      }
+    }
+  });
+
+  it('recovers a static int8 model calibrated on un-normalised (×255) inputs, writing the same QDQ form as static mode', async () => {
+    const model = openModel(fx('digits_mlp.onnx'));
+    const d = await digitsData(model);
+    // The classic mistake: calibration images in 0..255 while the model expects 0..1.
+    const raw = d.train.batch(0, 256).input.data as Float32Array;
+    const scaled = raw.map((v) => v * 255);
+    const calib = new Dataset(new Map([['input', memorySource('calib×255', DataType.FLOAT, [256, 1, 8, 8], new Uint8Array(scaled.buffer))]]), 256);
+    const st = await quantizeModel(model, { mode: 'static', calib });
+    const before = await scoreModels(model, st.model, d.test, d.testLabels);
+    assert.ok(before.candidate.accuracy! < 0.8, `static int8 accuracy ${before.candidate.accuracy}`);
+    const q = await quantizationAwareTraining(model, { calib, train: d.train, trainLabels: d.trainLabels, epochs: 3, lr: 3e-3 });
+    const after = await scoreModels(model, q.model, d.test, d.testLabels);
+    assert.ok(after.candidate.accuracy! > before.candidate.accuracy! + 0.2, `QAT: ${before.candidate.accuracy} → ${after.candidate.accuracy}`);
+    const ops = (m: Model) => m.graph.nodes.map((n) => n.opType).sort();
+    assert.deepEqual(ops(q.model), ops(st.model));
+    // The fake-quantized training graph is what ORT runs in int8: top-1 agrees on nearly every sample.
+    const sim = await scoreModels(q.model, fakeQuantModel(q.floatModel, q.plan, q.ranges), d.test, d.testLabels);
+    assert.ok(sim.candidate.agreement >= 0.97, `${sim.candidate.agreement}`);
   });
 });

@@ -21,6 +21,7 @@ import { bulkSqnrDb } from '../../src/core/transforms/quantize/tfjs';
 import { substituteLowRank } from '../../src/core/transforms/substitute';
 import { ModelBuilder, randomFloats } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
+import { cli } from './cli.test';
 
 /** Field cases (test/fixtures/cases, copied from the failing-cases collection): each right value. */
 const cases = (f: string) => path.join(FIXTURES, 'cases', f);
@@ -213,5 +214,18 @@ describe('field cases: quantization correctness', () => {
     w[7] = 20;
     assert.ok(bulkSqnrDb(w, 'uint8') < 12);
     assert.ok(bulkSqnrDb(w, 'uint16') > 40);
+  });
+
+  it('CLI: static int8 of shape-path-int64 exits 0 with only the output in its folder; --criterion bn without BatchNormalization exits 2', () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'sp.onnx');
+    const r = cli(['quantize', cases('shape-path-int64.onnx'), '--mode', 'static', '--calib', 'random:4', '--no-bench', '--json', '-o', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(dir), ['sp.onnx']);
+    assert.ok(JSON.parse(r.stdout).notes.some((n: string) => /int8 default/.test(n)));
+    const bn = cli(['prune', cases('shared-weight-6x.onnx'), '--structured', '--ratio', '0.3', '--criterion', 'bn', '-o', path.join(dir, 'p.onnx')]);
+    assert.equal(bn.code, 2, bn.stderr);
+    assert.match(bn.stderr, /no BatchNormalization/);
+    assert.deepEqual(fs.readdirSync(dir), ['sp.onnx']);
   });
 });

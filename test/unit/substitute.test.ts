@@ -58,8 +58,10 @@ describe('depthwise-separable substitution', () => {
     const s = await ModelSession.create(model);
     const calib = bindDataset(s.inputs, parseDataSpecs([fx('digits_calib_x.npy')]));
     await s.release();
-    const refit = await substituteDepthwise(model, { multiplier: 1, calib });
-    const plain = await substituteDepthwise(model, { multiplier: 1, calib, refit: false });
+    // The 1-input-channel stem is skipped by default; naming it in `layers` forces it.
+    const layers = ['/c1/Conv', '/c2/Conv', '/c3/Conv'];
+    const refit = await substituteDepthwise(model, { multiplier: 1, calib, layers });
+    const plain = await substituteDepthwise(model, { multiplier: 1, calib, refit: false, layers });
     assert.deepEqual(refit.layers.map((l) => l.name), ['/c1/Conv', '/c2/Conv', '/c3/Conv']);
     const dims: Record<string, [number, number]> = { '/c1/Conv': [1, 32], '/c2/Conv': [32, 64], '/c3/Conv': [64, 128] };
     for (const l of refit.layers) {
@@ -106,7 +108,7 @@ describe('depthwise-separable substitution', () => {
     const c3 = b.conv(c2, 1, 4, 1); // 1×1
     const c4 = b.conv(c3, 4, 4, 3, { group: 4 }); // depthwise already
     b.markOutput(c4, 'y');
-    const r = await substituteDepthwise(b.build());
+    const r = await substituteDepthwise(b.build(), { multiplier: 1 });
     const reasons = Object.fromEntries(r.skipped.map((s) => [s.reason.split(':')[0], true]));
     assert.ok(reasons['would not save parameters'], JSON.stringify(r.skipped));
     assert.ok(reasons['a 1×1 convolution has no spatial kernel to separate']);

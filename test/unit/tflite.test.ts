@@ -140,7 +140,7 @@ function buildTflite(tensors: T[], ops: Array<{ code: number | string; inputs: n
 const bytesOf = (a: Int8Array | Int32Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** input → CONV_2D (int8 per-channel filter) → RESHAPE → FULLY_CONNECTED (float) → custom op, plus a sparse weight. */
-function sampleModel() {
+export function sampleModel() {
   const filter = Int8Array.from({ length: 3 * 3 * 3 * 2 }, (_, i) => (i % 11) - 5);
   const bias = Int32Array.from([10, -20, 30]);
   const fc = Float32Array.from({ length: 5 * 12 }, (_, i) => Math.cos(i));

@@ -25,6 +25,7 @@ import {
 } from '../../src/core/train';
 import { ModelBuilder, randomFloats, rng } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
+import { assertNoStack, cli } from './cli.test';
 
 const REF = path.join(FIXTURES, 'grad_ref');
 
@@ -181,6 +182,9 @@ const CASES: FdCase[] = [
   { op: 'Conv', variant: 'dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 7], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], dilations: [2, 2], pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'groups 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 5, 5], 1), w(b, 'w', [6, 2, 3, 3], 2), w(b, 'b', [6], 3)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'depthwise stride 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 6, 6], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 7, 7], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [2, 2, 2, 2], dilations: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise stride 2 no pads, odd size', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 6], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise stride 3 pads 2 (ConvTranspose fallback)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 8, 8], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [3, 3], pads: [2, 2, 2, 2] }) },
   { op: 'Conv', variant: 'auto_pad SAME_UPPER stride 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 6, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
   { op: 'Conv', variant: '1x1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
   { op: 'Conv', variant: '1-D', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 9], 1), w(b, 'w', [4, 3, 3], 2)], { kernel_shape: [3], strides: [2], pads: [1, 1] }) },
@@ -260,6 +264,13 @@ const teacher: HostTensor = { dtype: DataType.FLOAT, dims: [4, 3], data: randomF
 CASES.push(
   { op: 'loss', variant: 'cross-entropy', build: (b) => logitsModel(b).slice(0, 1), losses: [{ kind: 'cross-entropy', logits: 'gemm0', labels: 'y' }], feeds: { y: labelsTensor([0, 2, 1, 2]) } },
   { op: 'loss', variant: 'distillation T=4', build: (b) => logitsModel(b).slice(0, 1), losses: [{ kind: 'distillation', logits: 'gemm0', teacherLogits: 't', temperature: 4 }], feeds: { t: teacher } },
+  {
+    op: 'loss',
+    variant: 'distillation to a tensor of the same graph (detached teacher)',
+    build: logitsModel,
+    losses: [{ kind: 'distillation', logits: 'gemm0', teacherLogits: 'gemm1', temperature: 3 }],
+    frozen: ['x2', 'w2'],
+  },
   {
     op: 'loss',
     variant: 'MSE between two graph tensors (feature matching)',
@@ -478,5 +489,96 @@ describe('train: fit', function () {
     );
     const tg = buildTrainingGraph(m, { losses: ce, trainable: selectTrainable(m, { freeze: ['w0', 'b0'] }) });
     assert.deepEqual(tg.params, ['w1', 'b1']);
+  });
+});
+
+describe('CLI: train', function () {
+  this.timeout(300000);
+  const fx = (n: string) => path.join(FIXTURES, n);
+
+  it('fine-tunes digits_mlp with validation and reports curves, best epoch, time per step and before/after accuracy (--json)', () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'mlp.trained.onnx');
+    const r = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--epochs', '2', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
+    assert.equal(j.epochs.length, 2);
+    assert.ok(j.epochs.every((e) => e.metric > 0.9 && e.trainLoss > 0));
+    assert.ok(j.bestEpoch >= 1 && j.msPerStep > 0 && j.stopped === 'completed');
+    assert.ok(Math.abs(j.accuracy.before - 0.9715) < 0.002 && j.accuracy.after > 0.94, JSON.stringify(j.accuracy));
+    assert.ok(require('fs').existsSync(`${out}.ckpt`));
+    // --resume continues from the checkpoint beside the output: one more epoch, not three.
+    const again = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--epochs', '3', '--batch', '64', '--lr', '1e-4', '--no-bench', '--resume', '-o', out, '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    const k = JSON.parse(again.stdout) as { epochs: Array<{ trainLoss: number }>; steps: number };
+    assert.equal(k.epochs.length, 3);
+    assert.deepEqual(k.epochs.slice(0, 2), j.epochs);
+    assert.equal(k.steps, 3 * Math.ceil(1200 / 64));
+  });
+
+  it('refuses bad requests in one line: missing labels, a count mismatch, a pattern that matches no weight', () => {
+    const base = ['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '-o', path.join(tmpDir(), 'o.onnx')];
+    const a = cli(base);
+    assert.equal(a.code, 2);
+    assert.match(a.stderr, /--train-labels/);
+    const b = cli([...base, '--train-labels', fx('digits_test_y.npy')]);
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /597 labels for 1200 training samples/);
+    const c = cli([...base, '--train-labels', fx('digits_train_y.npy'), '--trainable', 'nope']);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /'nope' matches no float weight/);
+    for (const x of [a, b, c]) assertNoStack(x.stderr);
+  });
+});
+
+describe('train: fake quantization (QAT)', () => {
+  it('passes gradients through QuantizeLinear → DequantizeLinear with the clipped straight-through estimator', async () => {
+    const x = Float32Array.from({ length: 12 }, (_, i) => (i - 6) * 1.3 + 0.01); // some beyond ±127·s
+    const s = 0.05;
+    const xhat = x.map((v) => Math.max(-128, Math.min(127, Math.round(v / s))) * s);
+    const mask = x.map((v) => (Math.round(v / s) >= -128 && Math.round(v / s) <= 127 ? 1 : 0));
+    const grads = async (fake: boolean) => {
+      const b = new ModelBuilder(17);
+      let v = b.init('x', [2, 6], fake ? x : xhat);
+      if (fake) {
+        const [q] = b.node('QuantizeLinear', [v, b.init('s', [], Float32Array.of(s)), b.init('z', [], Int8Array.of(0), DataType.INT8)]);
+        [v] = b.node('DequantizeLinear', [q, 's', 'z']);
+      }
+      const [y] = b.node('Mul', [v, b.init('w', [6], randomFloats(6, 3))]);
+      const tg = buildTrainingGraph(b.build(), { losses: [{ kind: 'mse', prediction: y, target: 't' }], trainable: ['x', 'w'] });
+      const sess = await TrainingSession.create(tg);
+      const params = new Map([['x', fake ? x : xhat], ['w', b.graph.initializers.get('w')!.toFloat32()]]);
+      const r = await sess.step({ t: { dtype: DataType.FLOAT, dims: [2, 6], data: randomFloats(12, 4) } }, params);
+      await sess.release();
+      return r;
+    };
+    const fake = await grads(true);
+    const ref = await grads(false);
+    assert.ok(mask.some((m) => m === 0) && mask.some((m) => m === 1));
+    assert.ok(relErr(fake.grads.get('x')!, ref.grads.get('x')!.map((g, i) => g * mask[i])) < 1e-5);
+    assert.ok(relErr(fake.grads.get('w')!, ref.grads.get('w')!) < 1e-5);
+    assert.ok(Math.abs(fake.loss - ref.loss) < 1e-6);
+  });
+
+  it('computes the distillation loss as T²·KL(softmax(t/T) ‖ softmax(s/T)) averaged over the batch', async () => {
+    const b = new ModelBuilder(17);
+    const [z] = b.node('Identity', [b.init('s', [2, 3], Float32Array.of(1, 2, 3, -1, 0, 4))]);
+    const tg = buildTrainingGraph(b.build(), { losses: [{ kind: 'distillation', logits: z, teacherLogits: 't', temperature: 2 }], trainable: ['s'] });
+    const sess = await TrainingSession.create(tg);
+    const t = Float32Array.of(0.5, 2.5, 1, 2, -1, 1);
+    const r = await sess.step({ t: { dtype: DataType.FLOAT, dims: [2, 3], data: t } }, new Map([['s', Float32Array.of(1, 2, 3, -1, 0, 4)]]));
+    await sess.release();
+    const soft = (v: number[]) => {
+      const e = v.map((a) => Math.exp(a / 2));
+      const sum = e.reduce((a, c) => a + c, 0);
+      return e.map((a) => a / sum);
+    };
+    let kl = 0;
+    for (const [sv, tv] of [[[1, 2, 3], [0.5, 2.5, 1]], [[-1, 0, 4], [2, -1, 1]]]) {
+      const p = soft(tv);
+      const q = soft(sv);
+      kl += p.reduce((a, pi, i) => a + pi * Math.log(pi / q[i]), 0);
+    }
+    assert.ok(Math.abs(r.loss - (4 * kl) / 2) < 1e-5, `${r.loss} vs ${(4 * kl) / 2}`);
   });
 });

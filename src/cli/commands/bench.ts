@@ -8,17 +8,19 @@ export const benchCommand: Command = {
   name: 'bench',
   summary: 'measure latency, throughput, session time, size and peak memory with ONNX Runtime',
   usage: 'model-compressor bench <model…> [--runs N] [--warmup W] [--threads T] [--inter-threads T] [--ep cpu] [--batch B] [--shape name=1x3x224x224] [--json]',
+  flags: {
+    runs: { type: 'number', placeholder: 'N', default: 50, help: 'Timed runs per model (interleaved across models).' },
+    warmup: { type: 'number', placeholder: 'W', help: 'Untimed runs first.' },
+    threads: { type: 'number', placeholder: 'T', help: 'ONNX Runtime intra-op threads (default: ONNX Runtime’s).' },
+    'inter-threads': { type: 'number', placeholder: 'T', help: 'ONNX Runtime inter-op threads.' },
+    ep: { type: 'string', placeholder: 'cpu', help: 'Execution provider.' },
+    batch: { type: 'number', placeholder: 'B', help: 'Batch size for dynamic batch dims.' },
+    shape: { type: 'string', multiple: true, placeholder: 'name=1x3x224x224', help: 'Fix an input’s dims (repeatable).' },
+    json: { type: 'boolean', help: 'Print JSON.' },
+  },
+  example: 'bench model.onnx model.int8.onnx --runs 100 --threads 1',
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      runs: { type: 'number' },
-      warmup: { type: 'number' },
-      threads: { type: 'number' },
-      'inter-threads': { type: 'number' },
-      ep: { type: 'string' },
-      batch: { type: 'number' },
-      shape: { type: 'string', multiple: true },
-      json: { type: 'boolean' },
-    });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (positional.length === 0) throw new UsageError('bench needs at least one model');
     const int = (name: string, min: number) => {
       const v = flags[name] as number | undefined;

@@ -15,17 +15,19 @@ export const compareCommand: Command = {
   summary: 'measure a candidate model’s fidelity (and accuracy) against a reference',
   usage:
     'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--inter-threads T] [--ep cpu] [--layout NCHW|NHWC] [--image-scale s] [--image-mean m,m,m] [--image-std s,s,s] [--json]',
+  flags: {
+    ...DATA_FLAGS,
+    data: { type: 'string', multiple: true, placeholder: 'data', help: 'Samples (.npy, .pb, image folder; name=path per input; default: random samples).' },
+    batch: { type: 'number', placeholder: 'B', help: 'Samples per run.' },
+    limit: { type: 'number', placeholder: 'N', help: 'Use at most N samples.' },
+    threads: { type: 'number', placeholder: 'T', help: 'ONNX Runtime intra-op threads.' },
+    'inter-threads': { type: 'number', placeholder: 'T', help: 'ONNX Runtime inter-op threads.' },
+    ep: { type: 'string', placeholder: 'cpu', help: 'Execution provider.' },
+    json: { type: 'boolean', help: 'Print JSON.' },
+  },
+  example: 'compare model.onnx model.int8.onnx --data test_x.npy --labels test_y.npy --seed 1',
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      ...DATA_FLAGS,
-      data: { type: 'string', multiple: true },
-      batch: { type: 'number' },
-      limit: { type: 'number' },
-      threads: { type: 'number' },
-      'inter-threads': { type: 'number' },
-      ep: { type: 'string' },
-      json: { type: 'boolean' },
-    });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (positional.length !== 2) throw new UsageError('compare takes a reference and a candidate model');
     const [refPath, candPath] = positional;
     const session = { intraOpThreads: flags.threads as number | undefined, interOpThreads: flags['inter-threads'] as number | undefined, executionProvider: flags.ep as string | undefined, allowSpinning: false };

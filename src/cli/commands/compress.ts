@@ -1,24 +1,25 @@
-import { readRecipe, runRecipe } from '../../core/recipe';
+import { readRecipe, recipeNeedsCalib, runRecipe } from '../../core/recipe';
 import { UsageError } from '../../core/errors';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { fmtCount, table } from '../format';
-import { JOB_FLAGS, finishJob, openJob } from '../job';
+import { JOB_FLAGS, finishJob, openJob, stepContext } from '../job';
 import { renderReport } from '../report';
 
 export const compressCommand: Command = {
   name: 'compress',
   summary: 'run a recipe of steps (prune, substitute, quantize) and prove the result',
-  usage: 'model-compressor compress <model> --recipe recipe.json [--calib data] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
+  usage: 'model-compressor compress <model> --recipe recipe.json [options]',
+  flags: { ...JOB_FLAGS, recipe: { type: 'string', placeholder: 'file', help: 'The recipe: {"steps": [...]} (JSON Schema: schemas/recipe.schema.json).' } },
+  example: 'compress model.onnx --recipe model.recipe.json --calib calib.npy --eval test_x.npy --labels test_y.npy',
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, { ...JOB_FLAGS, recipe: { type: 'string' } });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (!flags.recipe) throw new UsageError('compress needs --recipe recipe.json');
     const recipe = readRecipe(flags.recipe as string);
-    if (recipe.steps.some((s) => s.step === 'quantize' && s.mode === 'static') && !flags.calib) {
-      throw new UsageError('the recipe has a static quantize step: give --calib data (or, explicitly, --calib random:N)');
-    }
+    const why = recipeNeedsCalib(recipe);
+    if (why && !flags.calib) throw new UsageError(`the recipe needs calibration data (${why}): give --calib data (or, explicitly, --calib random:N)`);
     const job = await openJob(positional, flags, 'compress', 'compressed');
-    const r = await runRecipe(job.model, recipe, { calib: job.calib?.data });
+    const r = await runRecipe(job.model, recipe, stepContext(job));
     const report = await finishJob(job, r.model, flags, { step: 'compress' });
     if (flags.json) {
       io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { UsageError } from '../../core/errors';
-import { saveOnnx } from '../../core/formats/onnx';
+import { saveVerified } from '../../core/runtime/verified-save';
 import { assertOutputNotInput, openModel } from '../../core/formats/registry';
 import { exportKerasToOnnx } from '../../core/formats/tfjs/to-onnx';
 import { compareModels } from '../../core/runtime/compare';
@@ -15,14 +15,16 @@ export const exportCommand: Command = {
   name: 'export',
   summary: 'export a TF.js layers model to ONNX, and check it with ONNX Runtime against TensorFlow.js',
   usage: 'model-compressor export <model.json> [-o model.onnx] [--samples N] [--seed s] [--no-check] [--json]',
+  flags: {
+    output: { type: 'string', alias: 'o', placeholder: 'model.onnx', help: 'Output file (default: beside the input).' },
+    samples: { type: 'number', placeholder: 'N', help: 'Random samples for the check against TensorFlow.js.' },
+    seed: { type: 'number', placeholder: 's', help: 'Seed of the random samples.' },
+    'no-check': { type: 'boolean', help: 'Skip the check with ONNX Runtime against TensorFlow.js.' },
+    json: { type: 'boolean', help: 'Print JSON.' },
+  },
+  example: 'export model.json -o model.onnx',
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      output: { type: 'string', alias: 'o' },
-      samples: { type: 'number' },
-      seed: { type: 'number' },
-      'no-check': { type: 'boolean' },
-      json: { type: 'boolean' },
-    });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (positional.length !== 1) throw new UsageError('export takes exactly one model');
     const input = positional[0];
     const model = openModel(input);
@@ -30,7 +32,7 @@ export const exportCommand: Command = {
     const output = (flags.output as string | undefined) ?? path.join(path.dirname(input), `${path.basename(input).replace(/\.json$/i, '')}.onnx`);
     assertOutputNotInput(model, output);
     const onnx = exportKerasToOnnx(model);
-    saveOnnx(onnx, output);
+    await saveVerified(onnx, output);
     const result: Record<string, unknown> = { output, nodes: onnx.graph.nodes.length, check: null };
     if (!flags['no-check']) {
       // The export is proved against TensorFlow.js itself, on the same random inputs.

@@ -11,14 +11,16 @@ export const inspectCommand: Command = {
   name: 'inspect',
   summary: 'show where a model’s parameters, bytes and compute go',
   usage: 'model-compressor inspect <model> [--json] [--top N] [--shape name=1x3x224x224] [--no-stats]',
+  flags: {
+    json: { type: 'boolean', help: 'Print the analysis as JSON (the documented shape).' },
+    top: { type: 'number', placeholder: 'N', default: 10, help: 'Layers listed by MACs and by params.' },
+    shape: { type: 'string', multiple: true, placeholder: 'name=1x3x224x224', help: 'Fix an input’s dynamic dims (repeatable; the name may be left out for one input).' },
+    'no-stats': { type: 'boolean', help: 'Skip weight statistics (faster on large models).' },
+    layers: { type: 'boolean', help: 'List every layer, not only the top ones.' },
+  },
+  example: 'inspect model.onnx --shape input=1x3x224x224 --top 5',
   run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      json: { type: 'boolean' },
-      top: { type: 'number' },
-      shape: { type: 'string', multiple: true },
-      'no-stats': { type: 'boolean' },
-      layers: { type: 'boolean' },
-    });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (positional.length !== 1) throw new UsageError('inspect takes exactly one model file');
     const top = (flags.top as number | undefined) ?? 10;
     if (!Number.isInteger(top) || top < 0) throw new UsageError('--top needs a whole number');

@@ -1,17 +1,16 @@
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from '../../core/analysis/sensitivity';
+import { allocateFromCurves, pruningSensitivity } from '../../core/analysis/sensitivity';
 import { UsageError } from '../../core/errors';
 import { openModel } from '../../core/formats/registry';
 import { modelFiles } from '../../core/runtime/bench';
-import { pruneModel, pruneToLatency, type PruneOutcome } from '../../core/transforms/prune';
 import { deflatedSize } from '../../core/analysis/stats';
+import { type PruneOutcome } from '../../core/transforms/prune';
+import { pruneStep } from '../../core/transforms/prune/step';
 import { CRITERIA, type Criterion } from '../../core/transforms/prune/importance';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from '../data-flags';
-import { JOB_FLAGS, finishJob, openJob, probeInputs } from '../job';
+import { JOB_FLAGS, finishJob, openJob, probeInputs, stepContext } from '../job';
+import { checkCalib, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 import { fmtBytes, fmtCount, table } from '../format';
 import { renderReport } from '../report';
 
@@ -28,107 +27,37 @@ const fraction = (v: unknown, flag: string) => {
   return x;
 };
 
+const PRUNE_FLAGS = stepFlags(pruneStep);
+
 export const pruneCommand: Command = {
   name: 'prune',
-  summary: 'remove channels (structured, real speed) or zero weights (unstructured), then prove it',
-  usage:
-    'model-compressor prune <model> (--structured | --unstructured) (--ratio r | --target-macs f | --target-params f | --target-latency f | --threshold t) ' +
-    '[--criterion l1|l2|bn|entropy|taylor|random] [--calib data] [--recover none|reconstruct] [--steps k] [--allocate uniform|sensitivity] ' +
-    '[--scope layer|global] [--exclude g1,g2] [--round-to n] [--seed s] [--eval data --labels y] [--runs N] [--no-bench] [-o out.onnx] [--json]',
+  summary: pruneStep.summary,
+  usage: 'model-compressor prune <model> (--structured | --unstructured) (--ratio r | --target-macs f | --target-params f | --target-latency f | --threshold t) [options]',
+  flags: { ...PRUNE_FLAGS.spec, ...withoutKeys(JOB_FLAGS, PRUNE_FLAGS.spec) },
+  example: pruneStep.example,
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      ...JOB_FLAGS,
-      structured: { type: 'boolean' },
-      unstructured: { type: 'boolean' },
-      ratio: { type: 'number' },
-      'target-macs': { type: 'number' },
-      'target-params': { type: 'number' },
-      'target-latency': { type: 'number' },
-      threshold: { type: 'number' },
-      criterion: { type: 'string' },
-      recover: { type: 'string' },
-      steps: { type: 'number' },
-      allocate: { type: 'string' },
-      scope: { type: 'string' },
-      exclude: { type: 'string' },
-      'round-to': { type: 'number' },
-    });
-    if (!!flags.structured === !!flags.unstructured) throw new UsageError('choose one of --structured or --unstructured');
-    const criterion = criterionFlag(flags);
-    const recover = (flags.recover as string | undefined) ?? 'none';
-    if (recover !== 'none' && recover !== 'reconstruct') throw new UsageError('--recover is none or reconstruct');
-    if (recover === 'reconstruct' && !flags.calib) throw new UsageError('--recover reconstruct needs --calib');
-    const ratio = fraction(flags.ratio, 'ratio');
-    const targetMacs = fraction(flags['target-macs'], 'target-macs');
-    const targetParams = fraction(flags['target-params'], 'target-params');
-    const targetLatency = fraction(flags['target-latency'], 'target-latency');
-    if (targetLatency !== undefined && (!flags.structured || ratio !== undefined || targetMacs !== undefined || targetParams !== undefined)) {
-      throw new UsageError('--target-latency goes with --structured alone (not with --ratio, --target-macs or --target-params)');
-    }
-    const allocate = (flags.allocate as string | undefined) ?? 'uniform';
-    if (allocate !== 'uniform' && allocate !== 'sensitivity') throw new UsageError('--allocate is uniform or sensitivity');
-    if (allocate === 'sensitivity' && targetMacs === undefined && targetParams === undefined) throw new UsageError('--allocate sensitivity needs --target-macs or --target-params');
-    const roundTo = (flags['round-to'] as number | undefined) ?? 8;
-    if (!Number.isInteger(roundTo) || roundTo < 1) throw new UsageError('--round-to is a whole number ≥ 1 (1: no rounding)');
-    const steps = (flags.steps as number | undefined) ?? 1;
-    if (!Number.isInteger(steps) || steps < 1) throw new UsageError('--steps is a whole number ≥ 1');
-    const scope = (flags.scope as string | undefined) ?? 'layer';
-    if (scope !== 'layer' && scope !== 'global') throw new UsageError('--scope is layer or global');
-
+    const { positional, flags } = parseArgs(argv, this.flags);
+    const o = stepOptionsFromFlags(pruneStep, PRUNE_FLAGS, flags);
+    checkCalib(pruneStep, PRUNE_FLAGS, o, flags);
     const job = await openJob(positional, flags, 'prune', 'pruned');
-    const { model, calib, evalData, input, output } = job;
-    if (model.format.startsWith('tfjs') && targetLatency !== undefined) {
-      throw new UsageError('--target-latency measures with ONNX Runtime; for TF.js models use --ratio, --target-params or --target-macs (with --allocate sensitivity)');
-    }
-
-    let groupRatios: Record<string, number> | undefined;
-    let sensitivity: SensitivityResult | undefined;
-    if (allocate === 'sensitivity') {
-      sensitivity = await pruningSensitivity(model, { data: (calib ?? evalData).data, criterion, calib: calib?.data });
-      groupRatios = allocateFromCurves(sensitivity, (targetMacs ?? targetParams)!, targetMacs !== undefined ? 'macs' : 'params').ratios;
-    }
-    const common = {
-      roundTo,
-      criterion,
-      calib: calib?.data,
-      recover: recover as 'none',
-      steps,
-      exclude: (flags.exclude as string | undefined)?.split(',').filter(Boolean),
-      seed: flags.seed as number | undefined,
-    };
-    const outcome = targetLatency !== undefined
-      ? await pruneToLatency(model, input, targetLatency, { ...common, structured: true, workDir: fs.mkdtempSync(path.join(os.tmpdir(), 'mc-prune-')) })
-      : await pruneModel(model, {
-      structured: !!flags.structured,
-      ratio,
-      targetMacs: groupRatios ? undefined : targetMacs,
-      targetParams: groupRatios ? undefined : targetParams,
-      groupRatios,
-      roundTo,
-      threshold: flags.threshold as number | undefined,
-      scope: scope as 'layer',
-      criterion,
-      calib: calib?.data,
-      recover: recover as 'none',
-      steps,
-      exclude: (flags.exclude as string | undefined)?.split(',').filter(Boolean),
-      seed: flags.seed as number | undefined,
-    });
+    const { outcome } = await pruneStep.apply(job.model, o, stepContext(job));
     const report = await finishJob(job, outcome.model, flags, { step: 'prune' });
+    const { input, output } = job;
     const zipAll = (f: string) => deflatedSize(modelFiles(f));
-    const zipped = flags.unstructured ? { before: zipAll(input), after: zipAll(output) } : undefined;
+    const zipped = !o.structured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {
-      io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: groupRatios ?? null, notes: outcome.notes }));
+      io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: outcome.allocation ?? null, notes: outcome.notes }));
       return 0;
     }
-    const changed = flags.structured ? outcome.groups.length : outcome.sparsity?.length ?? 0;
-    let text = renderReport(`prune --${flags.structured ? 'structured' : 'unstructured'}`, input, output, report, outcome.notes, changed, outcome.skipped.map((s) => ({ ...s, op: '' })));
+    const changed = o.structured ? outcome.groups.length : outcome.sparsity?.length ?? 0;
+    let text = renderReport(`prune --${o.structured ? 'structured' : 'unstructured'}`, input, output, report, outcome.notes, changed, outcome.skipped.map((s) => ({ ...s, op: '' })));
     text += `\n\n${detail(outcome)}`;
     if (zipped) text += `\n\nzipped size: ${fmtBytes(zipped.before)} → ${fmtBytes(zipped.after)} (${(zipped.after / zipped.before).toFixed(3)}x)`;
     io.out(text);
     return 0;
   },
 };
+
 
 function detail(o: PruneOutcome): string {
   if (o.sparsity) return `sparsity per layer:\n${table(['weight', 'elements', 'zeros', 'sparsity'], o.sparsity.map((s) => [s.name, fmtCount(s.elements), fmtCount(s.zeros), `${(s.sparsity * 100).toFixed(1)}%`]))}`;
@@ -144,19 +73,21 @@ export const sensitivityCommand: Command = {
   summary: 'prune each channel group alone at several ratios and measure the loss (curves as JSON)',
   usage:
     'model-compressor sensitivity <model> [--data data | --eval data] [--labels y] [--criterion l1|…] [--ratios 0.1,0.3,…] [--samples N] [--metric accuracy|agreement|cosine] [--target-macs f | --target-params f] [--json]',
+  flags: {
+    ...DATA_FLAGS,
+    data: { type: 'string', placeholder: 'data', help: 'Samples to measure the loss on (.npy, .pb or an image folder; default: random samples).' },
+    eval: { type: 'string', placeholder: 'data', help: 'Same as --data.' },
+    calib: { type: 'string', placeholder: 'data', help: 'Calibration data for data-aware criteria (entropy).' },
+    criterion: { type: 'string', placeholder: 'c', choices: CRITERIA, default: 'l1', help: 'Channel importance criterion.' },
+    ratios: { type: 'string', placeholder: 'r1,r2', help: 'Ratios to try per group (default 0.1 … 0.9).' },
+    metric: { type: 'string', placeholder: 'm', choices: ['accuracy', 'agreement', 'cosine'], help: 'Loss measured (default: accuracy with --labels, else top-1 agreement or cosine).' },
+    'target-macs': { type: 'number', placeholder: 'f', help: 'Also allocate per-group ratios removing this fraction of MACs.' },
+    'target-params': { type: 'number', placeholder: 'f', help: 'Also allocate per-group ratios removing this fraction of params.' },
+    json: { type: 'boolean', help: 'Print JSON.' },
+  },
+  example: 'sensitivity model.onnx --data calib.npy --ratios 0.25,0.5,0.75 --target-macs 0.3 --json',
   async run(argv, io) {
-    const { positional, flags } = parseArgs(argv, {
-      ...DATA_FLAGS,
-      data: { type: 'string' },
-      eval: { type: 'string' },
-      calib: { type: 'string' },
-      criterion: { type: 'string' },
-      ratios: { type: 'string' },
-      metric: { type: 'string' },
-      'target-macs': { type: 'number' },
-      'target-params': { type: 'number' },
-      json: { type: 'boolean' },
-    });
+    const { positional, flags } = parseArgs(argv, this.flags);
     if (positional.length !== 1) throw new UsageError('sensitivity takes exactly one model');
     const criterion = criterionFlag(flags);
     const ratios = (flags.ratios as string | undefined)?.split(',').map(Number);

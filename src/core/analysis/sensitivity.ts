@@ -152,12 +152,14 @@ async function kerasSensitivity(model: Model, opts: SensitivityOptions): Promise
   const batchSize = opts.batchSize ?? 16;
   // Variants are compared with each other, not with TensorFlow.js: ORT on the export when it exports.
   let runtime = '';
+  // Read (or generate) the samples once for all variants: at most `samples` of them.
+  const batches = [...opts.data.batches(batchSize, samples)].map((b) => b.feeds);
   const run = async (m: Model): Promise<HostTensor[]> => {
     const runner = await variantRunner(m);
     runtime = runner.runtime;
     try {
       const outs: HostTensor[] = [];
-      for (const { feeds } of opts.data.batches(batchSize, samples)) {
+      for (const feeds of batches) {
         if (opts.signal?.aborted) throw new CancelledError();
         outs.push(Object.values(await runner.run(feeds))[0]);
       }

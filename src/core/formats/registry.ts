@@ -70,6 +70,17 @@ export function openModel(file: string): Model {
   return model;
 }
 
+const FORMAT_NAMES: Record<string, string> = { onnx: 'ONNX', 'tfjs-layers': 'TF.js layers', 'tfjs-graph': 'TF.js graph', tflite: 'TFLite', safetensors: 'safetensors' };
+
+/**
+ * Refuses (ModelError, one line, before any work) a model whose format this tool only reads
+ * (TFLite, safetensors: no writer), for a `command` that writes a transformed model.
+ */
+export function assertWritableFormat(model: Model, file: string, command: string): void {
+  if (formats.find((f) => f.id === model.format)?.save) return;
+  throw new ModelError(file, `${FORMAT_NAMES[model.format] ?? model.format} models are read-only here; ${command} takes ONNX or TF.js`);
+}
+
 export function saveModel(model: Model, output: string, opts?: SaveOptions): { bytes: number; externalBytes: number } {
   const fmt = formats.find((f) => f.id === model.format);
   if (!fmt?.save) throw new UsageError(`writing ${model.format} models is not supported`);

@@ -6,7 +6,7 @@
 import type * as OrtTypes from 'onnxruntime-node';
 import { ModelError, oneLine } from '../errors';
 import { defaultInputShape } from '../ir/shape-inference';
-import { randomSource } from './data/sources';
+import { batchAxisOf, randomSource } from './data/sources';
 import { ModelSession, ort, ortTypeName, type SessionOptions } from './session';
 
 export type ChildRequest =
@@ -28,19 +28,22 @@ async function handle(m: ChildRequest): Promise<ChildReply> {
       feeds = {};
       for (const input of session.inputs) {
         const fixed = m.shapes[input.name];
+        // The batch goes on the input's declared batch axis (a state [2, batch, 128]: axis 1).
+        const ax = batchAxisOf(input.shape);
         // Symbolic sizes take the documented defaults (224×224 images, 16000 audio samples, …).
-        const dflt = defaultInputShape(input.name, input.shape, input.dtype).shape;
-        const sample = input.shape.slice(1).map((d, i) => {
-          const f = fixed?.[i + 1];
-          if (typeof f === 'number') return f;
-          if (typeof d === 'number') return d;
-          const g = dflt[i + 1];
-          if (typeof g === 'number') return g;
+        const dflt = ax === 0 ? defaultInputShape(input.name, input.shape, input.dtype).shape : input.shape;
+        const sample = input.shape.flatMap((d, i) => {
+          if (i === ax) return [];
+          const f = fixed?.[i];
+          if (typeof f === 'number') return [f];
+          if (typeof d === 'number') return [d];
+          const g = dflt[i];
+          if (typeof g === 'number' && g > 0) return [g];
           throw new Error(`input '${input.name}' has dynamic dims [${input.shape.join(', ')}] with no default size: fix them with --shape`);
         });
-        const batch = typeof input.shape[0] === 'number' ? input.shape[0] : m.batch;
-        const data = randomSource(input.name, input.dtype, sample, batch).read(0, batch);
-        feeds[input.name] = new (ort().Tensor)(ortTypeName(input.dtype), data as never, [batch, ...sample]);
+        const batch = typeof input.shape[ax] === 'number' ? (input.shape[ax] as number) : m.batch;
+        const data = randomSource(input.name, input.dtype, sample, batch, 0, ax).read(0, batch);
+        feeds[input.name] = new (ort().Tensor)(ortTypeName(input.dtype), data as never, [...sample.slice(0, ax), batch, ...sample.slice(ax)]);
       }
       return { ok: true, createMs: session.createMs };
     }

@@ -232,6 +232,7 @@ export async function compareModels(ref: Runner, cand: Runner, data: Dataset, op
       const b = hostValues(co[cn]);
       for (let r = 0; r < size; r++) {
         const label = opts.labels[start + r];
+        if (label < 0 || label >= c) throw new UsageError(`label ${label} of sample ${start + r} is outside the ${c} classes of output '${rn}'`);
         if (argmax(rowOf(a, r, c)) === label) correctRef++;
         if (argmax(rowOf(b, r, c)) === label) correctCand++;
       }

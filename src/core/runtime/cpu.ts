@@ -10,8 +10,9 @@ import * as os from 'os';
  * weights (−127…127) a pair can reach 2·255·127 = 64770 > 32767 and saturates. 7-bit weights
  * (reduce-range, −63…63) keep every pair within 2·255·63 = 32130. VNNI (`vpdpbusd`, flags
  * `avx512_vnni` or `avx_vnni`) adds into 32 bits and does not saturate; ARM's int8 dot products
- * neither. See ONNX Runtime's quantization documentation ("reduce_range … on AVX2/AVX512 …
- * without VNNI") and Intel's instruction set reference for VPMADDUBSW and VPDPBUSD.
+ * neither. Sources: ONNX Runtime's quantization documentation (its advice on reduce_range and
+ * U8S8 on x86-64 CPUs with AVX2/AVX-512 but without VNNI) and Intel's instruction set reference
+ * (VPMADDUBSW saturates to 16 bits; VPDPBUSD accumulates in 32 bits).
  */
 export interface CpuFeatures {
   /** Node's `process.arch`: 'x64', 'ia32', 'arm64', … */

@@ -19,7 +19,7 @@ import { TfjsRunner } from './tfjs';
  */
 export async function saveVerified(model: Model, output: string, opts?: SaveOptions): Promise<{ bytes: number; externalBytes: number }> {
   const dir = path.dirname(path.resolve(output));
-  const protect = [model.path, ...allTensors(model).map((t) => t.externalFile), ...(tfjsDocument(model.source)?.shardFiles ?? [])];
+  const protect = [model.path, ...(model.inputFiles ?? []), ...allTensors(model).map((t) => t.externalFile), ...(tfjsDocument(model.source)?.shardFiles ?? [])];
   assertNotInput(output, protect);
   fs.mkdirSync(dir, { recursive: true });
   const staging = fs.mkdtempSync(path.join(dir, `.${path.basename(output)}.check-`));

@@ -39,7 +39,9 @@ export interface CrossEntropyLoss {
  * Knowledge distillation (Hinton et al. 2015): T²·KL(softmax(t/T) ‖ softmax(s/T)), the KL
  * summed over classes and averaged over the batch (PyTorch `kl_div(..., 'batchmean')·T²`).
  * `logits`: the student's [N, C] tensor. `teacherLogits`: the name of a NEW graph input,
- * float [N, C], fed with the teacher's logits (any model, run by ORT: see `withTeacher`).
+ * float [N, C], fed with the teacher's logits (any model, run by ORT: see `withTeacher`), or
+ * a tensor of the same graph (e.g. the full width when training slimmable widths), which
+ * then acts as a constant: no gradient flows into it (PyTorch's `detach()`).
  */
 export interface DistillationLoss {
   kind: 'distillation';

@@ -148,8 +148,9 @@ export function floatWeights(model: Model): string[] {
   const out: string[] = [];
   const stats = new Set<string>();
   for (const n of g.nodes) {
-    // Running statistics of BatchNormalization are not weights to train.
+    // Running statistics of BatchNormalization and quantization parameters are not weights to train.
     if (n.opType === 'BatchNormalization') for (const i of n.inputs.slice(3, 5)) stats.add(i);
+    if (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear') for (const i of n.inputs.slice(1)) stats.add(i);
   }
   for (const n of g.nodes) {
     for (const i of n.inputs) {
@@ -175,7 +176,6 @@ function lossInputs(losses: LossTerm[]): Set<string> {
   const s = new Set<string>();
   for (const l of losses) {
     if (l.kind === 'cross-entropy') s.add(l.labels);
-    else if (l.kind === 'distillation') s.add(l.teacherLogits);
   }
   return s;
 }

@@ -64,7 +64,8 @@ export function emitLosses(e: Emitter, losses: LossTerm[], c: LossContext): Emit
         const s = rank2(l.logits, 'logits');
         const t = l.temperature;
         if (!(t > 0) || !Number.isFinite(t)) c.refuse(`the distillation temperature must be a positive number, got ${t}`);
-        extraInputs.push({ name: l.teacherLogits, dtype: FLOAT, shape: [...s] });
+        // A tensor of the graph (e.g. the full width in slimmable training) acts as a constant teacher.
+        if (!c.exists(l.teacherLogits)) extraInputs.push({ name: l.teacherLogits, dtype: FLOAT, shape: [...s] });
         const invT = e.float(1 / t);
         const lq = e.op('LogSoftmax', [e.op('Mul', [l.logits, invT])], { axis: -1 });
         const lp = e.op('LogSoftmax', [e.op('Mul', [l.teacherLogits, invT])], { axis: -1 });

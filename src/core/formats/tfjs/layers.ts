@@ -96,6 +96,7 @@ function buildGraph(g: Graph, topo: Json, weights: Map<string, Tensor>, fail: (w
     g.outputs.push({ name: cur });
   } else {
     // Functional: inbound_nodes in Keras 2 ([[name, node, tensor, kwargs]…]) or Keras 3 ({args: [keras tensors]}) style.
+    const refs: InboundRef[] = [];
     for (const l of layers as Json[]) {
       const c = (l?.config ?? {}) as Json;
       const name = String(l?.name ?? c.name);
@@ -106,16 +107,26 @@ function buildGraph(g: Graph, topo: Json, weights: Map<string, Tensor>, fail: (w
       const inbound = (l?.inbound_nodes as unknown[] | undefined) ?? [];
       const sources: string[] = [];
       const visit = (x: unknown) => {
-        if (Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') sources.push(`${x[0]}:0`);
-        else if (x && typeof x === 'object' && !Array.isArray(x)) {
+        if (Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') {
+          sources.push(`${x[0]}:0`);
+          refs.push({ layer: name, source: x[0], node: x[1] });
+        } else if (x && typeof x === 'object' && !Array.isArray(x)) {
           const hist = ((x as Json).config as Json | undefined)?.keras_history;
-          if (Array.isArray(hist) && typeof hist[0] === 'string') sources.push(`${hist[0]}:0`);
-          else Object.values(x as Json).forEach(visit);
+          if (Array.isArray(hist) && typeof hist[0] === 'string') {
+            sources.push(`${hist[0]}:0`);
+            refs.push({ layer: name, source: hist[0], node: typeof hist[1] === 'number' ? hist[1] : 0 });
+          } else Object.values(x as Json).forEach(visit);
         } else if (Array.isArray(x)) x.forEach(visit);
       };
-      if (inbound.length) visit(inbound[0]);
+      // Every inbound node is checked (TensorFlow.js builds them all); the IR keeps the first.
+      inbound.forEach((node, i) => {
+        const before = sources.length;
+        visit(node);
+        if (i > 0) sources.length = before;
+      });
       addLayer({ ...l, config: { ...c, name } }, sources);
     }
+    validateFunctional(layers as Json[], refs, config, fail);
     const outs = (config.output_layers as unknown[] | undefined) ?? [];
     const visitOut = (o: unknown) => {
       if (Array.isArray(o) && typeof o[0] === 'string') g.outputs.push({ name: `${o[0]}:0` });
@@ -125,6 +136,70 @@ function buildGraph(g: Graph, topo: Json, weights: Map<string, Tensor>, fail: (w
   }
   // All weights are initializers (ones no layer claims still count towards the bytes).
   for (const [k, t] of weights) g.initializers.set(k, t);
+}
+
+/** One edge of a functional model: layer `layer` reads node `node` of layer `source`. */
+interface InboundRef {
+  layer: string;
+  source: string;
+  node: number;
+}
+
+/**
+ * Checks a functional model's topology before anything builds it: every inbound node and
+ * every model input/output names a layer the model defines, at a node index that layer has,
+ * and the layers form no cycle. TensorFlow.js's `modelFromJSON` loops forever when a node's
+ * inputs can never be built (a missing layer, a cycle), so this runs first. `fail` throws a
+ * ModelError naming the layer.
+ */
+function validateFunctional(layers: Json[], refs: InboundRef[], config: Json, fail: (msg: string) => never): void {
+  const nodesOf = new Map<string, number>();
+  for (const l of layers) {
+    const name = String(l?.name ?? (l?.config as Json | undefined)?.name);
+    const inbound = Array.isArray(l?.inbound_nodes) ? (l.inbound_nodes as unknown[]).length : 0;
+    nodesOf.set(name, Math.max(1, inbound));
+  }
+  for (const r of refs) {
+    const count = nodesOf.get(r.source);
+    if (count === undefined) fail(`layer '${r.layer}' takes its input from layer '${r.source}', which the model does not define`);
+    if (!Number.isInteger(r.node) || r.node < 0 || r.node >= count) fail(`layer '${r.layer}' reads node ${r.node} of layer '${r.source}', which has ${count}`);
+  }
+  for (const key of ['input_layers', 'output_layers']) {
+    const list = config[key];
+    if (list === undefined) continue;
+    const names: string[] = [];
+    const collect = (o: unknown) => {
+      if (Array.isArray(o) && typeof o[0] === 'string') names.push(o[0]);
+      else if (Array.isArray(o)) o.forEach(collect);
+    };
+    collect(list);
+    for (const n of names) if (!nodesOf.has(n)) fail(`the model's ${key === 'input_layers' ? 'input' : 'output'} names layer '${n}', which the model does not define`);
+  }
+  // Kahn's algorithm over layer → consumer edges: whatever is left is on a cycle.
+  const consumers = new Map<string, string[]>();
+  const indegree = new Map<string, number>([...nodesOf.keys()].map((n) => [n, 0]));
+  for (const r of refs) {
+    if (r.source === r.layer) fail(`layer '${r.layer}' takes its own output as input`);
+    const list = consumers.get(r.source);
+    if (list) list.push(r.layer);
+    else consumers.set(r.source, [r.layer]);
+    indegree.set(r.layer, (indegree.get(r.layer) ?? 0) + 1);
+  }
+  const ready = [...indegree].filter(([, d]) => d === 0).map(([n]) => n);
+  let done = 0;
+  while (ready.length) {
+    const n = ready.pop()!;
+    done++;
+    for (const c of consumers.get(n) ?? []) {
+      const d = indegree.get(c)! - 1;
+      indegree.set(c, d);
+      if (d === 0) ready.push(c);
+    }
+  }
+  if (done < indegree.size) {
+    const stuck = [...indegree].find(([, d]) => d > 0)![0];
+    fail(`layer '${stuck}' is on a cycle of layers (a functional model must be acyclic)`);
+  }
 }
 
 // ---- Keras output shapes (channels_last) ---------------------------------------------

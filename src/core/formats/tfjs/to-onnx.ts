@@ -81,13 +81,18 @@ function activationName(c: Json): string {
 }
 
 /** Transposes a kernel with dims `dims` by `perm` (row-major); the source offset is stepped, not recomputed. */
-function permute(data: Float32Array, dims: number[], perm: number[]): { data: Float32Array; dims: number[] } {
+function permute(data: Float32Array, fullDims: number[], fullPerm: number[]): { data: Float32Array; dims: number[] } {
+  const outFull = fullPerm.map((p) => fullDims[p]);
+  // Axes of size 1 do not move data: drop them (a 1x1 convolution kernel becomes a 2-D transpose).
+  const keep = fullDims.map((d, i) => (d === 1 ? -1 : i)).filter((i) => i >= 0);
+  const dims = keep.map((i) => fullDims[i]);
+  const perm = fullPerm.filter((p) => fullDims[p] !== 1).map((p) => keep.indexOf(p));
   const n = perm.length;
   const outDims = perm.map((p) => dims[p]);
   const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
   const step = perm.map((p) => strides[p]); // source stride of each output axis
   const out = new Float32Array(data.length);
-  if (n === 0 || data.length === 0) return { data: out.fill(data[0] ?? 0), dims: outDims };
+  if (n === 0 || data.length === 0) return { data: out.fill(data[0] ?? 0), dims: outFull };
   const inner = outDims[n - 1];
   const innerStep = step[n - 1];
   const idx = new Int32Array(n);
@@ -102,7 +107,7 @@ function permute(data: Float32Array, dims: number[], perm: number[]): { data: Fl
       idx[k] = 0;
     }
   }
-  return { data: out, dims: outDims };
+  return { data: out, dims: outFull };
 }
 
 export function exportKerasToOnnx(model: Model): Model {

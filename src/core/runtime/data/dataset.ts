@@ -2,8 +2,9 @@ import { ModelError, UsageError } from '../../errors';
 import { DataType, dtypeName } from '../../ir/dtype';
 import { defaultInputShape } from '../../ir/shape-inference';
 import type { HostTensor, IOSpec } from '../session';
+import { checkSamples, labelsFromValues } from './checks';
 import { imageFolderSource, imageOptionsFromShape, type ImageOptions } from './images';
-import { extOf, isDir, npySource, randomSource, tensorPbSource, type SampleSource } from './sources';
+import { batchAxisOf, extOf, isDir, npySource, randomSource, tensorPbSource, type SampleSource } from './sources';
 
 /**
  * Binds data files to a model's inputs, validates dtypes and shapes up front, and serves
@@ -54,7 +55,10 @@ export class Dataset {
   /** Samples [start, start + n) for every input, each with a leading batch axis of n. */
   batch(start: number, n: number): Record<string, HostTensor> {
     const out: Record<string, HostTensor> = {};
-    for (const [name, s] of this.sources) out[name] = { dtype: s.dtype, dims: [n, ...s.sampleShape], data: s.read(start, n) };
+    for (const [name, s] of this.sources) {
+      const ax = s.batchAxis ?? 0;
+      out[name] = { dtype: s.dtype, dims: [...s.sampleShape.slice(0, ax), n, ...s.sampleShape.slice(ax)], data: s.read(start, n) };
+    }
     return out;
   }
 
@@ -147,6 +151,7 @@ export function bindDataset(inputs: IOSpec[], specs: DataSpec[], opts: BindOptio
     if (sources.has(name)) throw new UsageError(`input '${name}' is given data twice`);
     const s = openSource(spec, input, opts);
     checkSource(input, s, opts);
+    checkSamples(s);
     sources.set(name, s);
   }
   const missing = inputs.filter((i) => !sources.has(i.name));
@@ -158,6 +163,9 @@ export function bindDataset(inputs: IOSpec[], specs: DataSpec[], opts: BindOptio
       const dtype = input.dtype === DataType.UNDEFINED ? DataType.FLOAT : input.dtype;
       // Symbolic sizes take documented defaults (224×224 images, 16000 audio samples, …).
       const d = defaultInputShape(input.name, withShape(input, opts), dtype, { metadata: opts.metadata });
+      // Random samples follow the declared batch axis (a state [2, batch, 128] batches on axis 1).
+      const ax = batchAxisOf(input.shape);
+      d.open = d.open.filter((i) => i !== ax);
       if (d.open.length) {
         const hint = d.shape.map((x, i) => (typeof x === 'number' && x > 0 ? String(x) : i === 0 ? '1' : `<${typeof input.shape[i] === 'string' ? input.shape[i] : `dim${i}`}>`)).join('x');
         throw new UsageError(
@@ -165,8 +173,8 @@ export function bindDataset(inputs: IOSpec[], specs: DataSpec[], opts: BindOptio
         );
       }
       assumed.push(...d.assumed);
-      const dims = d.shape.slice(1) as number[];
-      sources.set(input.name, randomSource(input.name, dtype, dims, opts.randomSamples, opts.seed));
+      const dims = d.shape.filter((_, i) => i !== ax) as number[];
+      sources.set(input.name, randomSource(input.name, dtype, dims, opts.randomSamples, opts.seed, ax));
     }
   }
   const counts = new Set([...sources.values()].map((s) => s.count));
@@ -187,7 +195,7 @@ export function chooseBatchSize(inputs: Array<Pick<IOSpec, 'shape'>>, requested:
 export function fixedBatch(inputs: Array<Pick<IOSpec, 'shape'>>): number | undefined {
   for (const i of inputs) {
     const d = i.shape?.[0];
-    if (typeof d === 'number' && d > 0 && i.shape.length > 0) return d;
+    if (typeof d === 'number' && d > 0 && i.shape.length > 0 && batchAxisOf(i.shape) === 0) return d;
   }
   return undefined;
 }
@@ -214,6 +222,5 @@ export function readLabels(file: string): Int32Array {
   if (s.sampleShape.length > 1 || (s.sampleShape.length === 1 && s.sampleShape[0] !== 1)) {
     throw new ModelError(file, `labels must be one integer per sample, got shape [${[s.count, ...s.sampleShape].join(', ')}]`);
   }
-  const raw = s.read(0, s.count);
-  return Int32Array.from(raw as ArrayLike<number | bigint>, (v) => Number(v));
+  return labelsFromValues(file, s.read(0, s.count) as ArrayLike<number | bigint>);
 }

@@ -50,15 +50,36 @@ export function imageOptionsFromShape(shape: Array<number | string | null>, base
   return { ...defined, layout, height, width, channels };
 }
 
+/** The largest decoded image (RGBA bytes) either decoder may allocate: jpeg-js's `maxMemoryUsageInMB`, and checked from a PNG's header. */
+export const MAX_DECODED_IMAGE_MB = 512;
+
+/**
+ * Refuses a PNG whose IHDR declares more pixels than MAX_DECODED_IMAGE_MB holds as RGBA,
+ * before decoding (a small file can declare 20000×20000). PNG spec §11.2.2: IHDR is the
+ * first chunk; width and height are big-endian uint32 at bytes 16 and 20.
+ */
+function checkPngHeader(file: string, buf: Uint8Array): void {
+  if (buf.length < 24 || String.fromCharCode(buf[12], buf[13], buf[14], buf[15]) !== 'IHDR') throw new ModelError(file, 'not a valid PNG (no IHDR chunk first)');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  const mb = (width * height * 4) / 2 ** 20;
+  if (width === 0 || height === 0) throw new ModelError(file, `the PNG declares an empty image (${width}×${height})`);
+  if (mb > MAX_DECODED_IMAGE_MB) {
+    throw new ModelError(file, `the PNG declares ${width}×${height} pixels (${Math.round(mb)} MiB decoded), over the ${MAX_DECODED_IMAGE_MB} MiB limit for one image`);
+  }
+}
+
 export function decodeImage(file: string): { width: number; height: number; rgba: Uint8Array } {
   const buf = fs.readFileSync(file);
+  if (buf[0] === 0x89 && buf[1] === 0x50) checkPngHeader(file, buf);
   try {
     if (buf[0] === 0x89 && buf[1] === 0x50) {
       const png = PNG.sync.read(buf);
       return { width: png.width, height: png.height, rgba: png.data };
     }
     if (buf[0] === 0xff && buf[1] === 0xd8) {
-      const j = jpeg.decode(buf, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
+      const j = jpeg.decode(buf, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: MAX_DECODED_IMAGE_MB });
       return { width: j.width, height: j.height, rgba: j.data };
     }
   } catch (e) {

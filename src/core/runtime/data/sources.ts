@@ -18,8 +18,41 @@ export interface SampleSource {
   /** Shape of one sample (the batch axis removed). */
   sampleShape: number[];
   count: number;
-  /** Samples [start, start + n) as one dense array. */
+  /**
+   * Where the samples go in a batch (default 0): a recurrent state shaped [2, batch, 128]
+   * batches on axis 1, so a batch of n is [2, n, 128] and `sampleShape` is [2, 128].
+   */
+  batchAxis?: number;
+  /** Samples [start, start + n) as one dense array, laid out with n at `batchAxis`. */
   read(start: number, n: number): NumericArray;
+}
+
+/**
+ * The batch axis a model input declares: 0 unless its first dim is a fixed size and a later
+ * dim is symbolic (a recurrent state [2, batch, 128] → 1).
+ */
+export function batchAxisOf(shape: ReadonlyArray<number | string | null> | null | undefined): number {
+  if (!shape || shape.length === 0 || typeof shape[0] !== 'number') return 0;
+  const named = shape.findIndex((d) => typeof d === 'string' && /batch|^[nb]$/i.test(d));
+  if (named > 0) return named;
+  const symbolic = shape.findIndex((d) => typeof d === 'string');
+  return symbolic > 0 ? symbolic : 0;
+}
+
+/** Moves the sample axis of `data` ([n, ...sample]) to `axis` of the batch. */
+function moveSampleAxis(data: NumericArray, n: number, sampleShape: number[], axis: number): NumericArray {
+  if (axis === 0 || n === 1) return data;
+  const outer = sampleShape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = sampleShape.slice(axis).reduce((a, b) => a * b, 1);
+  const out = new (data.constructor as new (len: number) => NumericArray)(data.length);
+  for (let s = 0; s < n; s++) {
+    for (let p = 0; p < outer; p++) {
+      const from = (s * outer + p) * inner;
+      const to = (p * n + s) * inner;
+      for (let q = 0; q < inner; q++) out[to + q] = data[from + q];
+    }
+  }
+  return out;
 }
 
 /** Wraps little-endian bytes as a typed array of the right kind (copying to align). */
@@ -141,8 +174,38 @@ export function tensorPbSource(file: string): SampleSource {
   }
 }
 
+/** The most random samples one run may ask for (`random:N`, `--samples`). */
+export const MAX_RANDOM_SAMPLES = 10_000;
+
+/**
+ * Reads a data option's list: the sample count when it asks for random data (`random` or
+ * `random:N`; `fallback` when N is omitted), undefined when it names files. `random` stands
+ * alone (it feeds every input); N must be an integer in 1…MAX_RANDOM_SAMPLES. UsageError otherwise.
+ */
+export function randomSpec(list: string[], fallback: number): number | undefined {
+  const isRandom = (v: string) => /^(?:[^=/\\]+=)?random(?::|$)/.test(v);
+  if (!list.some(isRandom)) return undefined;
+  if (list.length > 1) throw new UsageError(`'random:N' gives every input random data and cannot be combined with other data (got '${list.join(',')}')`);
+  const m = /^random(?::(.*))?$/.exec(list[0]);
+  if (!m) throw new UsageError(`'random:N' gives every input random data and takes no input name (got '${list[0]}')`);
+  const n = m[1] === undefined ? fallback : /^\d+$/.test(m[1]) ? Number(m[1]) : NaN;
+  checkRandomCount(n, m[1] === undefined ? '--samples' : list[0]);
+  return n;
+}
+
+/** Refuses a random sample count outside 1…MAX_RANDOM_SAMPLES (UsageError naming `what`). */
+export function checkRandomCount(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_RANDOM_SAMPLES) {
+    throw new UsageError(`${what}: the random sample count must be an integer from 1 to ${MAX_RANDOM_SAMPLES.toLocaleString('en-US')}`);
+  }
+}
+
 /** Deterministic uniform random samples: sample i is the same whatever the batch size. */
-export function randomSource(name: string, dtype: DataType, sampleShape: number[], count: number, seed = 0): SampleSource {
+export function randomSource(name: string, dtype: DataType, sampleShape: number[], count: number, seed = 0, batchAxis = 0): SampleSource {
+  if (batchAxis > 0) {
+    const flat = randomSource(name, dtype, sampleShape, count, seed);
+    return { ...flat, batchAxis, read: (start, n) => moveSampleAxis(flat.read(start, n), n, sampleShape, batchAxis) };
+  }
   const per = sampleShape.reduce((a, b) => a * b, 1);
   if (!Number.isSafeInteger(per) || per > 2 ** 28) {
     throw new UsageError(`input '${name}': a sample of shape [${sampleShape.join(', ')}] is too large to generate`);

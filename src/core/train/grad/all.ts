@@ -5,5 +5,6 @@ import './elementwise';
 import './gemm';
 import './norm';
 import './pool';
+import './quantize';
 import './reduce';
 import './shape';

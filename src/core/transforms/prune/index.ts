@@ -5,7 +5,7 @@ import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
 import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
-import { foldNote, foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
+import { onFoldedWeights } from '../quantize/fold';
 import { applyPruning, removeCount, type GroupPlan } from './apply';
 import { buildDependencyGraph, type Group } from './dependency';
 import { groupImportance, type Criterion } from './importance';
@@ -86,13 +86,8 @@ export function groupName(g: Group): string {
 
 export async function pruneModel(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
   if (model.format === 'tfjs-layers') return pruneKeras(model, opts);
-  const fold = foldWeightCasts(model);
-  if (fold.folded.length) {
-    const r = await pruneModel(fold.model, opts);
-    restoreWeightCasts(r.model, fold.model, model);
-    r.notes.push(foldNote(fold.folded));
-    return r;
-  }
+  const folded = await onFoldedWeights(model, (m) => pruneModel(m, opts), (r) => r.notes);
+  if (folded) return folded;
   if (opts.structured && opts.criterion === 'bn' && !model.graph.nodes.some((n) => n.opType === 'BatchNormalization')) {
     throw new UsageError("--criterion bn scores channels by BatchNormalization scales, and this model has no BatchNormalization (exporters often fold it into the convolutions); use l1 or l2");
   }

@@ -104,3 +104,17 @@ export function restoreWeightCasts(model: Model, folded: Model, original: Model)
 export function foldNote(folded: string[]): string {
   return `${folded.length} Cast/Identity of constant weights folded so the layers reading them are transformed: ${folded.slice(0, 4).join('; ')}${folded.length > 4 ? '; …' : ''}`;
 }
+
+/**
+ * Runs `transform` on the folded copy when any weight was folded (undefined otherwise: run it
+ * on the model itself), restores float16 storage on the result, and adds the fold's report line
+ * to the list `notes` returns (if any).
+ */
+export async function onFoldedWeights<R extends { model: Model }>(model: Model, transform: (folded: Model) => Promise<R>, notes?: (r: R) => string[]): Promise<R | undefined> {
+  const fold = foldWeightCasts(model);
+  if (!fold.folded.length) return undefined;
+  const r = await transform(fold.model);
+  restoreWeightCasts(r.model, fold.model, model);
+  notes?.(r).push(foldNote(fold.folded));
+  return r;
+}

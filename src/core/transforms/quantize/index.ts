@@ -13,7 +13,7 @@ import { tfjsDocument } from '../../formats/tfjs/document';
 import { quantizeInt4 } from './int4';
 import { int8Capability, int8Policy, type CpuFeatures } from '../../runtime/cpu';
 import { kernelFidelity, kernelGapWarning } from './qdq-check';
-import { foldNote, foldWeightCasts, restoreWeightCasts } from './fold';
+import { onFoldedWeights } from './fold';
 import { applyStatic, planStatic, type SkippedNode, type StaticOptions } from './static';
 
 /**
@@ -78,13 +78,8 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
   }
   if (opts.maxAccuracyDrop !== undefined && !opts.labels) throw new UsageError('--max-accuracy-drop needs --labels');
   if (tfjsDocument(model.source)) return quantizeTfjs(model, opts.mode, exclude);
-  const fold = foldWeightCasts(model);
-  if (fold.folded.length) {
-    const r = await quantizeModel(fold.model, opts);
-    restoreWeightCasts(r.model, fold.model, model);
-    r.notes.push(foldNote(fold.folded));
-    return r;
-  }
+  const folded = await onFoldedWeights(model, (m) => quantizeModel(m, opts), (r) => r.notes);
+  if (folded) return folded;
   if (opts.mode === 'uint8' || opts.mode === 'uint16') throw new UsageError(`--mode ${opts.mode} is TF.js weight storage; for ONNX models use static or dynamic (int8)`);
   const policy = int8Policy(opts.cpu);
   const reduceRange = opts.reduceRange ?? policy.reduceRange;

@@ -1,6 +1,6 @@
 import type { Model } from '../../ir/graph';
 import { compareModels } from '../../runtime/compare';
-import type { Dataset } from '../../runtime/data/dataset';
+import { chooseBatchSize, type Dataset } from '../../runtime/data/dataset';
 import { ModelSession } from '../../runtime/session';
 
 /**
@@ -25,10 +25,11 @@ export async function kernelFidelity(reference: Model, quantized: Model, data: D
   const fused = await ModelSession.create(quantized, { allowSpinning: false });
   const exact = await ModelSession.create(quantized, { allowSpinning: false, graphOptimization: 'disabled' });
   try {
-    const limit = Math.min(samples, data.count);
+    const batchSize = chooseBatchSize(ref.inputs, 1);
+    const limit = Math.min(data.count, Math.max(batchSize, samples));
     const db = (r: Awaited<ReturnType<typeof compareModels>>) => r.outputs[0]?.sqnrDb ?? Infinity;
-    const measuredDb = db(await compareModels(ref, fused, data, { batchSize: 1, limit }));
-    const exactDb = db(await compareModels(ref, exact, data, { batchSize: 1, limit }));
+    const measuredDb = db(await compareModels(ref, fused, data, { batchSize, limit }));
+    const exactDb = db(await compareModels(ref, exact, data, { batchSize, limit }));
     return { measuredDb, exactDb };
   } finally {
     await ref.release();

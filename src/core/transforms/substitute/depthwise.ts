@@ -7,7 +7,7 @@ import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession } from '../../runtime/session';
 import { GraphEditor, cloneModel } from '../graph-edit';
-import { foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
+import { onFoldedWeights } from '../quantize/fold';
 import { constantResolver } from '../quantize/registry';
 import { GramAccumulator, Matrix, fromRows, solveSpd, svd, toFloat32 } from './linalg';
 import { substituteKerasDepthwise } from './keras';
@@ -69,12 +69,8 @@ interface Candidate {
 
 export async function substituteDepthwise(model: Model, opts: DepthwiseOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
   if (model.format === 'tfjs-layers') return substituteKerasDepthwise(model, opts);
-  const fold = foldWeightCasts(model);
-  if (fold.folded.length) {
-    const r = await substituteDepthwise(fold.model, opts);
-    restoreWeightCasts(r.model, fold.model, model);
-    return r;
-  }
+  const folded = await onFoldedWeights(model, (m) => substituteDepthwise(m, opts));
+  if (folded) return folded;
   const g = model.graph;
   const constOf = constantResolver(g);
   const shapes = inferShapes(model).types;
@@ -123,6 +119,10 @@ export async function substituteDepthwise(model: Model, opts: DepthwiseOptions =
       opts.multiplier !== undefined
         ? [Math.max(1, Math.min(opts.multiplier, kk, o))]
         : [...Array(Math.min(kk, o)).keys()].map((k) => k + 1).filter((mm) => saves(mm) && (opts.calib || weightError(spectra, mm) <= budget!));
+    if (!saves(1)) {
+      skip(`would not save parameters: k²·I·m + m·I·O = ${kk * i + i * o} ≥ k²·I·O = ${kk * i * o} even with multiplier 1`);
+      continue;
+    }
     if (!options.length) {
       skip(`no multiplier keeps the weight error within ${budget} and saves parameters (multiplier 1: ${weightError(spectra, 1).toFixed(3)})`);
       continue;

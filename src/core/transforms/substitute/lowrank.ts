@@ -7,7 +7,7 @@ import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { denseWeight } from '../dense';
-import { foldWeightCasts, restoreWeightCasts } from '../quantize/fold';
+import { onFoldedWeights } from '../quantize/fold';
 import { constantResolver, weightKey } from '../quantize/registry';
 import { GramAccumulator, Matrix, cholesky, fromRows, solveUpperFromLowerT, svd, toFloat32 } from './linalg';
 import type { LayerSubstitution, SubstituteSkip } from './types';
@@ -54,12 +54,8 @@ interface Candidate {
 
 export async function substituteLowRank(model: Model, opts: LowRankOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
   if (model.format !== 'onnx') throw new UsageError(`low-rank factorisation works on ONNX models; for ${model.format} use --depthwise`);
-  const fold = foldWeightCasts(model);
-  if (fold.folded.length) {
-    const r = await substituteLowRank(fold.model, opts);
-    restoreWeightCasts(r.model, fold.model, model);
-    return r;
-  }
+  const folded = await onFoldedWeights(model, (m) => substituteLowRank(m, opts));
+  if (folded) return folded;
   const g = model.graph;
   const constOf = constantResolver(g);
   const shapes = inferShapes(model).types;

@@ -1,0 +1,175 @@
+/**
+ * `npm run bench -- train`: one training step (forward + backward + SGD update) at batch 16
+ * against the same model's forward-only session.run at the same batch and thread count,
+ * each in its own process (so peak RSS is its own). Also prints where the step's time goes
+ * (ORT's profile, grouped by forward vs gradient op type).
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type * as OrtTypes from 'onnxruntime-node';
+import { openModel } from '../src/core/formats/registry';
+import { DataType } from '../src/core/ir/dtype';
+import { onnxToBytes } from '../src/core/formats/onnx';
+import { ModelSession, ort, type HostTensor } from '../src/core/runtime/session';
+import { Optimizer, TrainingSession, buildTrainingGraph, floatWeights, labelsTensor } from '../src/core/train';
+import { median, report } from './util';
+
+const BATCH = 16;
+const THREADS = 1;
+const PYTORCH: Record<string, string> = { 'mobilenet_v2.onnx': '2.0 s (PyTorch 1.13, 1 thread)', 'resnet18.onnx': '3.7 s' };
+
+function fixture(name: string): string | undefined {
+  for (const d of [path.resolve(__dirname, '../../test/fixtures'), process.env.MC_SHARED_FIXTURES ?? path.resolve(__dirname, '../../../shared/fixtures')]) {
+    const f = path.join(d, name);
+    if (fs.existsSync(f)) return f;
+  }
+  return undefined;
+}
+
+function randomInput(n: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = 1;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    a[i] = s / 2 ** 32 - 0.5;
+  }
+  return a;
+}
+
+interface ChildResult {
+  msPerRun: number[];
+  maxRssBytes: number;
+  profile?: Record<string, number>;
+}
+
+async function childMain(task: string, file: string, runs: number): Promise<void> {
+  const model = openModel(file);
+  const input = model.graph.inputs.find((i) => !model.graph.initializers.has(i.name))!;
+  const dims = (input.type?.kind === 'tensor' ? input.type.shape ?? [] : []).map((d, i) => (i === 0 ? BATCH : typeof d === 'number' ? d : 1));
+  const x = { dtype: DataType.FLOAT, dims, data: randomInput(dims.reduce((a, b) => a * b, 1)) };
+  const times: number[] = [];
+  let profile: Record<string, number> | undefined;
+  if (task === 'forward') {
+    const s = await ModelSession.create(file, { intraOpThreads: THREADS, interOpThreads: 1 });
+    for (let r = 0; r <= runs; r++) {
+      const t = process.hrtime.bigint();
+      await s.run({ [input.name]: x });
+      if (r > 0) times.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  } else {
+    const trainable = floatWeights(model);
+    const out = model.graph.outputs[0].name;
+    const tg = buildTrainingGraph(model, { losses: [{ kind: 'cross-entropy', logits: out, labels: 'labels' }], trainable });
+    const labels = labelsTensor(Array.from({ length: BATCH }, (_, i) => i % 10));
+    const params = new Map(trainable.map((n) => [n, model.graph.initializers.get(n)!.toFloat32()]));
+    if (task === 'profile') {
+      profile = await profileStep(tg.model, { [input.name]: x, labels }, params, tg.paramShapes);
+    } else {
+      const s = await TrainingSession.create(tg, { intraOpThreads: THREADS, interOpThreads: 1 });
+      const opt = new Optimizer({ kind: 'sgd', lr: 1e-4, momentum: 0.9 });
+      for (let r = 0; r <= runs; r++) {
+        const t = process.hrtime.bigint();
+        const res = await s.step({ [input.name]: x, labels }, params);
+        opt.update(params, res.grads, 1e-4);
+        if (r > 0) times.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ msPerRun: times, maxRssBytes: process.resourceUsage().maxRSS * 1024, profile })}\n`);
+}
+
+/** Runs one step with ORT's profiler and sums node time per (forward|grad) op type. */
+async function profileStep(
+  m: import('../src/core/ir/graph').Model,
+  feeds: Record<string, HostTensor>,
+  params: Map<string, Float32Array>,
+  shapes: Map<string, number[]>,
+): Promise<Record<string, number>> {
+  const o = ort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-train-prof-'));
+  const s: OrtTypes.InferenceSession = await o.InferenceSession.create(onnxToBytes(m), {
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    enableProfiling: true,
+    profileFilePrefix: path.join(dir, 'p'),
+  });
+  const f: Record<string, OrtTypes.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) f[k] = new o.Tensor(v.dtype === DataType.INT64 ? 'int64' : 'float32', v.data as Float32Array, v.dims);
+  for (const [k, v] of params) f[k] = new o.Tensor('float32', v, shapes.get(k)!);
+  await s.run(f);
+  await s.run(f);
+  s.endProfiling();
+  await s.release();
+  const file = fs.readdirSync(dir).find((n) => n.endsWith('.json'));
+  if (!file) throw new Error('ORT wrote no profile');
+  const events = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Array<{ cat: string; name: string; dur: number; args?: { op_name?: string } }>;
+  fs.rmSync(dir, { recursive: true, force: true });
+  const by: Record<string, number> = {};
+  // Events of the second run only: the first half of the node events belong to the first run.
+  const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+  for (const e of nodes.slice(nodes.length / 2)) {
+    const grad = e.name.startsWith('train/');
+    const key = `${grad ? 'grad ' : 'fwd  '}${e.args?.op_name ?? '?'}`;
+    by[key] = (by[key] ?? 0) + e.dur / 1000;
+  }
+  return by;
+}
+
+function runChild(task: string, file: string, runs: number): ChildResult {
+  const r = spawnSync(process.execPath, [__filename, '--child', task, file, String(runs)], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' },
+  });
+  if (r.status !== 0) throw new Error(`train bench child ${task} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
+}
+
+export async function benchTrain(): Promise<void> {
+  for (const name of ['mobilenet_v2.onnx', 'squeezenet1_1.onnx']) {
+    const file = fixture(name);
+    if (!file) {
+      console.log(`\n== training step on ${name}: skipped (fixture not found)`);
+      continue;
+    }
+    const fwd: number[] = [];
+    const step: number[] = [];
+    let fwdRss = 0;
+    let stepRss = 0;
+    // Alternate processes so drift on a shared machine hits both alike.
+    for (let round = 0; round < 2; round++) {
+      const a = runChild('forward', file, 3);
+      const b = runChild('step', file, 2);
+      fwd.push(...a.msPerRun);
+      step.push(...b.msPerRun);
+      fwdRss = Math.max(fwdRss, a.maxRssBytes);
+      stepRss = Math.max(stepRss, b.maxRssBytes);
+    }
+    const f = median(fwd);
+    const s = median(step);
+    const prof = runChild('profile', file, 1).profile ?? {};
+    const total = Object.values(prof).reduce((a, b) => a + b, 0);
+    const top = Object.entries(prof)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([k, v]) => `${k} ${((100 * v) / total).toFixed(0)}%`)
+      .join(', ');
+    report(`training step on ${name} (batch ${BATCH}, ${THREADS} thread, medians)`, [
+      ['forward session.run', `${f.toFixed(0)} ms`],
+      ['training step (fwd + bwd + SGD)', `${(s / 1000).toFixed(2)} s/step   (PyTorch: ${PYTORCH[name] ?? 'not measured'})`],
+      ['ratio step / forward', `${(s / f).toFixed(2)}x   (target <= 3.5x)`],
+      ['peak RSS forward / step', `${(fwdRss / 2 ** 20).toFixed(0)} MiB / ${(stepRss / 2 ** 20).toFixed(0)} MiB (${(stepRss / fwdRss).toFixed(2)}x)`],
+      ['profile (share of node time)', top],
+    ]);
+  }
+}
+
+if (process.argv[2] === '--child') {
+  process.env.ORT_DISABLE_TELEMETRY = '1';
+  childMain(process.argv[3], process.argv[4], Number(process.argv[5])).catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,169 @@
+/**
+ * Exit thresholds. Each exit k has a confidence per sample (the max softmax probability,
+ * or 1 − H(p)/log K for `entropy`, both in [0, 1]) and a threshold t_k: a sample leaves at the
+ * first exit whose confidence is strictly above its threshold, else at the final output.
+ * An exit with t_k = +∞ is off (and the export leaves it out). Calibration finds thresholds
+ * that meet a quality target at the least expected MACs (coordinate descent over the observed
+ * confidences; deterministic).
+ */
+
+export type ExitScore = 'max-prob' | 'entropy';
+
+/** Per-sample outcomes of every exit and of the final output, on one data set. */
+export interface ExitObservations {
+  /** conf[k][i]: exit k's confidence on sample i. */
+  conf: Float64Array[];
+  /** pred[k][i]: exit k's top-1 class on sample i. */
+  pred: Int32Array[];
+  /** The final output's top-1 class per sample. */
+  finalPred: Int32Array;
+  /** What a prediction is judged against: labels, or the original model's top-1 (agreement). */
+  reference: Int32Array;
+  /** The original model's score against `reference` (accuracy with labels; 1 for agreement). */
+  originalScore: number;
+}
+
+/** MACs per sample: backbone up to exit k (cumulative), each head's, and the whole backbone. */
+export interface ExitCosts {
+  backbone: number[];
+  head: number[];
+  total: number;
+}
+
+export type ExitTarget = { kind: 'max-accuracy-drop'; drop: number } | { kind: 'min-agreement'; agreement: number } | { kind: 'threshold'; threshold: number };
+
+export interface PolicyOutcome {
+  thresholds: number[];
+  /** Fraction of samples leaving at each exit; the last entry is the final output. */
+  fractions: number[];
+  /** Score (accuracy or agreement) of the samples leaving at each exit (null when none do). */
+  exitScore: Array<number | null>;
+  /** MACs per sample paid by a sample leaving at each exit (last: the final output). */
+  exitMacs: number[];
+  score: number;
+  expectedMacs: number;
+}
+
+/** Softmax confidence of logits rows [N, K] (max probability or 1 − normalised entropy) and top-1. */
+export function confidences(logits: Float32Array, n: number, classes: number, score: ExitScore): { conf: Float64Array; pred: Int32Array } {
+  const conf = new Float64Array(n);
+  const pred = new Int32Array(n);
+  const logK = Math.log(classes);
+  for (let i = 0; i < n; i++) {
+    const row = logits.subarray(i * classes, (i + 1) * classes);
+    let m = -Infinity;
+    let arg = 0;
+    for (let c = 0; c < classes; c++) {
+      if (row[c] > m) {
+        m = row[c];
+        arg = c;
+      }
+    }
+    let z = 0;
+    for (let c = 0; c < classes; c++) z += Math.exp(row[c] - m);
+    pred[i] = arg;
+    if (score === 'max-prob') conf[i] = 1 / z;
+    else {
+      let h = 0;
+      for (let c = 0; c < classes; c++) {
+        const lp = row[c] - m - Math.log(z);
+        h -= Math.exp(lp) * lp;
+      }
+      conf[i] = classes > 1 ? 1 - h / logK : 1;
+    }
+  }
+  return { conf, pred };
+}
+
+/** The outcome of thresholds `t` on `obs` (see the module comment for the exit rule and costs). */
+export function evaluatePolicy(obs: ExitObservations, costs: ExitCosts, t: number[], subset?: Int32Array): PolicyOutcome {
+  const E = t.length;
+  const idx = subset ?? Int32Array.from({ length: obs.reference.length }, (_, i) => i);
+  const n = idx.length;
+  const exitMacs: number[] = [];
+  let heads = 0;
+  for (let k = 0; k < E; k++) {
+    if (Number.isFinite(t[k])) heads += costs.head[k];
+    exitMacs.push(costs.backbone[k] + heads);
+  }
+  exitMacs.push(costs.total + heads);
+  const count = new Array<number>(E + 1).fill(0);
+  const right = new Array<number>(E + 1).fill(0);
+  for (const i of idx) {
+    let k = 0;
+    while (k < E && !(Number.isFinite(t[k]) && obs.conf[k][i] > t[k])) k++;
+    const p = k < E ? obs.pred[k][i] : obs.finalPred[i];
+    count[k]++;
+    if (p === obs.reference[i]) right[k]++;
+  }
+  const score = n ? right.reduce((a, b) => a + b, 0) / n : 0;
+  const expectedMacs = n ? count.reduce((a, c, k) => a + c * exitMacs[k], 0) / n : costs.total;
+  return {
+    thresholds: t.slice(),
+    fractions: count.map((c) => (n ? c / n : 0)),
+    exitScore: count.map((c, k) => (c ? right[k] / c : null)),
+    exitMacs,
+    score,
+    expectedMacs,
+  };
+}
+
+function required(obs: ExitObservations, target: ExitTarget): number {
+  if (target.kind === 'max-accuracy-drop') return obs.originalScore - target.drop - 1e-12;
+  if (target.kind === 'min-agreement') return target.agreement - 1e-12;
+  return -Infinity;
+}
+
+/** Candidate thresholds of one exit: up to `limit` quantiles of its confidences, just below each. */
+function candidates(conf: Float64Array, limit = 96): number[] {
+  const s = Float64Array.from(conf).sort();
+  const out = new Set<number>();
+  for (let q = 0; q < limit; q++) {
+    const v = s[Math.min(s.length - 1, Math.floor((q / limit) * s.length))];
+    out.add(Math.max(0, v - 1e-9));
+  }
+  return [...out].sort((a, b) => b - a);
+}
+
+/**
+ * Thresholds meeting `target` at the least expected MACs on `obs`. `threshold` targets apply
+ * one threshold to every exit. Returns the policy and whether the target was met (with every
+ * exit off, the model is the original, which meets any sane target).
+ */
+export function calibrateThresholds(obs: ExitObservations, costs: ExitCosts, target: ExitTarget, subset?: Int32Array): PolicyOutcome {
+  const E = obs.conf.length;
+  if (target.kind === 'threshold') return evaluatePolicy(obs, costs, new Array<number>(E).fill(target.threshold), subset);
+  const need = required(obs, target);
+  let t = new Array<number>(E).fill(Infinity);
+  let best = evaluatePolicy(obs, costs, t, subset);
+  const cands = obs.conf.map((c) => candidates(subset ? Float64Array.from(subset, (i) => c[i]) : c));
+  for (let pass = 0; pass < 6; pass++) {
+    let improved = false;
+    for (let k = 0; k < E; k++) {
+      for (const c of [Infinity, ...cands[k]]) {
+        if (c === t[k]) continue;
+        const trial = t.slice();
+        trial[k] = c;
+        const r = evaluatePolicy(obs, costs, trial, subset);
+        if (r.score >= need && r.expectedMacs < best.expectedMacs - 1e-9) {
+          best = r;
+          t = trial;
+          improved = true;
+        }
+      }
+    }
+    if (!improved) break;
+  }
+  return best;
+}
+
+/** Accuracy (or agreement) against expected MACs for one shared threshold per point (the editor's curve). */
+export function thresholdCurve(obs: ExitObservations, costs: ExitCosts, points = 41): Array<{ threshold: number; expectedMacs: number; score: number }> {
+  const out: Array<{ threshold: number; expectedMacs: number; score: number }> = [];
+  for (let p = 0; p < points; p++) {
+    const threshold = p / (points - 1);
+    const r = evaluatePolicy(obs, costs, new Array<number>(obs.conf.length).fill(threshold));
+    out.push({ threshold, expectedMacs: r.expectedMacs, score: r.score });
+  }
+  return out;
+}

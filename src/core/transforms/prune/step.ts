@@ -1,0 +1,116 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { z } from 'zod';
+import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from '../../analysis/sensitivity';
+import { UsageError } from '../../errors';
+import { saveModel } from '../../formats/registry';
+import { defineStep, option, type StepContext } from '../step';
+import { CRITERIA } from './importance';
+import { pruneModel, pruneToLatency, type PruneOutcome } from './index';
+
+const fraction = z.number().gt(0).lt(1);
+
+/** Prune options, declared once: CLI flags, recipe keys, JSON Schema and the panel's form come from here. */
+export const pruneOptions = z.strictObject({
+  structured: option(z.boolean().default(true), 'Remove whole channels (real speed-up) rather than zeroing single weights.', {
+    switches: { on: 'structured', off: 'unstructured', required: true },
+  }),
+  ratio: option(fraction.optional(), 'Fraction of each group’s channels (structured) or of the weights (unstructured) to remove.', {
+    placeholder: 'r',
+    form: { min: 0.05, max: 0.95, step: 0.05, initial: 0.5 },
+  }),
+  targetMacs: option(fraction.optional(), 'Fraction of the model’s MACs to remove (structured).', { placeholder: 'f' }),
+  targetParams: option(fraction.optional(), 'Fraction of the model’s parameters to remove (structured).', { placeholder: 'f' }),
+  targetLatency: option(fraction.optional(), 'Fraction of the measured latency to remove (structured, ONNX; searched with ONNX Runtime).', {
+    placeholder: 'f',
+    formats: {},
+  }),
+  threshold: option(z.number().gt(0).optional(), 'Unstructured: zero every weight whose magnitude is below this.', { placeholder: 't' }),
+  criterion: option(z.enum(CRITERIA).default('l1'), 'Channel importance: l1/l2 norm, BatchNorm scale, output entropy, Taylor (needs training) or random.', {
+    hidden: ['bn', 'taylor'],
+    form: { min: 0, max: 0, step: 0, initial: 'l1' },
+  }),
+  recover: option(z.enum(['none', 'reconstruct']).default('none'), 'Recovery after pruning: least-squares reconstruction of the next layer’s weights (needs --calib).', {
+    form: { min: 0, max: 0, step: 0, initial: 'none' },
+  }),
+  steps: option(z.number().int().min(1).max(100).default(1), 'Prune in this many equal steps (re-scoring channels after each).', { placeholder: 'k' }),
+  allocate: option(z.enum(['uniform', 'sensitivity']).default('uniform'), 'Per-group ratios: the same everywhere, or from measured sensitivity curves (needs a MACs or params target).'),
+  scope: option(z.enum(['layer', 'global']).default('layer'), 'Unstructured: one threshold per layer or one for the whole model.'),
+  exclude: option(z.array(z.string()).optional(), 'Groups (first producer layer) to leave alone, comma separated.', { placeholder: 'g1,g2' }),
+  roundTo: option(z.number().int().min(1).max(1024).default(8), 'Keep channel counts multiples of this (1: no rounding); CPU kernels work in blocks of 8.', { placeholder: 'n' }),
+  seed: option(z.number().int().min(0).max(2 ** 31 - 1).optional(), 'Seed for the random criterion.', { placeholder: 's' }),
+});
+export type PruneStepOptions = z.output<typeof pruneOptions>;
+
+export const pruneStep = defineStep({
+  id: 'prune',
+  summary: 'remove channels (structured, real speed) or zero weights (unstructured), then prove it',
+  formats: ['onnx', 'tfjs-layers'],
+  options: pruneOptions,
+  example: 'prune model.onnx --structured --ratio 0.3 --criterion l2 --calib calib.npy --recover reconstruct -o model.pruned.onnx',
+  check(o) {
+    const targets = [o.ratio, o.targetMacs, o.targetParams, o.targetLatency, o.threshold].filter((x) => x !== undefined).length;
+    if (targets !== 1) return 'give exactly one of «ratio», «targetMacs», «targetParams», «targetLatency» or «threshold»';
+    if (o.targetLatency !== undefined && !o.structured) return '«targetLatency» goes with structured pruning';
+    if (o.threshold !== undefined && o.structured) return '«threshold» goes with unstructured pruning';
+    if (o.allocate === 'sensitivity' && o.targetMacs === undefined && o.targetParams === undefined) return '«allocate» sensitivity needs «targetMacs» or «targetParams»';
+    return undefined;
+  },
+  needsCalib: (o) => (o.recover === 'reconstruct' ? '«recover» reconstruct' : undefined),
+  async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: PruneOutcome & { allocation?: Record<string, number> } }> {
+    if (o.targetLatency !== undefined && model.format !== 'onnx') {
+      throw new UsageError('--target-latency measures with ONNX Runtime; for TF.js models use --ratio, --target-params or --target-macs (with --allocate sensitivity)');
+    }
+    const common = {
+      roundTo: o.roundTo,
+      criterion: o.criterion,
+      calib: ctx.calib,
+      recover: o.recover,
+      steps: o.steps,
+      exclude: o.exclude,
+      seed: o.seed,
+      signal: ctx.signal,
+      onProgress: ctx.onProgress,
+    };
+    let outcome: PruneOutcome & { allocation?: Record<string, number> };
+    if (o.targetLatency !== undefined) outcome = await pruneForLatency(model, o.targetLatency, common, ctx);
+    else {
+      let groupRatios: Record<string, number> | undefined;
+      if (o.allocate === 'sensitivity') {
+        const data = ctx.calib ?? ctx.eval;
+        if (!data) throw new UsageError('sensitivity allocation needs data (--calib or --eval)');
+        const s: SensitivityResult = await pruningSensitivity(model, { data, criterion: o.criterion, calib: ctx.calib, signal: ctx.signal });
+        groupRatios = allocateFromCurves(s, (o.targetMacs ?? o.targetParams)!, o.targetMacs !== undefined ? 'macs' : 'params').ratios;
+      }
+      outcome = await pruneModel(model, {
+        ...common,
+        structured: o.structured,
+        ratio: o.ratio,
+        targetMacs: groupRatios ? undefined : o.targetMacs,
+        targetParams: groupRatios ? undefined : o.targetParams,
+        groupRatios,
+        threshold: o.threshold,
+        scope: o.scope,
+      });
+      if (groupRatios) outcome.allocation = groupRatios;
+    }
+    const detail = o.structured ? `${outcome.groups.length} groups pruned` : `unstructured, ${outcome.sparsity?.length ?? 0} tensors`;
+    return { model: outcome.model, detail, outcome };
+  },
+});
+
+/** Latency targets bench candidates against the model's file (written to a scratch folder if it has none). */
+async function pruneForLatency(model: Parameters<typeof pruneModel>[0], target: number, common: Omit<Parameters<typeof pruneToLatency>[3], 'structured' | 'workDir'>, ctx: StepContext) {
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-prune-'));
+  try {
+    let input = ctx.input;
+    if (!input) {
+      input = path.join(workDir, 'input.onnx');
+      saveModel(model, input);
+    }
+    return await pruneToLatency(model, input, target, { ...common, structured: true, workDir });
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { defineStep, option } from '../step';
+import { quantizeModel, type QuantizeMode, type QuantizeOutcome } from './index';
+
+/** Options that apply to one or a few modes only (a rule checks it). */
+const MODE_OF: Record<string, QuantizeMode[]> = {
+  method: ['static'],
+  percentile: ['static'],
+  symmetricActivations: ['static'],
+  dynamicForm: ['dynamic'],
+  blockSize: ['int4'],
+  symmetric: ['int4'],
+  k: ['cluster'],
+  clusterForm: ['cluster'],
+};
+
+/** Quantize options, declared once (recipe: `{ "step": "quantize", "mode": …, "options": {…} }`). */
+export const quantizeOptions = z.strictObject({
+  // Order: the panel offers the first value a format supports first (dynamic for ONNX, uint8 for TF.js).
+  mode: option(z.enum(['dynamic', 'static', 'uint8', 'uint16', 'fp16', 'int4', 'cluster'] satisfies QuantizeMode[]), 'int8 dynamic/static, fp16, int4 (MatMulNBits), weight clustering (ONNX); fp16/uint8/uint16 weight storage (TF.js).', {
+    formats: { dynamic: ['onnx'], static: ['onnx'], int4: ['onnx'], cluster: ['onnx'], uint8: ['tfjs-layers', 'tfjs-graph'], uint16: ['tfjs-layers', 'tfjs-graph'] },
+  }),
+  options: option(
+    z
+      .strictObject({
+        method: option(z.enum(['minmax', 'percentile', 'entropy']).optional(), 'Static: how activation ranges are calibrated (default minmax).', {
+          form: { min: 0, max: 0, step: 0, initial: 'minmax', when: { key: 'mode', values: ['static'] } },
+        }),
+        percentile: option(z.number().gt(50).lte(100).optional(), 'Static, percentile method: keep this percentile of each activation (default 99.999).', { placeholder: 'p' }),
+        perChannel: option(z.boolean().default(true), 'Weights quantized per output channel (default) or per tensor.', { switches: { on: 'per-channel', off: 'per-tensor' } }),
+        symmetricActivations: option(z.boolean().default(false), 'Static: symmetric int8 activations (zero point 0).'),
+        reduceRange: option(z.boolean().optional(), '7-bit weights (for CPUs without VNNI, whose u8×s8 products saturate), or full 8-bit range (default: chosen by the quantizer).', {
+          switches: { on: 'reduce-range', off: 'full-range' },
+        }),
+        dynamicForm: option(z.enum(['integer', 'fused', 'weights']).optional(), 'Dynamic: integer kernels, fused DynamicQuantizeMatMul, or int8 weights only.'),
+        blockSize: option(z.literal([32, 64, 128]).optional(), 'int4: weights per quantization block along K (a power of two ≥ 16 for MatMulNBits; 32, 64 or 128 here).', { placeholder: 'n' }),
+        symmetric: option(z.boolean().default(true), 'int4: symmetric blocks (no zero points).', { switches: { off: 'asymmetric' } }),
+        k: option(z.literal([16, 256]).optional(), 'Clustering: number of shared values per tensor (16: 4-bit indices, 256: 8-bit).', { placeholder: 'n' }),
+        clusterForm: option(z.enum(['gather', 'dense']).optional(), 'Clustering: keep indices and a codebook (Gather) or write dense weights.'),
+        exclude: option(z.array(z.string()).optional(), 'Nodes to leave in float, comma separated.', { placeholder: 'n1,n2' }),
+        targetAgreement: option(z.number().gt(0).lte(1).optional(), 'Accuracy-aware: keep the most sensitive layers in float until top-1 agreement (or cosine) reaches this.', { placeholder: 'x' }),
+        maxAccuracyDrop: option(z.number().gte(0).lt(1).optional(), 'Accuracy-aware with labels: the largest accuracy drop allowed (0.005 = 0.5 pp).', { placeholder: 'd' }),
+      })
+      .default({ perChannel: true, symmetricActivations: false, symmetric: true }),
+    'Mode options.',
+  ),
+});
+export type QuantizeStepOptions = z.output<typeof quantizeOptions>;
+
+export const quantizeStep = defineStep({
+  id: 'quantize',
+  summary: 'quantize a model (int8 dynamic/static, fp16, int4, weight clustering), then prove it',
+  formats: ['onnx', 'tfjs-layers', 'tfjs-graph'],
+  options: quantizeOptions,
+  example: 'quantize model.onnx --mode static --calib calib.npy --method percentile --eval test_x.npy --labels test_y.npy',
+  check(o) {
+    const given = o.options as Record<string, unknown>;
+    for (const [key, modes] of Object.entries(MODE_OF)) {
+      const v = given[key];
+      const isDefault = (key === 'symmetric' && v === true) || (key === 'symmetricActivations' && v === false);
+      if (v !== undefined && !isDefault && !modes.includes(o.mode)) return `«options.${key}» applies to «mode» ${modes.join('/')}`;
+    }
+    if (o.options.targetAgreement !== undefined && o.options.maxAccuracyDrop !== undefined) return 'choose «options.targetAgreement» or «options.maxAccuracyDrop»';
+    return undefined;
+  },
+  needsCalib: (o) => (o.mode === 'static' ? '«mode» static' : undefined),
+  async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
+    const q = o.options;
+    const r = await quantizeModel(model, {
+      mode: o.mode,
+      perChannel: q.perChannel,
+      method: q.method,
+      percentile: q.percentile,
+      symmetricActivations: q.symmetricActivations,
+      reduceRange: q.reduceRange,
+      exclude: q.exclude,
+      dynamicForm: q.dynamicForm,
+      blockSize: q.blockSize,
+      symmetric: q.symmetric,
+      k: q.k,
+      clusterForm: q.clusterForm,
+      targetAgreement: q.targetAgreement,
+      maxAccuracyDrop: q.maxAccuracyDrop,
+      calib: ctx.calib,
+      eval: ctx.eval,
+      labels: ctx.labels,
+      signal: ctx.signal,
+      onProgress: ctx.onProgress,
+    });
+    return { model: r.model, detail: `${o.mode}: ${r.quantizedNodes.length} quantized, ${r.skippedNodes.length} left`, outcome: r };
+  },
+});

@@ -1,0 +1,217 @@
+import { strict as assert } from 'assert';
+import * as path from 'path';
+import { UsageError } from '../../src/core/errors';
+import { openModel } from '../../src/core/formats/registry';
+import { DataType } from '../../src/core/ir/dtype';
+import type { Model } from '../../src/core/ir/graph';
+import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
+import { ModelSession } from '../../src/core/runtime/session';
+import { analyzeCuts, calibrateThresholds, chooseExits, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT } from '../../src/core/transforms/early-exit';
+import { ModelBuilder } from './helpers/builder';
+import { FIXTURES } from './helpers/ort';
+
+const fx = (f: string) => path.join(FIXTURES, f);
+const digitsInput = [{ name: 'input', dtype: DataType.FLOAT, shape: ['batch', 1, 8, 8] as Array<string | number> }];
+const data = (f: string): Dataset => bindDataset(digitsInput, parseDataSpecs([fx(f)]));
+
+/**
+ * A small residual CNN:
+ *
+ *   x → Conv → Relu ─┬→ Conv → Relu → Conv ─(+)→ Relu → Conv s2 → Relu ─┬→ Conv → Relu → Conv ─(+)→ Relu → GAP → Flatten → Gemm → y
+ *                    └──────────────────────┘                           └──────────────────────┘
+ * Tensors inside a residual block are read again after the block's first conv, so they are not cuts;
+ * the stem's Relu and the Relu after each Add (stage boundaries) are.
+ */
+function residualCnn(): { model: Model; stageEnds: string[]; inside: string[] } {
+  const b = new ModelBuilder(13);
+  const x = b.input('x', ['n', 3, 16, 16]);
+  const [s0] = b.node('Relu', [b.conv(x, 3, 8, 3)]);
+  const [r1] = b.node('Relu', [b.conv(s0, 8, 8, 3)]);
+  const [a1] = b.node('Add', [b.conv(r1, 8, 8, 3), s0]);
+  const [e1] = b.node('Relu', [a1]);
+  const [d] = b.node('Relu', [b.conv(e1, 8, 16, 3, { stride: 2 })]);
+  const [r2] = b.node('Relu', [b.conv(d, 16, 16, 3)]);
+  const [a2] = b.node('Add', [b.conv(r2, 16, 16, 3), d]);
+  const [e2] = b.node('Relu', [a2]);
+  const [p] = b.node('GlobalAveragePool', [e2]);
+  const [f] = b.node('Flatten', [p], { axis: 1 });
+  b.markOutput(b.gemm(f, 16, 10), 'y');
+  return { model: b.build(), stageEnds: [s0, e1, d, e2], inside: [r1, r2] };
+}
+
+describe('early exits: where to cut', () => {
+  it('finds stage boundaries of a residual CNN and never a tensor inside a residual block', () => {
+    const { model, stageEnds, inside } = residualCnn();
+    const cuts = analyzeCuts(model);
+    const names = cuts.candidates.map((c) => c.tensor);
+    for (const t of stageEnds) assert.ok(names.includes(t), `${t} is a stage boundary`);
+    for (const t of inside) assert.ok(!names.includes(t), `${t} is inside a residual block`);
+    for (let i = 1; i < cuts.candidates.length; i++) assert.ok(cuts.candidates[i].fraction >= cuts.candidates[i - 1].fraction, 'cumulative MACs grow');
+    const auto = chooseExits(cuts, 'auto');
+    assert.ok(auto.length >= 2 && auto.length <= 3, `${auto.length} exits`);
+    assert.ok(auto.every((e) => e.fraction > 0 && e.fraction <= 0.95));
+    assert.throws(() => chooseExits(cuts, [inside[0]]), (e: Error) => e instanceof UsageError && /cannot be an exit/.test(e.message) && e.message.includes(stageEnds[0]));
+  });
+});
+
+describe('early exits: thresholds', () => {
+  // Two exits over 6 samples; reference = labels. Exit 0 is right on confident samples only.
+  const obs = {
+    conf: [Float64Array.of(0.99, 0.95, 0.9, 0.4, 0.3, 0.2), Float64Array.of(0.99, 0.99, 0.99, 0.9, 0.5, 0.4)],
+    pred: [Int32Array.of(0, 1, 2, 9, 9, 9), Int32Array.of(0, 1, 2, 3, 9, 9)],
+    finalPred: Int32Array.of(0, 1, 2, 3, 4, 5),
+    reference: Int32Array.of(0, 1, 2, 3, 4, 5),
+    originalScore: 1,
+  };
+  const costs = { backbone: [10, 50], head: [1, 1], total: 100 };
+
+  it('meets the target at less expected MACs than any single shared threshold', () => {
+    const best = calibrateThresholds(obs, costs, { kind: 'max-accuracy-drop', drop: 0 });
+    assert.equal(best.score, 1);
+    // Samples 0-2 leave at exit 0, sample 3 at exit 1, samples 4-5 run to the end.
+    assert.deepEqual(best.fractions.map((f) => Math.round(f * 6)), [3, 1, 2]);
+    for (let t = 0; t <= 1.0001; t += 0.01) {
+      const shared = evaluatePolicy(obs, costs, [t, t]);
+      if (shared.score >= 1) assert.ok(best.expectedMacs <= shared.expectedMacs + 1e-9, `shared ${t}`);
+    }
+    const off = evaluatePolicy(obs, costs, [Infinity, Infinity]);
+    assert.equal(off.expectedMacs, 100, 'exits off: the original network and no head is paid');
+    assert.equal(calibrateThresholds(obs, costs, { kind: 'threshold', threshold: 0.5 }).thresholds.join(), '0.5,0.5');
+  });
+});
+
+describe('early exits: digits CNN end to end', function () {
+  this.timeout(600_000);
+  let r: Awaited<ReturnType<typeof earlyExit>>;
+  const test = () => data('digits_test_x.npy');
+  const labels = readLabels(fx('digits_test_y.npy'));
+
+  before(async () => {
+    r = await earlyExit(openModel(fx('digits_cnn.onnx')), {
+      train: data('digits_train_x.npy'),
+      trainLabels: readLabels(fx('digits_train_y.npy')),
+      eval: test(),
+      labels,
+      target: { kind: 'max-accuracy-drop', drop: 0.005 },
+      training: { epochs: 6, seed: 1 },
+      latencySamples: 0,
+    });
+  });
+
+  it('meets the accuracy target at well under half the MACs, and the report adds up', () => {
+    assert.equal(r.metric, 'accuracy');
+    assert.ok(r.original.score - r.earlyExit.score <= 0.005 + 1e-12, `drop ${r.original.score - r.earlyExit.score}`);
+    assert.ok(r.expectedMacs <= 0.5 * r.originalMacs, `expected MACs ${r.expectedMacs} of ${r.originalMacs}`);
+    const total = r.exits.reduce((a, e) => a + e.samples, r.final.samples);
+    assert.ok(Math.abs(total - 1) < 1e-9, 'every sample leaves somewhere');
+    const expected = r.exits.reduce((a, e) => a + e.samples * e.macs, r.final.samples * r.final.macs);
+    assert.ok(Math.abs(expected - r.expectedMacs) < 1e-6 * r.originalMacs);
+    assert.ok(r.exits.every((e, i) => i === 0 || e.position >= r.exits[i - 1].position));
+    assert.ok(r.curve.length > 10 && r.curve.every((p) => p.expectedMacs > 0));
+  });
+
+  it('writes one ONNX model that ORT runs: exit_index and outputs follow the policy, the original when it runs to the end', async () => {
+    const written = await ModelSession.create(r.model);
+    const original = await ModelSession.create(fx('digits_cnn.onnx'));
+    try {
+      assert.deepEqual(written.outputs.map((o) => o.name).sort(), ['exit_index', 'output']);
+      const ds = test();
+      const enabled = r.exits.filter((e) => e.threshold !== null).length;
+      const leave = new Array<number>(enabled + 1).fill(0);
+      let right = 0;
+      for (let i = 0; i < ds.count; i++) {
+        const feeds = ds.batch(i, 1);
+        const out = await written.run(feeds);
+        const k = Number((out[EXIT_INDEX_OUTPUT].data as BigInt64Array)[0]);
+        leave[k]++;
+        const y = out.output.data as Float32Array;
+        let arg = 0;
+        for (let c = 1; c < 10; c++) if (y[c] > y[arg]) arg = c;
+        if (arg === labels[i]) right++;
+        if (k === enabled) {
+          const ref = (await original.run(feeds)).output.data as Float32Array;
+          for (let c = 0; c < 10; c++) assert.ok(Math.abs(ref[c] - y[c]) <= 1e-5 * (1 + Math.abs(ref[c])), 'the final exit is the original network');
+        }
+      }
+      // Re-measured by ORT at batch 1: the reported accuracy and exit fractions (a confidence within
+      // float32 rounding of a threshold may fall the other way: allow 2 samples).
+      assert.ok(Math.abs(right - r.earlyExit.score * ds.count) <= 2, `${right} right vs ${r.earlyExit.score * ds.count}`);
+      const reported = [...r.exits.filter((e) => e.threshold !== null).map((e) => e.samples), r.final.samples];
+      leave.forEach((c, k) => assert.ok(Math.abs(c - reported[k] * ds.count) <= 2, `exit ${k}: ${c} vs ${reported[k] * ds.count}`));
+    } finally {
+      await written.release();
+      await original.release();
+    }
+  });
+
+  it('works without labels against a minimum agreement, and as a multi-output model', async () => {
+    const m = await earlyExit(openModel(fx('digits_cnn.onnx')), {
+      train: data('digits_calib_x.npy'),
+      eval: test(),
+      target: { kind: 'min-agreement', agreement: 0.99 },
+      form: 'multi-output',
+      training: { epochs: 3, seed: 2 },
+      latencySamples: 0,
+    });
+    assert.equal(m.metric, 'agreement');
+    assert.ok(m.earlyExit.score >= 0.99 - 1e-12);
+    assert.equal(m.original.score, 1);
+    const s = await ModelSession.create(m.model);
+    try {
+      assert.equal(s.outputs.length, 1 + m.exits.length, 'every head is an output');
+    } finally {
+      await s.release();
+    }
+    const meta = JSON.parse(m.model.metadata.find(([k]) => k === 'early_exit')![1]);
+    assert.equal(meta.exits.length, m.exits.length);
+  });
+
+  it('refuses what it cannot do, clearly', async () => {
+    const common = { train: data('digits_calib_x.npy'), eval: test(), latencySamples: 0 };
+    await assert.rejects(earlyExit(openModel(fx('digits_cnn.onnx')), { ...common, target: { kind: 'max-accuracy-drop', drop: 0.01 } }), (e: Error) => e instanceof UsageError && /needs evaluation labels/.test(e.message));
+    await assert.rejects(earlyExit(openModel(fx('digits_cnn.onnx')), { ...common, labels: new Int32Array(3), target: { kind: 'max-accuracy-drop', drop: 0.01 } }), /3 entries but the evaluation data holds 597/);
+  });
+});
+
+describe('early exits: a residual CNN and MobileNetV2 export', function () {
+  this.timeout(600_000);
+  it('residual CNN: exits at its stage boundaries; the exported If model equals the original when no exit is taken', async () => {
+    const { model, stageEnds } = residualCnn();
+    const inputs = [{ name: 'x', dtype: DataType.FLOAT, shape: ['n', 3, 16, 16] as Array<string | number> }];
+    const ds = (seed: number) => bindDataset(inputs, [], { randomSamples: 16, seed });
+    const r = await earlyExit(model, { train: ds(1), eval: ds(2), target: { kind: 'threshold', threshold: 1.5 }, training: { epochs: 1 }, latencySamples: 0 });
+    assert.ok(r.exits.every((e) => stageEnds.includes(e.tensor)), r.exits.map((e) => e.tensor).join());
+    assert.equal(r.final.samples, 1, 'a threshold above 1 never exits');
+    const a = await ModelSession.create(model);
+    const b = await ModelSession.create(r.model);
+    try {
+      const feeds = ds(3).batch(0, 4);
+      const [x, y] = [await a.run(feeds), await b.run(feeds)];
+      assert.equal(Number((y.exit_index.data as BigInt64Array)[0]), r.exits.length);
+      (x.y.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - (y.y.data as Float32Array)[i]) < 1e-5));
+    } finally {
+      await a.release();
+      await b.release();
+    }
+  });
+
+  it('MobileNetV2: an early-exit export that ORT runs, equal to the original whenever exit_index is the last exit', async () => {
+    const model = openModel(fx('mobilenet_v2.onnx'));
+    const inputs = [{ name: 'input', dtype: DataType.FLOAT, shape: ['batch', 3, 224, 224] as Array<string | number> }];
+    const ds = (seed: number) => bindDataset(inputs, [], { randomSamples: 4, seed });
+    const r = await earlyExit(model, { train: ds(1), eval: ds(2), target: { kind: 'threshold', threshold: 1.5 }, training: { epochs: 1, batchSize: 4 }, latencySamples: 0 });
+    assert.ok(r.exits.length >= 2, `${r.exits.length} exits`);
+    assert.ok(r.exits.every((e) => e.threshold !== null));
+    const a = await ModelSession.create(model);
+    const b = await ModelSession.create(r.model);
+    try {
+      const feeds = ds(3).batch(0, 1);
+      const [x, y] = [await a.run(feeds), await b.run(feeds)];
+      assert.equal(Number((y.exit_index.data as BigInt64Array)[0]), r.exits.length);
+      (x.output.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - (y.output.data as Float32Array)[i]) <= 1e-4 * (1 + Math.abs(v))));
+    } finally {
+      await a.release();
+      await b.release();
+    }
+  });
+});

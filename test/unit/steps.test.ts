@@ -1,0 +1,112 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { UsageError } from '../../src/core/errors';
+import { parseRecipe, recipeChoices } from '../../src/core/recipe';
+import { recipeJsonSchema, STEPS, stepForms } from '../../src/core/transforms/registry';
+import { commands, runCli } from '../../src/cli/main';
+
+const rejects = (recipe: unknown, message: RegExp) =>
+  assert.throws(() => parseRecipe(recipe, 'r.json'), (e: Error) => e instanceof UsageError && message.test(e.message), `${JSON.stringify(recipe)} should fail with ${message}`);
+
+async function run(argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+describe('steps: one option schema for CLI, recipes, JSON Schema and the panel', () => {
+  it('rejects recipe typos with the nearest valid key', () => {
+    rejects({ steps: [{ step: 'prune', structured: true, ratio: 0.5, crtierion: 'random' }] }, /^r\.json: unknown key 'crtierion' in step 1 \(prune\); did you mean 'criterion'\?$/);
+    rejects({ steps: [{ step: 'quantize', mode: 'static', options: { methd: 'percentile' } }] }, /unknown key 'options\.methd' in step 1 \(quantize\); did you mean 'method'\?/);
+    rejects({ steps: [{ step: 'quantize', mode: 'static', options: { method: 'minmax', perChanel: true } }] }, /did you mean 'perChannel'\?/);
+    rejects({ steps: [{ step: 'prnue', ratio: 0.5 }] }, /unknown step 'prnue'; did you mean 'prune'\?/);
+    rejects({ step: [{ step: 'prune', ratio: 0.5 }] }, /unknown key 'step'; did you mean 'steps'\?/);
+  });
+
+  it('range-checks every option before any work (hostile recipes)', () => {
+    // The two hostile cases from issue 15, then the other ranges it lists.
+    rejects({ steps: [{ step: 'quantize', mode: 'cluster', options: { k: 0 } }] }, /step 1 \(quantize\): options\.k is one of 16, 256/);
+    rejects({ steps: [{ step: 'quantize', mode: 'int4', options: { blockSize: 3 } }] }, /options\.blockSize is one of 32, 64, 128/);
+    rejects({ steps: [{ step: 'substitute', kind: 'lowrank', rank: -5 }] }, /rank must be ≥ 1/);
+    rejects({ steps: [{ step: 'substitute', kind: 'lowrank', rank: 2.5 }] }, /rank must be a whole number|rank/);
+    rejects({ steps: [{ step: 'quantize', mode: 'static', options: { method: 'bogus' } }] }, /options\.method is one of minmax, percentile, entropy/);
+    rejects({ steps: [{ step: 'substitute', kind: 'depthwise', multiplier: -2 }] }, /multiplier must be ≥ 1/);
+    rejects({ steps: [{ step: 'prune', ratio: 0.5, steps: 1e12 }] }, /steps must be ≤ 100/);
+    rejects({ steps: [{ step: 'prune', ratio: 0.5, steps: -1 }] }, /steps must be ≥ 1/);
+    rejects({ steps: [{ step: 'prune', ratio: '0.5' }] }, /ratio must be a number/);
+    rejects({ steps: [{ step: 'quantize', mode: 'dynamic', options: { k: 16 } }] }, /options\.k applies to mode cluster/);
+    rejects({ steps: Array.from({ length: 33 }, () => ({ step: 'prune', ratio: 0.1 })) }, /at most 32 steps/);
+  });
+
+  it('fills defaults from the schema', () => {
+    const r = parseRecipe({ steps: [{ step: 'prune', ratio: 0.3 }, { step: 'quantize', mode: 'int4' }] });
+    assert.deepEqual(r.steps[0].options, { structured: true, ratio: 0.3, criterion: 'l1', recover: 'none', steps: 1, allocate: 'uniform', scope: 'layer', roundTo: 8 });
+    assert.equal((r.steps[1].options.options as { symmetric: boolean }).symmetric, true);
+  });
+
+  it('the checked-in JSON Schema for *.recipe.json is the one the steps generate', () => {
+    const root = path.resolve(__dirname, '../../..');
+    const file = JSON.parse(fs.readFileSync(path.join(root, 'schemas/recipe.schema.json'), 'utf8')) as { properties: { steps: { items: { oneOf: Array<{ properties: Record<string, { const?: string; maximum?: number; description?: string }>; additionalProperties: boolean }> } } } };
+    assert.deepEqual(file, recipeJsonSchema(), 'out of date: run npm run schema');
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    assert.deepEqual(pkg.contributes.jsonValidation, [{ fileMatch: '*.recipe.json', url: './schemas/recipe.schema.json' }]);
+    const ids = file.properties.steps.items.oneOf.map((s) => {
+      assert.equal(s.additionalProperties, false);
+      return s.properties.step.const;
+    });
+    assert.deepEqual(ids, STEPS.map((s) => s.id));
+    const prune = file.properties.steps.items.oneOf[0].properties;
+    assert.equal(prune.steps.maximum, 100);
+    assert.ok((prune.criterion.description ?? '').length > 10);
+  });
+
+  it('the panel offers per format exactly what the format supports', () => {
+    assert.deepEqual(recipeChoices('onnx'), { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] });
+    assert.deepEqual(recipeChoices('tfjs-layers'), { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: ['depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] });
+    assert.deepEqual(recipeChoices('tfjs-graph').steps, ['quantize']);
+    assert.deepEqual(recipeChoices('tflite').steps, []);
+    const sub = stepForms('onnx').find((f) => f.step === 'substitute')!;
+    assert.deepEqual(sub.fields.map((f) => f.key), ['kind', 'multiplier', 'targetParams']);
+    assert.deepEqual(sub.fields[0].values, ['lowrank', 'depthwise']);
+    assert.deepEqual(sub.fields[1].when, { key: 'kind', values: ['depthwise'] });
+  });
+
+  it('every command has --help with descriptions, defaults and an example', async () => {
+    for (const c of commands) {
+      const r = await run([c.name, '--help']);
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, new RegExp(`^usage: model-compressor ${c.name} `));
+      assert.match(r.stdout, /\nexample:\n {2}model-compressor \S+ /, c.name);
+      for (const [flag, spec] of Object.entries(c.flags)) {
+        assert.ok(spec.help && spec.help.length > 3, `${c.name} --${flag} has no description`);
+        assert.ok(r.stdout.includes(`--${flag}`), `${c.name} --help lists --${flag}`);
+      }
+    }
+    const prune = await run(['prune', '--help']);
+    assert.match(prune.stdout, /--round-to <n>[\s\S]*\(default: 8\)/);
+    assert.match((await run(['inspect', '--help'])).stdout, /--layers/);
+    assert.match((await run(['compare', '--help'])).stdout, /--seed/);
+  });
+
+  it('CLI flags come from the same schema: ranges, rules and typos are usage errors', async () => {
+    const m = path.resolve(__dirname, '../../../test/fixtures/digits_cnn.onnx');
+    const cases: Array<[string[], RegExp]> = [
+      [['prune', m, '--structured', '--ratio', '0.5', '--critrion', 'l2'], /unknown option '--critrion' \(Did you mean --criterion\?\)/],
+      [['prune', m, '--structured', '--ratio', '0.5', '--steps', '1e12'], /--steps must be ≤ 100/],
+      [['prune', m, '--ratio', '0.5'], /choose one of --structured or --unstructured/],
+      [['quantize', m, '--mode', 'cluster', '--k', '0'], /--k is one of 16, 256/],
+      [['quantize', m, '--mode', 'int4', '--block-size', '3'], /--block-size is one of 32, 64, 128/],
+      [['quantize', m, '--mode', 'dynamic', '--block-size', '32'], /--block-size applies to --mode int4/],
+      [['substitute', m, '--lowrank', '--rank', '-5'], /--rank must be ≥ 1/],
+      [['substitute', m, '--lowrank', '--multiplier', '2'], /--multiplier goes with --depthwise/],
+      [['substitute', m, '--depthwise', '--max-error', '0.1'], /--max-error .*needs calibration data/],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await run(argv);
+      assert.equal(r.code, 2, argv.join(' '));
+      assert.match(r.stderr.split('\n')[0], message);
+    }
+  });
+});
