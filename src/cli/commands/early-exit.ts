@@ -3,6 +3,8 @@ import { readLabels } from '../../core/runtime/data/dataset';
 import { checkLabels } from '../../core/runtime/data/checks';
 import { saveVerified } from '../../core/runtime/verified-save';
 import { earlyExit, type EarlyExitOutcome, type ExitTarget } from '../../core/transforms/early-exit';
+import { runtimeWidths, type WidthsOutcome } from '../../core/transforms/widths';
+import type { Criterion } from '../../core/transforms/prune/importance';
 import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
 import { openData } from '../data-flags';
@@ -26,9 +28,11 @@ const FLAGS: Record<string, FlagSpec> = {
   joint: { type: 'boolean', help: 'Fine-tune the backbone with the heads (default: the backbone stays frozen).' },
   temperature: { type: 'number', placeholder: 'T', default: 4, help: 'Distillation temperature.' },
   alpha: { type: 'number', placeholder: 'a', default: 0.7, help: 'Weight of the distillation term, 1 − α on the labels (1 without labels).' },
-  epochs: { type: 'number', default: 10, help: 'Training epochs of the heads.' },
+  epochs: { type: 'number', placeholder: 'n', help: 'Training epochs (default 10 for exit heads, 5 with --widths).' },
   batch: { type: 'number', default: 32, help: 'Samples per training step.' },
-  lr: { type: 'number', placeholder: 'r', default: 3e-3, help: 'Learning rate (AdamW, cosine schedule).' },
+  lr: { type: 'number', placeholder: 'r', help: 'Learning rate (AdamW, cosine schedule; default 3e-3 for exit heads, 1e-3 with --widths).' },
+  widths: { type: 'string', placeholder: 'w1,w2,…', help: 'Instead of exits: one file that runs at these widths (fractions, 1 added), picked by a float input `width`; plain CNNs and MLPs.' },
+  criterion: { type: 'string', choices: ['l1', 'l2', 'bn', 'random'], default: 'l1', help: '--widths: channel importance criterion (the pruning criteria).' },
   'latency-samples': { type: 'number', placeholder: 'N', default: 200, help: 'Evaluation samples timed at batch 1, interleaved with the original (0 skips).' },
 };
 
@@ -95,6 +99,59 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
   ].join('\n');
 }
 
+function widthsText(r: Omit<WidthsOutcome, 'model'>, files: { input: string; output: string; train: string; eval: string }): string {
+  const ms = (x?: { p50: number }) => (x ? `${x.p50.toFixed(3)} ms` : '–');
+  const rows = r.widths.map((w) => [w.width.toString(), `${fmtCount(Math.round(w.macs))} (${(w.macs / r.original.macs).toFixed(3)}x)`, w.score.toFixed(4), ms(w.latencyMs)]);
+  rows.push(['original', fmtCount(r.original.macs), r.original.score.toFixed(4), ms(r.original.latencyMs)]);
+  return [
+    `runtime widths: ${files.input} → ${files.output} (input 'width' picks the sub-network)`,
+    '',
+    table(['width', 'MACs', r.metric, 'latency p50 (batch 1)'], rows),
+    '',
+    `${r.groups} channel groups narrowed; trained ${r.training.epochs} epochs (${r.training.secondsPerEpoch.toFixed(2)} s/epoch) on ${files.train}; evaluated on ${files.eval}`,
+    ...r.notes.map((n) => `note: ${n}`),
+  ].join('\n');
+}
+
+async function runWidths(positional: string[], f: Record<string, unknown>, io: { out(t: string): void }): Promise<number> {
+  for (const k of ['max-accuracy-drop', 'min-agreement', 'threshold', 'exits', 'form', 'score', 'head-width', 'joint']) {
+    if (f[k] !== undefined) throw new UsageError(`--widths builds a width-switchable model; --${k} belongs to early exits`);
+  }
+  const widths = String(f.widths).split(',').map((v) => Number(v.trim()));
+  if (!widths.length || widths.some((w) => !(w > 0 && w <= 1))) throw new UsageError(`--widths takes fractions in (0, 1], e.g. 0.5,0.75,1; got '${String(f.widths)}'`);
+  const job = await openJob(positional, f, 'early-exit --widths', 'widths');
+  try {
+    const train = openData(f.train as string, job.inputs, f)!;
+    if (train.random) throw new UsageError('--widths fine-tunes on real inputs; --train cannot be random');
+    if (job.evalData.random) throw new UsageError('--widths measures on real inputs; --eval cannot be random');
+    let trainLabels: Int32Array | undefined;
+    if (f['train-labels']) {
+      trainLabels = readLabels(f['train-labels'] as string);
+      checkLabels(trainLabels, f['train-labels'] as string, train.data.count);
+    }
+    const r = await runtimeWidths(job.model, {
+      widths,
+      train: train.data,
+      trainLabels,
+      eval: job.evalData.data,
+      labels: job.labels,
+      criterion: f.criterion as Criterion | undefined,
+      temperature: f.temperature as number | undefined,
+      training: { epochs: f.epochs as number | undefined, batchSize: f.batch as number | undefined, lr: f.lr as number | undefined, seed: f.seed as number | undefined },
+      latencySamples: f['no-bench'] ? 0 : (f['latency-samples'] as number | undefined),
+      onProgress: job.progress.onProgress,
+    });
+    await saveVerified(r.model, job.output);
+    const rest: Omit<WidthsOutcome, 'model'> & { model?: unknown } = { ...r };
+    delete rest.model;
+    const files = { input: job.input, output: job.output, train: train.label, eval: job.evalData.label };
+    io.out(f.json ? JSON.stringify({ ...files, ...rest }) : widthsText(rest, files));
+    return 0;
+  } finally {
+    job.progress.done();
+  }
+}
+
 /**
  * `early-exit <model> --train x --eval ex (--max-accuracy-drop d | --min-agreement a | --threshold t) -o out.onnx`:
  * exit heads at stage boundaries with calibrated confidence thresholds (BranchyNet,
@@ -106,13 +163,15 @@ export const earlyExitCommand: Command = {
   usage:
     'model-compressor early-exit <model> --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] ' +
     '(--max-accuracy-drop d | --min-agreement a | --threshold t) [--exits auto|t1,t2] [--form if|multi-output] [--score max-prob|entropy] ' +
-    '[--head-width c] [--joint] [--temperature T] [--alpha a] [--epochs n] [--batch b] [--lr r] [--seed s] [--latency-samples N] -o out.onnx [--json]',
+    '[--head-width c] [--joint] [--temperature T] [--alpha a] [--epochs n] [--batch b] [--lr r] [--seed s] [--latency-samples N] -o out.onnx [--json]\n' +
+    '       model-compressor early-exit <model> --widths 0.5,0.75,1 --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] [--criterion l1|l2|bn|random] [--epochs n] -o out.onnx [--json]',
   flags: FLAGS,
   example: 'early-exit model.onnx --train x.npy --train-labels y.npy --eval ex.npy --labels ey.npy --max-accuracy-drop 0.005 -o model.exits.onnx',
   async run(argv, io) {
     const { positional, flags: f } = parseArgs(argv, this.flags);
     if (!f.train) throw new UsageError('early-exit needs training inputs for the heads (--train x.npy)');
     if (!f.eval) throw new UsageError('early-exit calibrates thresholds on held-out data (--eval ex.npy)');
+    if (f.widths !== undefined) return runWidths(positional, f, io);
     const t = target(f);
     if (t.kind === 'max-accuracy-drop' && !f.labels) throw new UsageError('--max-accuracy-drop needs evaluation labels (--labels); without labels use --min-agreement');
     const form = (f.form as string | undefined) ?? 'if';
