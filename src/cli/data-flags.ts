@@ -30,7 +30,7 @@ export function openData(values: string | string[] | undefined, inputs: IOSpec[]
   const n = randomSpec(list, (flags.samples as number | undefined) ?? 32);
   if (n !== undefined) {
     const data = bindDataset(inputs, [], { randomSamples: n, seed: (flags.seed as number | undefined) ?? 0, shapes });
-    return { data, label: `${n} random samples`, random: true };
+    return { data, label: `${n} random samples${data.assumed.length ? ` (sizes assumed: ${data.assumed.join(', ')})` : ''}`, random: true };
   }
   const data = bindDataset(inputs, parseDataSpecs(list), { shapes, image: imageFlags(flags) });
   return { data, label: data.describe(), random: false };

@@ -3,10 +3,10 @@ import { UsageError } from '../core/errors';
 import { assertOutputNotInput, assertWritableFormat, openModel } from '../core/formats/registry';
 import { saveVerified } from '../core/runtime/verified-save';
 import type { Model } from '../core/ir/graph';
-import type { Dataset } from '../core/runtime/data/dataset';
+import { readLabels, type Dataset } from '../core/runtime/data/dataset';
 import { evaluateCompression, verificationSamples, type EvaluationReport, type EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
-import { outputClasses } from '../core/runtime/data/checks';
+import { checkLabels, outputClasses } from '../core/runtime/data/checks';
 import { modelInputs } from '../core/runtime/tfjs';
 import type { StepContext } from '../core/transforms/step';
 import type { FlagSpec } from './args';
@@ -23,6 +23,8 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
   output: { type: 'string', alias: 'o', placeholder: 'file', help: 'Output file (default: <name>.<suffix>.onnx or .json beside the input; never the input).' },
   json: { type: 'boolean', help: 'Print the report as JSON.' },
   progress: { type: 'boolean', help: 'Show progress on stderr even with --json (a bar with stage and ETA on a terminal, plain lines otherwise).' },
+  train: { type: 'string', placeholder: 'data', help: 'Training inputs for steps that fine-tune or distill (--recover finetune|distill, --qat).' },
+  'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the training inputs.' },
 };
 
 /** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
@@ -42,6 +44,9 @@ export interface Job {
   labels?: Int32Array;
   /** Stage and ETA on stderr (see progress.ts); the engine reports through `onProgress`. */
   progress: { onProgress?: (stage: string, fraction?: number) => void; done: () => void };
+  /** `--train` / `--train-labels`, when given. */
+  train?: { data: Dataset; label: string; random: boolean };
+  trainLabels?: Int32Array;
 }
 
 export async function probeInputs(file: string, model?: Model): Promise<IOSpec[]> {
@@ -61,7 +66,13 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const evalData = openData(flags.eval as string | undefined, inputs, flags) ?? calib ?? scaledRandomData(model, inputs, flags);
   const labels = labelsFlag(flags, evalData.data.count, outputClasses(model));
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
-  return { input, model, output, inputs, calib, evalData, labels, progress: cliProgress(flags) };
+  const train = openData(flags.train as string | undefined, inputs, flags);
+  let trainLabels: Int32Array | undefined;
+  if (flags['train-labels']) {
+    trainLabels = readLabels(flags['train-labels'] as string);
+    checkLabels(trainLabels, flags['train-labels'] as string, train?.data.count, outputClasses(model));
+  }
+  return { input, model, output, inputs, calib, evalData, labels, train, trainLabels, progress: cliProgress(flags) };
 }
 
 /** Random evaluation data: `--samples` if given, else a count scaled to the model's cost (the label says so). */
@@ -91,5 +102,5 @@ export async function finishJob(job: Job, result: Model, flags: Record<string, u
 
 /** The data a step reads, from an opened job. */
 export function stepContext(job: Job): StepContext {
-  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, onProgress: job.progress.onProgress };
+  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, onProgress: job.progress.onProgress };
 }

@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
 import * as path from 'path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { UsageError } from '../../src/core/errors';
@@ -21,7 +22,9 @@ import { incrementalRatio, scheduleTargets, scheduledTarget } from '../../src/co
 import { TaylorAccumulator, taylorChannelSums, taylorScores } from '../../src/core/transforms/prune/taylor';
 import { digitsData } from './helpers/digits';
 import { ModelBuilder, randomFloats } from './helpers/builder';
-import { FIXTURES } from './helpers/ort';
+import { FIXTURES, tmpDir } from './helpers/ort';
+import { assertNoStack, cli } from './cli.test';
+import { readNpy, writeNpy } from '../../src/core/runtime/data/npy';
 
 const fx = (f: string) => path.join(FIXTURES, f);
 
@@ -324,5 +327,44 @@ describe('quantization-aware training (static int8, straight-through estimator)'
     // The fake-quantized training graph is what ORT runs in int8: top-1 agrees on nearly every sample.
     const sim = await scoreModels(q.model, fakeQuantModel(q.floatModel, q.plan, q.ranges), d.test, d.testLabels);
     assert.ok(sim.candidate.agreement >= 0.97, `${sim.candidate.agreement}`);
+  });
+});
+
+describe('CLI: training-based options', function () {
+  this.timeout(300000);
+
+  it('prune --recover finetune reports each step; quantize --qat recovers a badly calibrated int8 model; missing --train exits 2', () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'ft.onnx');
+    const r = cli(['prune', fx('digits_cnn.onnx'), '--structured', '--target-macs', '0.7', '--steps', '2', '--recover', 'finetune', '--epochs-per-step', '2',
+      '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.recovery.method, 'finetune');
+    assert.equal(j.recovery.steps.length, 2);
+    assert.ok(j.after.macs < 0.32 * j.before.macs);
+    assert.ok(j.fidelity.accuracy.candidate >= 0.97, `${j.fidelity.accuracy.candidate}`);
+    const e = cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--recover', 'distill', '-o', out]);
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /--train/);
+    assertNoStack(e.stderr);
+
+    // Calibration images in 0..255 for a model that reads 0..1 (see the QAT unit test).
+    const raw = readNpy(fx('digits_calib_x.npy'));
+    const f = new Float32Array(raw.data.buffer.slice(raw.data.byteOffset, raw.data.byteOffset + raw.data.byteLength)).map((v) => v * 255);
+    const calib = path.join(dir, 'calib255.npy');
+    writeNpy(calib, { ...raw, data: new Uint8Array(f.buffer) });
+    const common = [fx('digits_mlp.onnx'), '--mode', 'static', '--calib', calib, '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--no-bench', '--json'];
+    const st = cli(['quantize', ...common, '-o', path.join(dir, 'st.onnx')]);
+    assert.equal(st.code, 0, st.stderr);
+    const qat = cli(['quantize', ...common, '--qat', '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '-o', path.join(dir, 'qat.onnx')]);
+    assert.equal(qat.code, 0, qat.stderr);
+    const a0 = JSON.parse(st.stdout).fidelity.accuracy.candidate;
+    const a1 = JSON.parse(qat.stdout).fidelity.accuracy.candidate;
+    assert.ok(a1 > a0 + 0.2, `static ${a0} → qat ${a1}`);
+    const noTrain = cli(['quantize', ...common, '--qat', '-o', path.join(dir, 'x.onnx')]);
+    assert.equal(noTrain.code, 2);
+    assertNoStack(noTrain.stderr);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -101,7 +101,7 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
       [['quantize', m, '--mode', 'dynamic', '--block-size', '32'], /--block-size applies to --mode int4/],
       [['substitute', m, '--lowrank', '--rank', '-5'], /--rank must be ≥ 1/],
       [['substitute', m, '--lowrank', '--multiplier', '2'], /--multiplier goes with --depthwise/],
-      [['substitute', m, '--depthwise', '--max-error', '0.1'], /--max-error .*needs calibration data/],
+      [['substitute', m, '--lowrank', '--max-error', '0.1'], /--max-error .*needs calibration data/],
     ];
     for (const [argv, message] of cases) {
       const r = await run(argv);

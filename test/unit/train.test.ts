@@ -529,6 +529,27 @@ describe('CLI: train', function () {
     assert.match(c.stderr, /'nope' matches no float weight/);
     for (const x of [a, b, c]) assertNoStack(x.stderr);
   });
+
+  it('refuses a model whose gradient path has an op without a rule, naming the op and the way out', () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('input', ['n', 1, 8, 8]);
+    const [f] = b.node('Flatten', [x]);
+    const [h] = b.node('Gemm', [f, b.init('w0', [16, 64]), b.init('b0', [16])], { transB: 1 });
+    const [c] = b.node('Cos', [h]);
+    const [y] = b.node('Gemm', [c, b.init('w1', [10, 16]), b.init('b1', [10])], { transB: 1 });
+    b.markOutput(y, 'output');
+    const dir = tmpDir();
+    const file = path.join(dir, 'cos.onnx');
+    require('fs').writeFileSync(file, b.bytes());
+    const args = ['train', file, '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--epochs', '1', '--no-bench', '-o', path.join(dir, 'o.onnx')];
+    const r = cli(args);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr.split('\n')[0], /cannot train through Cos .*--trainable\/--freeze/);
+    assertNoStack(r.stderr);
+    const ok = cli([...args, '--freeze', 'w0,b0', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual((JSON.parse(ok.stdout) as { trainable: string[] }).trainable, ['w1', 'b1']);
+  });
 });
 
 describe('train: fake quantization (QAT)', () => {

@@ -98,15 +98,14 @@ export const trainCommand: Command = {
     const patience = flags.patience as number | undefined;
     if (patience !== undefined && !validation) throw new UsageError('--patience needs validation data (--eval with --labels, or --val-split)');
 
-    const tty = !flags.json && process.stderr.isTTY;
+    // The shared progress bar per epoch (stage and ETA), and one summary line per epoch.
     const onProgress = (p: TrainProgress) => {
-      if (p.phase === 'step' && tty) {
-        const w = 24;
-        const done = Math.round((w * p.step) / p.steps);
-        process.stderr.write(`\repoch ${p.epoch}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(w - done)}] loss ${p.loss.toFixed(4)} ${p.samplesPerSecond.toFixed(0)} samples/s ETA ${Math.ceil(p.etaSeconds)} s `);
-      } else if (p.phase === 'epoch' && !flags.json) {
-        if (tty) process.stderr.write('\r\x1b[K');
-        io.err(`epoch ${p.epoch}/${p.epochs}: loss ${p.loss.toFixed(4)}${p.metric !== undefined ? `, validation accuracy ${p.metric.toFixed(4)}` : ''}, lr ${p.lr.toExponential(2)}`);
+      if (p.phase === 'step') job.progress.onProgress?.(`epoch ${p.epoch}/${p.epochs}`, p.step / p.steps);
+      else {
+        job.progress.done();
+        if (!flags.json) {
+          io.err(`epoch ${p.epoch}/${p.epochs}: loss ${p.loss.toPrecision(4)}${p.metric !== undefined ? `, validation accuracy ${p.metric.toFixed(4)}` : ''}, lr ${p.lr.toExponential(2)}, ${p.samplesPerSecond.toFixed(0)} samples/s`);
+        }
       }
     };
     const ac = new AbortController();

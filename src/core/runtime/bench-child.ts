@@ -5,6 +5,7 @@
  */
 import type * as OrtTypes from 'onnxruntime-node';
 import { ModelError, oneLine } from '../errors';
+import { defaultInputShape } from '../ir/shape-inference';
 import { batchAxisOf, randomSource } from './data/sources';
 import { ModelSession, ort, ortTypeName, type SessionOptions } from './session';
 
@@ -27,14 +28,18 @@ async function handle(m: ChildRequest): Promise<ChildReply> {
       feeds = {};
       for (const input of session.inputs) {
         const fixed = m.shapes[input.name];
-        // The batch goes on the input's declared batch axis (a state [2, batch, 128]: axis 1).
+        // The batch goes on the input's declared batch axis (a state [2, batch, 128]: axis 1);
+        // symbolic sizes take the documented defaults (224×224 images, 16000 audio samples, …).
         const ax = batchAxisOf(input.shape);
+        const dflt = defaultInputShape(input.name, input.shape, input.dtype).shape;
         const sample = input.shape.flatMap((d, i) => {
           if (i === ax) return [];
           const f = fixed?.[i];
           if (typeof f === 'number') return [f];
           if (typeof d === 'number') return [d];
-          throw new Error(`input '${input.name}' has dynamic dims [${input.shape.join(', ')}]: fix them with --shape`);
+          const g = dflt[i];
+          if (typeof g === 'number') return [g];
+          throw new Error(`input '${input.name}' has dynamic dims [${input.shape.join(', ')}] with no default size: fix them with --shape`);
         });
         const batch = typeof input.shape[ax] === 'number' ? (input.shape[ax] as number) : m.batch;
         const data = randomSource(input.name, input.dtype, sample, batch, 0, ax).read(0, batch);

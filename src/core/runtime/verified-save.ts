@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { CancelledError, OutputError, UsageError } from '../errors';
+import { CancelledError, ModelError, OutputError, UsageError, oneLine } from '../errors';
 import type { SaveOptions } from '../formats/format';
 import { allTensors } from '../formats/onnx';
 import { saveModel } from '../formats/registry';
@@ -44,9 +44,23 @@ async function loadCheck(model: Model, staged: string, output: string): Promise<
   } catch (e) {
     if (e instanceof CancelledError || e instanceof UsageError) throw e;
     const why = ((e as Error).message ?? String(e)).replace(staged, path.basename(output)).split('\n')[0];
+    // When the input itself does not load in that runtime, the input is at fault, not the tool.
+    const inputError = model.path ? await loadError(model.path, tfjs) : undefined;
+    if (inputError !== undefined) throw new ModelError(model.path!, `${tfjs ? 'TensorFlow.js' : 'ONNX Runtime'} cannot load the input either (${inputError})`);
     throw new OutputError(
       `internal error: the model written for ${output} does not load in ${tfjs ? 'TensorFlow.js' : 'ONNX Runtime'} (${why}). ` +
         'This is a bug in model-compressor, not in the input; nothing was written.',
     );
+  }
+}
+
+/** Why `file` does not load in its runtime, or undefined when it loads. */
+async function loadError(file: string, tfjs: boolean): Promise<string | undefined> {
+  try {
+    const s = tfjs ? await TfjsRunner.create(file) : await ModelSession.create(file, { allowSpinning: false });
+    await s.release();
+    return undefined;
+  } catch (e) {
+    return oneLine(e).replace(`${file}: `, '');
   }
 }

@@ -48,6 +48,9 @@ export interface StepContext {
   /** Evaluation data and labels (accuracy-aware steps, sensitivity allocation). */
   eval?: Dataset;
   labels?: Int32Array;
+  /** Training inputs and labels (steps that fine-tune or distill: --train, --train-labels). */
+  train?: Dataset;
+  trainLabels?: Int32Array;
   /** The model's file, when the step runs on the model as opened (latency targets bench it). */
   input?: string;
   signal?: AbortSignal;

@@ -79,7 +79,9 @@ export class Dataset {
 function openSource(spec: DataSpec, input: IOSpec, opts: BindOptions): SampleSource {
   const p = spec.path;
   if (isDir(p)) {
-    return imageFolderSource(p, imageOptionsFromShape(withShape(input, opts), opts.image));
+    // Images are resized to the input's size; a symbolic height/width takes the default (224).
+    const shape = defaultInputShape(input.name, withShape(input, opts), input.dtype, { metadata: opts.metadata }).shape;
+    return imageFolderSource(p, imageOptionsFromShape(shape, opts.image));
   }
   const ext = extOf(p);
   if (ext === '.npy') return npySource(p);

@@ -31,9 +31,13 @@ export const pruneOptions = z.strictObject({
     hidden: ['bn', 'taylor'],
     form: { min: 0, max: 0, step: 0, initial: 'l1' },
   }),
-  recover: option(z.enum(['none', 'reconstruct']).default('none'), 'Recovery after pruning: least-squares reconstruction of the next layer’s weights (needs --calib).', {
-    form: { min: 0, max: 0, step: 0, initial: 'none' },
-  }),
+  recover: option(
+    z.enum(['none', 'reconstruct', 'finetune', 'distill']).default('none'),
+    'Recovery after pruning: least-squares reconstruction of the next layer’s weights (needs --calib), or retraining after each step: finetune on labels or distill from the original (needs --train, and --train-labels for finetune).',
+    { form: { min: 0, max: 0, step: 0, initial: 'none' }, hidden: ['finetune', 'distill'] },
+  ),
+  epochsPerStep: option(z.number().int().min(1).max(1000).default(5), 'Retraining epochs after each prune step (recover finetune/distill).', { placeholder: 'e' }),
+  schedule: option(z.enum(['linear', 'cubic']).optional(), 'How the target is spread over the steps: equal shares (default) or Zhu & Gupta’s cubic schedule (default with finetune/distill).'),
   steps: option(z.number().int().min(1).max(100).default(1), 'Prune in this many equal steps (re-scoring channels after each).', { placeholder: 'k' }),
   allocate: option(z.enum(['uniform', 'sensitivity']).default('uniform'), 'Per-group ratios: the same everywhere, or from measured sensitivity curves (needs a MACs or params target).'),
   scope: option(z.enum(['layer', 'global']).default('layer'), 'Unstructured: one threshold per layer or one for the whole model.'),
@@ -55,6 +59,8 @@ export const pruneStep = defineStep({
     if (o.targetLatency !== undefined && !o.structured) return '«targetLatency» goes with structured pruning';
     if (o.threshold !== undefined && o.structured) return '«threshold» goes with unstructured pruning';
     if (o.allocate === 'sensitivity' && o.targetMacs === undefined && o.targetParams === undefined) return '«allocate» sensitivity needs «targetMacs» or «targetParams»';
+    const retrain = o.recover === 'finetune' || o.recover === 'distill';
+    if (retrain && (o.targetLatency !== undefined || o.threshold !== undefined || o.allocate === 'sensitivity')) return '«recover» finetune/distill goes with «ratio», «targetMacs» or «targetParams» (uniform allocation)';
     return undefined;
   },
   needsCalib: (o) => (o.recover === 'reconstruct' ? '«recover» reconstruct' : undefined),
@@ -66,8 +72,9 @@ export const pruneStep = defineStep({
       roundTo: o.roundTo,
       criterion: o.criterion,
       calib: ctx.calib,
-      recover: o.recover,
+      recover: o.recover as 'none' | 'reconstruct',
       steps: o.steps,
+      schedule: o.schedule,
       exclude: o.exclude,
       seed: o.seed,
       signal: ctx.signal,
@@ -75,7 +82,16 @@ export const pruneStep = defineStep({
     };
     let outcome: PruneOutcome & { allocation?: Record<string, number> };
     if (o.targetLatency !== undefined) outcome = await pruneForLatency(model, o.targetLatency, common, ctx);
-    else {
+    else if (o.recover === 'finetune' || o.recover === 'distill') {
+      if (!ctx.train) throw new UsageError(`--recover ${o.recover} trains the pruned model: give training inputs (--train${o.recover === 'finetune' ? ' and --train-labels' : ''})`);
+      const { pruneWithRecovery } = await import('./recover');
+      outcome = await pruneWithRecovery(
+        model,
+        { ...common, recover: 'none', structured: o.structured, ratio: o.ratio, targetMacs: o.targetMacs, targetParams: o.targetParams, scope: o.scope },
+        { method: o.recover, train: ctx.train, trainLabels: ctx.trainLabels, epochsPerStep: o.epochsPerStep, eval: ctx.eval ? { data: ctx.eval, labels: ctx.labels } : undefined, signal: ctx.signal },
+        o.schedule ?? 'cubic',
+      );
+    } else {
       let groupRatios: Record<string, number> | undefined;
       if (o.allocate === 'sensitivity') {
         const data = ctx.calib ?? ctx.eval;

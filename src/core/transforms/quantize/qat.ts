@@ -136,7 +136,7 @@ export async function quantizationAwareTraining(model: Model, o: QatOptions): Pr
   }
   let trained;
   try {
-    trained = await fit(fq, set, { ...fitSettings({ lr: 1e-4, ...o }), losses, trainable });
+    trained = await fit(fq, set, { ...fitSettings(o), losses, trainable });
   } finally {
     await release?.();
   }

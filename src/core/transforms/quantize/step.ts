@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { defineStep, option } from '../step';
+import { UsageError } from '../../errors';
+import type { Model } from '../../ir/graph';
+import { defineStep, option, type StepContext } from '../step';
 import { quantizeModel, type QuantizeMode, type QuantizeOutcome } from './index';
 
 /** Options that apply to one or a few modes only (a rule checks it). */
@@ -7,6 +9,8 @@ const MODE_OF: Record<string, QuantizeMode[]> = {
   method: ['static'],
   percentile: ['static'],
   symmetricActivations: ['static'],
+  qat: ['static'],
+  qatEpochs: ['static'],
   dynamicForm: ['dynamic'],
   blockSize: ['int4'],
   symmetric: ['int4'],
@@ -39,9 +43,11 @@ export const quantizeOptions = z.strictObject({
         clusterForm: option(z.enum(['gather', 'dense']).optional(), 'Clustering: keep indices and a codebook (Gather) or write dense weights.'),
         exclude: option(z.array(z.string()).optional(), 'Nodes to leave in float, comma separated.', { placeholder: 'n1,n2' }),
         targetAgreement: option(z.number().gt(0).lte(1).optional(), 'Accuracy-aware: keep the most sensitive layers in float until top-1 agreement (or cosine) reaches this.', { placeholder: 'x' }),
+        qat: option(z.boolean().default(false), 'Static: quantization-aware fine-tuning with fake quantization (straight-through estimator) before writing the QDQ model (needs --train, labels optional).', { switches: { on: 'qat' } }),
+        qatEpochs: option(z.number().int().min(1).max(1000).optional(), 'QAT: fine-tuning epochs (default 3).', { placeholder: 'n' }),
         maxAccuracyDrop: option(z.number().gte(0).lt(1).optional(), 'Accuracy-aware with labels: the largest accuracy drop allowed (0.005 = 0.5 pp).', { placeholder: 'd' }),
       })
-      .default({ perChannel: true, symmetricActivations: false, symmetric: true }),
+      .default({ perChannel: true, symmetricActivations: false, symmetric: true, qat: false }),
     'Mode options.',
   ),
 });
@@ -57,15 +63,17 @@ export const quantizeStep = defineStep({
     const given = o.options as Record<string, unknown>;
     for (const [key, modes] of Object.entries(MODE_OF)) {
       const v = given[key];
-      const isDefault = (key === 'symmetric' && v === true) || (key === 'symmetricActivations' && v === false);
+      const isDefault = (key === 'symmetric' && v === true) || ((key === 'symmetricActivations' || key === 'qat') && v === false);
       if (v !== undefined && !isDefault && !modes.includes(o.mode)) return `«options.${key}» applies to «mode» ${modes.join('/')}`;
     }
     if (o.options.targetAgreement !== undefined && o.options.maxAccuracyDrop !== undefined) return 'choose «options.targetAgreement» or «options.maxAccuracyDrop»';
+    if (o.options.qat && (o.options.targetAgreement !== undefined || o.options.maxAccuracyDrop !== undefined)) return '«options.qat» fine-tunes the whole int8 model; it does not combine with «options.targetAgreement» or «options.maxAccuracyDrop»';
     return undefined;
   },
   needsCalib: (o) => (o.mode === 'static' ? '«mode» static' : undefined),
   async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
     const q = o.options;
+    if (q.qat) return qatStep(model, o, ctx);
     const r = await quantizeModel(model, {
       mode: o.mode,
       perChannel: q.perChannel,
@@ -90,3 +98,36 @@ export const quantizeStep = defineStep({
     return { model: r.model, detail: `${o.mode}: ${r.quantizedNodes.length} quantized, ${r.skippedNodes.length} left`, outcome: r };
   },
 });
+
+/** `--qat`: calibrate, fine-tune with fake quantization, write the static QDQ model (quantize/qat.ts). */
+async function qatStep(model: Model, o: QuantizeStepOptions, ctx: StepContext): Promise<{ model: Model; detail: string; outcome: QuantizeOutcome }> {
+  if (!ctx.calib) throw new UsageError('static quantization needs calibration data (--calib)');
+  if (!ctx.train) throw new UsageError('--qat fine-tunes the model: give training inputs (--train, and --train-labels when there are labels)');
+  const { quantizationAwareTraining } = await import('./qat');
+  const q = o.options;
+  const r = await quantizationAwareTraining(model, {
+    calib: ctx.calib,
+    method: q.method,
+    percentile: q.percentile,
+    perChannel: q.perChannel,
+    symmetricActivations: q.symmetricActivations,
+    reduceRange: q.reduceRange,
+    exclude: q.exclude ? new Set(q.exclude) : undefined,
+    train: ctx.train,
+    trainLabels: ctx.trainLabels,
+    epochs: q.qatEpochs ?? 3,
+    signal: ctx.signal,
+  });
+  const outcome: QuantizeOutcome = {
+    model: r.model,
+    mode: 'static',
+    quantizedNodes: r.plan.covered.map((n) => n.label),
+    skippedNodes: r.plan.skipped,
+    notes: [
+      `quantization-aware fine-tuning: ${r.trainLoss.length} epochs (${r.secondsPerEpoch.toFixed(2)} s/epoch), ${ctx.trainLabels ? 'cross-entropy on the training labels' : 'distillation from the float model (no labels)'}, training loss ${r.trainLoss.map((l) => l.toFixed(4)).join(' → ')}`,
+      `calibration: ${q.method ?? 'minmax'} on ${ctx.calib.count} samples; activation ranges fixed, weight scales follow the trained weights`,
+    ],
+    slowerBecause: 'the same QDQ model as static mode: ONNX Runtime runs int8 fast only where it fuses DequantizeLinear→op→QuantizeLinear, and this CPU (AVX2 without VNNI) has no 8-bit dot-product instruction',
+  };
+  return { model: r.model, detail: `static + QAT: ${outcome.quantizedNodes.length} quantized, ${outcome.skippedNodes.length} left`, outcome };
+}

@@ -23,7 +23,7 @@ export const substituteOptions = z.strictObject({
   }),
   plain: option(z.boolean().default(false), 'Low-rank: plain SVD even when calibration data is given (default: whitened by the data).'),
   layers: option(z.array(z.string()).optional(), 'Only these layers (node names), comma separated.', { placeholder: 'n1,n2' }),
-  maxError: option(z.number().gt(0).optional(), 'Skip a layer whose relative output error on the calibration data exceeds this.', { placeholder: 'e' }),
+  maxError: option(z.number().gt(0).optional(), 'Per-layer error budget: a layer whose relative output error on the calibration data (or, for depthwise without data, its weight error) exceeds it is skipped. Depthwise without --multiplier defaults to 0.25 and picks each layer\'s multiplier within it.', { placeholder: 'e' }),
   refit: option(z.boolean().default(true), 'Depthwise: refit the pair by least squares on the calibration data.', { switches: { off: 'no-refit' } }),
 });
 export type SubstituteStepOptions = z.output<typeof substituteOptions>;
