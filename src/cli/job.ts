@@ -69,8 +69,10 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const train = openData(flags.train as string | undefined, inputs, flags);
   let trainLabels: Int32Array | undefined;
   if (flags['train-labels']) {
-    trainLabels = readLabels(flags['train-labels'] as string);
-    checkLabels(trainLabels, flags['train-labels'] as string, train?.data.count, outputClasses(model));
+    const file = flags['train-labels'] as string;
+    trainLabels = readLabels(file);
+    if (train && trainLabels.length !== train.data.count) throw new UsageError(`the labels file ${file} holds ${trainLabels.length} labels for ${train.data.count} training samples`);
+    checkLabels(trainLabels, file, undefined, outputClasses(model));
   }
   return { input, model, output, inputs, calib, evalData, labels, train, trainLabels, progress: cliProgress(flags) };
 }
