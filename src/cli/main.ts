@@ -2,6 +2,7 @@ import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError,
 import { program } from './args';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
+import { assertOutputsNotAmongInputs } from './inputs-guard';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { compressCommand } from './commands/compress';
@@ -56,6 +57,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return EXIT.ok;
   }
   try {
+    assertOutputsNotAmongInputs(rest);
     return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
