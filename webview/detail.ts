@@ -2,7 +2,7 @@
 import { Chart } from 'chart.js';
 import type { Json, LayerRow } from '../src/protocol/webview';
 import { cssVar, el } from './dom';
-import { fmt, send } from './state';
+import { fmt, fmtBytes, send } from './state';
 
 export const detail = el('div', { id: 'detail' }, 'Select a layer to see its weights.');
 
@@ -11,6 +11,9 @@ interface WeightDetail {
   dtype: string;
   shape: number[];
   params: number;
+  /** In-memory (dequantized) bytes; `stored` is what the file holds when narrower. */
+  bytes?: number;
+  stored?: { dtype: string; bytes: number };
   note?: string;
   min?: number;
   max?: number;
@@ -36,7 +39,7 @@ export function showRow(row: LayerRow | undefined): void {
   if (!row) return;
   current = row;
   if (row.weights > 0) send({ type: 'tensor', layer: row.name });
-  else detail.replaceChildren(el('h3', {}, row.name), ...branches(row), el('p', {}, `${row.op} has no weights of its own.`));
+  else detail.replaceChildren(el('h3', {}, row.name), ...branches(row), el('p', { class: 'no-weights' }, `${row.op} has no weights of its own${row.noWeights ? `: ${row.noWeights}` : ''}.`));
 }
 
 let histChart: Chart | undefined;
@@ -52,6 +55,8 @@ export function showDetail(layer: string, d: Json): void {
     };
     add('tensor', `${w.name} ${w.dtype}[${w.shape.join(', ')}]`);
     add('params', w.params.toLocaleString('en-US'));
+    if (w.stored) add('bytes', `${fmtBytes(w.stored.bytes)} stored as ${w.stored.dtype}; ${fmtBytes(w.bytes ?? 0)} as ${w.dtype}`);
+    else if (w.bytes !== undefined) add('bytes', fmtBytes(w.bytes));
     if (typeof w.note === 'string') add('stored', w.note);
     if (w.min !== undefined) {
       add('min / max', `${w.min.toPrecision(4)} / ${w.max!.toPrecision(4)}`);

@@ -15,7 +15,7 @@ export interface Summary {
   fileSizeBytes: number;
   inputs: Array<{ name: string; dtype: string; shape: Array<number | string | null> | null }>;
   outputs: Array<{ name: string; dtype: string; shape: Array<number | string | null> | null }>;
-  totals: { params: number; bytes: number; macs: number; flops: number; nodes: number; unknownMacsNodes?: number };
+  totals: { params: number; bytes: number; macs: number; flops: number; nodes: number; unknownMacsNodes?: number; dequantizedBytes?: number };
   byOpType: Array<{ op: string; count: number; params: number; macs: number }>;
   topByMacs: Array<{ name: string; macs: number }>;
   topByParams: Array<{ name: string; params: number }>;
@@ -52,7 +52,9 @@ export function showSummary(file: string, s: Summary): void {
     summaryEl.append(d);
   };
   metric('total params', s.totals.params.toLocaleString('en-US'), 'total-params');
-  metric('weight bytes', fmtBytes(s.totals.bytes), 'total-bytes');
+  // The stored size; weights the file keeps narrower (TF.js uint8/float16) say what they take dequantized.
+  const deq = s.totals.dequantizedBytes;
+  metric(deq === undefined ? 'weight bytes' : `weight bytes stored (${fmtBytes(deq)} dequantized)`, fmtBytes(s.totals.bytes), 'total-bytes');
   const m = macsText(s);
   metric(m.label, m.value, 'total-macs', m.title);
   metric('weighted layers', String(s.weightedLayers), 'weighted-layers');

@@ -2,10 +2,12 @@ import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError,
 import { program } from './args';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
+import { assertOutputsNotAmongInputs } from './inputs-guard';
 import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { compressCommand } from './commands/compress';
 import { distillCommand } from './commands/distill';
+import { earlyExitCommand } from './commands/early-exit';
 import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
 import { pruneCommand, sensitivityCommand } from './commands/prune';
@@ -16,7 +18,7 @@ import { trainCommand } from './commands/train';
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, distillCommand, compressCommand, exportCommand, trainCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, distillCommand, earlyExitCommand, compressCommand, exportCommand, trainCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));
@@ -55,6 +57,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return EXIT.ok;
   }
   try {
+    assertOutputsNotAmongInputs(rest);
     return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {

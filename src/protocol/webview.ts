@@ -21,6 +21,8 @@ export interface LayerRow {
   dtype: string;
   outputShape: string;
   weights: number;
+  /** For a layer with no weights: why (shared with another layer, in its branches, no constant input). */
+  noWeights?: string;
   /** An If's MACs per branch (then, else); its `macs` counts the largest. */
   branchMacs?: number[];
 }

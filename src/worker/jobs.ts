@@ -1,7 +1,6 @@
 import * as fs from 'fs';
-import { analyzeModel, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
+import { analyzeModel, layerWeightStats, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
 import { pruningSensitivity } from '../core/analysis/sensitivity';
-import { weightStats } from '../core/analysis/stats';
 import { CancelledError, UsageError } from '../core/errors';
 import { modelSizeBytes, openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
@@ -63,8 +62,8 @@ function row(l: LayerInfo, index: number): LayerRow {
     dtype: Object.keys(l.bytesByDtype).join('+'),
     outputShape: shape ? `[${shape.map((d) => (d === null ? '?' : d)).join(', ')}]` : '?',
     weights: l.weights.length,
-    // Present once the analysis reports If branches separately.
-    ...((l as { branchMacs?: number[] }).branchMacs ? { branchMacs: (l as { branchMacs?: number[] }).branchMacs } : {}),
+    ...(l.noWeights ? { noWeights: l.noWeights } : {}),
+    ...(l.branchMacs ? { branchMacs: l.branchMacs } : {}),
   };
 }
 
@@ -119,13 +118,9 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const c = load(job.model);
       const l = c.analysis.layers.find((x) => x.name === job.layer);
       if (!l) throw new UsageError(`no layer named '${job.layer}'`);
-      const tensors = [...c.model.graph.initializers.values()];
-      const stats = l.weights.map((w) => {
-        const t = tensors.find((x) => x.name === w.name);
-        // Keep what the format says about storage (quantization, sparsity) beside the stats.
-        return t ? { ...(weightStats(t) ?? w), ...(w.note ? { note: w.note } : {}) } : w;
-      });
-      return wire('tensor', { layer: row(l, c.analysis.layers.indexOf(l)), inputs: l.inputs, outputs: l.outputs, weights: stats });
+      // Initializers, Constant nodes, dequantized constants and outer-scope constants alike.
+      const stats = layerWeightStats(l);
+      return wire('tensor', { layer: row(l, c.analysis.layers.indexOf(l)), inputs: l.inputs, outputs: l.outputs, weights: stats, ...(l.noWeights ? { noWeights: l.noWeights } : {}) });
     }
     case 'quickQuantize': {
       const output = job.output ?? job.model.replace(/\.onnx$/i, '') + '.int8.onnx';

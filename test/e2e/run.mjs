@@ -405,6 +405,8 @@ async function shots(payload) {
     const cp = await frameWith('#add-prune');
     await cp.locator('#add-prune').click();
     await cp.locator('#add-quantize').click();
+    await page.waitForTimeout(500);
+    await shot('compress');
     await cp.locator('#run').click();
     await cp.locator('#result-table').waitFor({ timeout: 180000 });
     await page.waitForTimeout(800);

@@ -17,7 +17,7 @@ import { cli } from './cli.test';
  * OperatorCode{deprecated_builtin_code 0, custom_code 1, version 2, builtin_code 3},
  * Operator{opcode_index 0, inputs 1, outputs 2}, Buffer{data 0}.
  */
-interface T {
+export interface T {
   name: string;
   shape: number[];
   type: number; // TensorType: FLOAT32 0, INT32 2, INT8 9
@@ -27,7 +27,7 @@ interface T {
   signature?: number[];
 }
 
-function buildTflite(tensors: T[], ops: Array<{ code: number | string; inputs: number[]; outputs: number[] }>, inputs: number[], outputs: number[]): Uint8Array {
+export function buildTflite(tensors: T[], ops: Array<{ code: number | string; inputs: number[]; outputs: number[] }>, inputs: number[], outputs: number[]): Uint8Array {
   const b = new flatbuffers.Builder(1024);
   const ints = (a: number[]) => {
     b.startVector(4, a.length, 4);

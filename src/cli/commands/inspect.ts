@@ -64,7 +64,7 @@ function renderText(a: ModelAnalysis, top: number, allLayers: boolean): string {
   for (const o of a.outputs) lines.push(`output  ${printable(o.name)}: ${o.dtype}${shapeStr(o.shape)}`);
   lines.push('');
   lines.push(
-    `params ${fmtGrouped(a.totals.params)} (${fmtCount(a.totals.params)})   weights ${fmtBytes(a.totals.bytes)}   file ${fmtBytes(a.fileSizeBytes)}   MACs ${a.totals.unknownMacsNodes ? '≥' : ''}${fmtCount(a.totals.macs)} per sample   FLOPs ${fmtCount(a.totals.flops)}   nodes ${a.totals.nodes}`,
+    `params ${fmtGrouped(a.totals.params)} (${fmtCount(a.totals.params)})   weights ${fmtBytes(a.totals.bytes)}${a.totals.dequantizedBytes !== undefined ? ` stored (${fmtBytes(a.totals.dequantizedBytes)} dequantized)` : ""}   file ${fmtBytes(a.fileSizeBytes)}   MACs ${a.totals.unknownMacsNodes ? '≥' : ''}${fmtCount(a.totals.macs)} per sample   FLOPs ${fmtCount(a.totals.flops)}   nodes ${a.totals.nodes}`,
   );
   if (a.totals.unknownMacsNodes) lines.push(`note: MACs are a lower bound: ${a.totals.unknownMacsNodes} node(s) have unknown MACs and are not counted`);
   if (a.assumedDims?.length) lines.push(`note: MACs assume ${printable(a.assumedDims.join(', '))} (fix sizes with --shape)`);

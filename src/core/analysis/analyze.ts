@@ -43,9 +43,20 @@ export interface LayerInfo {
   scope?: string;
   /** An If's MACs per branch (its own `macs` is the largest). */
   branchMacs?: number[];
-  /** Weight tensors attributed to this node; stats when `weightStats` was requested. */
-  weights: Array<(WeightStats | { name: string; dtype: string; shape: number[]; params: number; bytes: number }) & { note?: string }>;
+  /**
+   * Weight tensors attributed to this node; stats when `weightStats` was requested. `bytes` is
+   * the in-memory size (dequantized, for weights the file stores narrower); `stored` the file's.
+   */
+  weights: WeightInfo[];
+  /** For a node with no weights: why (they belong to another node, live in its branches, or it has no constant input). */
+  noWeights?: string;
 }
+
+export type WeightInfo = (WeightStats | { name: string; dtype: string; shape: number[]; params: number; bytes: number }) & {
+  note?: string;
+  /** The stored dtype and bytes, when the file stores the weight narrower than it is used (TF.js uint8/uint16/float16). */
+  stored?: { dtype: string; bytes: number };
+};
 
 export interface OpTypeSummary {
   op: string;
@@ -66,9 +77,11 @@ export interface ModelAnalysis {
   /**
    * `macs` is per sample (a symbolic batch counts as 1) over the main graph, an If counted
    * by its largest branch. `unknownMacsNodes` counts nodes whose MACs are unknown: when it
-   * is not 0 the total is a lower bound (see `macsPartial`, `macsTotalLabel`).
+   * is not 0 the total is a lower bound (see `macsPartial`, `macsTotalLabel`). `bytes` is what
+   * the weights take in the file; `dequantizedBytes`, present when the file stores weights
+   * narrower than they are used (TF.js uint8/uint16/float16), is their size once dequantized.
    */
-  totals: { params: number; bytes: number; macs: number; flops: number; nodes: number; unknownMacsNodes: number };
+  totals: { params: number; bytes: number; macs: number; flops: number; nodes: number; unknownMacsNodes: number; dequantizedBytes?: number };
   /** True when some nodes' MACs are unknown, so `totals.macs` is a lower bound. */
   macsPartial: boolean;
   /** Symbolic input dims given default sizes for the MAC figures, e.g. `x[2]=224 (image height)`. */
@@ -89,7 +102,9 @@ export interface AnalyzeOptions {
   inputShapes?: Record<string, Dim[]>;
 }
 
-const PASS_THROUGH = new Set(['Constant', 'Identity', 'Cast', 'DequantizeLinear', 'Transpose', 'Reshape', 'Unsqueeze', 'Squeeze']);
+/** TFLite's DEQUANTIZE (float16/int8 constant → float32) passes its weight to the consumer too. */
+const PASS_THROUGH = new Set(['Constant', 'Identity', 'Cast', 'DequantizeLinear', 'DEQUANTIZE', 'Transpose', 'Reshape', 'Unsqueeze', 'Squeeze']);
+const DEQUANTIZERS = new Set(['DequantizeLinear', 'DEQUANTIZE']);
 /**
  * Narrow integer constants are quantized weights (int8 behind DequantizeLinear, packed int4,
  * int32 biases, cluster indices). int64 constants are shapes and axes, not parameters,
@@ -99,6 +114,7 @@ const QUANTIZED_WEIGHT_TYPES = new Set([DataType.INT8, DataType.UINT8, DataType.
 /** Integer constants are parameters only where an op reads them as weights. */
 const INT_WEIGHT_INPUTS: Record<string, number[]> = {
   DequantizeLinear: [0],
+  DEQUANTIZE: [0],
   MatMulNBits: [1],
   QLinearConv: [3],
   QLinearMatMul: [3],
@@ -135,12 +151,15 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnal
    * `scope`) and returns the graph's MACs: the sum over its nodes, where an If counts its
    * largest branch and a Loop/Scan is unknown (its trip count is data).
    */
+  const claimedBy = new Map<Tensor, string>();
   const walk = (graph: Graph, outer: ConstantOf | undefined, scope: string | undefined): { macs: number; unknown: number } => {
-    const constantOf = constantResolver(graph, graph.index().producer, outer);
+    const { producer, consumers } = graph.index();
+    const constantOf = constantResolver(graph, producer, outer);
     let macs = 0;
     let unknown = 0;
     for (const node of graph.topoOrder()) {
-      const layer = analyzeNode(node, shapes, constantOf, claimed, opts);
+      const layer = analyzeNode(node, shapes, constantOf, claimed, opts, producer);
+      for (const t of tensorsOf.get(layer) ?? []) claimedBy.set(t, layer.name);
       if (scope) layer.scope = scope;
       layers.push(layer);
       const subs = node.subgraphs();
@@ -162,7 +181,9 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnal
           layer.flops = null;
         }
         unknown += branchUnknown;
+        if (!layer.params) layer.noWeights = `its weights are in its ${subs.length === 1 ? 'body' : 'branches'}: the layers under ${node.label}/ below`;
       }
+      if (!layer.params && !layer.noWeights) layer.noWeights = whyNoWeights(node, constantOf, claimedBy, consumers);
       if (layer.macs === null) unknown++;
       else macs += layer.macs;
     }
@@ -173,6 +194,7 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnal
   // Initializers and Constants no node consumes still occupy the file (in any graph).
   const orphanBytes: Record<string, number> = {};
   let orphanParams = 0;
+  let orphanDequantized = 0;
   for (const sg of allGraphs(g)) {
     const tensors = [...sg.initializers.values()];
     for (const n of sg.nodes) {
@@ -183,11 +205,14 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnal
       if (claimed.has(t)) continue;
       claimed.add(t);
       addBytes(orphanBytes, t);
+      orphanDequantized += t.byteLength;
       if (isFloatType(t.dtype)) orphanParams += t.numel;
     }
   }
 
-  const totals = { params: orphanParams, bytes: 0, macs: main.macs, flops: 0, nodes: layers.length, unknownMacsNodes: main.unknown };
+  const totals: ModelAnalysis['totals'] = { params: orphanParams, bytes: 0, macs: main.macs, flops: 0, nodes: layers.length, unknownMacsNodes: main.unknown };
+  let dequantized = 0;
+  let narrower = false;
   const bytesByDtype: Record<string, number> = { ...orphanBytes };
   const byOp = new Map<string, OpTypeSummary>();
   for (const l of layers) {
@@ -195,6 +220,11 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnal
     const control = l.branchMacs !== undefined || CONTROL_FLOW.has(l.op);
     if (l.flops !== null && !l.scope) totals.flops += l.flops;
     for (const [k, v] of Object.entries(l.bytesByDtype)) bytesByDtype[k] = (bytesByDtype[k] ?? 0) + v;
+    for (const w of l.weights) {
+      dequantized += w.bytes;
+      narrower ||= w.stored !== undefined;
+    }
+    dequantized += l.bytes - l.weights.reduce((a, w) => a + (w.stored?.bytes ?? w.bytes), 0);
     const key = l.domain ? `${l.domain}:${l.op}` : l.op;
     const s = byOp.get(key) ?? { op: key, count: 0, params: 0, macs: 0 };
     s.count++;
@@ -204,6 +234,8 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): ModelAnal
     byOp.set(key, s);
   }
   totals.bytes = Object.values(bytesByDtype).reduce((a, b) => a + b, 0);
+  narrower ||= [...claimed].some((t) => t.storedAs !== undefined);
+  if (narrower) totals.dequantizedBytes = dequantized + orphanDequantized;
   const topN = opts.topN ?? 10;
   const opset: Record<string, number> = {};
   for (const o of model.opsetImports) opset[o.domain || 'ai.onnx'] = o.version;
@@ -243,9 +275,49 @@ function summarize(name: string, t: TensorTypeInfo | undefined, overrides?: Reco
   return { name, dtype: t ? dtypeName(t.dtype) : 'unknown', shape: overrides?.[name] ?? t?.shape ?? null };
 }
 
+/** Adds a tensor's bytes as the file stores them (its stored dtype when narrower than its own). */
 function addBytes(acc: Record<string, number>, t: Tensor): void {
-  const k = dtypeName(t.dtype);
-  acc[k] = (acc[k] ?? 0) + t.byteLength;
+  const k = dtypeName(t.storedAs?.dtype ?? t.dtype);
+  acc[k] = (acc[k] ?? 0) + (t.storedAs?.bytes ?? t.byteLength);
+}
+
+/** The weight tensors each layer holds, for `layerWeightStats` (the DTOs carry names only). */
+const tensorsOf = new WeakMap<LayerInfo, Tensor[]>();
+
+/**
+ * Statistics and a histogram (`weightStats`) of each weight a layer of `analyzeModel`'s result
+ * holds, whatever keeps it: an initializer, a `Constant` node, a constant behind a dequantizer,
+ * or an enclosing graph's constant used inside an If/Loop/Scan body. Streams every value once
+ * or twice (see `weightStats`); the layer's own `weights` entries where stats do not apply.
+ */
+export function layerWeightStats(layer: LayerInfo): WeightInfo[] {
+  const ts = tensorsOf.get(layer) ?? [];
+  return layer.weights.map((w, k) => {
+    const s = ts[k] ? weightStats(ts[k]) : undefined;
+    return s ? { ...s, name: w.name, ...(w.note ? { note: w.note } : {}), ...(w.stored ? { stored: w.stored } : {}) } : w;
+  });
+}
+
+/** Why a node that is not control flow holds no weights, in words for the detail panel. */
+function whyNoWeights(node: Node, constantOf: ConstantOf, claimedBy: Map<Tensor, string>, consumers: Map<string, Node[]>): string {
+  if (PASS_THROUGH.has(node.opType) && node.outputs.every((o) => constantOf(o) !== undefined)) {
+    const users = node.outputs.flatMap((o) => consumers.get(o) ?? []).map((n) => n.label);
+    return users.length ? `it produces a constant that ${users.slice(0, 3).join(', ')}${users.length > 3 ? ', …' : ''} ${users.length > 1 ? 'use' : 'uses'}, where it is listed` : 'its constant output is not used by any node';
+  }
+  const shared: string[] = [];
+  let constants = 0;
+  for (const name of node.inputs) {
+    const ts = name ? constantOf(name) : undefined;
+    if (!ts) continue;
+    constants += ts.length;
+    for (const t of ts) {
+      const owner = claimedBy.get(t);
+      if (owner && owner !== node.label && !shared.includes(owner)) shared.push(owner);
+    }
+  }
+  if (shared.length) return `its constant inputs are shared with ${shared.slice(0, 3).join(', ')}, where they are listed (each weight is counted once)`;
+  if (constants) return 'its constant inputs are shapes, axes or indices, not weights';
+  return 'all its inputs are activations computed by other layers';
 }
 
 type ConstantOf = (name: string) => Tensor[] | undefined;
@@ -297,8 +369,10 @@ function analyzeNode(
   constantOf: ConstantOf,
   claimed: Set<Tensor>,
   opts: AnalyzeOptions,
+  producer: Map<string, Node>,
 ): LayerInfo {
   const weights: LayerInfo['weights'] = [];
+  const held: Tensor[] = [];
   const bytesByDtype: Record<string, number> = {};
   let params = 0;
   // Pass-through producers of constants hand their weights to the consumer.
@@ -318,16 +392,24 @@ function analyzeNode(
         if (!isParam || t.dtype === DataType.STRING) continue;
         params += t.numel;
         const s = opts.weightStats ? weightStats(t) : undefined;
-        const w = s ?? { name: t.name || name, dtype: dtypeName(t.dtype), shape: [...t.dims], params: t.numel, bytes: t.byteLength };
-        // What the format says about how the weight is stored (quantization, sparsity).
-        if (t.docString) (w as { note?: string }).note = t.docString;
+        const w: WeightInfo = s ? { ...s, name: t.name || name } : { name: t.name || name, dtype: dtypeName(t.dtype), shape: [...t.dims], params: t.numel, bytes: t.byteLength };
+        // What the format says about how the weight is stored (quantization, sparsity, a dequantizer).
+        const notes = t.docString ? [t.docString] : [];
+        const p = producer.get(name);
+        if (p && DEQUANTIZERS.has(p.opType)) notes.push(`${dtypeName(t.dtype)} dequantized by ${p.label}`);
+        if (t.storedAs) {
+          w.stored = { dtype: dtypeName(t.storedAs.dtype), bytes: t.storedAs.bytes };
+          notes.push(`stored as ${w.stored.dtype}, dequantized to ${w.dtype} on load`);
+        }
+        if (notes.length) w.note = notes.join('; ');
         weights.push(w);
+        held.push(t);
       }
     });
   }
   const type = (name: string) => shapes.types.get(name);
   const { macs, flops } = countMacs(node, type, constantOf);
-  return {
+  const layer: LayerInfo = {
     name: node.label,
     op: node.opType,
     domain: node.domain,
@@ -341,4 +423,6 @@ function analyzeNode(
     outputShapes: node.outputs.map((o) => type(o)?.shape ?? null),
     weights,
   };
+  tensorsOf.set(layer, held);
+  return layer;
 }

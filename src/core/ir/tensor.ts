@@ -63,6 +63,11 @@ export function elementCount(dims: readonly number[]): number {
 export class Tensor {
   /** Set when the data was replaced after loading (writers must not reuse the original bytes). */
   modified = false;
+  /**
+   * How the file stores the values when that differs from `dtype` (TF.js manifests' uint8/uint16/
+   * float16 quantization, dequantized to float32 on read): the stored dtype and byte count.
+   */
+  storedAs?: { dtype: DataType; bytes: number };
   private cache: Uint8Array | undefined;
 
   constructor(

@@ -133,7 +133,12 @@ export async function openJob(input: string, opts: DataOptions = {}, model = ope
   const labels = readLabelsFor(opts.labels, evalData.data.count, classes);
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
   const train = bindData(opts.train, inputs, opts);
-  const trainLabels = train ? readLabelsFor(opts.trainLabels, train.data.count, classes) : undefined;
+  let trainLabels: Int32Array | undefined;
+  if (opts.trainLabels) {
+    trainLabels = readLabels(opts.trainLabels);
+    if (train && trainLabels.length !== train.data.count) throw new UsageError(`the labels file ${opts.trainLabels} holds ${trainLabels.length} labels for ${train.data.count} training samples`);
+    checkLabels(trainLabels, opts.trainLabels, undefined, classes);
+  }
   return { input, model, inputs, calib, evalData, labels, train, trainLabels };
 }
 

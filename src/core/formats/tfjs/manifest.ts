@@ -133,10 +133,14 @@ export function readManifest(modelFile: string, manifest: unknown, fail: (why: s
       const outDtype = q ? (s.dtype === 'int32' ? DataType.INT32 : DataType.FLOAT) : dtype;
       if (q) out.quantization.set(s.name, stored as WeightQuantization);
       if (q && quantizedInt) {
-        out.tensors.set(s.name, new Tensor(s.name, outDtype, s.shape, { kind: 'lazy', load: () => dequantize(raw(), n, dtype, q.min!, q.scale!, outDtype) }));
+        const t = new Tensor(s.name, outDtype, s.shape, { kind: 'lazy', load: () => dequantize(raw(), n, dtype, q.min!, q.scale!, outDtype) });
+        t.storedAs = { dtype, bytes };
+        out.tensors.set(s.name, t);
       } else if (q) {
         const half = new Tensor(s.name, DataType.FLOAT16, s.shape, { kind: 'lazy', load: raw });
-        out.tensors.set(s.name, new Tensor(s.name, DataType.FLOAT, s.shape, { kind: 'lazy', load: () => new Uint8Array(half.toFloat32().buffer) }));
+        const t = new Tensor(s.name, DataType.FLOAT, s.shape, { kind: 'lazy', load: () => new Uint8Array(half.toFloat32().buffer) });
+        t.storedAs = { dtype, bytes };
+        out.tensors.set(s.name, t);
       } else if (pieces.length === 1) {
         out.tensors.set(s.name, new Tensor(s.name, dtype, s.shape, { kind: 'external', ...pieces[0] }));
       } else {
