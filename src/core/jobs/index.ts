@@ -1,5 +1,7 @@
 import { UsageError } from '../errors';
-import { openModel } from '../formats/registry';
+import * as fs from 'fs';
+import { modelFiles, openModel } from '../formats/registry';
+import { sameFile } from '../util/atomic-write';
 import type { Model } from '../ir/graph';
 import { DataType } from '../ir/dtype';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../runtime/data/dataset';
@@ -166,12 +168,26 @@ export interface FinishOptions extends Pick<EvaluateOptions, 'layerOutputs' | 's
 /** Writes the result atomically (verified), then measures it against the original. */
 export async function finishJob(job: OpenedJob, result: Model, output: string, opts: FinishOptions = {}): Promise<EvaluationReport> {
   await saveVerified(result, output);
+  // The files just written (read back from the output), never one of the input's.
+  let written: string[];
+  try {
+    written = modelFiles(output);
+  } catch {
+    written = [output];
+  }
+  written = written.filter((f) => !(job.model.inputFiles ?? [job.input]).some((i) => sameFile(i, f)));
   const { benchRuns, threads, shapes, ...rest } = opts;
-  return evaluateCompression({ model: job.model, path: job.input }, output, {
-    data: job.evalData.data,
-    dataLabel: job.evalData.label,
-    labels: job.labels,
-    bench: benchRuns === false ? false : { runs: benchRuns ?? JOB_DEFAULTS.benchRuns, threads: threads || undefined, shapes },
-    ...rest,
-  });
+  try {
+    return await evaluateCompression({ model: job.model, path: job.input }, output, {
+      data: job.evalData.data,
+      dataLabel: job.evalData.label,
+      labels: job.labels,
+      bench: benchRuns === false ? false : { runs: benchRuns ?? JOB_DEFAULTS.benchRuns, threads: threads || undefined, shapes },
+      ...rest,
+    });
+  } catch (e) {
+    // All or nothing: a job that fails (or is cancelled) after writing leaves no output behind.
+    for (const f of written) fs.rmSync(f, { force: true });
+    throw e;
+  }
 }

@@ -187,6 +187,9 @@ export function checkProvider(ep: string | undefined): void {
   }
 }
 
+/** The most threads a session may ask for (a bound on what a request can allocate). */
+export const MAX_THREADS = 256;
+
 function sessionOptions(opts: SessionOptions): OrtTypes.InferenceSession.SessionOptions {
   checkProvider(opts.executionProvider);
   const so: OrtTypes.InferenceSession.SessionOptions = {
@@ -194,6 +197,9 @@ function sessionOptions(opts: SessionOptions): OrtTypes.InferenceSession.Session
     graphOptimizationLevel: opts.graphOptimization ?? 'all',
     logSeverityLevel: ORT_LOG_SEVERITY,
   };
+  for (const [what, n] of [['intra-op', opts.intraOpThreads], ['inter-op', opts.interOpThreads]] as const) {
+    if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > MAX_THREADS)) throw new UsageError(`${what} threads must be a whole number from 0 (ONNX Runtime's default) to ${MAX_THREADS}, got ${n}`);
+  }
   if (opts.intraOpThreads !== undefined) so.intraOpNumThreads = opts.intraOpThreads;
   if (opts.interOpThreads !== undefined) so.interOpNumThreads = opts.interOpThreads;
   if (opts.allowSpinning === false) so.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };

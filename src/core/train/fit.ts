@@ -66,8 +66,11 @@ export function withWeights(model: Model, weights: Map<string, Float32Array>): M
   return m;
 }
 
+/** The most epochs one fit may run (a bound on the work a request can ask for). */
+export const MAX_EPOCHS = 10_000;
+
 function validateFit(o: FitOptions, count: number): void {
-  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new UsageError(`epochs must be a whole number ≥ 1, got ${o.epochs}`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 1 || o.epochs > MAX_EPOCHS) throw new UsageError(`epochs must be a whole number from 1 to ${MAX_EPOCHS}, got ${o.epochs}`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UsageError(`batch size must be a whole number ≥ 1, got ${o.batchSize}`);
   if (count < 1) throw new UsageError('the training data has no samples');
   if (o.clipGradNorm !== undefined && !(o.clipGradNorm > 0)) throw new UsageError('gradient-norm clipping needs a positive norm');
