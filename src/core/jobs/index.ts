@@ -146,7 +146,7 @@ export async function openJob(input: string, opts: DataOptions = {}, model = ope
 
 /** The data a step reads, from an opened job. */
 export function stepContext(job: OpenedJob, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): StepContext {
-  return { calib: job.calib?.data, eval: job.evalData.data, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, ...extra };
+  return { calib: job.calib?.data, eval: job.evalData.data, evalIsRandom: job.evalData.random, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, ...extra };
 }
 
 export async function runStep<O>(job: OpenedJob, step: Step, options: Record<string, unknown>, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): Promise<StepResult<O>> {

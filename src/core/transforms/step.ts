@@ -47,6 +47,8 @@ export interface StepContext {
   calib?: Dataset;
   /** Evaluation data and labels (accuracy-aware steps, sensitivity allocation). */
   eval?: Dataset;
+  /** True when `eval` is generated random data (no real samples): fine for agreement, not for choosing between trained models. */
+  evalIsRandom?: boolean;
   labels?: Int32Array;
   /** Training inputs and labels (steps that fine-tune or distill: --train, --train-labels). */
   train?: Dataset;

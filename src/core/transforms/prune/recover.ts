@@ -129,7 +129,7 @@ export async function pruneWithRecovery(
     outcome = { ...outcome, model: lastPruned, sparsity: prune.structured ? outcome.sparsity : sparsityOf(lastPruned, outcome.sparsity ?? []) };
   }
   outcome.notes = outcome.notes.map((n) => n.replace('recovery: none', `recovery: ${recovery.method}`));
-  outcome.notes.push(`recovery: ${recovery.method} after each of ${steps} steps (${schedule} schedule), ${recovery.epochsPerStep ?? recovery.epochs ?? 5} epochs per step; kept the ${report.kept} model of the last step`);
+  outcome.notes.push(`recovery: ${recovery.method} after each of ${steps} steps (${schedule} schedule), ${recovery.epochsPerStep ?? recovery.epochs ?? 5} epochs per step; kept the ${report.kept} model of the last step${ev ? '' : ' (no real evaluation data to compare them on; --eval with --labels lets the better one be kept)'}`);
   return { ...outcome, recovery: report };
 }
 

@@ -88,7 +88,7 @@ export const pruneStep = defineStep({
       outcome = await pruneWithRecovery(
         model,
         { ...common, recover: 'none', structured: o.structured, ratio: o.ratio, targetMacs: o.targetMacs, targetParams: o.targetParams, scope: o.scope },
-        { method: o.recover, train: ctx.train, trainLabels: ctx.trainLabels, epochsPerStep: o.epochsPerStep ?? 5, eval: ctx.eval ? { data: ctx.eval, labels: ctx.labels } : undefined, signal: ctx.signal },
+        { method: o.recover, train: ctx.train, trainLabels: ctx.trainLabels, epochsPerStep: o.epochsPerStep ?? 5, eval: ctx.eval && !ctx.evalIsRandom ? { data: ctx.eval, labels: ctx.labels } : undefined, signal: ctx.signal },
         o.schedule ?? 'cubic',
       );
     } else {
