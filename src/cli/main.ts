@@ -6,6 +6,7 @@ import { benchCommand } from './commands/bench';
 import { compareCommand } from './commands/compare';
 import { compressCommand } from './commands/compress';
 import { distillCommand } from './commands/distill';
+import { earlyExitCommand } from './commands/early-exit';
 import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
 import { pruneCommand, sensitivityCommand } from './commands/prune';
@@ -16,7 +17,7 @@ import { trainCommand } from './commands/train';
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, badInput: 3 } as const;
 
-export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, distillCommand, compressCommand, exportCommand, trainCommand];
+export const commands: Command[] = [inspectCommand, compareCommand, benchCommand, quantizeCommand, pruneCommand, sensitivityCommand, substituteCommand, distillCommand, earlyExitCommand, compressCommand, exportCommand, trainCommand];
 
 function help(): string {
   const w = Math.max(...commands.map((c) => c.name.length));

@@ -109,6 +109,9 @@ export interface RecipeOptions {
   calib?: Dataset;
   eval?: Dataset;
   labels?: Int32Array;
+  /** Training inputs and labels (prune with recover finetune/distill, quantize with qat). */
+  train?: Dataset;
+  trainLabels?: Int32Array;
   /** The model's file (steps that bench the original use it). */
   input?: string;
   /** A dry run for a preview: steps with a cheaper `plan` use it. */
@@ -133,7 +136,7 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     const progress = (stage: string, f?: number) => opts.onProgress?.(`step ${i + 1}/${recipe.steps.length} (${s.step}): ${stage}`, f);
     progress('starting');
     const step = stepById(s.step)!;
-    const ctx = { calib: opts.calib, eval: opts.eval, labels: opts.labels, input: i === 0 ? opts.input : undefined, signal: opts.signal, onProgress: progress };
+    const ctx = { calib: opts.calib, eval: opts.eval, labels: opts.labels, train: opts.train, trainLabels: opts.trainLabels, input: i === 0 ? opts.input : undefined, signal: opts.signal, onProgress: progress };
     const r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);
     current = r.model;
     const t = analyzeModel(current).totals;

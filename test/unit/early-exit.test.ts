@@ -8,7 +8,8 @@ import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src
 import { ModelSession } from '../../src/core/runtime/session';
 import { analyzeCuts, calibrateThresholds, chooseExits, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT } from '../../src/core/transforms/early-exit';
 import { ModelBuilder } from './helpers/builder';
-import { FIXTURES } from './helpers/ort';
+import { FIXTURES, tmpDir } from './helpers/ort';
+import { assertNoStack, cli } from './cli.test';
 
 const fx = (f: string) => path.join(FIXTURES, f);
 const digitsInput = [{ name: 'input', dtype: DataType.FLOAT, shape: ['batch', 1, 8, 8] as Array<string | number> }];
@@ -212,6 +213,100 @@ describe('early exits: a residual CNN and MobileNetV2 export', function () {
     } finally {
       await a.release();
       await b.release();
+    }
+  });
+});
+
+describe('CLI: early-exit', function () {
+  this.timeout(300000);
+  const base = () => ['early-exit', fx('digits_cnn.onnx'), '--train', fx('digits_train_x.npy'), '--eval', fx('digits_test_x.npy')];
+
+  it('writes a verified If model and reports the per-exit table, expected MACs, cross-check and curve (--json)', async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'cnn.exits.onnx');
+    const r = cli([...base(), '--train-labels', fx('digits_train_y.npy'), '--labels', fx('digits_test_y.npy'), '--max-accuracy-drop', '0.01', '--epochs', '3', '--seed', '1', '--latency-samples', '20', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as {
+      output: string;
+      form: string;
+      metric: string;
+      exits: Array<{ tensor: string; samples: number; macs: number; threshold: number | null }>;
+      final: { samples: number; macs: number };
+      originalMacs: number;
+      expectedMacs: number;
+      expectedMacsRatio: number;
+      original: { score: number };
+      earlyExit: { score: number };
+      crossCheck: { score: number; expectedMacsRatio: number };
+      curve: Array<{ threshold: number; expectedMacs: number; score: number }>;
+      latency: { samples: number; originalMs: { p50: number }; earlyExitMs: { p50: number } };
+      model?: unknown;
+    };
+    assert.equal(j.output, out);
+    assert.equal(j.form, 'if');
+    assert.equal(j.metric, 'accuracy');
+    assert.equal(j.model, undefined);
+    assert.equal(j.originalMacs, 2641152);
+    assert.ok(j.exits.length >= 1);
+    // The fractions leaving at each exit and at the end add up to 1; the expected MACs are their weighted cost.
+    const fractions = [...j.exits.map((e) => e.samples), j.final.samples];
+    assert.ok(Math.abs(fractions.reduce((a, b) => a + b, 0) - 1) < 1e-9);
+    const expected = j.exits.reduce((a, e) => a + e.samples * e.macs, j.final.samples * j.final.macs);
+    assert.ok(Math.abs(expected - j.expectedMacs) <= 1e-6 * j.originalMacs, `${expected} vs ${j.expectedMacs}`);
+    assert.ok(Math.abs(j.expectedMacsRatio - j.expectedMacs / j.originalMacs) < 1e-12);
+    assert.ok(j.earlyExit.score >= j.original.score - 0.01 - 1e-9, JSON.stringify({ e: j.earlyExit, o: j.original }));
+    assert.ok(j.crossCheck.score > 0 && j.crossCheck.expectedMacsRatio > 0);
+    assert.ok(j.curve.length > 1 && j.curve.every((c) => c.score >= 0 && c.score <= 1 && c.expectedMacs > 0));
+    assert.equal(j.latency.samples, 20);
+    // The written file runs in ORT with the original's output plus exit_index.
+    const s = await ModelSession.create(out);
+    try {
+      const o = await s.run(data('digits_test_x.npy').batch(0, 1));
+      assert.deepEqual(o.output.dims, [1, 10]);
+      assert.ok(Number((o[EXIT_INDEX_OUTPUT].data as BigInt64Array)[0]) <= j.exits.length);
+    } finally {
+      await s.release();
+    }
+  });
+
+  it('prints the text report; without labels it calibrates agreement and can write every head as an output', async () => {
+    const out = path.join(tmpDir(), 'multi.onnx');
+    const r = cli([...base(), '--min-agreement', '0.98', '--form', 'multi-output', '--exits', '/MaxPool_output_0', '--epochs', '1', '--no-bench', '-o', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /exit\s+tensor\s+at MACs\s+threshold\s+leaving\s+agreement\s+MACs paid/);
+    assert.match(r.stdout, /\/MaxPool_output_0/);
+    assert.match(r.stdout, /expected MACs: .* vs 2\.64M original/);
+    assert.match(r.stdout, /2-fold cross-check/);
+    assert.match(r.stdout, /latency: not measured/);
+    assert.match(r.stdout, /at batch > 1 a batch leaves an exit only when every sample in it is confident/);
+    const m = openModel(out);
+    assert.equal(m.graph.outputs.length, 2);
+    assert.ok(m.metadata.some(([k]) => k === 'early_exit'));
+  });
+
+  it('refuses bad requests with one error line and exit 2', () => {
+    const out = ['-o', path.join(tmpDir(), 'o.onnx')];
+    const cases: Array<[string[], RegExp]> = [
+      [['early-exit', fx('digits_cnn.onnx'), '--eval', fx('digits_test_x.npy'), '--threshold', '0.9', ...out], /--train/],
+      [['early-exit', fx('digits_cnn.onnx'), '--train', fx('digits_train_x.npy'), '--threshold', '0.9', ...out], /--eval/],
+      [[...base(), ...out], /exactly one of --max-accuracy-drop/],
+      [[...base(), '--threshold', '0.9', '--min-agreement', '0.9', ...out], /exactly one of/],
+      [[...base(), '--max-accuracy-drop', '0.01', ...out], /needs evaluation labels/],
+      [[...base(), '--min-agreement', '1.5', ...out], /--min-agreement is a fraction/],
+      [[...base(), '--threshold', '0.9', '--form', 'nested', ...out], /nested/],
+      [[...base(), '--threshold', '0.9', '--head-width', '0', ...out], /--head-width/],
+      [[...base(), '--threshold', '0.9', '--train', 'random:8', ...out], /--train cannot be random/],
+      [[...base(), '--threshold', '0.9', '--train-labels', fx('digits_test_y.npy'), '--epochs', '1', ...out], /597/],
+      [[...base(), '--threshold', '0.9', '--exits', 'nope', '--epochs', '1', ...out], /nope/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}\n${r.stderr}`);
+      // One error line (after any progress lines, before the usage line).
+      const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
+      assert.equal(errors.length, 1, r.stderr);
+      assert.match(errors[0], re);
+      assertNoStack(r.stderr);
     }
   });
 });

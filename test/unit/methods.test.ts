@@ -367,4 +367,19 @@ describe('CLI: training-based options', function () {
     assertNoStack(noTrain.stderr);
     fs.rmSync(dir, { recursive: true, force: true });
   });
+
+  it('a recipe prune step with recover distill trains on --train (compress --recipe)', () => {
+    const dir = tmpDir();
+    const recipe = path.join(dir, 'r.recipe.json');
+    fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'prune', structured: true, targetMacs: 0.5, recover: 'distill', epochsPerStep: 2 }] }));
+    const args = ['compress', fx('digits_cnn.onnx'), '--recipe', recipe, '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--no-bench', '-o', path.join(dir, 'c.onnx'), '--json'];
+    const r = cli([...args, '--train', fx('digits_train_x.npy')]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.ok(j.fidelity.accuracy.candidate >= 0.97 && j.after.macs < 0.55 * j.before.macs, r.stdout);
+    const e = cli(args);
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /--train/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 });

@@ -28,17 +28,17 @@ async function handle(m: ChildRequest): Promise<ChildReply> {
       feeds = {};
       for (const input of session.inputs) {
         const fixed = m.shapes[input.name];
-        // The batch goes on the input's declared batch axis (a state [2, batch, 128]: axis 1);
-        // symbolic sizes take the documented defaults (224×224 images, 16000 audio samples, …).
+        // The batch goes on the input's declared batch axis (a state [2, batch, 128]: axis 1).
         const ax = batchAxisOf(input.shape);
-        const dflt = defaultInputShape(input.name, input.shape, input.dtype).shape;
+        // Symbolic sizes take the documented defaults (224×224 images, 16000 audio samples, …).
+        const dflt = ax === 0 ? defaultInputShape(input.name, input.shape, input.dtype).shape : input.shape;
         const sample = input.shape.flatMap((d, i) => {
           if (i === ax) return [];
           const f = fixed?.[i];
           if (typeof f === 'number') return [f];
           if (typeof d === 'number') return [d];
           const g = dflt[i];
-          if (typeof g === 'number') return [g];
+          if (typeof g === 'number' && g > 0) return [g];
           throw new Error(`input '${input.name}' has dynamic dims [${input.shape.join(', ')}] with no default size: fix them with --shape`);
         });
         const batch = typeof input.shape[ax] === 'number' ? (input.shape[ax] as number) : m.batch;

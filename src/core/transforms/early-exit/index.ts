@@ -196,7 +196,7 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
       trainable: opts.joint ? undefined : heads.flatMap((h) => h.weights),
       onProgress: (p) => {
         opts.training?.onProgress?.(p);
-        opts.onProgress?.(`training exit heads: epoch ${p.epoch}/${p.epochs}, loss ${p.loss.toFixed(4)}`, ((p.epoch - 1) * p.steps + p.step) / (p.epochs * p.steps));
+        opts.onProgress?.('training exit heads', ((p.epoch - 1) * p.steps + p.step) / (p.epochs * p.steps));
       },
     });
     if (r.stopped === 'cancelled') throw new CancelledError();

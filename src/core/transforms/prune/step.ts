@@ -36,7 +36,7 @@ export const pruneOptions = z.strictObject({
     'Recovery after pruning: least-squares reconstruction of the next layer’s weights (needs --calib), or retraining after each step: finetune on labels or distill from the original (needs --train, and --train-labels for finetune).',
     { form: { min: 0, max: 0, step: 0, initial: 'none' }, hidden: ['finetune', 'distill'] },
   ),
-  epochsPerStep: option(z.number().int().min(1).max(1000).default(5), 'Retraining epochs after each prune step (recover finetune/distill).', { placeholder: 'e' }),
+  epochsPerStep: option(z.number().int().min(1).max(1000).optional(), 'Retraining epochs after each prune step (recover finetune/distill; default 5).', { placeholder: 'e' }),
   schedule: option(z.enum(['linear', 'cubic']).optional(), 'How the target is spread over the steps: equal shares (default) or Zhu & Gupta’s cubic schedule (default with finetune/distill).'),
   steps: option(z.number().int().min(1).max(100).default(1), 'Prune in this many equal steps (re-scoring channels after each).', { placeholder: 'k' }),
   allocate: option(z.enum(['uniform', 'sensitivity']).default('uniform'), 'Per-group ratios: the same everywhere, or from measured sensitivity curves (needs a MACs or params target).'),
@@ -88,7 +88,7 @@ export const pruneStep = defineStep({
       outcome = await pruneWithRecovery(
         model,
         { ...common, recover: 'none', structured: o.structured, ratio: o.ratio, targetMacs: o.targetMacs, targetParams: o.targetParams, scope: o.scope },
-        { method: o.recover, train: ctx.train, trainLabels: ctx.trainLabels, epochsPerStep: o.epochsPerStep, eval: ctx.eval ? { data: ctx.eval, labels: ctx.labels } : undefined, signal: ctx.signal },
+        { method: o.recover, train: ctx.train, trainLabels: ctx.trainLabels, epochsPerStep: o.epochsPerStep ?? 5, eval: ctx.eval ? { data: ctx.eval, labels: ctx.labels } : undefined, signal: ctx.signal },
         o.schedule ?? 'cubic',
       );
     } else {

@@ -1,0 +1,378 @@
+import { analyzeModel } from '../../analysis/analyze';
+import { CancelledError, UsageError } from '../../errors';
+import { DataType } from '../../ir/dtype';
+import { AttrType, Graph, Node, type Model, type ValueInfo } from '../../ir/graph';
+import { Tensor } from '../../ir/tensor';
+import type { Dataset } from '../../runtime/data/dataset';
+import { ModelSession, type HostTensor } from '../../runtime/session';
+import { datasetSampleSet, fit, labelsTensor, withTeacher, type LossTerm } from '../../train';
+import { fitSettings, secondsPerEpoch, type TrainSettings } from '../distill/common';
+import { cloneModel } from '../graph-edit';
+import { buildDependencyGraph, removedPositions, type Group } from '../prune/dependency';
+import { groupImportance, type Criterion } from '../prune/importance';
+
+/**
+ * Widths chosen at run time (slimmable networks, Yu et al. 2019; the sandwich rule and in-place
+ * distillation of universally slimmable networks, Yu & Huang 2019): one ONNX file that runs
+ * at several widths sharing its weights.
+ *
+ * 1. The channels of every prunable dependency group (`prune/dependency.ts`) are reordered by
+ *    importance (`prune/importance.ts`, default L1), most important first; the reordering is
+ *    exact (the full width computes the same function).
+ * 2. The sub-network of width w keeps the first ⌈w·C⌉ channels of each group: its weights are
+ *    `Slice`s of the full weights (prefixes on the output and input channel axes).
+ * 3. All widths are fine-tuned together in one training graph (every width every step) by
+ *    distillation from the original model's output (plus cross-entropy on labels for the full
+ *    width), with the training engine.
+ * 4. Export: a float input `width` [1]; nested `If`s pick the narrowest listed width ≥ the
+ *    requested one (the full width above the others).
+ *
+ * Shapes: the model has one output [N, K]. Units: MACs per sample; latency ms at batch 1.
+ * Supported: plain CNNs and MLPs (Conv with group 1, Gemm/MatMul, BatchNormalization,
+ * elementwise and pooling ops, Flatten). Refused (UsageError, naming the node): channel
+ * Reshape/Split/Slice, depthwise or grouped convolutions, a model with no prunable group.
+ */
+export interface WidthsOptions {
+  /** Fractions in (0, 1], ascending; 1 is added when missing. */
+  widths: number[];
+  train: Dataset;
+  trainLabels?: Int32Array;
+  eval: Dataset;
+  labels?: Int32Array;
+  criterion?: Criterion;
+  temperature?: number;
+  training?: TrainSettings;
+  /** Evaluation samples timed at batch 1 per width (default 200; 0 skips). */
+  latencySamples?: number;
+  signal?: AbortSignal;
+  onProgress?: (stage: string, fraction?: number) => void;
+}
+
+export interface WidthReport {
+  width: number;
+  macs: number;
+  score: number;
+  latencyMs?: { mean: number; p50: number };
+}
+
+export interface WidthsOutcome {
+  model: Model;
+  metric: 'accuracy' | 'agreement';
+  original: { macs: number; params: number; score: number; latencyMs?: { mean: number; p50: number } };
+  widths: WidthReport[];
+  groups: number;
+  training: { epochs: number; secondsPerEpoch: number; trainable: number };
+  notes: string[];
+}
+
+export const WIDTH_INPUT = 'width';
+
+/** A slice of one node input: keep [start, end) on each listed axis. */
+type Cut = Map<number, [number, number]>;
+
+function permuteAxis(t: Tensor, axis: number, blockMap: (pos: number) => number): Tensor {
+  const src = t.toFloat32();
+  const dims = t.dims;
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const dst = new Float32Array(src.length);
+  for (let o = 0; o < outer; o++) for (let j = 0; j < n; j++) dst.set(src.subarray((o * n + blockMap(j)) * inner, (o * n + blockMap(j) + 1) * inner), (o * n + j) * inner);
+  return Tensor.fromArray(t.name, DataType.FLOAT, [...dims], dst);
+}
+
+function refuseMember(g: Group): void {
+  for (const m of g.members) {
+    if (m.kind === 'reshape' || m.kind === 'split' || m.kind === 'slice') throw new UsageError(`runtime widths support plain CNNs and MLPs; node '${m.node.name}' (${m.node.opType}) reshapes or splits the channels of group ${g.id}`);
+    if (m.kind === 'params' && m.depthwise) throw new UsageError(`runtime widths do not support depthwise or grouped convolutions yet (node '${m.node.name}')`);
+  }
+}
+
+/** Reorders every group's channels by importance (exact); returns the reordered copy. */
+async function reorder(model: Model, groups: Group[], criterion: Criterion, opts: WidthsOptions): Promise<Model> {
+  const scores = await groupImportance(model, groups, criterion, { calib: opts.train, labels: opts.trainLabels, reference: model, signal: opts.signal });
+  const m = cloneModel(model);
+  m.graph.initializers = new Map(m.graph.initializers);
+  const init = (t: Tensor) => m.graph.initializers.get(t.name)!;
+  const set = (t: Tensor) => m.graph.initializers.set(t.name, t);
+  for (const g of groups) {
+    const s = scores.get(g);
+    if (typeof s === 'string' || !s) continue;
+    const perm = Array.from({ length: g.size }, (_, i) => i).sort((a, b) => s[b] - s[a] || a - b);
+    for (const mem of g.members) {
+      if (mem.kind === 'producer') {
+        set(permuteAxis(init(mem.weight), mem.axis, (j) => perm[j]));
+        if (mem.bias) set(permuteAxis(init(mem.bias), 0, (j) => perm[j]));
+      } else if (mem.kind === 'params') {
+        for (const p of mem.tensors) set(permuteAxis(init(p.tensor), p.axis, (j) => perm[j]));
+      } else if (mem.kind === 'consumer') {
+        // Position map on the consumer's axis: blocks of this group's channels move; others stay.
+        const w = init(mem.weight);
+        const map = Array.from({ length: w.dims[mem.axis] }, (_, i) => i);
+        for (const seg of mem.layout) {
+          if (seg.group !== g.id) continue;
+          for (let j = 0; j < seg.size; j++) for (let t = 0; t < seg.block; t++) map[seg.offset + j * seg.block + t] = seg.offset + (perm[seg.start + j] - seg.start) * seg.block + t;
+        }
+        set(permuteAxis(w, mem.axis, (j) => map[j]));
+      }
+    }
+  }
+  return m;
+}
+
+/** The slices each (node, input) needs at width w. */
+function cutsAt(groups: Group[], w: number): Map<Node, Map<number, Cut>> {
+  const cuts = new Map<Node, Map<number, Cut>>();
+  const add = (n: Node, input: number, axis: number, start: number, end: number) => {
+    if (input < 0) return;
+    const byInput = cuts.get(n) ?? new Map<number, Cut>();
+    cuts.set(n, byInput);
+    const c = byInput.get(input) ?? new Map();
+    byInput.set(input, c);
+    const prev = c.get(axis);
+    c.set(axis, prev ? [Math.max(prev[0], start), Math.min(prev[1], end)] : [start, end]);
+  };
+  for (const g of groups) {
+    const k = Math.max(1, Math.ceil(w * g.size - 1e-9));
+    if (k >= g.size) continue;
+    const dropped = Array.from({ length: g.size - k }, (_, i) => k + i);
+    for (const mem of g.members) {
+      if (mem.kind === 'producer') {
+        add(mem.node, mem.node.inputs.indexOf(mem.weight.name), mem.axis, 0, k);
+        if (mem.bias) add(mem.node, mem.node.inputs.indexOf(mem.bias.name), 0, 0, k);
+      } else if (mem.kind === 'params') {
+        for (const p of mem.tensors) add(mem.node, p.input, p.axis, 0, k);
+      } else if (mem.kind === 'consumer') {
+        const gone = removedPositions(mem.layout, g.id, dropped);
+        const total = mem.weight.dims[mem.axis];
+        // The kept positions must be one prefix-or-suffix-closed range to be a Slice.
+        const first = gone[0];
+        if (gone.some((p, i) => p !== first + i) || first + gone.length !== total) {
+          throw new UsageError(`runtime widths: node '${mem.node.name}' reads the channels of group ${g.id} where a narrower width is not a prefix slice`);
+        }
+        add(mem.node, mem.node.inputs.indexOf(mem.weight.name), mem.axis, 0, first);
+      }
+    }
+  }
+  return cuts;
+}
+
+/**
+ * The nodes of the width-w sub-network: a copy of the graph whose tensors get the prefix
+ * `width_<w>/` and whose cut weights are read through Slice nodes of the shared weights.
+ */
+function subnetwork(m: Model, groups: Group[], w: number, consts: Map<string, Tensor>): { nodes: Node[]; output: string } {
+  const g = m.graph;
+  const p = `width_${w}/`;
+  const outer = new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]);
+  const rename = (v: string) => (v === '' || outer.has(v) ? v : `${p}${v}`);
+  const cuts = cutsAt(groups, w);
+  const int64 = (name: string, vals: number[]) => {
+    if (!consts.has(name)) consts.set(name, Tensor.fromArray(name, DataType.INT64, [vals.length], BigInt64Array.from(vals.map(BigInt))));
+    return name;
+  };
+  const nodes: Node[] = [];
+  for (const n of g.topoOrder()) {
+    const c = new Node(n.opType, n.inputs.map(rename), n.outputs.map(rename), `${p}${n.name}`);
+    for (const [k, v] of n.attributes) c.attributes.set(k, v);
+    c.domain = n.domain;
+    for (const [input, cut] of cuts.get(n) ?? []) {
+      const axes = [...cut.keys()].sort();
+      const name = `${p}${n.inputs[input]}/slice`;
+      const tag = `${n.inputs[input]}.w${w}`;
+      const starts = int64(`${tag}.starts`, axes.map((a) => cut.get(a)![0]));
+      const ends = int64(`${tag}.ends`, axes.map((a) => cut.get(a)![1]));
+      const ax = int64(`${tag}.axes`, axes);
+      nodes.push(new Node('Slice', [n.inputs[input], starts, ends, ax], [name], `${p}${n.inputs[input]}/Slice`));
+      c.inputs[input] = name;
+    }
+    nodes.push(c);
+  }
+  return { nodes, output: rename(g.outputs[0].name) };
+}
+
+function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
+}
+
+/** Reorders, fine-tunes and exports a model that runs at several widths (see the module comment). */
+export async function runtimeWidths(model: Model, opts: WidthsOptions): Promise<WidthsOutcome> {
+  const notes: string[] = [];
+  if (model.graph.outputs.length !== 1) throw new UsageError(`runtime widths need a model with one output of class scores; this one has ${model.graph.outputs.length}`);
+  if ((model.opset('') ?? 13) < 13) throw new UsageError(`runtime widths need opset ≥ 13; this model has opset ${model.opset('')}`);
+  if (model.graph.inputs.some((i) => i.name === WIDTH_INPUT)) throw new UsageError(`the model already has an input named '${WIDTH_INPUT}'`);
+  const ws = [...new Set(opts.widths)].sort((a, b) => a - b);
+  if (!ws.length || ws.some((w) => !(w > 0 && w <= 1))) throw new UsageError(`--widths are fractions in (0, 1], got ${opts.widths.join(',')}`);
+  if (ws[ws.length - 1] !== 1) ws.push(1);
+  if (opts.trainLabels && opts.trainLabels.length !== opts.train.count) throw new UsageError(`the training labels hold ${opts.trainLabels.length} entries but the training data holds ${opts.train.count} samples`);
+  if (opts.labels && opts.labels.length !== opts.eval.count) throw new UsageError(`the evaluation labels hold ${opts.labels.length} entries but the evaluation data holds ${opts.eval.count} samples`);
+
+  opts.onProgress?.('ordering channels by importance');
+  const dep = buildDependencyGraph(model);
+  const outName = model.graph.outputs[0].name;
+  const groups = dep.groups.filter((g) => !g.unsafe && g.tensor !== outName);
+  if (!groups.length) throw new UsageError('runtime widths: this model has no channel group that can be narrowed');
+  groups.forEach(refuseMember);
+  const ordered = await reorder(model, groups, opts.criterion ?? 'l1', opts);
+  // Members point at the original graph's nodes; map them to the reordered copy by identity of name.
+  const byName = new Map(ordered.graph.nodes.map((n) => [n.name, n]));
+  const mapped: Group[] = groups.map((g) => ({ ...g, members: g.members.map((m) => ({ ...m, node: byName.get(m.node.name) ?? m.node })) as Group['members'] }));
+  const narrow = ws.slice(0, -1);
+
+  // One training graph: the full network and every narrower one, sharing weights through Slices.
+  const consts = new Map<string, Tensor>();
+  const subs = narrow.map((w) => subnetwork(ordered, mapped, w, consts));
+  const trainModel = cloneModel(ordered);
+  trainModel.graph.initializers = new Map([...ordered.graph.initializers, ...consts]);
+  trainModel.graph.nodes = [...ordered.graph.topoOrder(), ...subs.flatMap((s) => s.nodes)];
+  const logitsType: ValueInfo['type'] = { kind: 'tensor', dtype: DataType.FLOAT, shape: model.graph.outputs[0].type?.kind === 'tensor' ? model.graph.outputs[0].type.shape : null };
+  trainModel.graph.outputs = [model.graph.outputs[0], ...subs.map((s) => ({ name: s.output, type: logitsType }))];
+
+  const T = opts.temperature ?? 4;
+  const teacher = await ModelSession.create(model, { allowSpinning: false }, '<full width teacher>');
+  let trained: Model;
+  let training: WidthsOutcome['training'];
+  try {
+    const extra: Record<string, HostTensor> = opts.trainLabels ? { width_labels: labelsTensor(opts.trainLabels) } : {};
+    const base = withTeacher(datasetSampleSet(opts.train, extra), teacher, 'width_teacher');
+    const outputs = [outName, ...subs.map((s) => s.output)];
+    const losses: LossTerm[] = outputs.map((logits, k) => ({ kind: 'distillation', logits, teacherLogits: `width_teacher_${k}`, temperature: T, weight: 1 }));
+    if (opts.trainLabels) losses.push({ kind: 'cross-entropy', logits: outName, labels: 'width_labels', weight: 1 });
+    const set = {
+      count: base.count,
+      gather: async (indices: readonly number[]) => {
+        const f = await base.gather(indices);
+        const out: Record<string, HostTensor> = { ...f };
+        delete out.width_teacher;
+        outputs.forEach((_, k) => (out[`width_teacher_${k}`] = f.width_teacher));
+        return out;
+      },
+    };
+    const r = await fit(trainModel, set, {
+      ...fitSettings({ epochs: 5, batchSize: 32, lr: 1e-3, ...opts.training, signal: opts.signal }),
+      losses,
+      trainable: [...ordered.graph.initializers.keys()].filter((k) => ordered.graph.initializers.get(k)!.isFloat()),
+      onProgress: (p) => {
+        opts.training?.onProgress?.(p);
+        opts.onProgress?.('training all widths', ((p.epoch - 1) * p.steps + p.step) / (p.epochs * p.steps));
+      },
+    });
+    if (r.stopped === 'cancelled') throw new CancelledError();
+    trained = r.model;
+    training = { epochs: r.history.length, secondsPerEpoch: secondsPerEpoch(r), trainable: r.trainable.length };
+  } finally {
+    await teacher.release();
+  }
+
+  // Export: nested If on `width`.
+  const out = cloneModel(ordered);
+  out.graph.initializers = new Map([...ordered.graph.initializers].map(([k]) => [k, trained.graph.initializers.get(k)!]));
+  for (const [k, t] of consts) out.graph.initializers.set(k, t);
+  const full = cloneModel(out);
+  const fullNodes = full.graph.topoOrder().map((n) => {
+    const c = new Node(n.opType, [...n.inputs], n.outputs.map((o) => (o === outName ? `width_1/${outName}` : o)), `width_1/${n.name}`);
+    for (const [k, v] of n.attributes) c.attributes.set(k, v);
+    c.domain = n.domain;
+    c.inputs = c.inputs.map((i) => (i === outName ? `width_1/${outName}` : i));
+    return c;
+  });
+  const level = (k: number, name: string): Node[] => {
+    if (k === narrow.length) return [...fullNodes, new Node('Identity', [`width_1/${outName}`], [name], 'width_1/Identity')];
+    const w = narrow[k];
+    const thr = `width_${w}.upper`;
+    // The midpoint to the next width (exact widths pick themselves; anything between rounds up to the wider).
+    out.graph.initializers.set(thr, Tensor.fromArray(thr, DataType.FLOAT, [1], Float32Array.of(w + 1e-4)));
+    const cond = `width_${w}/selected`;
+    const less = new Node('Less', [WIDTH_INPUT, thr], [cond], `width_${w}/Less`);
+    const thenG = new Graph(`width_${w}_then`);
+    thenG.nodes.push(...subs[k].nodes.map((n) => n), new Node('Identity', [subs[k].output], [`${name}/w${w}`], `width_${w}/Identity`));
+    thenG.outputs.push({ name: `${name}/w${w}`, type: logitsType });
+    const elseG = new Graph(`width_${w}_else`);
+    elseG.nodes.push(...level(k + 1, `${name}/gt${w}`));
+    elseG.outputs.push({ name: `${name}/gt${w}`, type: logitsType });
+    const ifNode = new Node('If', [cond], [name], `width_${w}/If`);
+    ifNode.attributes.set('then_branch', { name: 'then_branch', type: AttrType.GRAPH, value: thenG });
+    ifNode.attributes.set('else_branch', { name: 'else_branch', type: AttrType.GRAPH, value: elseG });
+    return [less, ifNode];
+  };
+  out.graph.nodes = level(0, outName);
+  out.graph.inputs = [...out.graph.inputs, { name: WIDTH_INPUT, type: { kind: 'tensor', dtype: DataType.FLOAT, shape: [1] } }];
+  out.graph.valueInfo = new Map();
+  out.metadata = [...out.metadata.filter(([k]) => k !== 'runtime_widths'), ['runtime_widths', JSON.stringify({ input: WIDTH_INPUT, widths: ws })]];
+
+  // Measure every width: accuracy (or agreement), MACs, latency at batch 1.
+  opts.onProgress?.('measuring each width');
+  const layers = new Map(analyzeModel(model).layers.map((l) => [l.name, l]));
+  const origMacs = analyzeModel(model).totals.macs;
+  const shared = [...ordered.graph.initializers.values()].filter((t) => t.isFloat()).reduce((a, t) => a + t.numel, 0);
+  notes.push(`one file: ${shared} shared weights serve every width`);
+  const macsAt = (w: number) => {
+    if (w === 1) return origMacs;
+    const cuts = cutsAt(groups, w);
+    let total = 0;
+    for (const n of model.graph.nodes) {
+      const l = layers.get(n.name);
+      let frac = 1;
+      for (const [input, cut] of cuts.get(n) ?? []) {
+        if (input !== 1) continue;
+        const dims = model.graph.initializers.get(n.inputs[input])!.dims;
+        for (const [a, [s, e]] of cut) frac *= (e - s) / dims[a];
+      }
+      total += (l?.macs ?? 0) * frac;
+    }
+    return total;
+  };
+  const K = out.graph.outputs[0].type?.kind === 'tensor' ? out.graph.outputs[0].type.shape?.[1] : undefined;
+  const widthFeed = (w: number): HostTensor => ({ dtype: DataType.FLOAT, dims: [1], data: Float32Array.of(w) });
+  const s = await ModelSession.create(out, { allowSpinning: false }, '<runtime-widths model>');
+  const o = await ModelSession.create(model, { allowSpinning: false }, '<original>');
+  try {
+    const preds = async (sess: ModelSession, w?: number): Promise<Int32Array> => {
+      const p: number[] = [];
+      for (const b of opts.eval.batches(64)) {
+        if (opts.signal?.aborted) throw new CancelledError();
+        const feeds = w === undefined ? b.feeds : { ...b.feeds, [WIDTH_INPUT]: widthFeed(w) };
+        const r = (await sess.run(feeds, [outName]))[outName];
+        const k = typeof K === 'number' ? K : r.dims[1];
+        const x = r.data as Float32Array;
+        for (let i = 0; i < x.length / k; i++) {
+          let best = 0;
+          for (let c = 1; c < k; c++) if (x[i * k + c] > x[i * k + best]) best = c;
+          p.push(best);
+        }
+      }
+      return Int32Array.from(p);
+    };
+    const original = await preds(o);
+    const ref = opts.labels ?? original;
+    const score = (p: Int32Array) => p.reduce((a, v, i) => a + (v === ref[i] ? 1 : 0), 0) / p.length;
+    const nLat = Math.min(opts.latencySamples ?? 200, opts.eval.count);
+    const times: number[][] = ws.map(() => []);
+    const tOrig: number[] = [];
+    const time = async (sess: ModelSession, feeds: Record<string, HostTensor>, into: number[]) => {
+      const t0 = process.hrtime.bigint();
+      await sess.run(feeds);
+      into.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    };
+    for (let i = 0; i < nLat; i++) {
+      if (opts.signal?.aborted) throw new CancelledError();
+      const feeds = opts.eval.batch(i, 1);
+      if (i < 5) for (const w of ws) await s.run({ ...feeds, [WIDTH_INPUT]: widthFeed(w) });
+      await time(o, feeds, tOrig);
+      for (let j = 0; j < ws.length; j++) await time(s, { ...feeds, [WIDTH_INPUT]: widthFeed(ws[(i + j) % ws.length]) }, times[(i + j) % ws.length]);
+    }
+    const lat = (x: number[]) => (x.length ? { mean: x.reduce((a, b) => a + b, 0) / x.length, p50: percentile(x, 0.5) } : undefined);
+    const widths: WidthReport[] = [];
+    for (let j = 0; j < ws.length; j++) {
+      const w = ws[j];
+      widths.push({ width: w, macs: macsAt(w), score: score(await preds(s, w)), latencyMs: lat(times[j]) });
+    }
+    notes.push(`channels ordered by the ${opts.criterion ?? 'l1'} criterion; widths fine-tuned together by distillation from the original model${opts.trainLabels ? ' plus cross-entropy on the labels at full width' : ''}`);
+    notes.push(`the '${WIDTH_INPUT}' input (float [1]) picks the narrowest listed width ≥ its value; params are shared, so every width has the file's params`);
+    return { model: out, metric: opts.labels ? 'accuracy' : 'agreement', original: { macs: origMacs, params: analyzeModel(model).totals.params, score: score(original), latencyMs: lat(tOrig) }, widths, groups: groups.length, training, notes };
+  } finally {
+    await s.release();
+    await o.release();
+  }
+}
