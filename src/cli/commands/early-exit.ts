@@ -16,6 +16,7 @@ const JOB = Object.fromEntries(Object.entries(JOB_FLAGS).filter(([k]) => k !== '
 
 const FLAGS: Record<string, FlagSpec> = {
   ...JOB,
+  eval: { type: 'string', placeholder: 'data', help: 'Held-out data (required): thresholds are calibrated and the result is measured on it.' },
   train: { type: 'string', placeholder: 'data', help: 'Training inputs for the exit heads (.npy, .pb, an image folder, or name=path per input). Unlabeled data is enough.' },
   'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the training inputs (optional: the heads learn from the model’s own output).' },
   'max-accuracy-drop': { type: 'number', placeholder: 'd', help: 'Target: accuracy at most d below the original’s (a fraction, 0.005 = 0.5 pp); needs --labels.' },
