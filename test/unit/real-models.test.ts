@@ -253,7 +253,7 @@ describe('progress of long jobs', () => {
 
 describe('files over 2 GiB', () => {
   it('the zipped-size estimate streams a sparse 2 GiB + 4 KiB file in bounded memory', async function () {
-    this.timeout(120_000);
+    this.timeout(600_000);
     const { deflatedSize } = await import('../../src/core/analysis/stats');
     const dir = tmpDir();
     const f = path.join(dir, 'weights.bin');

@@ -180,12 +180,19 @@ const DEFLATE_CHUNK = 16 * 2 ** 20;
 export function deflatedSize(files: string[]): number {
   let total = 0;
   const buf = Buffer.allocUnsafe(DEFLATE_CHUNK);
+  const words = new Uint32Array(buf.buffer, buf.byteOffset, DEFLATE_CHUNK / 4);
+  let zeroChunk: number | undefined; // deflated size of a whole chunk of zeros (sparse files, pruned weights)
   for (const file of files) {
     const fd = fs.openSync(file, 'r');
     try {
       for (;;) {
         const n = fs.readSync(fd, buf, 0, DEFLATE_CHUNK, null);
         if (n <= 0) break;
+        if (n === DEFLATE_CHUNK && words.every((w) => w === 0)) {
+          zeroChunk ??= zlib.deflateRawSync(buf, { level: 6 }).length;
+          total += zeroChunk;
+          continue;
+        }
         total += zlib.deflateRawSync(buf.subarray(0, n), { level: 6 }).length;
       }
     } finally {
