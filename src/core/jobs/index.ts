@@ -95,12 +95,18 @@ export function bindData(values: string | string[] | undefined, inputs: IOSpec[]
   return { data, label: data.describe(), random: false };
 }
 
+/** 1234 → "1.2K", 2.6e6 → "2.6M", 3e9 → "3.0G" (figures in reports). */
+function compactCount(n: number): string {
+  for (const [d, u] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'K']] as const) if (n >= d) return `${(n / d).toFixed(1)}${u}`;
+  return String(Math.round(n));
+}
+
 /** Random evaluation data: `samples` if given, else a count scaled to the model's cost (the label says so). */
 export function evaluationRandomData(model: Model, inputs: IOSpec[], opts: DataOptions = {}): BoundData {
   if (opts.samples !== undefined) return randomData(inputs, opts.samples, opts);
   const { count, macs } = verificationSamples(model);
   const d = randomData(inputs, count, opts);
-  return macs > 0 ? { ...d, label: `${d.label} (count scaled to ${(macs / 1e6).toFixed(1)}M MACs per sample; --samples sets it)` } : d;
+  return macs > 0 ? { ...d, label: `${d.label} (count scaled to ${compactCount(macs)} MACs per sample; --samples sets it)` } : d;
 }
 
 /**

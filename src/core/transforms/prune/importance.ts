@@ -35,7 +35,7 @@ export async function groupImportance(model: Model, groups: Group[], criterion: 
   const out = new Map<Group, Float64Array | string>();
   switch (criterion) {
     case 'taylor':
-      if (!opts.calib) throw new UsageError("the 'taylor' criterion needs calibration data (--calib), and labels (--calib-labels) when there are any");
+      if (!opts.calib) throw new UsageError("the 'taylor' criterion needs calibration data (--calib); it scores channels by the KL divergence to the model's own outputs, so no labels are needed");
       return (await import('./taylor')).taylorScores(model, groups, { calib: opts.calib, labels: opts.labels, reference: opts.reference, batchSize: opts.batchSize, signal: opts.signal });
     case 'l1':
     case 'l2':

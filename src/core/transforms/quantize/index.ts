@@ -127,7 +127,7 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         mode: 'dynamic',
         quantizedNodes: r.quantized,
         skippedNodes: r.skipped,
-        notes: [`dynamic form: ${opts.dynamicForm ?? 'integer'} (DynamicQuantizeLinear → MatMulInteger; measured fastest on AVX2 without VNNI)`, rangeNote],
+        notes: [`dynamic form: ${opts.dynamicForm ?? 'integer'} (DynamicQuantizeLinear → MatMulInteger)`, rangeNote],
         slowerBecause: `activations are quantized at run time on every call; on small matrices that overhead outweighs the integer GEMM${/without VNNI/.test(capability) ? `, and this CPU (${capability}) has no 8-bit dot-product instruction` : ''}`,
       };
       if (aware) {
