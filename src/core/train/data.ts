@@ -75,28 +75,37 @@ export function datasetSampleSet(ds: Dataset, extra: Record<string, HostTensor> 
 }
 
 /**
- * Adds the teacher's output for every batch as feed `as` (knowledge distillation): the
- * teacher session runs on the batch's model inputs (`inputs`, default: the teacher's own
- * input names) and its output `output` (default: the first) is fed to the student's loss.
+ * Adds a teacher's outputs to every batch (knowledge distillation): the teacher runs once per
+ * batch on the batch's model inputs (`inputs` renames: teacher input → feed, default the same
+ * name) and each `outputs` entry (teacher tensor → feed name) is added to the batch.
+ * `teacher` must expose every named tensor as a graph output.
  */
-export function withTeacher(set: SampleSet, teacher: ModelSession, as: string, opts: { output?: string; inputs?: Record<string, string> } = {}): SampleSet {
-  const output = opts.output ?? teacher.outputs[0]?.name;
-  if (!output) throw new UsageError('the teacher model has no output');
+export function withTeacherOutputs(set: SampleSet, teacher: ModelSession, outputs: Record<string, string>, inputs?: Record<string, string>): SampleSet {
+  const names = Object.keys(outputs);
+  for (const n of names) if (!teacher.outputs.some((o) => o.name === n)) throw new UsageError(`the teacher has no tensor '${n}'`);
   return {
     count: set.count,
     gather: async (indices) => {
       const feeds = await set.gather(indices);
       const tf: Record<string, HostTensor> = {};
       for (const i of teacher.inputs) {
-        const src = opts.inputs?.[i.name] ?? i.name;
-        const t = feeds[src];
+        const t = feeds[inputs?.[i.name] ?? i.name];
         if (!t) throw new UsageError(`the teacher's input '${i.name}' has no data (batch feeds: ${Object.keys(feeds).join(', ')})`);
         tf[i.name] = t;
       }
-      const out = await teacher.run(tf, [output]);
-      return { ...feeds, [as]: out[output] };
+      const out = await teacher.run(tf, names);
+      const extra: Record<string, HostTensor> = {};
+      for (const n of names) extra[outputs[n]] = out[n];
+      return { ...feeds, ...extra };
     },
   };
+}
+
+/** `withTeacherOutputs` for one teacher output (default: the first), fed as `as`. */
+export function withTeacher(set: SampleSet, teacher: ModelSession, as: string, opts: { output?: string; inputs?: Record<string, string> } = {}): SampleSet {
+  const output = opts.output ?? teacher.outputs[0]?.name;
+  if (!output) throw new UsageError('the teacher model has no output');
+  return withTeacherOutputs(set, teacher, { [output]: as }, opts.inputs);
 }
 
 /** A deterministic permutation of 0..n−1 (Fisher–Yates with mulberry32 seeded by seed and epoch). */

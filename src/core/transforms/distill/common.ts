@@ -2,8 +2,8 @@ import { UsageError } from '../../errors';
 import type { Model } from '../../ir/graph';
 import { compareModels } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
-import { ModelSession, type HostTensor, type SessionOptions } from '../../runtime/session';
-import type { FitOptions, FitResult, OptimizerConfig, SampleSet, TrainProgress } from '../../train';
+import { ModelSession, type SessionOptions } from '../../runtime/session';
+import type { FitOptions, FitResult, OptimizerConfig, TrainProgress } from '../../train';
 
 /**
  * What every training-based method shares: the training settings a user gives once
@@ -82,28 +82,5 @@ export async function scoreModels(reference: Model, candidate: Model, data: Data
   }
 }
 
-/**
- * Adds a teacher's outputs to every batch: the teacher runs on the batch's model inputs and
- * each `outputs` entry (teacher tensor → feed name) is added, in one run per batch.
- * `teacher` must expose every named tensor as a graph output (see `withExtraOutputs`).
- */
-export function withTeacherOutputs(set: SampleSet, teacher: ModelSession, outputs: Record<string, string>): SampleSet {
-  const names = Object.keys(outputs);
-  for (const n of names) if (!teacher.outputs.some((o) => o.name === n)) throw new UsageError(`the teacher has no tensor '${n}'`);
-  return {
-    count: set.count,
-    gather: async (indices) => {
-      const feeds = await set.gather(indices);
-      const tf: Record<string, HostTensor> = {};
-      for (const i of teacher.inputs) {
-        const t = feeds[i.name];
-        if (!t) throw new UsageError(`the teacher's input '${i.name}' has no data (the student's inputs are ${Object.keys(feeds).join(', ')})`);
-        tf[i.name] = t;
-      }
-      const out = await teacher.run(tf, names);
-      const extra: Record<string, HostTensor> = {};
-      for (const n of names) extra[outputs[n]] = out[n];
-      return { ...feeds, ...extra };
-    },
-  };
-}
+/** The engine's teacher feed, re-exported where the distillation methods import it. */
+export { withTeacherOutputs } from '../../train';
