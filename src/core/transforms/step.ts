@@ -2,6 +2,7 @@ import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import type { Model } from '../ir/graph';
 import type { Dataset } from '../runtime/data/dataset';
+import type { TrainProgress } from '../train/api';
 
 /**
  * One shape for every compression step. A step declares its options once, as a zod schema
@@ -57,6 +58,12 @@ export interface StepContext {
   input?: string;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
+  /**
+   * Training progress of steps that train (recover finetune/distill, train, distill, early-exit
+   * heads): per step and per epoch, with loss, learning rate, speed and the validation metric.
+   * The worker streams it to the Compress panel's live chart; the CLI's bar shows it.
+   */
+  onTrainProgress?: (p: TrainProgress) => void;
 }
 
 export interface StepResult<O = unknown> {
