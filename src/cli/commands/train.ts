@@ -30,6 +30,7 @@ const TRAIN_FLAGS: Record<string, FlagSpec> = {
   l1: { type: 'number', placeholder: 'λ', help: 'L1 penalty λ·Σ|w| on the trained weights (sparsity training)' },
   l2: { type: 'number', placeholder: 'λ', help: 'L2 penalty (λ/2)·Σw² on the trained weights' },
   'keep-zeros': { type: 'boolean', help: 'weights that are exactly zero stay zero (retraining a pruned model)' },
+  bn: { type: 'string', choices: ['frozen', 'train'], default: 'frozen', help: 'BatchNormalization: frozen running statistics, or batch statistics with running-statistic updates (PyTorch train mode)' },
   resume: { type: 'boolean', help: 'continue from the checkpoint beside the output' },
   threads: { type: 'number', help: 'ONNX Runtime intra-op threads' },
 };
@@ -40,7 +41,7 @@ export const trainCommand: Command = {
   usage:
     'model-compressor train <model> --train x.npy --train-labels y.npy [--eval ex.npy --labels ey.npy | --val-split f] [--epochs n] [--batch b] ' +
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
-    '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--resume] [--threads t] ' +
+    '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--bn frozen|train] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
   flags: TRAIN_FLAGS,
   example: 'train model.onnx --train x.npy --train-labels y.npy --eval ex.npy --labels ey.npy --epochs 5 -o trained.onnx',
@@ -57,6 +58,8 @@ export const trainCommand: Command = {
     if (!['adamw', 'adam', 'sgd'].includes(kind)) throw new UsageError(`--optimizer must be adamw, adam or sgd, got '${kind}'`);
     const sched = (flags.schedule as string | undefined) ?? 'constant';
     if (!['constant', 'step', 'cosine'].includes(sched)) throw new UsageError(`--schedule must be constant, step or cosine, got '${sched}'`);
+    const bn = (flags.bn as string | undefined) ?? 'frozen';
+    if (bn !== 'frozen' && bn !== 'train') throw new UsageError(`--bn must be frozen or train, got '${bn}'`);
     const epochs = (flags.epochs as number | undefined) ?? 10;
     const lr = (flags.lr as number | undefined) ?? (kind === 'sgd' ? 0.01 : 1e-3);
     const wd = flags['weight-decay'] as number | undefined;
@@ -123,6 +126,7 @@ export const trainCommand: Command = {
         clipGradNorm: flags['clip-grad-norm'] as number | undefined,
         seed: (flags.seed as number | undefined) ?? 0,
         keepZeros: !!flags['keep-zeros'],
+        batchNorm: bn,
         validation,
         earlyStopping: patience !== undefined ? { patience } : undefined,
         checkpoint: { path: `${output}.ckpt`, resume: !!flags.resume },
