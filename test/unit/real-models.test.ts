@@ -183,6 +183,33 @@ describe('real-model kinds: batches the model accepts, streamed capture', () => 
     }
   });
 
+  it('the CLI sizes random data from the model metadata shape:<input> when declared', function () {
+    this.timeout(120_000);
+    const { saveModel } = require('../../src/core/formats/registry') as typeof import('../../src/core/formats/registry');
+    const dir = tmpDir();
+    const declared = ocrRecognizer();
+    declared.metadata = [['shape:x', '1x3x48x64']];
+    const withMeta = path.join(dir, 'ocr-meta.onnx');
+    const plain = path.join(dir, 'ocr.onnx');
+    saveModel(declared, withMeta);
+    saveModel(ocrRecognizer(), plain);
+    for (const c of [['quantize', '--mode', 'static', '--calib', 'random:4'], ['quantize', '--mode', 'dynamic']]) {
+      const r = cli([...c, withMeta, '-o', path.join(dir, 'o.onnx'), '--no-bench', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.match(j.fidelity.data, /x\[3\]=64 \(model metadata\)/, j.fidelity.data);
+      // Without the declaration, the image default applies.
+      const p = cli([...c, plain, '-o', path.join(dir, 'p.onnx'), '--no-bench', '--json']);
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(JSON.parse(p.stdout).fidelity.data, /x\[3\]=224 \(image width\)/);
+    }
+    // Sensitivity analysis binds its own random data: the metadata applies there too.
+    const s = cli(['sensitivity', withMeta, '--ratios', '0.5', '--samples', '2', '--json']);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(JSON.parse(s.stdout).data, /x\[3\]=64 \(model metadata\)/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('compare refuses labels of a different length, naming both counts', async () => {
     const { compareModels } = await import('../../src/core/runtime/compare');
     const { ModelSession } = await import('../../src/core/runtime/session');
