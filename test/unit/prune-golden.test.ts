@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { openModel } from '../../src/core/formats/registry';
 import type { Model } from '../../src/core/ir/graph';
-import { buildDependencyGraph, type Layout, type Member } from '../../src/core/transforms/prune/dependency';
+import { buildDependencyGraph, type Layout, type Member } from '../../src/core/transforms/prune/onnx/dependency';
 import { pruneModel } from '../../src/core/transforms/prune';
 import { ModelBuilder } from './helpers/builder';
 import { transformerEncoder } from './helpers/models';
