@@ -25,6 +25,8 @@ const FLAGS: Record<string, FlagSpec> = {
   exits: { type: 'string', placeholder: 'auto|t1,t2', default: 'auto', help: 'Exit points: about three stage boundaries spread by cumulative MACs, or tensor names.' },
   form: { type: 'string', choices: ['if', 'multi-output'], default: 'if', help: 'if: one model with nested If and an exit_index output; multi-output: every head as an extra output.' },
   score: { type: 'string', choices: ['max-prob', 'entropy'], default: 'max-prob', help: 'Confidence score of an exit.' },
+  margin: { type: 'number', placeholder: 'z', default: 2, help: 'Safety margin of the calibration: the target must hold for the bound (lost − gained + z·√(lost + gained))/n on the drop, not only the observed one (0: fit the evaluation data exactly).' },
+  folds: { type: 'number', placeholder: 'k', default: 5, help: 'Folds of the out-of-sample cross-fit of the calibration on --eval.' },
   'head-width': { type: 'number', placeholder: 'c', help: 'Channels of a 1×1 Conv before pooling in each head (default: none).' },
   joint: { type: 'boolean', help: 'Fine-tune the backbone with the heads (default: the backbone stays frozen).' },
   temperature: { type: 'number', placeholder: 'T', default: 4, help: 'Distillation temperature.' },
@@ -71,6 +73,7 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const sc = (x: number | null) => (x === null ? '–' : x.toFixed(4));
   const ratio = (m: number) => (rep.originalMacs > 0 ? `${(m / rep.originalMacs).toFixed(3)}x` : '–');
+  const oos = rep.outOfSample;
   const rows = rep.exits.map((e, k) => [
     String(k),
     e.tensor,
@@ -79,18 +82,20 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
     pct(e.samples),
     sc(e.score),
     `${fmtCount(Math.round(e.macs))} (${ratio(e.macs)})`,
+    pct(oos.exits[k].samples),
+    sc(oos.exits[k].score),
   ]);
-  rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`]);
+  rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`, pct(oos.final.samples), sc(oos.final.score)]);
   const m = rep.metric;
   const lat = rep.latency;
+  const drop = (s: number) => (m === 'accuracy' ? ` (${(100 * (rep.original.score - s)).toFixed(2)} pp below)` : '');
   return [
     `early-exit: ${rep.input} → ${rep.output} (${rep.form === 'if' ? 'nested If with an exit_index output' : 'every head as an extra output'})`,
     '',
-    table(['exit', 'tensor', 'at MACs', 'threshold', 'leaving', m, 'MACs paid'], rows),
+    table(['exit', 'tensor', 'at MACs', 'threshold', 'leaving', m, 'MACs paid', 'leaving (oos)', `${m} (oos)`], rows),
     '',
-    `expected MACs: ${fmtCount(Math.round(rep.expectedMacs))} vs ${fmtCount(rep.originalMacs)} original (${rep.expectedMacsRatio.toFixed(3)}x)`,
-    `${m}: ${rep.earlyExit.score.toFixed(4)} vs ${rep.original.score.toFixed(4)} original`,
-    `2-fold cross-check (calibrated on one half, measured on the other): ${m} ${rep.crossCheck.score.toFixed(4)}, expected MACs ${rep.crossCheck.expectedMacsRatio.toFixed(3)}x`,
+    `out of sample (${oos.folds}-fold cross-fit, margin z = ${oos.margin}): expected MACs ${oos.expectedMacsRatio.toFixed(3)}x, ${m} ${oos.score.toFixed(4)} vs ${rep.original.score.toFixed(4)} original${drop(oos.score)}`,
+    `in sample (thresholds written, fitted to all ${rep.eval}): expected MACs ${fmtCount(Math.round(rep.expectedMacs))} vs ${fmtCount(rep.originalMacs)} original (${rep.expectedMacsRatio.toFixed(3)}x), ${m} ${rep.earlyExit.score.toFixed(4)}${drop(rep.earlyExit.score)}`,
     lat
       ? `latency at batch 1 on ${lat.samples} evaluation samples, interleaved: p50 ${lat.earlyExitMs.p50.toFixed(3)} ms vs ${lat.originalMs.p50.toFixed(3)} ms original; mean ratio ${lat.ratioMean.toFixed(2)}x`
       : 'latency: not measured',
@@ -185,6 +190,10 @@ export const earlyExitCommand: Command = {
     }
     const lr = f.lr as number | undefined;
     if (lr !== undefined && !(lr > 0)) throw new UsageError(`--lr must be > 0, got ${lr}`);
+    const margin = f.margin as number | undefined;
+    if (margin !== undefined && !(margin >= 0 && Number.isFinite(margin))) throw new UsageError(`--margin is a number ≥ 0, got ${margin}`);
+    const folds = f.folds as number | undefined;
+    if (folds !== undefined && !(Number.isSafeInteger(folds) && folds >= 2)) throw new UsageError(`--folds is an integer ≥ 2, got ${folds}`);
     const ls = f['latency-samples'] as number | undefined;
     if (ls !== undefined && !(Number.isSafeInteger(ls) && ls >= 0)) throw new UsageError(`--latency-samples is an integer ≥ 0, got ${ls}`);
     const job = await openJob(positional, f, 'early-exit', 'exits');
@@ -203,6 +212,8 @@ export const earlyExitCommand: Command = {
         eval: job.evalData.data,
         labels: job.labels,
         target: t,
+        margin,
+        folds,
         exits: exitsFlag(f.exits),
         form: form as 'if' | 'multi-output',
         score: score as 'max-prob' | 'entropy',
