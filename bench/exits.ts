@@ -1,7 +1,9 @@
 /**
  * `npm run bench -- exits`: the early-exit figures of issue 18 on the digits models (heads
  * trained on digits_train_*, thresholds calibrated and everything reported on digits_test_*):
- * digits_cnn and the residual CNN of `residual-digits.ts` (trained here first). The headline
+ * digits_cnn and the residual CNN of `residual-digits.ts` (trained here first); then runtime
+ * widths (digits_cnn at 0.5/0.75/1 before and after sandwich fine-tuning, MobileNetV2 at
+ * 0.5/1 without fine-tuning: MACs and latency only). The early-exit headline
  * is the out-of-sample one (5-fold cross-fit of the calibration, margin z = 2); the in-sample
  * figures of the written thresholds and the latency at batch 1 (interleaved with the
  * original) follow. Printed, never asserted.
@@ -14,6 +16,8 @@ import { bindDataset, parseDataSpecs, readLabels } from '../src/core/runtime/dat
 import { datasetSampleSet, fit, labelsTensor } from '../src/core/train';
 import { earlyExit, type EarlyExitOutcome } from '../src/core/transforms/early-exit';
 import { fitSettings } from '../src/core/transforms/distill/common';
+import { runtimeWidths, type WidthsOutcome } from '../src/core/transforms/widths';
+import { sharedFixture } from './runner';
 import { residualDigits } from './residual-digits';
 
 const FIX = path.resolve(__dirname, '../../test/fixtures');
@@ -63,4 +67,31 @@ export async function benchExits(): Promise<void> {
   print('early exits, digits_cnn (--max-accuracy-drop 0.005 --epochs 6 --seed 1)', await earlyExit(openModel(fx('digits_cnn.onnx')), common));
   const res = await trainedResidual();
   print('early exits, residual CNN of bench/residual-digits.ts trained 30 epochs (same flags)', await earlyExit(res, common));
+  await benchWidths();
+}
+
+function printWidths(title: string, r: WidthsOutcome): void {
+  console.log(`\n== ${title}`);
+  console.log(`  width  MACs (budget)      ${r.metric} before  ${r.metric} after  latency p50 (batch 1)`);
+  const ms = (x?: { p50: number }) => (x ? `${x.p50.toFixed(3)} ms` : '–');
+  for (const w of r.widths) console.log(`  ${String(w.width).padEnd(5)}  ${`${(w.macs / 1e6).toFixed(2)}M (${w.budget.toFixed(3)}x)`.padEnd(17)}  ${w.before.toFixed(4).padStart(15)}  ${w.score.toFixed(4).padStart(14)}  ${ms(w.latencyMs).padStart(21)}`);
+  console.log(`  original ${(r.original.macs / 1e6).toFixed(2)}M; ${r.metric} ${r.original.score.toFixed(4)}; latency p50 ${ms(r.original.latencyMs)}`);
+  console.log(`  ${r.training.epochs ? `${r.training.epochs} epochs, ${r.training.secondsPerEpoch.toFixed(2)} s/epoch, ${r.training.rule}` : 'not fine-tuned'}`);
+}
+
+export async function benchWidths(): Promise<void> {
+  const r = await runtimeWidths(openModel(fx('digits_cnn.onnx')), {
+    widths: [0.5, 0.75],
+    train: data('digits_train_x.npy'),
+    trainLabels: readLabels(fx('digits_train_y.npy')),
+    eval: data('digits_test_x.npy'),
+    labels: readLabels(fx('digits_test_y.npy')),
+    training: { epochs: 5, seed: 1 },
+    latencySamples: 200,
+  });
+  printWidths('runtime widths, digits_cnn (--widths 0.5,0.75,1 --epochs 5 --seed 1)', r);
+  const mnv2 = sharedFixture('mobilenet_v2.onnx');
+  if (!mnv2) return console.log('\n== runtime widths, MobileNetV2: skipped (mobilenet_v2.onnx not found; set MC_SHARED_FIXTURES)');
+  const ds = bindDataset([{ name: 'input', dtype: DataType.FLOAT, shape: [20, 3, 224, 224] }], [], { randomSamples: 20, seed: 1 });
+  printWidths('runtime widths, MobileNetV2 (--widths 0.5,1 --epochs 0; random inputs: agreement, MACs and latency)', await runtimeWidths(openModel(mnv2), { widths: [0.5], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 20 }));
 }
