@@ -7,14 +7,17 @@
  */
 import '@vscode-elements/elements/dist/vscode-label/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
-import { Chart, Legend, LinearScale, LineElement, PointElement, ScatterController, Tooltip } from 'chart.js';
+import { Chart, Legend, LinearScale, LineElement, LogarithmicScale, PointElement, ScatterController, Tooltip } from 'chart.js';
 import type { ExitsReexportDto, ExitsResultDto, ExitTableDto, FromExits, ToExits } from '../src/protocol/exits';
 import { cssVar, el } from './dom';
 
-Chart.register(ScatterController, PointElement, LineElement, LinearScale, Legend, Tooltip);
+Chart.register(ScatterController, PointElement, LineElement, LinearScale, LogarithmicScale, Legend, Tooltip);
 
 export const EXIT_CURVE_CSS = `#exit-view input[type=range]{width:260px;accent-color:var(--vscode-focusBorder)}
 #exit-view .status{opacity:.85}#exit-view vscode-progress-ring{width:16px;height:16px}`;
+
+/** Labelled ticks of the logarithmic MAC axis (in per cent). */
+const LOG_TICKS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200];
 
 /** Milliseconds between releasing the slider and the re-export request. */
 const DEBOUNCE_MS = 250;
@@ -95,6 +98,7 @@ export function exitView(dto: ExitsResultDto, post: (m: FromExits) => void): Exi
         { label: 'threshold curve', data: curve.map(point), showLine: true, borderColor: cssVar('--vscode-charts-blue', '#3794ff'), backgroundColor: cssVar('--vscode-charts-blue', '#3794ff'), pointRadius: 2 },
         { label: 'written', data: [point(dto.calibrated)], borderColor: cssVar('--vscode-charts-green', '#89d185'), backgroundColor: cssVar('--vscode-charts-green', '#89d185'), pointRadius: 7, pointStyle: 'rectRot' },
         { label: 'slider', data: [point(nearest(initial))], borderColor: cssVar('--vscode-charts-orange', '#d18616'), backgroundColor: 'transparent', pointRadius: 8, pointBorderWidth: 2 },
+        { label: 'original', data: [point({ expectedMacs: orig, score: dto.calibrated.originalScore })], borderColor: fg, backgroundColor: fg, pointRadius: 4, pointStyle: 'crossRot', pointBorderWidth: 2 },
       ],
     },
     options: {
@@ -102,7 +106,8 @@ export function exitView(dto: ExitsResultDto, post: (m: FromExits) => void): Exi
       maintainAspectRatio: false,
       plugins: { legend: { labels: { color: fg } } },
       scales: {
-        x: { type: 'linear', title: { display: true, text: 'expected MACs, % of the original', color: fg }, ticks: { color: fg } },
+        // Logarithmic: the points that matter sit at a few per cent of the MACs.
+        x: { type: 'logarithmic', title: { display: true, text: 'expected MACs, % of the original (log scale)', color: fg }, ticks: { color: fg, callback: (v) => (LOG_TICKS.includes(Number(v)) ? String(v) : '') } },
         y: { title: { display: true, text: `${metric} (%)`, color: fg }, ticks: { color: fg } },
       },
     },
