@@ -7,10 +7,13 @@ import { registerGradient, type GradContext } from './registry';
  *   and output_padding = (H + p_begin + p_end − ((k−1)·d + 1)) mod s, so that it has X's size;
  *   for 1×1 convolutions one batched MatMul Wᵀ·dY, for stride-1 depthwise ones a depthwise
  *   Conv with the flipped kernel (both faster in ORT than a ConvTranspose).
- * - dW of a 1×1 stride-1 convolution is one batched MatMul of X and dY; otherwise one Conv
+ * - dW of a 1×1 stride-1 convolution is one batched MatMul of X and dY (one Gemm at small
+ *   spatial sizes); of a stride-1 depthwise one, a Mul + ReduceSum per kernel tap; of other
+ *   stride-1 group-1 ones, k² `Slice`s (im2col) and one batched MatMul; otherwise one Conv
  *   of X (batch and channel axes swapped) with dY as its kernel, at stride d and dilation s.
- *   The k² strided-`Slice` form (im2col) stays available with MC_TRAIN_DW=slices, for
- *   measurement: it was 2x slower and used 1.7x the memory on MobileNetV2.
+ *   MC_TRAIN_DW=slices forces the Slice form everywhere (measurement only: on MobileNetV2's
+ *   strided and depthwise layers it was 2x slower and used 1.7x the memory), MC_TRAIN_DW=conv
+ *   the Conv form for depthwise layers.
  * - dB sums dY over the batch and spatial axes.
  */
 
@@ -79,13 +82,13 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
   const K = geo.kernel.reduce((a, b) => a * b, 1);
   const L = geo.out.reduce((a, b) => a * b, 1);
   const trivial = K === 1 && geo.strides.every((s) => s === 1) && geo.out.every((o, i) => o === geo.spatial[i] + geo.padsBegin[i] + geo.padsEnd[i]);
-  // Measured on MobileNetV2 (batch 16): one Conv with dY as kernel beats k² strided Slices
-  // (+ Concat + MatMul, or + Mul + ReduceSum per offset) by 2x in time and 1.7x in peak RSS.
-  // MC_TRAIN_DW=slices keeps the Slice form for comparison.
   const depthwise = group > 1 && channels === group && outChannels === group;
   if (trivial && group === 1 && channels * outChannels >= L * (channels + outChannels)) return pointwiseWeightGradGemm(c, x, dy, channels, outChannels, L);
   if (depthwise && !trivial && geo.strides.every((s) => s === 1) && process.env.MC_TRAIN_DW !== 'conv') return depthwiseWeightGradByTaps(c, x, dy, channels, geo);
-  if (!trivial && process.env.MC_TRAIN_DW !== 'slices') return convWeightGradByConv(c, x, dy, channels, group, geo);
+  // Group 1 at stride 1: the Slice form's per-sample MatMul [C·K, L]×[L, M] is a better GEMM
+  // than the Conv form's C GEMMs of width K (measured 4% faster per SqueezeNet 1.1 step).
+  const sliceForm = process.env.MC_TRAIN_DW === 'slices' || (group === 1 && geo.strides.every((s) => s === 1));
+  if (!trivial && !sliceForm) return convWeightGradByConv(c, x, dy, channels, group, geo);
   const xp = anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
   let cols: string;
   if (trivial) cols = xp;
