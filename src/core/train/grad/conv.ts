@@ -77,8 +77,6 @@ function kernelOf(c: GradContext, w: string): number[] {
  * (M channels), as [M, C/g, k...]: Σ over batch and output pixels of dy · window(x).
  */
 export function convWeightGrad(c: GradContext, x: string, dy: string, channels: number, outChannels: number, group: number, geo: Geometry): string {
-  const r = geo.spatial.length;
-  const anyPad = geo.padsBegin.some((p) => p !== 0) || geo.padsEnd.some((p) => p !== 0);
   const K = geo.kernel.reduce((a, b) => a * b, 1);
   const L = geo.out.reduce((a, b) => a * b, 1);
   const trivial = K === 1 && geo.strides.every((s) => s === 1) && geo.out.every((o, i) => o === geo.spatial[i] + geo.padsBegin[i] + geo.padsEnd[i]);
@@ -89,25 +87,11 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
   // than the Conv form's C GEMMs of width K (measured 4% faster per SqueezeNet 1.1 step).
   const sliceForm = process.env.MC_TRAIN_DW === 'slices' || (group === 1 && geo.strides.every((s) => s === 1));
   if (!trivial && !sliceForm) return convWeightGradByConv(c, x, dy, channels, group, geo);
-  const xp = anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
   let cols: string;
-  if (trivial) cols = xp;
+  if (trivial) cols = padded(c, x, geo);
   else {
-    const windows: string[] = [];
-    const idx = Array(r).fill(0);
-    for (let k = 0; k < K; k++) {
-      let rem = k;
-      for (let a = r - 1; a >= 0; a--) {
-        idx[a] = rem % geo.kernel[a];
-        rem = Math.floor(rem / geo.kernel[a]);
-      }
-      const starts = idx.map((i, a) => i * geo.dilations[a]);
-      const ends = starts.map((s, a) => s + geo.strides[a] * (geo.out[a] - 1) + 1);
-      const axes = Array.from({ length: r }, (_, a) => a + 2);
-      const sl = c.op('Slice', [xp, c.ints(starts), c.ints(ends), c.ints(axes), c.ints(geo.strides)]);
-      windows.push(K === 1 ? sl : c.op('Unsqueeze', [sl, c.ints([2])]));
-    }
-    cols = K === 1 ? windows[0] : c.op('Concat', windows, { axis: 2 });
+    const windows = kernelWindows(c, padded(c, x, geo), geo);
+    cols = K === 1 ? windows[0] : c.op('Concat', windows.map((w) => c.op('Unsqueeze', [w, c.ints([2])])), { axis: 2 });
   }
   const cg = channels / group;
   const mg = outChannels / group;
@@ -124,6 +108,37 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
   const prod = c.op('ReduceSum', [c.op('MatMul', [cr, dr]), c.ints([0])], { keepdims: 0 });
   const t = c.op('Transpose', [prod], { perm: [0, 2, 1] });
   return c.op('Reshape', [t, c.ints([outChannels, cg, ...geo.kernel])]);
+}
+
+/** X with the convolution's pads applied (X itself when there are none). */
+function padded(c: GradContext, x: string, geo: Geometry): string {
+  const anyPad = geo.padsBegin.some((p) => p !== 0) || geo.padsEnd.some((p) => p !== 0);
+  return anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
+}
+
+/**
+ * The input window of each kernel tap (row-major over the kernel), as k² strided `Slice`s
+ * of the padded input `xp`, each [N, C, out…]: window k holds X_pad[n, c, l·s + k·d].
+ */
+function kernelWindows(c: GradContext, xp: string, geo: Geometry): string[] {
+  const r = geo.spatial.length;
+  const K = geo.kernel.reduce((a, b) => a * b, 1);
+  const axes = Array.from({ length: r }, (_, a) => a + 2);
+  const unit = geo.strides.every((v) => v === 1);
+  const windows: string[] = [];
+  const idx = Array(r).fill(0);
+  for (let k = 0; k < K; k++) {
+    let rem = k;
+    for (let a = r - 1; a >= 0; a--) {
+      idx[a] = rem % geo.kernel[a];
+      rem = Math.floor(rem / geo.kernel[a]);
+    }
+    const starts = idx.map((i, a) => i * geo.dilations[a]);
+    const ends = starts.map((v, a) => v + geo.strides[a] * (geo.out[a] - 1) + 1);
+    const ins = [xp, c.ints(starts), c.ints(ends), c.ints(axes)];
+    windows.push(c.op('Slice', unit ? ins : [...ins, c.ints(geo.strides)]));
+  }
+  return windows;
 }
 
 /**
@@ -148,24 +163,8 @@ function pointwiseWeightGradGemm(c: GradContext, x: string, dy: string, channels
  * Slices lose (2.4x slower), so strided ones keep the Conv form. MC_TRAIN_DW=conv forces it.
  */
 function depthwiseWeightGradByTaps(c: GradContext, x: string, dy: string, channels: number, geo: Geometry): string {
-  const r = geo.spatial.length;
-  const anyPad = geo.padsBegin.some((p) => p !== 0) || geo.padsEnd.some((p) => p !== 0);
-  const xp = anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
-  const K = geo.kernel.reduce((a, b) => a * b, 1);
-  const axes = Array.from({ length: r }, (_, a) => a + 2);
-  const taps: string[] = [];
-  const idx = Array(r).fill(0);
-  for (let k = 0; k < K; k++) {
-    let rem = k;
-    for (let a = r - 1; a >= 0; a--) {
-      idx[a] = rem % geo.kernel[a];
-      rem = Math.floor(rem / geo.kernel[a]);
-    }
-    const starts = idx.map((i, a) => i * geo.dilations[a]);
-    const ends = starts.map((s, a) => s + geo.out[a]);
-    const window = c.op('Slice', [xp, c.ints(starts), c.ints(ends), c.ints(axes)]);
-    taps.push(c.op('ReduceSum', [c.op('Mul', [window, dy]), c.ints(axes)], { keepdims: 0 }));
-  }
+  const axes = Array.from({ length: geo.spatial.length }, (_, a) => a + 2);
+  const taps = kernelWindows(c, padded(c, x, geo), geo).map((w) => c.op('ReduceSum', [c.op('Mul', [w, dy]), c.ints(axes)], { keepdims: 0 }));
   const stacked = c.op('Concat', taps.map((t) => c.op('Unsqueeze', [t, c.ints([2])])), { axis: 2 });
   const s = c.op('ReduceSum', [stacked, c.ints([0])], { keepdims: 0 });
   return c.op('Reshape', [s, c.ints([channels, 1, ...geo.kernel])]);
