@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import type { Model } from '../../ir/graph';
 import { defineStep, option } from '../step';
-import { substituteDepthwise } from './onnx/depthwise';
-import { substituteLowRank } from './onnx/lowrank';
+import { substituteDepthwise, substituteLowRank } from '.';
 import type { LayerSubstitution, SubstituteSkip } from './types';
 
 /** Substitute options, declared once. */
