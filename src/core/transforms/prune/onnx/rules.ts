@@ -55,9 +55,19 @@ export interface ChannelRule {
 
 const channelRules = new Map<string, ChannelRule>();
 
-/** Registers how channels go through `ops` (default ONNX domain). A later registration replaces an earlier one. */
-export function registerChannelRule(ops: string[], rule: ChannelRule): void {
+/**
+ * Registers how channels go through `ops` (default ONNX domain). A later registration replaces
+ * an earlier one; the returned function restores what was there before.
+ */
+export function registerChannelRule(ops: string[], rule: ChannelRule): () => void {
+  const before = ops.map((op) => [op, channelRules.get(op)] as const);
   for (const op of ops) channelRules.set(op, rule);
+  return () => {
+    for (const [op, r] of before) {
+      if (r) channelRules.set(op, r);
+      else channelRules.delete(op);
+    }
+  };
 }
 
 export function channelRule(opType: string): ChannelRule | undefined {
