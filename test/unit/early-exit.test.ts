@@ -292,7 +292,7 @@ describe('CLI: early-exit', function () {
       [[...base(), ...out], /exactly one of --max-accuracy-drop/],
       [[...base(), '--threshold', '0.9', '--min-agreement', '0.9', ...out], /exactly one of/],
       [[...base(), '--max-accuracy-drop', '0.01', ...out], /needs evaluation labels/],
-      [[...base(), '--min-agreement', '1.5', ...out], /--min-agreement is a fraction/],
+      [[...base(), '--min-agreement', '1.5', ...out], /--min-agreement must be ≤ 1/],
       [[...base(), '--threshold', '0.9', '--form', 'nested', ...out], /nested/],
       [[...base(), '--threshold', '0.9', '--head-width', '0', ...out], /--head-width/],
       [[...base(), '--threshold', '0.9', '--train', 'random:8', ...out], /--train cannot be random/],
