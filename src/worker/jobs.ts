@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import { analyzeModel, layerWeightStats, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
-import { pruningSensitivity } from '../core/analysis/sensitivity';
+import { pruningSensitivity } from '../core/transforms/prune/sensitivity';
 import { CancelledError, UsageError } from '../core/errors';
 import { modelSizeBytes, openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';

@@ -136,7 +136,7 @@ describe('real-model kinds: weights inside control flow', () => {
 
 describe('real-model kinds: transforms see values used inside subgraphs', () => {
   it('structured pruning keeps the channels of a conv whose output is read inside an If branch', async () => {
-    const { buildDependencyGraph } = await import('../../src/core/transforms/prune/dependency');
+    const { buildDependencyGraph } = await import('../../src/core/transforms/prune/onnx/dependency');
     const { Graph, Node, AttrType } = await import('../../src/core/ir/graph');
     const b = new ModelBuilder(17);
     const x = b.input('x', ['N', 3, 8, 8]);

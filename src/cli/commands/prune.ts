@@ -1,4 +1,4 @@
-import { allocateFromCurves, pruningSensitivity } from '../../core/analysis/sensitivity';
+import { allocateFromCurves, pruningSensitivity } from '../../core/transforms/prune/sensitivity';
 import { UsageError } from '../../core/errors';
 import { openModel } from '../../core/formats/registry';
 import { modelFiles } from '../../core/runtime/bench';

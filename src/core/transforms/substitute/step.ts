@@ -3,8 +3,8 @@ import type { Model } from '../../ir/graph';
 import { UsageError } from '../../errors';
 import { scoreModels, type Score } from '../distill/common';
 import { defineStep, option, type StepContext } from '../step';
-import { substituteDepthwise } from './depthwise';
-import { substituteLowRank } from './lowrank';
+import { substituteDepthwise } from './onnx/depthwise';
+import { substituteLowRank } from './onnx/lowrank';
 import type { LayerSubstitution, SubstituteSkip } from './types';
 
 /** Substitute options, declared once. */

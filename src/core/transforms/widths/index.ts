@@ -8,7 +8,7 @@ import { ModelSession, type HostTensor } from '../../runtime/session';
 import { datasetSampleSet, fit, labelsTensor, withTeacher, type LossTerm } from '../../train';
 import { fitSettings, secondsPerEpoch, type TrainSettings } from '../distill/common';
 import { cloneModel } from '../graph-edit';
-import { buildDependencyGraph, removedPositions, type Group } from '../prune/dependency';
+import { buildDependencyGraph, removedPositions, type Group } from '../prune/onnx/dependency';
 import { groupImportance, type Criterion } from '../prune/importance';
 
 /**
