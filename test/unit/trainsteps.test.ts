@@ -129,7 +129,7 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
       fs.writeFileSync(recipe, JSON.stringify({ steps }));
       const r = cli(['compress', fx('digits_cnn.onnx'), '--recipe', recipe, ...DIGITS, ...extra, '--no-bench', '-o', path.join(dir, `o${steps.length}.onnx`), '--json']);
       assert.equal(r.code, 0, r.stderr);
-      return JSON.parse(r.stdout) as { steps: Array<{ step: string }>; fidelity: { accuracy: { reference: number; candidate: number } }; training: Array<{ step: string; run: number; epoch: number; loss: number }> | null };
+      return JSON.parse(r.stdout) as { steps: Array<{ step: string }>; fidelity: { accuracy: { reference: number; candidate: number } }; curves: Array<{ step: string; run: number; epoch: number; loss: number }> | null };
     };
     const prune = { step: 'prune', structured: true, ratio: 0.5 };
     const quantize = { step: 'quantize', mode: 'dynamic' };
@@ -140,23 +140,23 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     const after = recovered.fidelity.accuracy.candidate;
     assert.ok(before < 0.8, `pruned without recovery: ${before}`);
     assert.ok(after >= 0.93 && after > before + 0.1, `recovered: ${after} (un-recovered ${before}, original ${recovered.fidelity.accuracy.reference})`);
-    assert.equal(plain.training, null);
-    assert.deepEqual(recovered.training!.map((e) => [e.step, e.run, e.epoch]), [['2:distill', 1, 1], ['2:distill', 1, 2], ['2:distill', 1, 3]]);
-    assert.ok(recovered.training!.every((e) => Number.isFinite(e.loss)));
+    assert.equal(plain.curves, null);
+    assert.deepEqual(recovered.curves!.map((e) => [e.step, e.run, e.epoch]), [['2:distill', 1, 1], ['2:distill', 1, 2], ['2:distill', 1, 3]]);
+    assert.ok(recovered.curves!.every((e) => Number.isFinite(e.loss)));
   });
 
   it('substitute --depthwise --recover finetune: the accuracy the substitution lost comes back', () => {
     const out = path.join(tmpDir(), 'dw.onnx');
     const r = cli(['substitute', fx('digits_cnn.onnx'), '--depthwise', '--multiplier', '1', '--no-refit', '--recover', 'finetune', '--epochs', '3', ...TRAIN, ...DIGITS, '--no-bench', '-o', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { layers: unknown[]; recovery: { method: string; original: number; afterSubstitute: { accuracy: number }; afterRetrain: { accuracy: number }; kept: string }; fidelity: { accuracy: { candidate: number } }; training: unknown[] };
+    const j = JSON.parse(r.stdout) as { layers: unknown[]; recovery: { method: string; original: number; afterSubstitute: { accuracy: number }; afterRetrain: { accuracy: number }; kept: string }; fidelity: { accuracy: { candidate: number } }; curves: unknown[] };
     assert.ok(j.layers.length >= 1);
     assert.equal(j.recovery.method, 'finetune');
     assert.ok(j.recovery.afterSubstitute.accuracy < 0.8, `substituted: ${j.recovery.afterSubstitute.accuracy}`);
     assert.ok(j.recovery.afterRetrain.accuracy >= 0.9, `retrained: ${j.recovery.afterRetrain.accuracy}`);
     assert.equal(j.recovery.kept, 'retrained');
     assert.equal(j.fidelity.accuracy.candidate, j.recovery.afterRetrain.accuracy);
-    assert.equal(j.training.length, 3);
+    assert.equal(j.curves.length, 3);
     const bad = cli(['substitute', fx('digits_cnn.onnx'), '--depthwise', '--recover', 'finetune', '-o', path.join(tmpDir(), 'o.onnx')]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr.split('\n')[0], /^error: --recover finetune needs training inputs: --train x.npy/);
@@ -191,10 +191,10 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.match(r.stdout, /note: the best epoch was chosen on the evaluation data \(--eval\), so the accuracy reported on it is not a test accuracy/);
     const s = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--val-split', '0.2', '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
     assert.equal(s.code, 0, s.stderr);
-    const j = JSON.parse(s.stdout) as { validation: string; notes: string[]; training: Array<{ epoch: number; metric: number }> };
+    const j = JSON.parse(s.stdout) as { validation: string; notes: string[]; curves: Array<{ epoch: number; metric: number }> };
     assert.equal(j.validation, 'val-split');
     assert.deepEqual(j.notes, []);
-    assert.equal(j.training.length, 1);
-    assert.ok(j.training[0].metric > 0.5);
+    assert.equal(j.curves.length, 1);
+    assert.ok(j.curves[0].metric > 0.5);
   });
 });

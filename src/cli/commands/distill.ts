@@ -59,7 +59,7 @@ export const distillCommand: Command = Object.assign(
         teacher: { ...fig(teacher, teacherPath, 0), accuracy: r.teacherAccuracy ?? null },
         student: { ...fig(student, job.output, 1), before: r.before ?? null, after: r.after ?? null },
         history: r.fit.history,
-        training: trainingCurves(job),
+        curves: trainingCurves(job),
         secondsPerEpoch: r.secondsPerEpoch,
       };
       if (f.json) {

@@ -103,18 +103,18 @@ export const earlyExitCommand: Command = {
       job.progress.done();
       await saveVerified(r.model, job.output);
       const files = { input: job.input, output: job.output, train: job.train!.label, eval: job.evalData.label };
-      const training = trainingCurves(job);
+      const curves = trainingCurves(job);
       const out = r.outcome;
       if (out.kind === 'widths') {
         const rest: Omit<WidthsOutcome, 'model'> & { kind?: string } = { ...out };
         delete rest.kind;
-        io.out(f.json ? JSON.stringify({ ...files, ...rest, training }) : widthsText(rest, files));
+        io.out(f.json ? JSON.stringify({ ...files, ...rest, curves }) : widthsText(rest, files));
         return 0;
       }
       const rest: Omit<EarlyExitOutcome, 'model'> & { kind?: string } = { ...out };
       delete rest.kind;
       const rep = earlyExitReport({ ...rest, model: r.model }, files);
-      io.out(f.json ? JSON.stringify({ ...rep, training }) : text(rep));
+      io.out(f.json ? JSON.stringify({ ...rep, curves }) : text(rep));
       return 0;
     } finally {
       job.progress.done();

@@ -81,7 +81,7 @@ export const trainCommand: Command = {
           before: report.before,
           after: report.after,
           latencyMs: report.latencyMs ?? null,
-          training: trainingCurves(job),
+          curves: trainingCurves(job),
           notes: r.notes,
         }),
       );
