@@ -49,7 +49,12 @@ export function cliProgress(flags: Record<string, unknown>, stream: NodeJS.Write
   const fmtEta = (s?: number) => (s === undefined || !Number.isFinite(s) ? '' : `ETA ${fmtSeconds(s)}`);
   const epochLine = (p: TrainProgress, step?: string) =>
     `${step ? `${step}: ` : ''}epoch ${p.epoch}/${p.epochs}: loss ${p.loss.toPrecision(4)}${p.metric !== undefined ? `, validation accuracy ${p.metric.toFixed(4)}` : ''}, lr ${p.lr.toExponential(2)}, ${p.samplesPerSecond.toFixed(0)} samples/s`;
-  const trainText = (p: TrainProgress) => `epoch ${p.epoch}/${p.epochs} loss ${p.loss.toPrecision(4)}`;
+  // The bar shows the running loss and the validation metric of the last finished epoch of this run.
+  const trainText = (p: TrainProgress) => {
+    const last = epochs[epochs.length - 1];
+    const metric = last && last.run === run && last.metric !== undefined ? ` val ${last.metric.toFixed(4)}` : '';
+    return `epoch ${p.epoch}/${p.epochs} loss ${p.loss.toPrecision(4)}${metric}`;
+  };
   let lastStage = 'training';
   if (stream.isTTY) {
     let bar: SingleBar | undefined;

@@ -4,12 +4,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
-import { parseRecipe, recipeNeedsTrain } from '../../src/core/recipe';
+import { parseRecipe, recipeNeedsTrain, runRecipe } from '../../src/core/recipe';
 import type { TrainProgress } from '../../src/core/train/api';
 import { distillStep } from '../../src/core/transforms/distill/step';
 import { pruneModel } from '../../src/core/transforms/prune';
 import { pruneStep } from '../../src/core/transforms/prune/step';
 import { validateOptions } from '../../src/core/transforms/step';
+import { cliProgress } from '../../src/cli/progress';
 import { assertNoStack, cli } from './cli.test';
 import { digitsData } from './helpers/digits';
 import { FIXTURES, tmpDir } from './helpers/ort';
@@ -38,6 +39,46 @@ function assertTrainingEvents(events: TrainProgress[], runs: number, epochsPerRu
   assert.equal(run, runs);
 }
 
+describe('CLI progress of training', () => {
+  const feed = (p: ReturnType<typeof cliProgress>) => {
+    p.onProgress?.('step 2/3 (distill): distilling');
+    for (let e = 1; e <= 2; e++) {
+      for (let s = 1; s <= 3; s++) p.onTrainProgress({ phase: 'step', epoch: e, epochs: 2, step: s, steps: 3, loss: 1 / (e * s), lr: 1e-3, samplesPerSecond: 100, etaSeconds: 9 - e * s });
+      p.onTrainProgress({ phase: 'epoch', epoch: e, epochs: 2, step: 3, steps: 3, loss: 0.5 / e, lr: 1e-3, samplesPerSecond: 100, etaSeconds: 6 - 3 * e, metric: 0.9 + e / 100 }, '2:distill');
+    }
+    p.done();
+  };
+  const sink = (isTTY: boolean) => {
+    const chunks: string[] = [];
+    const stream = { isTTY, columns: 120, write: (t: string) => chunks.push(t) > 0, cursorTo: () => true, clearLine: () => true, moveCursor: () => true, on: () => stream, removeListener: () => stream };
+    return { stream: stream as unknown as NodeJS.WriteStream, text: () => chunks.join('') };
+  };
+
+  it('a terminal bar shows epoch, loss, the last validation metric and the ETA; each epoch gets a line and a JSON point', () => {
+    const tty = sink(true);
+    const p = cliProgress({}, tty.stream);
+    feed(p);
+    assert.match(tty.text(), /distilling \[=+-*\] \d+% epoch 1\/2 loss 0\.3333 ETA \d+s/);
+    assert.match(tty.text(), /epoch 2\/2 loss 0\.1667 val 0\.9100 ETA/);
+    assert.match(tty.text(), /2:distill: epoch 2\/2: loss 0\.2500, validation accuracy 0\.9200, lr 1\.00e-3, 100 samples\/s\n/);
+    assert.deepEqual(p.epochs.map((e) => [e.step, e.run, e.epoch, e.metric]), [['2:distill', 1, 1, 0.91], ['2:distill', 1, 2, 0.92]]);
+  });
+
+  it('plain lines off a terminal; with --json nothing is printed but the epochs are kept', () => {
+    const plain = sink(false);
+    feed(cliProgress({}, plain.stream));
+    assert.deepEqual(plain.text().split('\n').filter((l) => /epoch/.test(l)).map((l) => l.replace(/ \(ETA.*/, '')), [
+      '2:distill: epoch 1/2: loss 0.5000, validation accuracy 0.9100, lr 1.00e-3, 100 samples/s',
+      '2:distill: epoch 2/2: loss 0.2500, validation accuracy 0.9200, lr 1.00e-3, 100 samples/s',
+    ]);
+    const quiet = sink(false);
+    const q = cliProgress({ json: true }, quiet.stream);
+    feed(q);
+    assert.equal(quiet.text(), '');
+    assert.equal(q.epochs.length, 2);
+  });
+});
+
 describe('training steps in recipes: validation', () => {
   const rejects = (recipe: unknown, message: RegExp) =>
     assert.throws(() => parseRecipe(recipe, 'r.json'), (e: Error) => e instanceof UsageError && message.test(e.message), `${JSON.stringify(recipe)} should fail with ${message}`);
@@ -59,6 +100,15 @@ describe('training steps in recipes: validation', () => {
     rejects({ steps: [{ step: 'early-exit' }] }, /exactly one of maxAccuracyDrop, minAgreement or threshold/);
     rejects({ steps: [{ step: 'early-exit', widths: [0.5, 1], threshold: 0.9 }] }, /widths builds a width-switchable model; threshold belongs to early exits/);
     rejects({ steps: [{ step: 'substitute', kind: 'depthwise', epochs: 3 }] }, /epochs goes with recover finetune or distill/);
+  });
+
+  it('a preview (plan) of a recipe with train and distill steps trains nothing and needs no training data', async () => {
+    const recipe = parseRecipe({ steps: [{ step: 'prune', ratio: 0.5 }, { step: 'distill', epochs: 2 }, { step: 'train', epochs: 1 }] });
+    const r = await runRecipe(openModel(fx('digits_cnn.onnx')), recipe, { plan: true });
+    assert.deepEqual(r.steps.map((x) => x.step), ['prune', 'distill', 'train']);
+    assert.match(r.steps[1].detail, /same structure/);
+    assert.equal(r.steps[1].params, r.steps[0].params);
+    assert.equal(r.steps[2].macs, r.steps[0].macs);
   });
 
   it('the CLI refuses a training recipe without --train, and a broken recipe, with exit 2 in one line', () => {

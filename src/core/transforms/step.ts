@@ -82,6 +82,9 @@ export interface StepResult<O = unknown> {
   outcome: O;
 }
 
+/** What a dry run gives a preview: the model's structure after the step, and one line. */
+export type StepPlan = Pick<StepResult, 'model' | 'detail'>;
+
 /** A rule message names options as «key»; the CLI renders them as flags, recipes as keys. */
 export type RuleMessage = string | undefined;
 
@@ -108,7 +111,7 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
    * Dry run for a preview: the model after the step, without evaluation or writing. Steps
    * without a cheaper estimate run `apply` (the default in `planStep`).
    */
-  plan?(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepResult<O>>;
+  plan?(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepPlan>;
   /** Runs the step on a copy; never modifies `model`. Honours ctx.signal and reports ctx.onProgress. */
   apply(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepResult<O>>;
 }

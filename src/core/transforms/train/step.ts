@@ -57,6 +57,8 @@ export const trainStep = defineStep({
     return undefined;
   },
   needsTrain: () => 'train',
+  // Training changes weights, not structure: a preview shows the model as it is, without training.
+  plan: async (model, o) => ({ model, detail: `retrains the weights for ${o.epochs} epoch(s); same structure` }),
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: TrainOutcome }> {
     if (model.format !== 'onnx') throw new UsageError('training needs an ONNX model (export a TF.js model to ONNX first: model-compressor export)');
     if (!ctx.train) throw new UsageError('train needs training inputs (--train x.npy; not random)');
