@@ -33,6 +33,7 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const sc = (x: number | null) => (x === null ? '–' : x.toFixed(4));
   const ratio = (m: number) => (rep.originalMacs > 0 ? `${(m / rep.originalMacs).toFixed(3)}x` : '–');
+  const oos = rep.outOfSample;
   const rows = rep.exits.map((e, k) => [
     String(k),
     e.tensor,
@@ -41,18 +42,20 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
     pct(e.samples),
     sc(e.score),
     `${fmtCount(Math.round(e.macs))} (${ratio(e.macs)})`,
+    pct(oos.exits[k].samples),
+    sc(oos.exits[k].score),
   ]);
-  rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`]);
+  rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`, pct(oos.final.samples), sc(oos.final.score)]);
   const m = rep.metric;
   const lat = rep.latency;
+  const drop = (s: number) => (m === 'accuracy' ? ` (${(100 * (rep.original.score - s)).toFixed(2)} pp below)` : '');
   return [
     `early-exit: ${rep.input} → ${rep.output} (${rep.form === 'if' ? 'nested If with an exit_index output' : 'every head as an extra output'})`,
     '',
-    table(['exit', 'tensor', 'at MACs', 'threshold', 'leaving', m, 'MACs paid'], rows),
+    table(['exit', 'tensor', 'at MACs', 'threshold', 'leaving', m, 'MACs paid', 'leaving (oos)', `${m} (oos)`], rows),
     '',
-    `expected MACs: ${fmtCount(Math.round(rep.expectedMacs))} vs ${fmtCount(rep.originalMacs)} original (${rep.expectedMacsRatio.toFixed(3)}x)`,
-    `${m}: ${rep.earlyExit.score.toFixed(4)} vs ${rep.original.score.toFixed(4)} original`,
-    `2-fold cross-check (calibrated on one half, measured on the other): ${m} ${rep.crossCheck.score.toFixed(4)}, expected MACs ${rep.crossCheck.expectedMacsRatio.toFixed(3)}x`,
+    `out of sample (${oos.folds}-fold cross-fit, margin z = ${oos.margin}): expected MACs ${oos.expectedMacsRatio.toFixed(3)}x, ${m} ${oos.score.toFixed(4)} vs ${rep.original.score.toFixed(4)} original${drop(oos.score)}`,
+    `in sample (thresholds written, fitted to all ${rep.eval}): expected MACs ${fmtCount(Math.round(rep.expectedMacs))} vs ${fmtCount(rep.originalMacs)} original (${rep.expectedMacsRatio.toFixed(3)}x), ${m} ${rep.earlyExit.score.toFixed(4)}${drop(rep.earlyExit.score)}`,
     lat
       ? `latency at batch 1 on ${lat.samples} evaluation samples, interleaved: p50 ${lat.earlyExitMs.p50.toFixed(3)} ms vs ${lat.originalMs.p50.toFixed(3)} ms original; mean ratio ${lat.ratioMean.toFixed(2)}x`
       : 'latency: not measured',
@@ -64,14 +67,14 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
 
 function widthsText(r: Omit<WidthsOutcome, 'model'>, files: { input: string; output: string; train: string; eval: string }): string {
   const ms = (x?: { p50: number }) => (x ? `${x.p50.toFixed(3)} ms` : '–');
-  const rows = r.widths.map((w) => [w.width.toString(), `${fmtCount(Math.round(w.macs))} (${(w.macs / r.original.macs).toFixed(3)}x)`, w.score.toFixed(4), ms(w.latencyMs)]);
-  rows.push(['original', fmtCount(r.original.macs), r.original.score.toFixed(4), ms(r.original.latencyMs)]);
+  const rows = r.widths.map((w) => [w.width.toString(), `${fmtCount(Math.round(w.macs))} (${(w.macs / r.original.macs).toFixed(3)}x)`, w.before.toFixed(4), w.score.toFixed(4), ms(w.latencyMs)]);
+  rows.push(['original', fmtCount(r.original.macs), '', r.original.score.toFixed(4), ms(r.original.latencyMs)]);
   return [
-    `runtime widths: ${files.input} → ${files.output} (input 'width' picks the sub-network)`,
+    `runtime widths: ${files.input} → ${files.output} (input '${r.selector}' picks the sub-network)`,
     '',
-    table(['width', 'MACs', r.metric, 'latency p50 (batch 1)'], rows),
+    table(['width', 'MACs (= budget)', `${r.metric} before`, `${r.metric} after`, 'latency p50 (batch 1)'], rows),
     '',
-    `${r.groups} channel groups narrowed; trained ${r.training.epochs} epochs (${r.training.secondsPerEpoch.toFixed(2)} s/epoch) on ${files.train}; evaluated on ${files.eval}`,
+    `${r.groups} channel groups narrowed; ${r.training.epochs ? `trained ${r.training.epochs} epochs (${r.training.secondsPerEpoch.toFixed(2)} s/epoch; ${r.training.rule})` : 'not fine-tuned'} on ${files.train}; evaluated on ${files.eval}`,
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
@@ -88,7 +91,7 @@ export const earlyExitCommand: Command = {
     'model-compressor early-exit <model> --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] ' +
     '(--max-accuracy-drop d | --min-agreement a | --threshold t) [--exits auto|t1,t2] [--form if|multi-output] [--score max-prob|entropy] ' +
     '[--head-width c] [--joint] [--temperature T] [--alpha a] [--epochs n] [--batch b] [--lr r] [--seed s] [--latency-samples N] -o out.onnx [--json]\n' +
-    '       model-compressor early-exit <model> --widths 0.5,0.75,1 --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] [--criterion l1|l2|bn|random] [--epochs n] -o out.onnx [--json]',
+    '       model-compressor early-exit <model> --widths 0.5,0.75,1 --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] [--criterion l1|l2|bn|random] [--selector width|budget] [--epochs n] -o out.onnx [--json]',
   flags: FLAGS,
   example: earlyExitStep.example,
   async run(argv, io) {

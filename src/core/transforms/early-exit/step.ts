@@ -15,6 +15,8 @@ export const earlyExitOptions = z.strictObject({
   maxAccuracyDrop: option(z.number().min(0).lt(1).optional(), 'Target: accuracy at most d below the original’s (a fraction, 0.005 = 0.5 pp); needs --labels.', { placeholder: 'd' }),
   minAgreement: option(z.number().gt(0).max(1).optional(), 'Target: top-1 agreement with the original of at least a (no labels needed).', { placeholder: 'a' }),
   threshold: option(z.number().min(0).max(1e6).optional(), 'No target: leave at every exit whose confidence exceeds t.', { placeholder: 't' }),
+  margin: option(z.number().min(0).max(10).default(2), 'Safety margin z of the calibration: the target must hold for the bound (lost − gained + z·√(lost + gained))/n on the drop, not only the observed one (0: fit the evaluation data exactly).', { placeholder: 'z' }),
+  folds: option(z.number().int().min(2).max(100).default(5), 'Folds of the out-of-sample cross-fit of the calibration on --eval.', { placeholder: 'k' }),
   exits: option(z.array(z.string().min(1)).min(1).max(64).optional(), 'Exit points: auto (about three stage boundaries spread by cumulative MACs; the default) or tensor names, comma separated.', {
     placeholder: 'auto|t1,t2',
   }),
@@ -24,7 +26,7 @@ export const earlyExitOptions = z.strictObject({
   joint: option(z.boolean().default(false), 'Fine-tune the backbone with the heads (default: the backbone stays frozen).'),
   temperature: option(z.number().gt(0).max(100).default(4), 'Distillation temperature.', { placeholder: 'T' }),
   alpha: option(z.number().min(0).max(1).default(0.7), 'Weight of the distillation term, 1 − α on the labels (1 without labels).', { placeholder: 'a' }),
-  epochs: option(z.number().int().min(1).max(10000).optional(), 'Training epochs (default 10 for exit heads, 5 with --widths).', { placeholder: 'n' }),
+  epochs: option(z.number().int().min(0).max(10000).optional(), 'Training epochs (default 10 for exit heads, 5 with --widths; 0 with --widths: no fine-tuning).', { placeholder: 'n' }),
   batchSize: option(z.number().int().min(1).max(65536).default(32), 'Samples per training step.', { flag: 'batch', placeholder: 'b' }),
   lr: option(z.number().gt(0).max(10).optional(), 'Learning rate (AdamW, cosine schedule; default 3e-3 for exit heads, 1e-3 with --widths).', { placeholder: 'r' }),
   seed: option(z.number().int().min(0).max(2 ** 31 - 1).optional(), 'Seed of head initialisation and shuffles (default 0).', { placeholder: 's' }),
@@ -32,6 +34,7 @@ export const earlyExitOptions = z.strictObject({
     placeholder: 'w1,w2,…',
   }),
   criterion: option(z.enum(['l1', 'l2', 'bn', 'random']).optional(), '--widths: channel importance criterion (the pruning criteria; default l1).'),
+  selector: option(z.enum(['width', 'budget']).optional(), "--widths: the model's input that picks the sub-network: width (a fraction of the channels; the default) or budget (a fraction of the full width's MACs; the widest width within it runs)."),
   latencySamples: option(z.number().int().min(0).max(100000).default(200), 'Evaluation samples timed at batch 1, interleaved with the original (0 skips).', { placeholder: 'N' }),
 });
 export type EarlyExitStepOptions = z.output<typeof earlyExitOptions>;
@@ -64,7 +67,8 @@ export const earlyExitStep = defineStep({
       const k = EXIT_ONLY.find((key) => o[key] !== undefined) ?? (o.joint ? 'joint' : undefined);
       return k ? `«widths» builds a width-switchable model; «${k}» belongs to early exits` : undefined;
     }
-    if (o.criterion !== undefined) return '«criterion» goes with «widths»';
+    if (o.criterion !== undefined || o.selector !== undefined) return `«${o.criterion !== undefined ? 'criterion' : 'selector'}» goes with «widths»`;
+    if (o.epochs === 0) return '«epochs» 0 (no training) goes with «widths»; exit heads need at least one epoch';
     if ([o.maxAccuracyDrop, o.minAgreement, o.threshold].filter((x) => x !== undefined).length !== 1) return 'early-exit needs exactly one of «maxAccuracyDrop», «minAgreement» or «threshold»';
     return undefined;
   },
@@ -87,7 +91,7 @@ export const earlyExitStep = defineStep({
     };
     if (o.widths) {
       const d = data(ctx, '--widths');
-      const r = await runtimeWidths(model, { widths: o.widths, ...d, trainLabels: ctx.trainLabels, labels: ctx.labels, criterion: o.criterion, temperature: o.temperature, training, latencySamples: o.latencySamples, signal: ctx.signal, onProgress });
+      const r = await runtimeWidths(model, { widths: o.widths, ...d, trainLabels: ctx.trainLabels, labels: ctx.labels, criterion: o.criterion, selector: o.selector, temperature: o.temperature, training, latencySamples: o.latencySamples, signal: ctx.signal, onProgress });
       const { model: m, ...rest } = r;
       return { model: m, detail: `widths ${r.widths.map((w) => w.width).join(', ')}`, outcome: { kind: 'widths', ...rest } };
     }
@@ -100,6 +104,8 @@ export const earlyExitStep = defineStep({
       trainLabels: ctx.trainLabels,
       labels: ctx.labels,
       target: t,
+      margin: o.margin,
+      folds: o.folds,
       exits,
       form: o.form,
       score: o.score,
