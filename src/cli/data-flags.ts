@@ -45,6 +45,7 @@ export function dataOptions(flags: Record<string, unknown>, inputs?: string[]): 
   return {
     calib: flags.calib as string | undefined,
     eval: flags.eval as string | undefined,
+    calibLabels: flags['calib-labels'] as string | undefined,
     labels: flags.labels as string | undefined,
     train: flags.train as string | undefined,
     trainLabels: flags['train-labels'] as string | undefined,
