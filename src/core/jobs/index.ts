@@ -4,7 +4,7 @@ import { modelFiles, openModel } from '../formats/registry';
 import { sameFile } from '../util/atomic-write';
 import type { Model } from '../ir/graph';
 import { DataType } from '../ir/dtype';
-import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../runtime/data/dataset';
+import { bindDataset, Dataset, parseDataSpecs, readLabels } from '../runtime/data/dataset';
 import type { ImageOptions } from '../runtime/data/images';
 import { checkLabels, outputClasses } from '../runtime/data/checks';
 import { randomSpec } from '../runtime/data/sources';
@@ -143,7 +143,7 @@ export async function openJob(input: string, options: DataOptions = {}, model = 
   const opts: DataOptions = { metadata: model.metadata, ...options };
   const inputs = await inputSpecs(model, input);
   const calib = bindData(opts.calib, inputs, opts);
-  const evalData = bindData(opts.eval, inputs, opts) ?? calib ?? evaluationRandomData(model, inputs, opts);
+  const evalData = bindData(opts.eval, inputs, opts) ?? firstSamples(calib, opts.samples) ?? evaluationRandomData(model, inputs, opts);
   const classes = outputClasses(model);
   const labels = readLabelsFor(opts.labels, evalData.data.count, classes);
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
@@ -166,6 +166,16 @@ function readCalibLabels(file: string | undefined, calib: BoundData | undefined,
   if (l.length !== calib.data.count) throw new UsageError(`the labels file ${file} holds ${l.length} labels for ${calib.data.count} calibration samples`);
   checkLabels(l, file, undefined, classes);
   return l;
+}
+
+/**
+ * The calibration data as evaluation data: `--samples N` keeps its first N samples, which
+ * bounds what the before/after report costs (two models run over every sample).
+ */
+function firstSamples(d: BoundData | undefined, samples: number | undefined): BoundData | undefined {
+  if (!d || samples === undefined || !(samples < d.data.count)) return d;
+  const n = Math.max(1, Math.floor(samples));
+  return { ...d, data: new Dataset(d.data.sources, n, d.data.assumed), label: `the first ${n} of ${d.label}` };
 }
 
 /** The data a step reads, from an opened job. */
