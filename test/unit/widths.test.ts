@@ -216,7 +216,8 @@ describe('runtime widths', function () {
     assert.ok(j.widths.every((w) => w.score > 0 && w.latencyMs.p50 > 0));
     assert.equal(j.widths[1].macs, j.original.macs);
     for (const [args, re] of [
-      [[...base, '--widths', '0,1'], /fractions in \(0, 1\]/],
+      [[...base, '--widths', '0,1'], /--widths must be > 0/],
+      [[...base, '--widths', '0.5,x'], /--widths must be a number/],
       [[...base, '--widths', '0.5', '--threshold', '0.9'], /--threshold belongs to early exits/],
       [[...base, '--widths', '0.5', '--selector', 'flops'], /flops/],
     ] as Array<[string[], RegExp]>) {

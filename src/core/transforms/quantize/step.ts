@@ -71,6 +71,7 @@ export const quantizeStep = defineStep({
     return undefined;
   },
   needsCalib: (o) => (o.mode === 'static' ? '«mode» static' : undefined),
+  needsTrain: (o) => (o.options.qat ? '«options.qat»' : undefined),
   async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
     const q = o.options;
     if (q.qat) return qatStep(model, o, ctx);
@@ -117,6 +118,7 @@ async function qatStep(model: Model, o: QuantizeStepOptions, ctx: StepContext): 
     trainLabels: ctx.trainLabels,
     epochs: q.qatEpochs ?? 3,
     signal: ctx.signal,
+    onProgress: ctx.onTrainProgress,
   });
   const outcome: QuantizeOutcome = {
     model: r.model,
