@@ -1,7 +1,15 @@
 import { UsageError } from '../errors';
 import { DataType } from '../ir/dtype';
 import type { Dim, Graph, TensorTypeInfo } from '../ir/graph';
-import type { Emitter } from './autodiff';
+import type { AttrSpec } from './grad/registry';
+
+/** What the rewrite needs of autodiff's `Emitter` (fresh names, constants, nodes). */
+interface Emit {
+  op(op: string, inputs: string[], attrs?: Record<string, AttrSpec>): string;
+  emitNamed(op: string, inputs: string[], output: string): void;
+  ints(values: number[]): string;
+  float(value: number, dims?: number[]): string;
+}
 
 /**
  * BatchNormalization in train mode (`batchNorm: 'train'`), with PyTorch's semantics
@@ -35,7 +43,7 @@ export interface BatchNormState {
  * the node when its running statistics are not initializers of their own or its input's
  * rank is unknown.
  */
-export function batchNormTrainMode(g: Graph, e: Emitter, shapes: Map<string, TensorTypeInfo>, opset: number): BatchNormState[] {
+export function batchNormTrainMode(g: Graph, e: Emit, shapes: Map<string, TensorTypeInfo>, opset: number): BatchNormState[] {
   const original = g.nodes;
   const state: BatchNormState[] = [];
   const seen = new Set<string>();
