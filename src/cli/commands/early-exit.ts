@@ -171,7 +171,7 @@ export const earlyExitCommand: Command = {
   summary: 'add early exits that skip the rest of the network on easy inputs (calibrated to an accuracy or agreement target)',
   usage:
     'model-compressor early-exit <model> --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] ' +
-    '(--max-accuracy-drop d | --min-agreement a | --threshold t) [--exits auto|t1,t2] [--form if|multi-output] [--score max-prob|entropy] ' +
+    '(--max-accuracy-drop d | --min-agreement a | --threshold t) [--margin z] [--folds k] [--exits auto|t1,t2] [--form if|multi-output] [--score max-prob|entropy] ' +
     '[--head-width c] [--joint] [--temperature T] [--alpha a] [--epochs n] [--batch b] [--lr r] [--seed s] [--latency-samples N] -o out.onnx [--json]\n' +
     '       model-compressor early-exit <model> --widths 0.5,0.75,1 --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] [--criterion l1|l2|bn|random] [--selector width|budget] [--epochs n] -o out.onnx [--json]',
   flags: FLAGS,
