@@ -89,7 +89,10 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
   rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`, pct(oos.final.samples), sc(oos.final.score)]);
   const m = rep.metric;
   const lat = rep.latency;
-  const drop = (s: number) => (m === 'accuracy' ? ` (${(100 * (rep.original.score - s)).toFixed(2)} pp below)` : '');
+  const drop = (s: number) => {
+    const d = 100 * (rep.original.score - s);
+    return m === 'accuracy' ? ` (${Math.abs(d).toFixed(2)} pp ${d >= 0 ? 'below' : 'above'})` : '';
+  };
   return [
     `early-exit: ${rep.input} → ${rep.output} (${rep.form === 'if' ? 'nested If with an exit_index output' : 'every head as an extra output'})`,
     '',
