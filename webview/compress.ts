@@ -5,6 +5,7 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { cssVar, el } from './dom';
 import { WARNING_CSS, warningsBox } from './warnings';
+import { EXIT_CURVE_CSS, exitView, type ExitView } from './exit-curve';
 import { Chart, BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip } from 'chart.js';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, Tooltip);
@@ -33,7 +34,7 @@ style.textContent = `body{font-family:var(--vscode-font-family);color:var(--vsco
 input,select{background:var(--vscode-input-background);color:var(--vscode-input-foreground);border:1px solid var(--vscode-input-border,transparent);padding:2px 4px}
 input[type=number]{width:5em}.row{display:flex;gap:8px;align-items:center;margin:8px 0}
 table{border-collapse:collapse;margin:8px 0}th,td{padding:3px 10px;text-align:right;border-bottom:1px solid var(--vscode-panel-border)}th:first-child,td:first-child{text-align:left}
-#error{color:var(--vscode-errorForeground)}code{font-family:var(--vscode-editor-font-family)}${WARNING_CSS}`;
+#error{color:var(--vscode-errorForeground)}code{font-family:var(--vscode-editor-font-family)}${WARNING_CSS}${EXIT_CURVE_CSS}`;
 document.head.append(style);
 
 const app = document.getElementById('app')!;
@@ -181,6 +182,7 @@ run.addEventListener('click', () => {
 save.addEventListener('click', () => send({ type: 'saveRecipe', recipe: recipe() }));
 open.addEventListener('click', () => send({ type: 'openOutput' }));
 
+let exits: ExitView | undefined;
 window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
   const m = ev.data;
   switch (m.type) {
@@ -233,6 +235,9 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       const canvas = el('canvas', { id: 'result-chart', 'aria-label': 'before and after, as a percentage of the original' });
       chartBox.append(canvas);
       resultBox.replaceChildren(el('h3', {}, 'Before and after'), ...warningsBox(r.report), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), el('p', {}, `Written to ${r.output}`));
+      // An early-exit step: its threshold curve, table and slider (exit-curve.ts).
+      exits = m.result.exits ? exitView(m.result.exits, send) : undefined;
+      if (exits) resultBox.append(exits.root);
       const css = cssVar;
       const fg = css('--vscode-foreground', '#ccc');
       const labels = ['size', 'params', 'MACs', ...(l ? ['latency p50'] : [])];
@@ -244,6 +249,10 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
       });
       break;
     }
+    case 'reexported':
+    case 'reexportFailed':
+      exits?.onMessage(m);
+      break;
     case 'error':
       busy(false);
       error.textContent = m.message;

@@ -25,6 +25,9 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
     picked.calib = path.isAbsolute(dflt) ? dflt : path.join(folder, dflt);
   }
   let wrote = false;
+  // Early-exit runs this panel made: the worker keeps their trained state until the panel closes.
+  const exitRuns = new Set<string>();
+  panel.onDidDispose(() => exitRuns.size && void client.job({ kind: 'exitsDrop', ids: [...exitRuns] }).catch(() => undefined));
   const post = (m: ToCompress) => void panel.webview.postMessage(m);
   panel.webview.onDidReceiveMessage(async (raw) => {
     try {
@@ -66,12 +69,26 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
             return client.job({ kind: 'compress', model: model.fsPath, output, recipe: m.recipe, calib: picked.calib, eval: picked.eval, labels: picked.labels, benchRuns: vscode.workspace.getConfiguration('modelCompressor').get<number>('benchmarkRuns'), threads: vscode.workspace.getConfiguration('modelCompressor').get('ortThreads', 0) }, { signal: ctl.signal, onProgress: (stage) => progress.report({ message: stage }) });
           });
           wrote = true;
+          if (result.exits) exitRuns.add(result.exits.id);
           post({ type: 'result', result: result });
           break;
         }
         case 'saveRecipe': {
           const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(path.dirname(model.fsPath), `${path.basename(model.fsPath).replace(/\.(onnx|json)$/i, '')}.recipe.json`)), filters: { 'Recipe (JSON)': ['json'] } });
           if (target) await vscode.workspace.fs.writeFile(target, Buffer.from(`${JSON.stringify(m.recipe, null, 2)}\n`));
+          break;
+        }
+        case 'reexport': {
+          if (!exitRuns.has(m.id)) {
+            post({ type: 'reexportFailed', id: m.id, message: 'not an early-exit run of this panel' });
+            break;
+          }
+          try {
+            const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Model Compressor: re-exporting the early exits' }, () => client.job({ kind: 'exitsReexport', id: m.id, threshold: m.threshold }));
+            post({ type: 'reexported', result });
+          } catch (e) {
+            post({ type: 'reexportFailed', id: m.id, message: e instanceof Error ? e.message : String(e) });
+          }
           break;
         }
         case 'openOutput':

@@ -4,6 +4,7 @@
  * so a webview cannot make the host read an arbitrary path.
  */
 import type { Json } from './common';
+import type { FromExits, ToExits } from './exits';
 import type { JobResult, RecipeChoicesDto, StepSummaryDto } from './jobs';
 
 export type DataSlot = 'calib' | 'eval' | 'labels';
@@ -17,7 +18,8 @@ export type FromCompress =
   | { type: 'preview'; recipe: Json }
   | { type: 'run'; recipe: Json }
   | { type: 'saveRecipe'; recipe: Json }
-  | { type: 'openOutput' };
+  | { type: 'openOutput' }
+  | FromExits;
 
 export type ToCompress =
   /** `choices`: the steps and options this model's format supports (from the engine). */
@@ -25,4 +27,5 @@ export type ToCompress =
   | { type: 'picked'; slot: DataSlot; file: string }
   | { type: 'preview'; steps: StepSummaryDto[]; before: { params: number; macs: number } }
   | { type: 'result'; result: JobResult<'compress'> }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | ToExits;

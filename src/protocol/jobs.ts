@@ -2,6 +2,7 @@
  * The worker's jobs: for each kind, its request and its result DTO. Plain types only.
  */
 import type { Json, LayerSortKey } from './common';
+import type { ExitsJobKinds, ExitsResultDto } from './exits';
 import type { GraphDto, LayerRow } from './webview';
 
 /** Size, parameters and MACs of one model. */
@@ -104,7 +105,7 @@ export interface RecipeChoicesDto {
  * the models) and its result. The worker's handlers are typed by this map, so a renamed field
  * fails to compile on both sides instead of breaking the webview at run time.
  */
-export interface JobKinds {
+export interface JobKinds extends ExitsJobKinds {
   inspect: { request: { model: string; weightStats?: boolean; topN?: number }; result: InspectDto };
   layers: {
     request: { model: string; offset: number; limit: number; sortBy?: LayerSortKey; descending?: boolean; filter?: string; locate?: number };
@@ -118,7 +119,8 @@ export interface JobKinds {
   /** `recipe` is validated by the engine (it may come from a webview or a file). */
   compress: {
     request: { model: string; output: string; recipe: Json; calib?: string; eval?: string; labels?: string; benchRuns?: number; threads?: number };
-    result: { output: string; steps: StepSummaryDto[]; report: EvaluationReportDto };
+    /** `exits`: the early-exit step's curve and table, when the recipe ends with one. */
+    result: { output: string; steps: StepSummaryDto[]; report: EvaluationReportDto; exits?: ExitsResultDto };
   };
   /** The model's format and the recipe steps and options it supports. */
   recipeChoices: { request: { model: string }; result: { format: string; choices: RecipeChoicesDto } };

@@ -13,6 +13,7 @@ import { evaluateCompression } from '../core/runtime/evaluate';
 import { ModelSession } from '../core/runtime/session';
 import type { JobKind, JobRequest, JobResult, Json } from '../protocol/worker';
 import { SORT_KEYS, type LayerRow } from '../protocol/webview';
+import { dropExitRuns, keepExitRun, reexportRun } from './exits';
 import { buildGraph } from './graph-layout';
 
 /**
@@ -135,7 +136,8 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const opened = await openJob(job.model, { calib: job.calib, eval: job.eval, labels: job.labels });
       const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress });
       const report = await finishJob(opened, r.model, job.output, { benchRuns: job.benchRuns, threads: job.threads, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
-      return wire('compress', { output: job.output, steps: r.steps, report });
+      const exits = keepExitRun(r.model, job.output);
+      return wire('compress', { output: job.output, steps: r.steps, report, ...(exits ? { exits } : {}) });
     }
     case 'sensitivity': {
       const c = load(job.model);
@@ -171,6 +173,11 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
         await cand.release();
       }
     }
+    case 'exitsReexport':
+      ctx.progress('re-exporting the early exits');
+      return wire('exitsReexport', await reexportRun(job, ctx.signal));
+    case 'exitsDrop':
+      return wire('exitsDrop', { dropped: dropExitRuns(job.ids) });
     case 'sleep':
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(resolve, job.ms);

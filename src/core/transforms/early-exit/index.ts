@@ -9,10 +9,12 @@ import { calibrateThresholds, confidences, crossValidate, thresholdCurve, type E
 import { EXIT_INDEX_OUTPUT, exportIfModel } from './export';
 import { addHeads, type Head } from './heads';
 import { analyzeCuts, chooseExits } from './points';
+import { rememberExitState } from './reexport';
 
 export { analyzeCuts, chooseExits } from './points';
 export { calibrateThresholds, crossValidate, evaluatePolicy, confidences, type CrossValidated, type ExitTarget, type ExitScore } from './calibrate';
 export { EXIT_INDEX_OUTPUT } from './export';
+export { exitStateOf, exitTable, exitCurve, exitThresholds, reexport, type ExitState, type ExitTable, type Reexported } from './reexport';
 
 /**
  * Early exits (BranchyNet, Teerapittayanon et al. 2016): small classifier heads at stage
@@ -283,6 +285,8 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
     written.metadata = [...written.metadata, ['early_exit', JSON.stringify({ exits: heads.map((h, k) => ({ tensor: h.exit.tensor, output: h.logits, threshold: Number.isFinite(policy.thresholds[k]) ? policy.thresholds[k] : null })), score })]];
   }
   if (form === 'if') await checkIfExport(written, heads, headLogits, obs, policy, opts.eval, model.graph.outputs[0].name, K);
+  // Kept beside the written model so it can be re-exported at other thresholds (reexport.ts).
+  rememberExitState(written, { original: model, withHeads: trained, heads, obs, costs, score, classes: K, form, metric: opts.labels ? 'accuracy' : 'agreement', eval: opts.eval, calibrated: policy.thresholds });
   const latency = form === 'if' && (opts.latencySamples ?? 200) > 0 ? await measureLatency(model, written, opts.eval, opts.latencySamples ?? 200, opts.signal) : undefined;
 
   const E = heads.length;
