@@ -12,7 +12,7 @@ import { evaluateCompression, verificationSamples, type EvaluateOptions, type Ev
 import type { IOSpec } from '../runtime/session';
 import { modelInputs } from '../runtime/tfjs';
 import { saveVerified } from '../runtime/verified-save';
-import { runRecipe, type Recipe, type StepSummary } from '../recipe';
+import { runRecipe, type Recipe, type RecipeCancelled, type StepSummary } from '../recipe';
 import type { Step, StepContext, StepResult } from '../transforms/step';
 
 /**
@@ -151,16 +151,25 @@ export async function openJob(input: string, opts: DataOptions = {}, model = ope
 }
 
 /** The data a step reads, from an opened job. */
-export function stepContext(job: OpenedJob, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): StepContext {
+export function stepContext(job: OpenedJob, extra: Pick<StepContext, 'signal' | 'onProgress' | 'onTrainProgress'> = {}): StepContext {
   return { calib: job.calib?.data, eval: job.evalData.data, evalIsRandom: job.evalData.random, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, ...extra };
 }
 
-export async function runStep<O>(job: OpenedJob, step: Step, options: Record<string, unknown>, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): Promise<StepResult<O>> {
+export async function runStep<O>(job: OpenedJob, step: Step, options: Record<string, unknown>, extra: Pick<StepContext, 'signal' | 'onProgress' | 'onTrainProgress'> = {}): Promise<StepResult<O>> {
   return (await step.apply(job.model, options, stepContext(job, extra))) as StepResult<O>;
 }
 
-export async function runRecipeJob(job: OpenedJob, recipe: Recipe, extra: Pick<StepContext, 'signal' | 'onProgress'> & { plan?: boolean } = {}): Promise<{ model: Model; steps: StepSummary[] }> {
-  return runRecipe(job.model, recipe, { ...stepContext(job, extra), plan: extra.plan });
+/**
+ * Runs a recipe on an opened job. `onTrainProgress` receives the training progress of steps
+ * that train; with `keepOnCancel`, a cancel during training returns the best model so far
+ * (`cancelled` says where) instead of throwing.
+ */
+export async function runRecipeJob(
+  job: OpenedJob,
+  recipe: Recipe,
+  extra: Pick<StepContext, 'signal' | 'onProgress' | 'onTrainProgress'> & { plan?: boolean; keepOnCancel?: boolean } = {},
+): Promise<{ model: Model; steps: StepSummary[]; cancelled?: RecipeCancelled }> {
+  return runRecipe(job.model, recipe, { ...stepContext(job, extra), plan: extra.plan, keepOnCancel: extra.keepOnCancel });
 }
 
 export interface FinishOptions extends Pick<EvaluateOptions, 'layerOutputs' | 'step' | 'signal' | 'onProgress'> {
