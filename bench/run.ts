@@ -12,6 +12,7 @@ import { benchTfjs } from './tfjs';
 import { benchUi } from './ui';
 import { benchMethods } from './methods';
 import { benchTrain } from './train';
+import { benchExits } from './exits';
 
 const suites: Record<string, () => void | Promise<void>> = {
   inspect: benchInspect,
@@ -25,10 +26,11 @@ const suites: Record<string, () => void | Promise<void>> = {
   train: benchTrain,
   memory: benchMemory,
   matrix: benchMatrix,
+  exits: benchExits,
 };
 
-/** Long suites (minutes each) that run only when named: `npm run bench -- memory matrix`. */
-const OPT_IN = new Set(['memory', 'matrix']);
+/** Long suites (a minute or more each) that run only when named: `npm run bench -- memory matrix exits`. */
+const OPT_IN = new Set(['memory', 'matrix', 'exits']);
 
 async function main() {
   const only = process.argv.slice(2);

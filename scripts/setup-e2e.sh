@@ -19,7 +19,10 @@ if [ ! -f "$CACHE/ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz" ]; then
   tar -C "$STAGE" -czf "$CACHE/ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz" rg
 fi
 mkdir -p "$TOOLS"
-[ -f "$TOOLS/package.json" ] || echo '{"private":true}' > "$TOOLS/package.json"
+# code-server's postinstall and argon2's prebuilt binding are the two install scripts it needs.
+echo '{"private":true,"allowScripts":{"code-server":true,"argon2":true}}' > "$TOOLS/package.json"
+# code-server's postinstall refuses to run as root unless npm_config_unsafe_perm=true is in its
+# environment; npm 11 warns once that it no longer knows that setting. That one line is expected.
 npm_config_yes=true npm_config_nodedir=/usr npm_config_unsafe_perm=true \
   npm install --prefix "$TOOLS" --no-audit --no-fund code-server@4.100.3 playwright-core >/dev/null
 echo "e2e tools ready in $TOOLS"

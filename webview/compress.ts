@@ -10,6 +10,7 @@ import { stepResultBoxes } from './result-views';
 import { fitToForm, missingData, missingMessage, newStep, ordered, recipeOf, stepRow, type StepState } from './step-forms';
 import { TrainChart } from './train-chart';
 import { WARNING_CSS, warningsBox } from './warnings';
+import { EXIT_CURVE_CSS, exitView, type ExitView } from './exit-curve';
 import { DATA_SLOTS, type DataSlot, type FromCompress, type ToCompress } from '../src/protocol/compress';
 import type { CompressResultDto, StepFormDto } from '../src/protocol/jobs';
 
@@ -36,7 +37,7 @@ input[type=number]{width:5em}.row{display:flex;flex-wrap:wrap;gap:8px;align-item
 table{border-collapse:collapse;margin:8px 0}th,td{padding:3px 10px;text-align:right;border-bottom:1px solid var(--vscode-panel-border)}th:first-child,td:first-child{text-align:left}
 .train-chart{height:220px;max-width:720px}#train-status vscode-progress-ring{width:16px;height:16px}
 #partial{border-left:4px solid var(--vscode-editorInfo-foreground,#3794ff);padding:6px 10px;margin:8px 0}
-#error{color:var(--vscode-errorForeground)}code{font-family:var(--vscode-editor-font-family)}${WARNING_CSS}`;
+#error{color:var(--vscode-errorForeground)}code{font-family:var(--vscode-editor-font-family)}${WARNING_CSS}${EXIT_CURVE_CSS}`;
 document.head.append(style);
 
 const app = document.getElementById('app')!;
@@ -165,6 +166,9 @@ function showPartial(c: NonNullable<CompressResultDto['cancelled']>) {
   partialBox.hidden = false;
 }
 
+/** The early-exit step's view (threshold curve, table, slider) of the last result, if any. */
+let exits: ExitView | undefined;
+
 function showResult(r: CompressResultDto) {
   const { before: b, after: a, latencyMs: l, fidelity: f } = r.report;
   const rows = [
@@ -183,6 +187,9 @@ function showResult(r: CompressResultDto) {
   chartBox.append(canvas);
   const written = r.cancelled ? `Temporary file: ${r.output} (Keep moves it to the output)` : `Written to ${r.output}`;
   resultBox.replaceChildren(el('h3', {}, 'Before and after'), ...warningsBox(r.report), tableOf('result-table', ['', 'before', 'after', 'change'], rows), chartBox, el('p', {}, on), el('p', { id: 'written' }, written), ...stepResultBoxes(r));
+  // An early-exit step: its threshold curve, table and slider (exit-curve.ts).
+  exits = r.exits ? exitView(r.exits, send) : undefined;
+  if (exits) resultBox.append(exits.root);
   const fg = cssVar('--vscode-foreground', '#ccc');
   const labels = ['size', 'params', 'MACs', ...(l ? ['latency p50'] : [])];
   const after = [a.sizeBytes / b.sizeBytes, a.params / b.params, a.macs / b.macs, ...(l ? [l.ratioP50] : [])].map((x) => +(x * 100).toFixed(1));
@@ -240,6 +247,10 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
         const w = document.getElementById('written');
         if (w) w.textContent = `Written to ${m.output ?? ''}`;
       }
+      break;
+    case 'reexported':
+    case 'reexportFailed':
+      exits?.onMessage(m);
       break;
     case 'error':
       busy(false);

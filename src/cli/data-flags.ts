@@ -19,12 +19,13 @@ export const DATA_FLAGS: Record<string, FlagSpec> = {
 };
 
 /** Opens a data option (see `bindData`): `random:N` asks explicitly for N random samples. */
-export function openData(values: string | string[] | undefined, inputs: IOSpec[], flags: Record<string, unknown>): BoundData | undefined {
-  return bindData(values, inputs, dataOptions(flags, inputs.map((i) => i.name)));
+export function openData(values: string | string[] | undefined, inputs: IOSpec[], flags: Record<string, unknown>, metadata?: Array<[string, string]>): BoundData | undefined {
+  return bindData(values, inputs, { ...dataOptions(flags, inputs.map((i) => i.name)), metadata });
 }
 
-export function randomData(inputs: IOSpec[], flags: Record<string, unknown>, n: number = JOB_DEFAULTS.randomSamples): BoundData {
-  return openData(`random:${(flags.samples as number | undefined) ?? n}`, inputs, flags)!;
+/** `metadata`: the model's, whose `shape:<input>` sizes symbolic dims. */
+export function randomData(inputs: IOSpec[], flags: Record<string, unknown>, n: number = JOB_DEFAULTS.randomSamples, metadata?: Array<[string, string]>): BoundData {
+  return openData(`random:${(flags.samples as number | undefined) ?? n}`, inputs, flags, metadata)!;
 }
 
 /** Reads `--labels`, refused when there are fewer than `count` or one is outside `classes`. */

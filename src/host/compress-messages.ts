@@ -1,6 +1,7 @@
 import { DATA_SLOTS, type DataSlot, type FromCompress } from '../protocol/compress';
 import type { RecipeDto, RecipeValue } from '../protocol/jobs';
 import { plainJson } from './webview-messages';
+import { EXIT_RUN_ID, EXIT_THRESHOLD_MAX, EXIT_THRESHOLD_MIN } from '../protocol/exits';
 
 /** Validates Compress-panel messages (untrusted). Recipes are validated again by the engine (options, ranges, rules). */
 
@@ -43,6 +44,11 @@ export function parseFromCompress(m: unknown): FromCompress | undefined {
     case 'saveRecipe': {
       const recipe = asRecipe(o.recipe);
       return recipe ? { type: o.type, recipe } : undefined;
+    }
+    case 'reexport': {
+      const { id, threshold: t } = o;
+      const ok = typeof id === 'string' && EXIT_RUN_ID.test(id) && typeof t === 'number' && Number.isFinite(t) && t >= EXIT_THRESHOLD_MIN && t <= EXIT_THRESHOLD_MAX;
+      return ok ? { type: 'reexport', id, threshold: t } : undefined;
     }
     default:
       return undefined;

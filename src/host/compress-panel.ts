@@ -36,6 +36,8 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
     picked.calib = path.isAbsolute(dflt) ? dflt : path.join(folder, dflt);
   }
   let wrote = false;
+  // Early-exit runs this panel made: the worker keeps their trained state until the panel closes.
+  const exitRuns = new Set<string>();
   /** The running compression (Cancel aborts it). */
   let running: AbortController | undefined;
   /** A cancelled run's temporary output, until kept or discarded. */
@@ -49,6 +51,7 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
   panel.onDidDispose(() => {
     running?.abort();
     void dropPartial();
+    if (exitRuns.size) void client.job({ kind: 'exitsDrop', ids: [...exitRuns] }).catch(() => undefined);
   });
   panel.webview.onDidReceiveMessage(async (raw) => {
     try {
@@ -119,6 +122,7 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
             });
             if (result.cancelled) partial = result.cancelled.partial;
             else wrote = true;
+            if (result.exits) exitRuns.add(result.exits.id);
             post({ type: 'result', result });
           } finally {
             running = undefined;
@@ -140,6 +144,19 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
         case 'saveRecipe': {
           const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(path.dirname(model.fsPath), `${path.basename(model.fsPath).replace(/\.(onnx|json)$/i, '')}.recipe.json`)), filters: { 'Recipe (JSON)': ['json'] } });
           if (target) await vscode.workspace.fs.writeFile(target, Buffer.from(`${JSON.stringify(m.recipe, null, 2)}\n`));
+          break;
+        }
+        case 'reexport': {
+          if (!exitRuns.has(m.id)) {
+            post({ type: 'reexportFailed', id: m.id, message: 'not an early-exit run of this panel' });
+            break;
+          }
+          try {
+            const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Model Compressor: re-exporting the early exits' }, () => client.job({ kind: 'exitsReexport', id: m.id, threshold: m.threshold }));
+            post({ type: 'reexported', result });
+          } catch (e) {
+            post({ type: 'reexportFailed', id: m.id, message: e instanceof Error ? e.message : String(e) });
+          }
           break;
         }
         case 'openOutput':

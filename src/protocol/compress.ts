@@ -3,6 +3,7 @@
  * it names a data *slot*, and the host keeps the files the user picked in native dialogs,
  * so a webview cannot make the host read an arbitrary path.
  */
+import type { FromExits, ToExits } from './exits';
 import type { CompressResultDto, RecipeDto, StepFormDto, StepSummaryDto, TrainProgressDto } from './jobs';
 
 /** Calibration, evaluation and its labels, training inputs and their labels. */
@@ -20,7 +21,8 @@ export type FromCompress =
   /** After a cancelled run: keep the best model so far (move it to the output) or discard it. */
   | { type: 'resolvePartial'; keep: boolean }
   | { type: 'saveRecipe'; recipe: RecipeDto }
-  | { type: 'openOutput' };
+  | { type: 'openOutput' }
+  | FromExits;
 
 export type ToCompress =
   /** `forms`: the steps this model's format supports and their options (from the engine's registry); `data`: slots already filled (file names). */
@@ -32,4 +34,5 @@ export type ToCompress =
   | { type: 'result'; result: CompressResultDto }
   /** The cancelled run's temporary output was kept (moved to `output`) or discarded. */
   | { type: 'resolved'; kept: boolean; output?: string }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | ToExits;

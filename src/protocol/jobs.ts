@@ -2,6 +2,7 @@
  * The worker's jobs: for each kind, its request and its result DTO. Plain types only.
  */
 import type { LayerSortKey } from './common';
+import type { ExitsJobKinds, ExitsResultDto } from './exits';
 import type { GraphDto, LayerRow } from './model';
 
 /** Size, parameters and MACs of one model. */
@@ -152,6 +153,8 @@ export interface CompressResultDto {
   output: string;
   steps: StepSummaryDto[];
   report: EvaluationReportDto;
+  /** The early-exit step's curve and table, when the recipe ends with one. */
+  exits?: ExitsResultDto;
   cancelled?: {
     /** 1-based index of the step that was training, and its id. */
     step: number;
@@ -167,7 +170,7 @@ export interface CompressResultDto {
  * the models) and its result. The worker's handlers are typed by this map, so a renamed field
  * fails to compile on both sides instead of breaking the webview at run time.
  */
-export interface JobKinds {
+export interface JobKinds extends ExitsJobKinds {
   inspect: { request: { model: string; weightStats?: boolean; topN?: number }; result: InspectDto };
   layers: {
     request: { model: string; offset: number; limit: number; sortBy?: LayerSortKey; descending?: boolean; filter?: string; locate?: number };

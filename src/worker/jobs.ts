@@ -2,7 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { analyzeModel, layerWeightStats, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
-import { pruningSensitivity } from '../core/analysis/sensitivity';
+import { pruningSensitivity } from '../core/transforms/prune/sensitivity';
 import { CancelledError, UsageError } from '../core/errors';
 import { assertOutputNotInput, modelSizeBytes, openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
@@ -16,6 +16,7 @@ import { evaluateCompression } from '../core/runtime/evaluate';
 import { ModelSession } from '../core/runtime/session';
 import type { AnyJobResult, JobKind, JobRequest, JobRequestOf, JobResult, TrainProgressDto } from '../protocol/worker';
 import { SORT_KEYS, type LayerRow } from '../protocol/webview';
+import { dropExitRuns, keepExitRun, reexportRun } from './exits';
 import { buildGraph } from './graph-layout';
 
 /**
@@ -99,7 +100,8 @@ async function compress(job: JobRequestOf<'compress'>, ctx: JobContext): Promise
   const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress, onTrainProgress: ctx.train, keepOnCancel: job.keepOnCancel });
   if (!r.cancelled) {
     const report = await finishJob(opened, r.model, job.output, { benchRuns: job.benchRuns, threads: job.threads, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
-    return wire('compress', { output: job.output, steps: r.steps, report });
+    const exits = keepExitRun(r.model, job.output);
+    return wire('compress', { output: job.output, steps: r.steps, report, ...(exits ? { exits } : {}) });
   }
   ctx.progress('saving the best model so far');
   const dir = fs.mkdtempSync(path.join(path.dirname(path.resolve(job.output)), '.mc-partial-'));
@@ -225,6 +227,11 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<AnyJobRe
         await cand.release();
       }
     }
+    case 'exitsReexport':
+      ctx.progress('re-exporting the early exits');
+      return wire('exitsReexport', await reexportRun(job, ctx.signal));
+    case 'exitsDrop':
+      return wire('exitsDrop', { dropped: dropExitRuns(job.ids) });
     case 'sleep':
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(resolve, job.ms);

@@ -6,7 +6,7 @@ import { DataType } from '../../src/core/ir/dtype';
 import type { Model } from '../../src/core/ir/graph';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
 import { ModelSession } from '../../src/core/runtime/session';
-import { analyzeCuts, calibrateThresholds, chooseExits, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT } from '../../src/core/transforms/early-exit';
+import { analyzeCuts, calibrateThresholds, chooseExits, crossValidate, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT } from '../../src/core/transforms/early-exit';
 import { ModelBuilder } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { assertNoStack, cli } from './cli.test';
@@ -78,6 +78,44 @@ describe('early exits: thresholds', () => {
     const off = evaluatePolicy(obs, costs, [Infinity, Infinity]);
     assert.equal(off.expectedMacs, 100, 'exits off: the original network and no head is paid');
     assert.equal(calibrateThresholds(obs, costs, { kind: 'threshold', threshold: 0.5 }).thresholds.join(), '0.5,0.5');
+  });
+
+  // 600 samples, one exit whose confidence says nothing: it is right on a seeded 85% of them, the
+  // final output on all. Any threshold that passes in sample does so by luck.
+  const n = 600;
+  let seed = 12345;
+  const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const noisy = {
+    conf: [Float64Array.from({ length: n }, () => rnd())],
+    pred: [Int32Array.from({ length: n }, (_, i) => (rnd() < 0.85 ? i % 10 : (i + 1) % 10))],
+    finalPred: Int32Array.from({ length: n }, (_, i) => i % 10),
+    reference: Int32Array.from({ length: n }, (_, i) => i % 10),
+    originalScore: 1,
+  };
+  const cheap = { backbone: [10], head: [1], total: 100 };
+  const target = { kind: 'max-accuracy-drop' as const, drop: 0.02 };
+
+  it('with a safety margin z, the bound (lost − gained + z·√(lost + gained))/n meets the target, at more MACs than z = 0', () => {
+    const exact = calibrateThresholds(noisy, cheap, target);
+    const safe = calibrateThresholds(noisy, cheap, target, undefined, 2);
+    assert.ok(1 - exact.score <= 0.02 + 1e-12 && exact.expectedMacs < 100, 'z = 0 finds a threshold that fits these samples');
+    assert.ok((safe.lost - safe.gained + 2 * Math.sqrt(safe.lost + safe.gained)) / n <= 0.02 + 1e-12, JSON.stringify(safe));
+    assert.ok(safe.expectedMacs > exact.expectedMacs, `${safe.expectedMacs} vs ${exact.expectedMacs}`);
+    assert.equal(safe.gained, 0, 'the exit never fixes what the original gets right');
+  });
+
+  it('the k-fold cross-fit judges every sample once, by thresholds that never saw it', () => {
+    const inSample = calibrateThresholds(noisy, cheap, target);
+    const cv = crossValidate(noisy, cheap, target, 5, 0);
+    assert.equal(cv.folds, 5);
+    assert.ok(Math.abs(cv.fractions.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+    const expected = cv.fractions.reduce((a, f, k) => a + f * (cv.exitMacs[k] ?? 0), 0);
+    assert.ok(Math.abs(expected - cv.expectedMacs) < 1e-9);
+    assert.ok(Math.abs(cv.score - (1 - (cv.lost - cv.gained) / n)) < 1e-12, 'score and lost/gained count the same samples');
+    // Fitting 480 samples by luck does not carry to the 120 held out: the pooled drop exceeds the in-sample one.
+    assert.ok(1 - cv.score > 1 - inSample.score, `${cv.score} vs ${inSample.score}`);
+    // A fold of size 1 (leave-one-out) and a fold count above n are handled.
+    assert.equal(crossValidate(obs, costs, { kind: 'max-accuracy-drop', drop: 0 }, 100, 0).folds, 6);
   });
 });
 
@@ -237,7 +275,7 @@ describe('CLI: early-exit', function () {
       expectedMacsRatio: number;
       original: { score: number };
       earlyExit: { score: number };
-      crossCheck: { score: number; expectedMacsRatio: number };
+      outOfSample: { folds: number; margin: number; score: number; expectedMacsRatio: number; exits: Array<{ samples: number }>; final: { samples: number } };
       curve: Array<{ threshold: number; expectedMacs: number; score: number }>;
       latency: { samples: number; originalMs: { p50: number }; earlyExitMs: { p50: number } };
       model?: unknown;
@@ -255,7 +293,9 @@ describe('CLI: early-exit', function () {
     assert.ok(Math.abs(expected - j.expectedMacs) <= 1e-6 * j.originalMacs, `${expected} vs ${j.expectedMacs}`);
     assert.ok(Math.abs(j.expectedMacsRatio - j.expectedMacs / j.originalMacs) < 1e-12);
     assert.ok(j.earlyExit.score >= j.original.score - 0.01 - 1e-9, JSON.stringify({ e: j.earlyExit, o: j.original }));
-    assert.ok(j.crossCheck.score > 0 && j.crossCheck.expectedMacsRatio > 0);
+    assert.ok(j.outOfSample.score > 0 && j.outOfSample.expectedMacsRatio > 0);
+    assert.deepEqual([j.outOfSample.folds, j.outOfSample.margin], [5, 2]);
+    assert.ok(Math.abs([...j.outOfSample.exits, j.outOfSample.final].reduce((a, e) => a + e.samples, 0) - 1) < 1e-9);
     assert.ok(j.curve.length > 1 && j.curve.every((c) => c.score >= 0 && c.score <= 1 && c.expectedMacs > 0));
     assert.equal(j.latency.samples, 20);
     // The written file runs in ORT with the original's output plus exit_index.
@@ -275,8 +315,9 @@ describe('CLI: early-exit', function () {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /exit\s+tensor\s+at MACs\s+threshold\s+leaving\s+agreement\s+MACs paid/);
     assert.match(r.stdout, /\/MaxPool_output_0/);
-    assert.match(r.stdout, /expected MACs: .* vs 2\.64M original/);
-    assert.match(r.stdout, /2-fold cross-check/);
+    assert.match(r.stdout, /in sample .*: expected MACs .* vs 2\.64M original/);
+    assert.match(r.stdout, /out of sample \(5-fold cross-fit, margin z = 2\): expected MACs [\d.]+x, agreement/);
+    assert.match(r.stdout, /leaving \(oos\)\s+agreement \(oos\)/);
     assert.match(r.stdout, /latency: not measured/);
     assert.match(r.stdout, /at batch > 1 a batch leaves an exit only when every sample in it is confident/);
     const m = openModel(out);
@@ -295,6 +336,8 @@ describe('CLI: early-exit', function () {
       [[...base(), '--min-agreement', '1.5', ...out], /--min-agreement is a fraction/],
       [[...base(), '--threshold', '0.9', '--form', 'nested', ...out], /nested/],
       [[...base(), '--threshold', '0.9', '--head-width', '0', ...out], /--head-width/],
+      [[...base(), '--min-agreement', '0.9', '--margin', '-1', ...out], /--margin is a number ≥ 0/],
+      [[...base(), '--min-agreement', '0.9', '--folds', '1', ...out], /--folds is an integer ≥ 2/],
       [[...base(), '--threshold', '0.9', '--train', 'random:8', ...out], /--train cannot be random/],
       [[...base(), '--threshold', '0.9', '--train-labels', fx('digits_test_y.npy'), '--epochs', '1', ...out], /597/],
       [[...base(), '--threshold', '0.9', '--exits', 'nope', '--epochs', '1', ...out], /nope/],

@@ -5,7 +5,7 @@ import { analyzeModel, macsTotalLabel } from '../../src/core/analysis/analyze';
 import { DataType } from '../../src/core/ir/dtype';
 import { outerRefs } from '../../src/core/ir/graph';
 import { defaultInputShape, inferShapes } from '../../src/core/ir/shape-inference';
-import { cli } from './cli.test';
+import { assertNoStack, cli } from './cli.test';
 import { ModelBuilder } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { denseConcatChain, detector, ocrRecognizer, vad, VAD_LSTM_MACS, VAD_LSTM_PARAMS } from './helpers/standins';
@@ -136,7 +136,7 @@ describe('real-model kinds: weights inside control flow', () => {
 
 describe('real-model kinds: transforms see values used inside subgraphs', () => {
   it('structured pruning keeps the channels of a conv whose output is read inside an If branch', async () => {
-    const { buildDependencyGraph } = await import('../../src/core/transforms/prune/dependency');
+    const { buildDependencyGraph } = await import('../../src/core/transforms/prune/onnx/dependency');
     const { Graph, Node, AttrType } = await import('../../src/core/ir/graph');
     const b = new ModelBuilder(17);
     const x = b.input('x', ['N', 3, 8, 8]);
@@ -183,6 +183,33 @@ describe('real-model kinds: batches the model accepts, streamed capture', () => 
     }
   });
 
+  it('the CLI sizes random data from the model metadata shape:<input> when declared', function () {
+    this.timeout(120_000);
+    const { saveModel } = require('../../src/core/formats/registry') as typeof import('../../src/core/formats/registry');
+    const dir = tmpDir();
+    const declared = ocrRecognizer();
+    declared.metadata = [['shape:x', '1x3x48x64']];
+    const withMeta = path.join(dir, 'ocr-meta.onnx');
+    const plain = path.join(dir, 'ocr.onnx');
+    saveModel(declared, withMeta);
+    saveModel(ocrRecognizer(), plain);
+    for (const c of [['quantize', '--mode', 'static', '--calib', 'random:4'], ['quantize', '--mode', 'dynamic']]) {
+      const r = cli([...c, withMeta, '-o', path.join(dir, 'o.onnx'), '--no-bench', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.match(j.fidelity.data, /x\[3\]=64 \(model metadata\)/, j.fidelity.data);
+      // Without the declaration, the image default applies.
+      const p = cli([...c, plain, '-o', path.join(dir, 'p.onnx'), '--no-bench', '--json']);
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(JSON.parse(p.stdout).fidelity.data, /x\[3\]=224 \(image width\)/);
+    }
+    // Sensitivity analysis binds its own random data: the metadata applies there too.
+    const s = cli(['sensitivity', withMeta, '--ratios', '0.5', '--samples', '2', '--json']);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(JSON.parse(s.stdout).data, /x\[3\]=64 \(model metadata\)/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('compare refuses labels of a different length, naming both counts', async () => {
     const { compareModels } = await import('../../src/core/runtime/compare');
     const { ModelSession } = await import('../../src/core/runtime/session');
@@ -212,6 +239,13 @@ describe('real-model kinds: batches the model accepts, streamed capture', () => 
     const plan = planCaptureGroups(per, names, 8, small);
     assert.ok(plan.groups.length > 1 && plan.batchSize <= 8);
     for (const g of plan.groups) assert.ok(g.reduce((a, n) => a + per.get(n)! * plan.batchSize, 0) <= small || g.length === 1);
+    // As few passes as the bound allows: a smaller batch before a second group.
+    const total = names.reduce((a, n) => a + per.get(n)!, 0);
+    assert.equal(plan.batchSize, 1);
+    assert.ok(total > small && plan.groups.length <= 2 * Math.ceil(total / small), `${plan.groups.length} groups for ${total} bytes per sample`);
+    const onePass = planCaptureGroups(per, names, 8, 2.5 * total);
+    assert.deepEqual([onePass.batchSize, onePass.groups.length], [2, 1]);
+    assert.deepEqual(planCaptureGroups(per, names, 8, 100 * total).batchSize, 8);
     const one = await calibrate(m, names, data, { method: 'percentile', batchSize: 8 });
     const grouped = await calibrate(m, names, data, { method: 'percentile', batchSize: 8, maxBatchBytes: small });
     for (const n of names) {
@@ -265,6 +299,58 @@ describe('files over 2 GiB', () => {
     const z = deflatedSize([f]);
     assert.ok(z > 0 && z < 2 ** 31 / 500, `deflated ${z} bytes`);
     assert.ok(process.memoryUsage().rss - rssBefore < 512 * 2 ** 20, 'memory stays bounded');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('pruning a model whose external data is over 2 GiB', () => {
+  /** sha256 of a small file. */
+  const hash = (f: string) => require('crypto').createHash('sha256').update(fs.readFileSync(f)).digest('hex') as string;
+
+  it('prune --unstructured and --structured: exit 0, the output loads, the input is unchanged', function () {
+    this.timeout(300_000);
+    const { saveModel, openModel } = require('../../src/core/formats/registry') as typeof import('../../src/core/formats/registry');
+    const { Tensor } = require('../../src/core/ir/tensor') as typeof import('../../src/core/ir/tensor');
+    const dir = tmpDir();
+    // A zero-filled embedding table of 2 GiB + 4 KiB, made with ftruncate: a hole, no disk.
+    const rows = 2 ** 19 + 1;
+    const bigBytes = rows * 1024 * 4;
+    const zeros = path.join(dir, 'zeros.bin');
+    const fd = fs.openSync(zeros, 'w');
+    fs.ftruncateSync(fd, bigBytes);
+    fs.closeSync(fd);
+    const sparse = (f: string) => fs.statSync(f).blocks * 512 < 64 * 2 ** 20;
+    assert.ok(sparse(zeros), `the file system of ${dir} cannot hold a sparse file (${fs.statSync(zeros).blocks * 512} bytes allocated for ${bigBytes}): this test needs one`);
+    const b = new ModelBuilder(17);
+    const x = b.input('x', ['N', 1024]);
+    const ids = b.input('ids', ['N'], DataType.INT64);
+    b.graph.initializers.set('embed', new Tensor('embed', DataType.FLOAT, [rows, 1024], { kind: 'external', file: zeros, offset: 0, length: bigBytes }));
+    const [row] = b.node('Gather', ['embed', ids], { axis: 0 });
+    const [h] = b.node('Relu', [b.node('MatMul', [b.node('Add', [x, row])[0], b.init('w1', [1024, 64])])[0]]);
+    const [y] = b.node('MatMul', [h, b.init('w2', [64, 16])]);
+    b.markOutput(y, 'y');
+    const input = path.join(dir, 'big.onnx');
+    saveModel(b.build(), input, { externalData: 'always' });
+    fs.rmSync(zeros);
+    const data = `${input}.data`;
+    assert.ok(fs.statSync(data).size > 2 ** 31, 'external data over 2 GiB');
+    assert.ok(sparse(data), 'the zeros were written as a hole');
+    const before = { model: hash(input), size: fs.statSync(data).size, mtime: fs.statSync(data).mtimeMs };
+    for (const [k, c] of [['--unstructured', '--ratio', '0.5'], ['--structured', '--ratio', '0.25']].entries()) {
+      const out = path.join(dir, `out${k}.onnx`);
+      const r = cli(['prune', input, ...c, '-o', out, '--no-bench', '--samples', '2', '--json']);
+      assert.equal(r.code, 0, `prune ${c.join(' ')}: ${r.stderr}`);
+      assertNoStack(r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.ok(j.fidelity.samples === 2 && j.fidelity.outputs[0].cosine > 0.5, `prune ${c.join(' ')} verified in ONNX Runtime: ${JSON.stringify(j.fidelity.outputs[0])}`);
+      const m = openModel(out);
+      assert.deepEqual(m.graph.initializers.get('embed')!.dims, [rows, 1024]);
+      const w1 = m.graph.initializers.get(m.graph.nodes.find((n) => n.opType === 'MatMul')!.inputs[1])!;
+      if (k === 0) assert.ok(w1.toFloat32().filter((v) => v === 0).length >= 1024 * 64 * 0.49, 'half of w1 is zero');
+      else assert.deepEqual(w1.dims, [1024, 48]);
+      assert.ok(fs.statSync(`${out}.data`).size > 2 ** 31 && sparse(`${out}.data`), 'the output keeps the zeros as a hole');
+    }
+    assert.deepEqual({ model: hash(input), size: fs.statSync(data).size, mtime: fs.statSync(data).mtimeMs }, before, 'the input is unchanged');
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

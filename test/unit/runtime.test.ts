@@ -3,11 +3,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ModelError } from '../../src/core/errors';
 import { openModel, saveModel } from '../../src/core/formats/registry';
-import { DataType } from '../../src/core/ir/dtype';
+import { DataType, float16ToFloat32 } from '../../src/core/ir/dtype';
 import { Tensor } from '../../src/core/ir/tensor';
 import { benchmarkModels, latencyStats, percentile } from '../../src/core/runtime/bench';
 import { captureActivations, collectActivations } from '../../src/core/runtime/capture';
-import { compareModels } from '../../src/core/runtime/compare';
+import { compareModels, hostValues } from '../../src/core/runtime/compare';
 import { Dataset, bindDataset, parseDataSpecs, readLabels } from '../../src/core/runtime/data/dataset';
 import { memorySource } from '../../src/core/runtime/data/sources';
 import { ModelSession } from '../../src/core/runtime/session';
@@ -73,6 +73,14 @@ describe('runtime: sessions', () => {
 });
 
 describe('runtime: compare', () => {
+  it('reads float16 host values through the table exactly as bit by bit, for all 65536 patterns', () => {
+    const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const v = hostValues({ dtype: DataType.FLOAT16, dims: [65536], data: bits });
+    for (let i = 0; i < 65536; i++) {
+      const want = float16ToFloat32(i);
+      assert.ok(Object.is(v[i], Math.fround(want)) || (Number.isNaN(want) && Number.isNaN(v[i])), `bits ${i.toString(16)}: ${v[i]} != ${want}`);
+    }
+  });
   it('computes difference, cosine and SQNR exactly as defined', async () => {
     const ref = await ModelSession.create(scaleModel(2));
     const cand = await ModelSession.create(scaleModel(2, 0.5));

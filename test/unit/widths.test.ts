@@ -3,9 +3,10 @@ import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import { DataType } from '../../src/core/ir/dtype';
+import type { Graph, Model, Node } from '../../src/core/ir/graph';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
 import { ModelSession } from '../../src/core/runtime/session';
-import { runtimeWidths, WIDTH_INPUT } from '../../src/core/transforms/widths';
+import { BUDGET_INPUT, runtimeWidths, WIDTH_INPUT } from '../../src/core/transforms/widths';
 import { ModelBuilder } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { assertNoStack, cli } from './cli.test';
@@ -64,24 +65,152 @@ describe('runtime widths', function () {
 
   it('refuses what it does not support, clearly', async () => {
     const b = new ModelBuilder(13);
-    const x = b.input('x', ['n', 8, 6, 6]);
-    const [r1] = b.node('Relu', [b.conv(x, 8, 8, 1)]);
-    const [r2] = b.node('Relu', [b.conv(r1, 8, 8, 3, { group: 8 })]);
-    const [p] = b.node('GlobalAveragePool', [b.conv(r2, 8, 8, 1)]);
-    const [f] = b.node('Flatten', [p], { axis: 1 });
-    b.markOutput(b.gemm(f, 8, 4), 'y');
-    const ds = bindDataset([{ name: 'x', dtype: DataType.FLOAT, shape: [4, 8, 6, 6] }], [], { randomSamples: 4, seed: 0 });
-    await assert.rejects(runtimeWidths(b.build(), { widths: [0.5], train: ds, eval: ds, training: { epochs: 1 }, latencySamples: 0 }), (e: Error) => e instanceof UsageError && /depthwise or grouped/.test(e.message));
+    const x = b.input('x', ['n', 8]);
+    b.markOutput(b.gemm(x, 8, 4), 'y');
+    const ds = bindDataset([{ name: 'x', dtype: DataType.FLOAT, shape: [4, 8] }], [], { randomSamples: 4, seed: 0 });
+    await assert.rejects(runtimeWidths(b.build(), { widths: [0.5], train: ds, eval: ds, training: { epochs: 1 }, latencySamples: 0 }), (e: Error) => e instanceof UsageError && /no channel group that can be narrowed/.test(e.message));
     await assert.rejects(runtimeWidths(openModel(fx('digits_cnn.onnx')), { widths: [1.5], train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), latencySamples: 0 }), /fractions in \(0, 1\]/);
+    await assert.rejects(runtimeWidths(openModel(fx('digits_cnn.onnx')), { widths: [0.5], train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), training: { epochs: -1 }, latencySamples: 0 }), /--epochs is a whole number ≥ 0/);
   });
 
+  /** Runs `m` at each width (or budget) on a few samples of `ds`; returns the outputs, and the original's. */
+  async function outputsAt(m: Model, original: Model, ds: Dataset, input: string, values: number[], samples = 2): Promise<{ at: Float32Array[][]; want: Float32Array[] }> {
+    const s = await ModelSession.create(m);
+    const o = await ModelSession.create(original);
+    const name = original.graph.outputs[0].name;
+    try {
+      const at: Float32Array[][] = values.map(() => []);
+      const want: Float32Array[] = [];
+      for (let i = 0; i < samples; i++) {
+        const feeds = ds.batch(i, 1);
+        want.push(Float32Array.from((await o.run(feeds))[name].data as Float32Array));
+        for (let j = 0; j < values.length; j++) at[j].push(Float32Array.from((await s.run({ ...feeds, [input]: { dtype: DataType.FLOAT, dims: [1], data: Float32Array.of(values[j]) } }))[name].data as Float32Array));
+      }
+      return { at, want };
+    } finally {
+      await s.release();
+      await o.release();
+    }
+  }
+  const close = (a: Float32Array, b: Float32Array, tol = 1e-4) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol * (1 + Math.abs(b[i])));
+  const randomData = (input: string, shape: number[], n = 4) => bindDataset([{ name: input, dtype: DataType.FLOAT, shape: [n, ...shape] }], [], { randomSamples: n, seed: 3 });
+
+  /** MACs of a Conv: out channels × in channels per group × k² × output positions. */
+  const convMacs = (cout: number, cinPerGroup: number, k: number, hw: number) => cout * cinPerGroup * k * k * hw;
+
+  it('a residual CNN: the channels of each residual Add stay one slice; full width = the original; MACs per width', async () => {
+    const b = new ModelBuilder(13);
+    const x = b.input('x', ['n', 3, 8, 8]);
+    const [s0] = b.node('Relu', [b.conv(x, 3, 8, 3)]);
+    const [a1] = b.node('Add', [b.conv(b.node('Relu', [b.conv(s0, 8, 8, 3)])[0], 8, 8, 3), s0]);
+    const [e1] = b.node('Relu', [a1]);
+    const [d] = b.node('Relu', [b.conv(e1, 8, 16, 3, { stride: 2 })]);
+    const [a2] = b.node('Add', [b.conv(b.node('Relu', [b.conv(d, 16, 16, 3)])[0], 16, 16, 3), d]);
+    const [f] = b.node('Flatten', [b.node('GlobalAveragePool', [b.node('Relu', [a2])[0]])[0]], { axis: 1 });
+    b.markOutput(b.gemm(f, 16, 4), 'y');
+    const model = b.build();
+    const ds = randomData('x', [3, 8, 8]);
+    const r = await runtimeWidths(model, { widths: [0.5, 0.75], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 0 });
+    // Stage 1 (8 channels, 8×8) and stage 2 (16 channels, 4×4): the Add's two inputs share a group,
+    // so one channel count per stage. Only Conv and Gemm MACs scale with the width.
+    const weighted = (c8: number, c16: number) => convMacs(c8, 3, 3, 64) + 2 * convMacs(c8, c8, 3, 64) + convMacs(c16, c8, 3, 16) + 2 * convMacs(c16, c16, 3, 16) + c16 * 4;
+    const at = (c8: number, c16: number) => r.original.macs - weighted(8, 16) + weighted(c8, c16);
+    assert.deepEqual(r.widths.map((w) => w.macs), [at(4, 8), at(6, 12), r.original.macs]);
+    assert.deepEqual(r.widths.map((w) => w.budget), [at(4, 8) / r.original.macs, at(6, 12) / r.original.macs, 1]);
+    assert.equal(r.training.epochs, 0);
+    const run = await outputsAt(r.model, model, ds, WIDTH_INPUT, [0.5, 0.75, 1]);
+    for (let i = 0; i < run.want.length; i++) {
+      assert.ok(close(run.at[2][i], run.want[i]), `full width, sample ${i}`);
+      assert.ok(!close(run.at[0][i], run.want[i], 1e-3) && !close(run.at[1][i], run.want[i], 1e-3), 'narrower widths compute other functions');
+    }
+  });
+
+  it('depthwise convs in an inverted residual block: the group count follows the channel slice', async () => {
+    const b = new ModelBuilder(13);
+    const x = b.input('x', ['n', 3, 8, 8]);
+    const [s0] = b.node('Relu', [b.conv(x, 3, 8, 1)]);
+    const [e] = b.node('Relu', [b.conv(s0, 8, 16, 1)]);
+    const [dw] = b.node('Relu', [b.conv(e, 16, 16, 3, { group: 16 })]);
+    const [a] = b.node('Add', [b.conv(dw, 16, 8, 1), s0]);
+    const [f] = b.node('Flatten', [b.node('GlobalAveragePool', [a])[0]], { axis: 1 });
+    b.markOutput(b.gemm(f, 8, 4), 'y');
+    const model = b.build();
+    const ds = randomData('x', [3, 8, 8]);
+    const r = await runtimeWidths(model, { widths: [0.5, 0.75], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 0 });
+    const weighted = (c8: number, c16: number) => convMacs(c8, 3, 1, 64) + convMacs(c16, c8, 1, 64) + convMacs(c16, 1, 3, 64) + convMacs(c8, c16, 1, 64) + c8 * 4;
+    const at = (c8: number, c16: number) => r.original.macs - weighted(8, 16) + weighted(c8, c16);
+    assert.deepEqual(r.widths.map((w) => w.macs), [at(4, 8), at(6, 12), r.original.macs]);
+    // The depthwise Conv of each narrower width has one group per kept channel.
+    const convs = (g: Graph): Node[] => g.nodes.flatMap((n) => [...(n.opType === 'Conv' ? [n] : []), ...n.subgraphs().flatMap(convs)]);
+    const groups = convs(r.model.graph).map((n) => n.int('group', 1)).filter((v) => v > 1).sort((p, q) => p - q);
+    assert.deepEqual(groups, [8, 12, 16]);
+    const run = await outputsAt(r.model, model, ds, WIDTH_INPUT, [0.5, 0.75, 1]);
+    for (let i = 0; i < run.want.length; i++) {
+      assert.ok(close(run.at[2][i], run.want[i]), `full width, sample ${i}`);
+      assert.ok(!close(run.at[0][i], run.want[i], 1e-3), 'half width computes another function');
+    }
+  });
+
+  it('a budget input (fraction of MACs) selects the widest width within it, in ORT', async () => {
+    const cnn = openModel(fx('digits_cnn.onnx'));
+    const opts = { widths: [0.5, 0.75], train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), training: { epochs: 0 }, latencySamples: 0 };
+    const byWidth = await runtimeWidths(cnn, opts);
+    const byBudget = await runtimeWidths(cnn, { ...opts, selector: 'budget' });
+    assert.equal(byBudget.selector, 'budget');
+    assert.deepEqual(byBudget.model.graph.inputs.map((i) => i.name), ['input', BUDGET_INPUT]);
+    const [r50, r75] = byBudget.widths.map((w) => w.budget);
+    assert.ok(r50 > 0.2 && r50 < r75 && r75 < 1, `${r50} ${r75}`);
+    // Same weights (no fine-tuning, deterministic ordering): a budget must give exactly the chosen width's output.
+    const ds = data('digits_test_x.npy');
+    const widths = await outputsAt(byWidth.model, cnn, ds, WIDTH_INPUT, [0.5, 0.75, 1]);
+    const cases: Array<[number, number]> = [
+      [0, 0], // below every width: the narrowest
+      [r50 / 2, 0],
+      [r50, 0],
+      [(r50 + r75) / 2, 0],
+      [r75, 1],
+      [0.99, 1],
+      [1, 2],
+      [3, 2],
+    ];
+    const budgets = await outputsAt(byBudget.model, cnn, ds, BUDGET_INPUT, cases.map((c) => c[0]));
+    cases.forEach(([budget, w], j) => {
+      for (let i = 0; i < budgets.want.length; i++) assert.deepEqual(Array.from(budgets.at[j][i]), Array.from(widths.at[w][i]), `budget ${budget} runs width ${[0.5, 0.75, 1][w]}`);
+    });
+    assert.ok(!close(widths.at[0][0], widths.at[1][0], 1e-3), 'the widths differ, so the comparison can fail');
+  });
+
+  it('MobileNetV2 runs at 0.5 and 1 in ORT; the full width equals the original', async () => {
+    const model = openModel(fx('mobilenet_v2.onnx'));
+    const ds = randomData('input', [3, 224, 224], 2);
+    const r = await runtimeWidths(model, { widths: [0.5], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 0 });
+    assert.deepEqual(r.widths.map((w) => w.width), [0.5, 1]);
+    assert.ok(r.widths[0].macs < 0.5 * r.original.macs, `${r.widths[0].macs} of ${r.original.macs}`);
+    const run = await outputsAt(r.model, model, ds, WIDTH_INPUT, [0.5, 1], 1);
+    assert.equal(run.at[0][0].length, 1000);
+    assert.ok(close(run.at[1][0], run.want[0], 1e-3), 'full width = original');
+    assert.ok(run.at[0][0].every(Number.isFinite));
+  });
   it('CLI: --widths writes the model and reports each width in JSON; wrong combinations exit 2', () => {
     const out = path.join(tmpDir(), 'w.onnx');
     const base = ['early-exit', fx('digits_cnn.onnx'), '--train', fx('digits_calib_x.npy'), '--eval', fx('digits_test_x.npy')];
-    const r = cli([...base, '--labels', fx('digits_test_y.npy'), '--widths', '0.5,1', '--epochs', '1', '--latency-samples', '5', '-o', out, '--json']);
+    const r = cli([...base, '--labels', fx('digits_test_y.npy'), '--widths', '0.5,1', '--selector', 'budget', '--epochs', '1', '--latency-samples', '5', '-o', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { output: string; metric: string; widths: Array<{ width: number; macs: number; score: number; latencyMs: { p50: number } }>; original: { macs: number } };
+    const j = JSON.parse(r.stdout) as {
+      output: string;
+      selector: string;
+      metric: string;
+      widths: Array<{ width: number; macs: number; budget: number; before: number; score: number; latencyMs: { p50: number } }>;
+      original: { macs: number; score: number };
+      training: { epochs: number; rule: string };
+    };
     assert.equal(j.output, out);
+    assert.equal(j.selector, 'budget');
+    assert.deepEqual(openModel(out).graph.inputs.map((i) => i.name), ['input', BUDGET_INPUT]);
+    assert.equal(j.widths[0].budget, j.widths[0].macs / j.original.macs);
+    assert.match(j.training.rule, /sandwich/);
+    // Before fine-tuning the full width is the original (exact reordering).
+    assert.ok(Math.abs(j.widths[1].before - j.original.score) < 1e-9);
     assert.equal(j.metric, 'accuracy');
     assert.deepEqual(j.widths.map((w) => w.width), [0.5, 1]);
     assert.ok(j.widths.every((w) => w.score > 0 && w.latencyMs.p50 > 0));
@@ -89,6 +218,7 @@ describe('runtime widths', function () {
     for (const [args, re] of [
       [[...base, '--widths', '0,1'], /fractions in \(0, 1\]/],
       [[...base, '--widths', '0.5', '--threshold', '0.9'], /--threshold belongs to early exits/],
+      [[...base, '--widths', '0.5', '--selector', 'flops'], /flops/],
     ] as Array<[string[], RegExp]>) {
       const x = cli([...args, '-o', path.join(tmpDir(), 'o.onnx')]);
       assert.equal(x.code, 2, x.stderr);

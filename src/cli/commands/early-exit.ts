@@ -25,15 +25,18 @@ const FLAGS: Record<string, FlagSpec> = {
   exits: { type: 'string', placeholder: 'auto|t1,t2', default: 'auto', help: 'Exit points: about three stage boundaries spread by cumulative MACs, or tensor names.' },
   form: { type: 'string', choices: ['if', 'multi-output'], default: 'if', help: 'if: one model with nested If and an exit_index output; multi-output: every head as an extra output.' },
   score: { type: 'string', choices: ['max-prob', 'entropy'], default: 'max-prob', help: 'Confidence score of an exit.' },
+  margin: { type: 'number', placeholder: 'z', default: 2, help: 'Safety margin of the calibration: the target must hold for the bound (lost − gained + z·√(lost + gained))/n on the drop, not only the observed one (0: fit the evaluation data exactly).' },
+  folds: { type: 'number', placeholder: 'k', default: 5, help: 'Folds of the out-of-sample cross-fit of the calibration on --eval.' },
   'head-width': { type: 'number', placeholder: 'c', help: 'Channels of a 1×1 Conv before pooling in each head (default: none).' },
   joint: { type: 'boolean', help: 'Fine-tune the backbone with the heads (default: the backbone stays frozen).' },
   temperature: { type: 'number', placeholder: 'T', default: 4, help: 'Distillation temperature.' },
   alpha: { type: 'number', placeholder: 'a', default: 0.7, help: 'Weight of the distillation term, 1 − α on the labels (1 without labels).' },
-  epochs: { type: 'number', placeholder: 'n', help: 'Training epochs (default 10 for exit heads, 5 with --widths).' },
+  epochs: { type: 'number', placeholder: 'n', help: 'Training epochs (default 10 for exit heads, 5 with --widths; 0 with --widths: no fine-tuning).' },
   batch: { type: 'number', default: 32, help: 'Samples per training step.' },
   lr: { type: 'number', placeholder: 'r', help: 'Learning rate (AdamW, cosine schedule; default 3e-3 for exit heads, 1e-3 with --widths).' },
   widths: { type: 'string', placeholder: 'w1,w2,…', help: 'Instead of exits: one file that runs at these widths (fractions, 1 added), picked by a float input `width`; plain CNNs and MLPs.' },
   criterion: { type: 'string', choices: ['l1', 'l2', 'bn', 'random'], default: 'l1', help: '--widths: channel importance criterion (the pruning criteria).' },
+  selector: { type: 'string', choices: ['width', 'budget'], default: 'width', help: "--widths: the model's input that picks the sub-network: width (a fraction of the channels) or budget (a fraction of the full width's MACs; the widest width within it runs)." },
   'latency-samples': { type: 'number', placeholder: 'N', default: 200, help: 'Evaluation samples timed at batch 1, interleaved with the original (0 skips).' },
 };
 
@@ -71,6 +74,7 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const sc = (x: number | null) => (x === null ? '–' : x.toFixed(4));
   const ratio = (m: number) => (rep.originalMacs > 0 ? `${(m / rep.originalMacs).toFixed(3)}x` : '–');
+  const oos = rep.outOfSample;
   const rows = rep.exits.map((e, k) => [
     String(k),
     e.tensor,
@@ -79,18 +83,20 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
     pct(e.samples),
     sc(e.score),
     `${fmtCount(Math.round(e.macs))} (${ratio(e.macs)})`,
+    pct(oos.exits[k].samples),
+    sc(oos.exits[k].score),
   ]);
-  rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`]);
+  rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`, pct(oos.final.samples), sc(oos.final.score)]);
   const m = rep.metric;
   const lat = rep.latency;
+  const drop = (s: number) => (m === 'accuracy' ? ` (${(100 * (rep.original.score - s)).toFixed(2)} pp below)` : '');
   return [
     `early-exit: ${rep.input} → ${rep.output} (${rep.form === 'if' ? 'nested If with an exit_index output' : 'every head as an extra output'})`,
     '',
-    table(['exit', 'tensor', 'at MACs', 'threshold', 'leaving', m, 'MACs paid'], rows),
+    table(['exit', 'tensor', 'at MACs', 'threshold', 'leaving', m, 'MACs paid', 'leaving (oos)', `${m} (oos)`], rows),
     '',
-    `expected MACs: ${fmtCount(Math.round(rep.expectedMacs))} vs ${fmtCount(rep.originalMacs)} original (${rep.expectedMacsRatio.toFixed(3)}x)`,
-    `${m}: ${rep.earlyExit.score.toFixed(4)} vs ${rep.original.score.toFixed(4)} original`,
-    `2-fold cross-check (calibrated on one half, measured on the other): ${m} ${rep.crossCheck.score.toFixed(4)}, expected MACs ${rep.crossCheck.expectedMacsRatio.toFixed(3)}x`,
+    `out of sample (${oos.folds}-fold cross-fit, margin z = ${oos.margin}): expected MACs ${oos.expectedMacsRatio.toFixed(3)}x, ${m} ${oos.score.toFixed(4)} vs ${rep.original.score.toFixed(4)} original${drop(oos.score)}`,
+    `in sample (thresholds written, fitted to all ${rep.eval}): expected MACs ${fmtCount(Math.round(rep.expectedMacs))} vs ${fmtCount(rep.originalMacs)} original (${rep.expectedMacsRatio.toFixed(3)}x), ${m} ${rep.earlyExit.score.toFixed(4)}${drop(rep.earlyExit.score)}`,
     lat
       ? `latency at batch 1 on ${lat.samples} evaluation samples, interleaved: p50 ${lat.earlyExitMs.p50.toFixed(3)} ms vs ${lat.originalMs.p50.toFixed(3)} ms original; mean ratio ${lat.ratioMean.toFixed(2)}x`
       : 'latency: not measured',
@@ -102,14 +108,14 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
 
 function widthsText(r: Omit<WidthsOutcome, 'model'>, files: { input: string; output: string; train: string; eval: string }): string {
   const ms = (x?: { p50: number }) => (x ? `${x.p50.toFixed(3)} ms` : '–');
-  const rows = r.widths.map((w) => [w.width.toString(), `${fmtCount(Math.round(w.macs))} (${(w.macs / r.original.macs).toFixed(3)}x)`, w.score.toFixed(4), ms(w.latencyMs)]);
-  rows.push(['original', fmtCount(r.original.macs), r.original.score.toFixed(4), ms(r.original.latencyMs)]);
+  const rows = r.widths.map((w) => [w.width.toString(), `${fmtCount(Math.round(w.macs))} (${(w.macs / r.original.macs).toFixed(3)}x)`, w.before.toFixed(4), w.score.toFixed(4), ms(w.latencyMs)]);
+  rows.push(['original', fmtCount(r.original.macs), '', r.original.score.toFixed(4), ms(r.original.latencyMs)]);
   return [
-    `runtime widths: ${files.input} → ${files.output} (input 'width' picks the sub-network)`,
+    `runtime widths: ${files.input} → ${files.output} (input '${r.selector}' picks the sub-network)`,
     '',
-    table(['width', 'MACs', r.metric, 'latency p50 (batch 1)'], rows),
+    table(['width', 'MACs (= budget)', `${r.metric} before`, `${r.metric} after`, 'latency p50 (batch 1)'], rows),
     '',
-    `${r.groups} channel groups narrowed; trained ${r.training.epochs} epochs (${r.training.secondsPerEpoch.toFixed(2)} s/epoch) on ${files.train}; evaluated on ${files.eval}`,
+    `${r.groups} channel groups narrowed; ${r.training.epochs ? `trained ${r.training.epochs} epochs (${r.training.secondsPerEpoch.toFixed(2)} s/epoch; ${r.training.rule})` : 'not fine-tuned'} on ${files.train}; evaluated on ${files.eval}`,
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
@@ -119,6 +125,7 @@ async function runWidths(positional: string[], f: Record<string, unknown>, io: {
     if (f[k] !== undefined) throw new UsageError(`--widths builds a width-switchable model; --${k} belongs to early exits`);
   }
   const widths = String(f.widths).split(',').map((v) => Number(v.trim()));
+  const selector = (f.selector as string | undefined) ?? 'width';
   if (!widths.length || widths.some((w) => !(w > 0 && w <= 1))) throw new UsageError(`--widths takes fractions in (0, 1], e.g. 0.5,0.75,1; got '${String(f.widths)}'`);
   const job = await openJob(positional, f, 'early-exit --widths', 'widths');
   try {
@@ -137,6 +144,7 @@ async function runWidths(positional: string[], f: Record<string, unknown>, io: {
       eval: job.evalData.data,
       labels: job.labels,
       criterion: f.criterion as Criterion | undefined,
+      selector: selector as 'width' | 'budget',
       temperature: f.temperature as number | undefined,
       training: { epochs: f.epochs as number | undefined, batchSize: f.batch as number | undefined, lr: f.lr as number | undefined, seed: f.seed as number | undefined },
       latencySamples: f['no-bench'] ? 0 : (f['latency-samples'] as number | undefined),
@@ -165,7 +173,7 @@ export const earlyExitCommand: Command = {
     'model-compressor early-exit <model> --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] ' +
     '(--max-accuracy-drop d | --min-agreement a | --threshold t) [--exits auto|t1,t2] [--form if|multi-output] [--score max-prob|entropy] ' +
     '[--head-width c] [--joint] [--temperature T] [--alpha a] [--epochs n] [--batch b] [--lr r] [--seed s] [--latency-samples N] -o out.onnx [--json]\n' +
-    '       model-compressor early-exit <model> --widths 0.5,0.75,1 --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] [--criterion l1|l2|bn|random] [--epochs n] -o out.onnx [--json]',
+    '       model-compressor early-exit <model> --widths 0.5,0.75,1 --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] [--criterion l1|l2|bn|random] [--selector width|budget] [--epochs n] -o out.onnx [--json]',
   flags: FLAGS,
   example: 'early-exit model.onnx --train x.npy --train-labels y.npy --eval ex.npy --labels ey.npy --max-accuracy-drop 0.005 -o model.exits.onnx',
   async run(argv, io) {
@@ -185,6 +193,10 @@ export const earlyExitCommand: Command = {
     }
     const lr = f.lr as number | undefined;
     if (lr !== undefined && !(lr > 0)) throw new UsageError(`--lr must be > 0, got ${lr}`);
+    const margin = f.margin as number | undefined;
+    if (margin !== undefined && !(margin >= 0 && Number.isFinite(margin))) throw new UsageError(`--margin is a number ≥ 0, got ${margin}`);
+    const folds = f.folds as number | undefined;
+    if (folds !== undefined && !(Number.isSafeInteger(folds) && folds >= 2)) throw new UsageError(`--folds is an integer ≥ 2, got ${folds}`);
     const ls = f['latency-samples'] as number | undefined;
     if (ls !== undefined && !(Number.isSafeInteger(ls) && ls >= 0)) throw new UsageError(`--latency-samples is an integer ≥ 0, got ${ls}`);
     const job = await openJob(positional, f, 'early-exit', 'exits');
@@ -203,6 +215,8 @@ export const earlyExitCommand: Command = {
         eval: job.evalData.data,
         labels: job.labels,
         target: t,
+        margin,
+        folds,
         exits: exitsFlag(f.exits),
         form: form as 'if' | 'multi-output',
         score: score as 'max-prob' | 'entropy',

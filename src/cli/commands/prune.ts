@@ -1,4 +1,4 @@
-import { allocateFromCurves, pruningSensitivity } from '../../core/analysis/sensitivity';
+import { allocateFromCurves, pruningSensitivity } from '../../core/transforms/prune/sensitivity';
 import { UsageError } from '../../core/errors';
 import { openModel } from '../../core/formats/registry';
 import { modelFiles } from '../../core/runtime/bench';
@@ -99,8 +99,8 @@ export const sensitivityCommand: Command = {
     const input = positional[0];
     const model = openModel(input);
     const inputs = await probeInputs(input);
-    const data = openData((flags.data ?? flags.eval) as string | undefined, inputs, flags) ?? randomData(inputs, flags, JOB_DEFAULTS.sensitivitySamples);
-    const calib = openData(flags.calib as string | undefined, inputs, flags);
+    const data = openData((flags.data ?? flags.eval) as string | undefined, inputs, flags, model.metadata) ?? randomData(inputs, flags, JOB_DEFAULTS.sensitivitySamples, model.metadata);
+    const calib = openData(flags.calib as string | undefined, inputs, flags, model.metadata);
     const labels = labelsFlag(flags, data.data.count);
     const r = await pruningSensitivity(model, { data: data.data, labels, criterion, ratios, samples: flags.samples as number | undefined, metric, calib: calib?.data });
     const tm = fraction(flags['target-macs'], 'target-macs');

@@ -103,6 +103,23 @@ export function float16ToFloat32(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+let f16Table: Float32Array | undefined;
+
+/**
+ * float16 bits → float32 values for a whole array, through a 65536-entry table (256 KiB,
+ * built on first use): about 30x faster than mapping `float16ToFloat32` element by element,
+ * which matters for activations (tens of millions of values per sample).
+ */
+export function float16ArrayToFloat32(h: Uint16Array, out = new Float32Array(h.length)): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) f16Table[i] = float16ToFloat32(i);
+  }
+  const t = f16Table;
+  for (let i = 0; i < h.length; i++) out[i] = t[h[i]];
+  return out;
+}
+
 /** Round-to-nearest-even float32 → float16 bits. */
 export function float32ToFloat16(v: number): number {
   f32[0] = v;

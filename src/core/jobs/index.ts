@@ -56,6 +56,8 @@ export interface DataOptions {
   /** Fixed input shapes, by input name. */
   shapes?: Record<string, number[]>;
   image?: Partial<ImageOptions>;
+  /** The model's metadata: `shape:<input>` = `1x3x48x320` sizes symbolic dims of random data and image folders. */
+  metadata?: Array<[string, string]>;
 }
 
 /**
@@ -80,9 +82,10 @@ export function unknownDimsAsOne(inputs: IOSpec[]): Record<string, number[]> {
 }
 
 /** N random samples (uniform in [0, 1) for float inputs), seeded. */
-export function randomData(inputs: IOSpec[], count: number, opts: Pick<DataOptions, 'seed' | 'shapes'> = {}): BoundData {
-  const data = bindDataset(inputs, [], { randomSamples: count, seed: opts.seed ?? JOB_DEFAULTS.seed, shapes: opts.shapes });
-  return { data, label: `${count} random samples`, random: true };
+export function randomData(inputs: IOSpec[], count: number, opts: Pick<DataOptions, 'seed' | 'shapes' | 'metadata'> = {}): BoundData {
+  const data = bindDataset(inputs, [], { randomSamples: count, seed: opts.seed ?? JOB_DEFAULTS.seed, shapes: opts.shapes, metadata: opts.metadata });
+  // The sizes given to symbolic dims are part of what the report must state.
+  return { data, label: `${count} random samples${data.assumed.length ? ` (assumed ${data.assumed.join(', ')})` : ''}`, random: true };
 }
 
 /** Binds a data option; `random:N` asks for N random samples explicitly (never implied). */
@@ -91,7 +94,7 @@ export function bindData(values: string | string[] | undefined, inputs: IOSpec[]
   const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).filter(Boolean);
   const n = randomSpec(list, opts.samples ?? JOB_DEFAULTS.randomSamples);
   if (n !== undefined) return randomData(inputs, n, opts);
-  const data = bindDataset(inputs, parseDataSpecs(list), { shapes: opts.shapes, image: opts.image });
+  const data = bindDataset(inputs, parseDataSpecs(list), { shapes: opts.shapes, image: opts.image, metadata: opts.metadata });
   return { data, label: data.describe(), random: false };
 }
 
@@ -133,7 +136,8 @@ export interface OpenedJob {
 }
 
 /** Opens the model and binds its data: evaluation defaults to the calibration data, else scaled random samples. */
-export async function openJob(input: string, opts: DataOptions = {}, model = openModel(input)): Promise<OpenedJob> {
+export async function openJob(input: string, options: DataOptions = {}, model = openModel(input)): Promise<OpenedJob> {
+  const opts: DataOptions = { metadata: model.metadata, ...options };
   const inputs = await inputSpecs(model, input);
   const calib = bindData(opts.calib, inputs, opts);
   const evalData = bindData(opts.eval, inputs, opts) ?? calib ?? evaluationRandomData(model, inputs, opts);

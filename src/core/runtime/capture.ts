@@ -169,13 +169,16 @@ export function activationBytesPerSample(model: Model, names: string[], data: Da
 
 /**
  * Splits `names` into groups and picks a batch size so that one batch of one group's
- * activations stays within `maxBytes`: the batch shrinks first (down to 1, or the model's
- * fixed batch), then the tensors are packed greedily in order.
+ * activations stays within `maxBytes`, with as few groups as possible: each group is one more
+ * pass of the whole model over the data, which costs far more than running smaller batches.
+ * The batch is the largest (up to `batchSize`) at which every value of one sample fits in one
+ * group; when they do not fit even at batch 1 (or at the model's fixed batch), the batch is 1
+ * and the tensors are packed greedily in order.
  */
 export function planCaptureGroups(perSample: Map<string, number>, names: string[], batchSize: number, maxBytes: number, fixedBatch?: number): { batchSize: number; groups: string[][] } {
-  const largest = Math.max(0, ...names.map((n) => perSample.get(n) ?? 0));
-  let b = fixedBatch ?? Math.max(1, Math.min(batchSize, largest > 0 ? Math.floor(maxBytes / largest) : batchSize));
-  if (b < 1) b = 1;
+  let total = 0;
+  for (const n of names) total += perSample.get(n) ?? 0;
+  const b = fixedBatch ?? Math.max(1, Math.min(batchSize, total > 0 ? Math.floor(maxBytes / total) : batchSize));
   const groups: string[][] = [];
   let cur: string[] = [];
   let bytes = 0;

@@ -1,5 +1,5 @@
 import { CancelledError, UsageError } from '../errors';
-import { DataType, float16ToFloat32 } from '../ir/dtype';
+import { DataType, float16ArrayToFloat32 } from '../ir/dtype';
 import { batchPlan, type Dataset } from './data/dataset';
 import type { HostTensor, ModelSession } from './session';
 
@@ -53,7 +53,7 @@ export interface CompareOptions {
 
 /** Numbers of any output tensor (float16 decoded, int64 converted). */
 export function hostValues(t: HostTensor): ArrayLike<number> {
-  if (t.dtype === DataType.FLOAT16) return Float32Array.from(t.data as Uint16Array, float16ToFloat32);
+  if (t.dtype === DataType.FLOAT16) return float16ArrayToFloat32(t.data as Uint16Array);
   if (t.data instanceof BigInt64Array || t.data instanceof BigUint64Array) return Float64Array.from(t.data, Number);
   return t.data as ArrayLike<number>;
 }

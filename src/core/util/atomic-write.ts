@@ -36,9 +36,19 @@ export class AtomicFile {
     this.pos += chunk.length;
   }
 
+  /**
+   * Like `write`, but a chunk of zeros becomes a hole (the file is extended at commit): a
+   * zero-filled tensor of gigabytes costs no disk and no write time on file systems with
+   * sparse files, and reads back as zeros everywhere else.
+   */
+  writeSparse(chunk: Uint8Array): void {
+    if (isAllZero(chunk)) this.pos += chunk.length;
+    else this.write(chunk);
+  }
+
   /** Pads with zeros up to `offset` (for aligned layouts). */
   padTo(offset: number): void {
-    if (offset > this.pos) this.write(new Uint8Array(offset - this.pos));
+    if (offset > this.pos) this.pos = offset;
   }
 
   get size(): number {
@@ -46,6 +56,8 @@ export class AtomicFile {
   }
 
   commit(): void {
+    // Holes and padding at the end: the file takes its full size.
+    if (fs.fstatSync(this.fd).size < this.pos) fs.ftruncateSync(this.fd, this.pos);
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.fd = -1;
@@ -123,4 +135,14 @@ export function assertNotInput(output: string, inputs: Iterable<string | undefin
       throw new UsageError(`refusing to overwrite the input file ${what}; choose another output path`);
     }
   }
+}
+
+function isAllZero(b: Uint8Array): boolean {
+  const words = b.byteOffset % 4 === 0 ? b.length >> 2 : 0;
+  if (words) {
+    const w = new Uint32Array(b.buffer, b.byteOffset, words);
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+  }
+  for (let i = words << 2; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
 }

@@ -24,8 +24,11 @@ export async function runOrt(
   }
 }
 
+/** A fresh folder under the OS temp dir; the mocha root hook (setup.ts) removes it after the run. */
 export function tmpDir(prefix = 'mc-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  ((globalThis as { __mcTmpDirs?: Set<string> }).__mcTmpDirs ??= new Set()).add(dir);
+  return dir;
 }
 
 export const FIXTURES = path.resolve(__dirname, '../../../../test/fixtures');

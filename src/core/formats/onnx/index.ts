@@ -111,13 +111,17 @@ export function saveOnnx(model: Model, output: string, opts: SaveOptions = {}): 
       for (const { tensor, offset } of plan.entries) {
         dataFile.padTo(offset);
         const len = tensor.byteLength;
+        // Zero-filled stretches become holes (see AtomicFile.writeSparse).
         if (tensor.sourceKind === 'external') {
           for (let o = 0; o < len; o += chunk.length) {
             const part = chunk.subarray(0, Math.min(chunk.length, len - o));
             tensor.readInto(o, part);
-            dataFile.write(part);
+            dataFile.writeSparse(part);
           }
-        } else dataFile.write(tensor.bytes());
+        } else {
+          const bytes = tensor.bytes();
+          for (let o = 0; o < len; o += chunk.length) dataFile.writeSparse(bytes.subarray(o, Math.min(len, o + chunk.length)));
+        }
       }
     }
     for (const c of proto.finish()) modelFile.write(c);

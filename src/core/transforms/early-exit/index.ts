@@ -5,14 +5,16 @@ import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession, type HostTensor } from '../../runtime/session';
 import { datasetSampleSet, fit, labelsTensor, withTeacher, type LossTerm } from '../../train';
 import { fitSettings, secondsPerEpoch, type TrainSettings } from '../distill/common';
-import { calibrateThresholds, confidences, evaluatePolicy, thresholdCurve, type ExitCosts, type ExitObservations, type ExitScore, type ExitTarget, type PolicyOutcome } from './calibrate';
+import { calibrateThresholds, confidences, crossValidate, thresholdCurve, type ExitCosts, type ExitObservations, type ExitScore, type ExitTarget, type PolicyOutcome } from './calibrate';
 import { EXIT_INDEX_OUTPUT, exportIfModel } from './export';
 import { addHeads, type Head } from './heads';
 import { analyzeCuts, chooseExits } from './points';
+import { rememberExitState } from './reexport';
 
 export { analyzeCuts, chooseExits } from './points';
-export { calibrateThresholds, evaluatePolicy, confidences, type ExitTarget, type ExitScore } from './calibrate';
+export { calibrateThresholds, crossValidate, evaluatePolicy, confidences, type CrossValidated, type ExitTarget, type ExitScore } from './calibrate';
 export { EXIT_INDEX_OUTPUT } from './export';
+export { exitStateOf, exitTable, exitCurve, exitThresholds, reexport, type ExitState, type ExitTable, type Reexported } from './reexport';
 
 /**
  * Early exits (BranchyNet, Teerapittayanon et al. 2016): small classifier heads at stage
@@ -33,6 +35,14 @@ export interface EarlyExitOptions {
   eval: Dataset;
   labels?: Int32Array;
   target: ExitTarget;
+  /**
+   * Safety margin z of the calibration (default 2): the target must hold for the one-sided
+   * bound (lost − gained + z·√(lost + gained))/n on the accuracy drop (or the agreement), not
+   * only for the observed score; 0 fits the evaluation data exactly (see `calibrate.ts`).
+   */
+  margin?: number;
+  /** Folds of the out-of-sample cross-fit (default 5). */
+  folds?: number;
   /** 'auto' (default): about three stage boundaries spread by cumulative MACs; or tensor names. */
   exits?: 'auto' | string[];
   /** 'if' (default): one model with nested If; 'multi-output': every head as an extra output. */
@@ -76,8 +86,19 @@ export interface EarlyExitOutcome {
   expectedMacs: number;
   original: { score: number };
   earlyExit: { score: number };
-  /** Calibrated on one half of the evaluation data and measured on the other, both ways (out-of-sample). */
-  crossCheck: { score: number; expectedMacsRatio: number };
+  /**
+   * Out of sample: k-fold cross-fit of the calibration on the evaluation data; every sample is
+   * judged by thresholds calibrated without it (the figure to expect on new data).
+   */
+  outOfSample: {
+    folds: number;
+    margin: number;
+    score: number;
+    expectedMacs: number;
+    expectedMacsRatio: number;
+    exits: Array<{ samples: number; score: number | null; macs: number | null }>;
+    final: { samples: number; score: number | null; macs: number | null };
+  };
   curve: Array<{ threshold: number; expectedMacs: number; score: number }>;
   latency?: { samples: number; originalMs: { mean: number; p50: number }; earlyExitMs: { mean: number; p50: number }; ratioMean: number };
   training: { epochs: number; secondsPerEpoch: number; msPerStep: number; trainable: number };
@@ -231,17 +252,28 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
     const reference = opts.labels ?? originalPred;
     const originalScore = opts.labels ? originalPred.reduce((a, p, i) => a + (p === reference[i] ? 1 : 0), 0) / n : 1;
     const conf = headLogits.map((l) => confidences(l, n, K, score));
-    obs = { conf: conf.map((c) => c.conf), pred: conf.map((c) => c.pred), finalPred, reference, originalScore };
+    obs = { conf: conf.map((c) => c.conf), pred: conf.map((c) => c.pred), finalPred, originalPred, reference, originalScore };
   } finally {
     await s.release();
   }
   const costs: ExitCosts = { backbone: exits.map((e) => e.macs), head: heads.map((h) => h.macs), total: cuts.totalMacs };
-  const policy = calibrateThresholds(obs, costs, opts.target);
-  const crossCheck = twoFold(obs, costs, opts.target);
+  const z = opts.margin ?? 2;
+  if (!(z >= 0)) throw new UsageError(`--margin must be ≥ 0, got ${z}`);
+  const policy = calibrateThresholds(obs, costs, opts.target, undefined, z);
+  const cv = crossValidate(obs, costs, opts.target, opts.folds ?? 5, z, opts.training?.seed ?? 1);
+  const outOfSample: EarlyExitOutcome['outOfSample'] = {
+    folds: cv.folds,
+    margin: z,
+    score: cv.score,
+    expectedMacs: cv.expectedMacs,
+    expectedMacsRatio: costs.total > 0 ? cv.expectedMacs / costs.total : 1,
+    exits: heads.map((_, k) => ({ samples: cv.fractions[k], score: cv.exitScore[k], macs: cv.exitMacs[k] })),
+    final: { samples: cv.fractions[heads.length], score: cv.exitScore[heads.length], macs: cv.exitMacs[heads.length] },
+  };
   const enabled = heads.filter((_, k) => Number.isFinite(policy.thresholds[k]));
   const thresholds = policy.thresholds.filter((t) => Number.isFinite(t));
   if (!enabled.length) notes.push('no exit met the target on the evaluation data: the written model always runs the whole network (try a looser target, more training epochs, --head-width, or other --exits)');
-  notes.push(`thresholds calibrated on the evaluation data (${n} samples); the cross-check calibrates on one half and measures the other`);
+  notes.push(`thresholds calibrated on the evaluation data (${n} samples) with safety margin z = ${z}; the out-of-sample figures are a ${cv.folds}-fold cross-fit (each fold measured with thresholds calibrated on the others)`);
   notes.push('per-sample semantics at batch 1; at batch > 1 a batch leaves an exit only when every sample in it is confident');
 
   let written: Model;
@@ -251,6 +283,8 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
     written.metadata = [...written.metadata, ['early_exit', JSON.stringify({ exits: heads.map((h, k) => ({ tensor: h.exit.tensor, output: h.logits, threshold: Number.isFinite(policy.thresholds[k]) ? policy.thresholds[k] : null })), score })]];
   }
   if (form === 'if') await checkIfExport(written, heads, headLogits, obs, policy, opts.eval, model.graph.outputs[0].name, K);
+  // Kept beside the written model so it can be re-exported at other thresholds (reexport.ts).
+  rememberExitState(written, { original: model, withHeads: trained, heads, obs, costs, score, classes: K, form, metric: opts.labels ? 'accuracy' : 'agreement', eval: opts.eval, calibrated: policy.thresholds });
   const latency = form === 'if' && (opts.latencySamples ?? 200) > 0 ? await measureLatency(model, written, opts.eval, opts.latencySamples ?? 200, opts.signal) : undefined;
 
   const E = heads.length;
@@ -273,30 +307,12 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
     expectedMacs: policy.expectedMacs,
     original: { score: obs.originalScore },
     earlyExit: { score: policy.score },
-    crossCheck,
+    outOfSample,
     curve: thresholdCurve(obs, costs),
     latency,
     training,
     notes,
   };
-}
-
-function twoFold(obs: ExitObservations, costs: ExitCosts, target: ExitTarget): { score: number; expectedMacsRatio: number } {
-  const n = obs.reference.length;
-  const even = Int32Array.from({ length: Math.ceil(n / 2) }, (_, i) => 2 * i);
-  const odd = Int32Array.from({ length: Math.floor(n / 2) }, (_, i) => 2 * i + 1);
-  let score = 0;
-  let macs = 0;
-  for (const [a, b] of [
-    [even, odd],
-    [odd, even],
-  ]) {
-    const t = calibrateThresholds(obs, costs, target, a).thresholds;
-    const r = evaluatePolicy(obs, costs, t, b);
-    score += (r.score * b.length) / n;
-    macs += (r.expectedMacs * b.length) / n;
-  }
-  return { score, expectedMacsRatio: costs.total > 0 ? macs / costs.total : 1 };
 }
 
 /**

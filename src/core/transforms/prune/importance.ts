@@ -3,7 +3,7 @@ import type { Model } from '../../ir/graph';
 import { captureActivations } from '../../runtime/capture';
 import { hostValues } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
-import type { Group } from './dependency';
+import type { Group } from './onnx/dependency';
 
 /**
  * Channel importance, one score per group channel (higher = more important). Scoring is

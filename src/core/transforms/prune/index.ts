@@ -5,11 +5,11 @@ import type { Model } from '../../ir/graph';
 import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
 import { onFoldedWeights } from '../quantize/fold';
-import { applyPruning, removeCount, type GroupPlan } from './apply';
-import { buildDependencyGraph, type Group } from './dependency';
+import { applyPruning, removeCount, type GroupPlan } from './onnx/apply';
+import { buildDependencyGraph, type Group } from './onnx/dependency';
 import { groupImportance } from './importance';
-import { pruneKeras } from './keras';
-import { reconstruct, type ReconstructReport } from './reconstruct';
+import { pruneKeras } from './tfjs-layers';
+import { reconstruct, type ReconstructReport } from './onnx/reconstruct';
 import { pushAll } from '../../util/arrays';
 import { incrementalRatio, scheduledTarget } from './schedule';
 

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { z } from 'zod';
-import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from '../../analysis/sensitivity';
+import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from './sensitivity';
 import { UsageError } from '../../errors';
 import { saveModel } from '../../formats/registry';
 import { defineStep, option, type StepContext } from '../step';

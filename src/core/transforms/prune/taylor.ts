@@ -3,7 +3,7 @@ import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession, type HostTensor } from '../../runtime/session';
 import { buildTrainingGraph, datasetSampleSet, labelsTensor, TrainingSession, type LossTerm } from '../../train';
-import type { Group } from './dependency';
+import type { Group } from './onnx/dependency';
 
 /**
  * First-order Taylor importance of channel groups (Molchanov et al. 2019, "Importance

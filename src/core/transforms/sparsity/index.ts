@@ -6,7 +6,7 @@ import { datasetSampleSet, fit, labelsTensor, withWeights, type LossTerm, type S
 import { fitSettings, scoreModels, secondsPerEpoch, type Score, type TrainSettings } from '../distill/common';
 import { GraphEditor, cloneModel } from '../graph-edit';
 import { pruneModel } from '../prune';
-import { buildDependencyGraph } from '../prune/dependency';
+import { buildDependencyGraph } from '../prune/onnx/dependency';
 import { constantResolver } from '../quantize/registry';
 
 /**

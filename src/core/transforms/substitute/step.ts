@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { Model } from '../../ir/graph';
 import { defineStep, option } from '../step';
-import { substituteDepthwise } from './depthwise';
-import { substituteLowRank } from './lowrank';
+import { substituteDepthwise } from './onnx/depthwise';
+import { substituteLowRank } from './onnx/lowrank';
 import type { LayerSubstitution, SubstituteSkip } from './types';
 
 /** Substitute options, declared once. */

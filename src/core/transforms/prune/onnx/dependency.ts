@@ -1,9 +1,9 @@
-import { DataType } from '../../ir/dtype';
-import { outerRefs, type Model, type Node } from '../../ir/graph';
-import { inferShapes } from '../../ir/shape-inference';
-import type { Tensor } from '../../ir/tensor';
-import { constantResolver } from '../quantize/registry';
-import { pushAll } from '../../util/arrays';
+import { DataType } from '../../../ir/dtype';
+import { outerRefs, type Model, type Node } from '../../../ir/graph';
+import { inferShapes } from '../../../ir/shape-inference';
+import type { Tensor } from '../../../ir/tensor';
+import { constantResolver } from '../../quantize/registry';
+import { pushAll } from '../../../util/arrays';
 
 /**
  * The channel dependency graph: which tensor dimensions must shrink together when output

@@ -1,7 +1,7 @@
-import { DataType } from '../../ir/dtype';
-import type { Model, Node } from '../../ir/graph';
-import { Tensor } from '../../ir/tensor';
-import { GraphEditor, cloneModel } from '../graph-edit';
+import { DataType } from '../../../ir/dtype';
+import type { Model, Node } from '../../../ir/graph';
+import { Tensor } from '../../../ir/tensor';
+import { GraphEditor, cloneModel } from '../../graph-edit';
 import { removedPositions, type Group } from './dependency';
 
 /**

@@ -1,16 +1,16 @@
-import { UsageError } from '../../errors';
-import { DataType } from '../../ir/dtype';
-import type { Model, Node } from '../../ir/graph';
-import { inferShapes } from '../../ir/shape-inference';
-import { captureActivations } from '../../runtime/capture';
-import { hostValues } from '../../runtime/compare';
-import type { Dataset } from '../../runtime/data/dataset';
-import { GraphEditor, cloneModel } from '../graph-edit';
-import { denseWeight } from '../dense';
-import { onFoldedWeights } from '../quantize/fold';
-import { constantResolver, weightKey } from '../quantize/registry';
-import { GramAccumulator, Matrix, cholesky, fromRows, solveUpperFromLowerT, svd, toFloat32 } from './linalg';
-import type { LayerSubstitution, SubstituteSkip } from './types';
+import { UsageError } from '../../../errors';
+import { DataType } from '../../../ir/dtype';
+import type { Model, Node } from '../../../ir/graph';
+import { inferShapes } from '../../../ir/shape-inference';
+import { captureActivations } from '../../../runtime/capture';
+import { hostValues } from '../../../runtime/compare';
+import type { Dataset } from '../../../runtime/data/dataset';
+import { GraphEditor, cloneModel } from '../../graph-edit';
+import { denseWeight } from '../../dense';
+import { onFoldedWeights } from '../../quantize/fold';
+import { constantResolver, weightKey } from '../../quantize/registry';
+import { GramAccumulator, Matrix, cholesky, fromRows, solveUpperFromLowerT, svd, toFloat32 } from '../linalg';
+import type { LayerSubstitution, SubstituteSkip } from '../types';
 
 /**
  * Low-rank factorisation of dense layers: W (I×O) ≈ A (I×r) · B (r×O), written as two

@@ -1,9 +1,9 @@
-import { UsageError } from '../../errors';
-import { tfjsDocument, type WeightQuantization } from '../../formats/tfjs/document';
-import { DataType, float16ToFloat32, float32ToFloat16 } from '../../ir/dtype';
-import { affineParams } from '../../formats/tfjs/manifest';
-import type { Model } from '../../ir/graph';
-import { cloneModel } from '../graph-edit';
+import { UsageError } from '../../../errors';
+import { tfjsDocument, type WeightQuantization } from '../../../formats/tfjs/document';
+import { DataType, float16ToFloat32, float32ToFloat16 } from '../../../ir/dtype';
+import { affineParams } from '../../../formats/tfjs/manifest';
+import type { Model } from '../../../ir/graph';
+import { cloneModel } from '../../graph-edit';
 
 /**
  * TF.js weight quantization, the way TF.js users deploy it: the weights manifest stores

@@ -1,12 +1,12 @@
-import { UsageError } from '../../errors';
-import { layerConfig, tfjsDocument } from '../../formats/tfjs/document';
-import { inferKerasShapes, kerasAttrs } from '../../formats/tfjs/layers';
-import { DataType } from '../../ir/dtype';
-import type { Model } from '../../ir/graph';
-import { Tensor } from '../../ir/tensor';
-import { cloneModel } from '../graph-edit';
-import { initFromSvd, type DepthwiseOptions } from './depthwise';
-import type { LayerSubstitution, SubstituteSkip } from './types';
+import { UsageError } from '../../../errors';
+import { layerConfig, tfjsDocument } from '../../../formats/tfjs/document';
+import { inferKerasShapes, kerasAttrs } from '../../../formats/tfjs/layers';
+import { DataType } from '../../../ir/dtype';
+import type { Model } from '../../../ir/graph';
+import { Tensor } from '../../../ir/tensor';
+import { cloneModel } from '../../graph-edit';
+import { initFromSvd, type DepthwiseOptions } from '../onnx/depthwise';
+import type { LayerSubstitution, SubstituteSkip } from '../types';
 
 /**
  * Depthwise-separable substitution on TF.js layers models: a Keras Conv2D (k×k, I→O)

@@ -1,12 +1,12 @@
-import { CancelledError } from '../../errors';
-import { kerasAttrs } from '../../formats/tfjs/layers';
-import { DataType } from '../../ir/dtype';
-import type { Model, Node } from '../../ir/graph';
-import { Tensor } from '../../ir/tensor';
-import type { Dataset } from '../../runtime/data/dataset';
-import { TfjsRunner } from '../../runtime/tfjs';
-import { GramAccumulator } from '../substitute/linalg';
-import { refitWeights, type ReconstructReport } from './reconstruct';
+import { CancelledError } from '../../../errors';
+import { kerasAttrs } from '../../../formats/tfjs/layers';
+import { DataType } from '../../../ir/dtype';
+import type { Model, Node } from '../../../ir/graph';
+import { Tensor } from '../../../ir/tensor';
+import type { Dataset } from '../../../runtime/data/dataset';
+import { TfjsRunner } from '../../../runtime/tfjs';
+import { GramAccumulator } from '../../substitute/linalg';
+import { refitWeights, type ReconstructReport } from '../onnx/reconstruct';
 
 /**
  * Recovery without training for TF.js layers models, the Keras counterpart of

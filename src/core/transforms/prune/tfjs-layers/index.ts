@@ -1,18 +1,18 @@
-import { analyzeModel } from '../../analysis/analyze';
-import { CancelledError, UsageError } from '../../errors';
-import type { Dataset } from '../../runtime/data/dataset';
-import { TfjsRunner } from '../../runtime/tfjs';
-import { channelEntropy, ENTROPY_BINS } from './importance';
-import { reconstructKeras, type KerasRefit } from './keras-reconstruct';
-import { layerConfig, tfjsDocument } from '../../formats/tfjs/document';
-import { inferKerasShapes, kerasAttrs } from '../../formats/tfjs/layers';
-import { DataType } from '../../ir/dtype';
-import type { Model, Node } from '../../ir/graph';
-import { Tensor } from '../../ir/tensor';
-import { cloneModel } from '../graph-edit';
-import { removeAlongAxis, removeCount } from './apply';
-import type { PruneOptions, PruneOutcome } from './types';
-import { pushAll } from '../../util/arrays';
+import { analyzeModel } from '../../../analysis/analyze';
+import { CancelledError, UsageError } from '../../../errors';
+import type { Dataset } from '../../../runtime/data/dataset';
+import { TfjsRunner } from '../../../runtime/tfjs';
+import { channelEntropy, ENTROPY_BINS } from '../importance';
+import { reconstructKeras, type KerasRefit } from './reconstruct';
+import { layerConfig, tfjsDocument } from '../../../formats/tfjs/document';
+import { inferKerasShapes, kerasAttrs } from '../../../formats/tfjs/layers';
+import { DataType } from '../../../ir/dtype';
+import type { Model, Node } from '../../../ir/graph';
+import { Tensor } from '../../../ir/tensor';
+import { cloneModel } from '../../graph-edit';
+import { removeAlongAxis, removeCount } from '../onnx/apply';
+import type { PruneOptions, PruneOutcome } from '../types';
+import { pushAll } from '../../../util/arrays';
 
 /**
  * Structured pruning of TF.js layers models, at the level of Keras layers: the same

@@ -1,13 +1,13 @@
-import { DataType } from '../../ir/dtype';
-import type { Model, Node } from '../../ir/graph';
-import { captureLockstep } from '../../runtime/capture';
-import { hostValues } from '../../runtime/compare';
-import type { Dataset } from '../../runtime/data/dataset';
-import type { HostTensor } from '../../runtime/session';
-import { GraphEditor } from '../graph-edit';
-import { constantResolver } from '../quantize/registry';
-import { inferShapes } from '../../ir/shape-inference';
-import { GramAccumulator, Matrix, solveSpd, toFloat32 } from '../substitute/linalg';
+import { DataType } from '../../../ir/dtype';
+import type { Model, Node } from '../../../ir/graph';
+import { captureLockstep } from '../../../runtime/capture';
+import { hostValues } from '../../../runtime/compare';
+import type { Dataset } from '../../../runtime/data/dataset';
+import type { HostTensor } from '../../../runtime/session';
+import { GraphEditor } from '../../graph-edit';
+import { constantResolver } from '../../quantize/registry';
+import { inferShapes } from '../../../ir/shape-inference';
+import { GramAccumulator, Matrix, solveSpd, toFloat32 } from '../../substitute/linalg';
 
 /**
  * Recovery without training (channel pruning with reconstruction, He et al. 2017; ThiNet):

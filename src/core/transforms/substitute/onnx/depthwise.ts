@@ -1,17 +1,17 @@
-import { DataType } from '../../ir/dtype';
-import { Graph, Model, Node, type Dim } from '../../ir/graph';
-import { inferShapes } from '../../ir/shape-inference';
-import { Tensor } from '../../ir/tensor';
-import { captureLockstep } from '../../runtime/capture';
-import { hostValues } from '../../runtime/compare';
-import type { Dataset } from '../../runtime/data/dataset';
-import { ModelSession } from '../../runtime/session';
-import { GraphEditor, cloneModel } from '../graph-edit';
-import { onFoldedWeights } from '../quantize/fold';
-import { constantResolver } from '../quantize/registry';
-import { GramAccumulator, Matrix, fromRows, solveSpd, svd, toFloat32 } from './linalg';
-import { substituteKerasDepthwise } from './keras';
-import type { LayerSubstitution, SubstituteSkip } from './types';
+import { DataType } from '../../../ir/dtype';
+import { Graph, Model, Node, type Dim } from '../../../ir/graph';
+import { inferShapes } from '../../../ir/shape-inference';
+import { Tensor } from '../../../ir/tensor';
+import { captureLockstep } from '../../../runtime/capture';
+import { hostValues } from '../../../runtime/compare';
+import type { Dataset } from '../../../runtime/data/dataset';
+import { ModelSession } from '../../../runtime/session';
+import { GraphEditor, cloneModel } from '../../graph-edit';
+import { onFoldedWeights } from '../../quantize/fold';
+import { constantResolver } from '../../quantize/registry';
+import { GramAccumulator, Matrix, fromRows, solveSpd, svd, toFloat32 } from '../linalg';
+import { substituteKerasDepthwise } from '../tfjs-layers/depthwise';
+import type { LayerSubstitution, SubstituteSkip } from '../types';
 
 /**
  * Conv(k×k, group 1, I→O) → depthwise k×k Conv (group I, multiplier m) + pointwise 1×1 Conv

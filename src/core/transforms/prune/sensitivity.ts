@@ -1,20 +1,20 @@
-import { CancelledError, UsageError } from '../errors';
-import { DataType } from '../ir/dtype';
-import { Graph, Model, type Node } from '../ir/graph';
-import { inferShapes } from '../ir/shape-inference';
-import { collectActivations } from '../runtime/capture';
-import { argmax, hostValues } from '../runtime/compare';
-import type { Dataset } from '../runtime/data/dataset';
-import { ModelSession, type HostTensor } from '../runtime/session';
-import { cloneModel } from '../transforms/graph-edit';
-import { applyPruning } from '../transforms/prune/apply';
-import { buildDependencyGraph, type Group } from '../transforms/prune/dependency';
-import { groupImportance, type Criterion } from '../transforms/prune/importance';
-import { groupName } from '../transforms/prune';
-import { kerasEntropyScores, pruneKeras } from '../transforms/prune/keras';
-import { variantRunner } from '../runtime/tfjs';
-import { analyzeModel } from './analyze';
-import { minOf } from '../util/arrays';
+import { CancelledError, UsageError } from '../../errors';
+import { DataType } from '../../ir/dtype';
+import { Graph, Model, type Node } from '../../ir/graph';
+import { inferShapes } from '../../ir/shape-inference';
+import { collectActivations } from '../../runtime/capture';
+import { argmax, hostValues } from '../../runtime/compare';
+import type { Dataset } from '../../runtime/data/dataset';
+import { ModelSession, type HostTensor } from '../../runtime/session';
+import { cloneModel } from '../graph-edit';
+import { applyPruning } from './onnx/apply';
+import { buildDependencyGraph, type Group } from './onnx/dependency';
+import { groupImportance, type Criterion } from './importance';
+import { groupName } from './index';
+import { kerasEntropyScores, pruneKeras } from './tfjs-layers';
+import { variantRunner } from '../../runtime/tfjs';
+import { analyzeModel } from '../../analysis/analyze';
+import { minOf } from '../../util/arrays';
 
 /**
  * Pruning sensitivity: each group is pruned alone at ratios 0.1 … 0.9 and the loss in
