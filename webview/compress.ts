@@ -78,15 +78,17 @@ function addStep(form: StepFormDto) {
   renderSteps();
 }
 
-function renderSteps() {
+/** Redraws the steps; `stepsChanged`: a plan shown for other steps would mislead, so it goes. */
+function renderSteps(stepsChanged = true) {
   persist();
+  if (stepsChanged && previewBox.textContent !== 'Previewing…') previewBox.replaceChildren();
   list.replaceChildren();
   if (!steps.length) list.append(el('p', {}, 'Add steps below. They run in order; quantization comes last.'));
   steps.forEach((s, i) => {
     const form = formOf(s.step);
     if (!form) return;
     list.append(
-      stepRow(s, i, form, filled, (redraw) => (redraw ? renderSteps() : persist()), () => {
+      stepRow(s, i, form, filled, (redraw) => (redraw ? renderSteps() : (persist(), previewBox.replaceChildren())), () => {
         steps.splice(i, 1);
         renderSteps();
       }),
@@ -221,7 +223,8 @@ window.addEventListener('message', (ev: MessageEvent<ToCompress>) => {
     }
     case 'picked':
       slots[m.slot].textContent = m.file;
-      renderSteps();
+      // Redraws the steps' "needs … data" notes; the plan stays (the steps did not change).
+      renderSteps(false);
       break;
     case 'preview': {
       busy(false);

@@ -63,10 +63,8 @@ export class TrainChart {
     this.chart = new Chart(canvas, {
       type: 'line',
       data: {
-        datasets: [
-          { label: 'loss (per step)', data: [], yAxisID: 'y', borderColor: cssVar('--vscode-charts-blue', '#3794ff'), pointRadius: 0, borderWidth: 1.5 },
-          { label: 'validation metric (per epoch)', data: [], yAxisID: 'y1', borderColor: cssVar('--vscode-charts-green', '#89d185'), pointRadius: 3 },
-        ],
+        // The validation metric's dataset (and its axis) is added with the first metric.
+        datasets: [{ label: 'loss (per step)', data: [], yAxisID: 'y', borderColor: cssVar('--vscode-charts-blue', '#3794ff'), pointRadius: 0, borderWidth: 1.5 }],
       },
       options: {
         animation: false,
@@ -76,7 +74,7 @@ export class TrainChart {
         scales: {
           x: { type: 'linear', title: { display: true, text: 'training step', color: fg }, ticks: { color: fg } },
           y: { title: { display: true, text: 'loss', color: fg }, ticks: { color: fg } },
-          y1: { position: 'right', title: { display: true, text: 'validation metric', color: fg }, ticks: { color: fg }, grid: { drawOnChartArea: false } },
+          y1: { display: 'auto', position: 'right', title: { display: true, text: 'validation metric', color: fg }, ticks: { color: fg }, grid: { drawOnChartArea: false } },
         },
       },
     });
@@ -96,13 +94,16 @@ export class TrainChart {
       }
       this.lastX = x;
       if (p.phase === 'step') chart.data.datasets[0].data.push({ x, y: p.loss });
-      else if (p.metric !== undefined) chart.data.datasets[1].data.push({ x, y: p.metric });
+      else if (p.metric !== undefined) {
+        if (chart.data.datasets.length < 2) chart.data.datasets.push({ label: 'validation metric (per epoch)', data: [], yAxisID: 'y1', borderColor: cssVar('--vscode-charts-green', '#89d185'), pointRadius: 3 });
+        chart.data.datasets[1].data.push({ x, y: p.metric });
+      }
       const run = this.runs ? ` (training run ${this.runs + 1})` : '';
       const metric = p.metric !== undefined ? ` · validation ${p.metric.toFixed(4)}` : '';
-      this.text.textContent = `${stage ? `${stage.replace(/:.*$/, '')} · ` : ''}epoch ${p.epoch}/${p.epochs}${run} · step ${p.step}/${p.steps} · loss ${p.loss.toFixed(4)}${metric} · ${Math.round(p.samplesPerSecond).toLocaleString('en-US')} samples/s · ETA ${clock(p.etaSeconds)}`;
+      this.text.textContent = `${stage ? `${stage} · ` : ''}epoch ${p.epoch}/${p.epochs}${run} · step ${p.step}/${p.steps} · loss ${p.loss.toFixed(4)}${metric} · ${Math.round(p.samplesPerSecond).toLocaleString('en-US')} samples/s · ETA ${clock(p.etaSeconds)}`;
     }
     this.box.dataset.points = String(chart.data.datasets[0].data.length);
-    this.box.dataset.epochs = String(chart.data.datasets[1].data.length);
+    this.box.dataset.epochs = String(chart.data.datasets[1]?.data.length ?? 0);
     chart.update('none');
   }
 }

@@ -115,7 +115,11 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
                 },
                 {
                   signal: ctl.signal,
-                  onProgress: (s) => progress.report({ message: (stage = s) }),
+                  onProgress: (s) => {
+                    progress.report({ message: s });
+                    // The recipe step that trains ("step 1/2 (prune)"), for the chart's status line.
+                    stage = /^step \d+\/\d+ \([^)]+\)/.exec(s)?.[0] ?? stage;
+                  },
                   onTrainProgress: (batch) => post({ type: 'train', progress: batch, stage }),
                 },
               );

@@ -3,11 +3,11 @@
  * The webview imports only this folder. Everything that reaches the host from a webview is
  * untrusted and is validated by `parseFromWebview` (src/host/webview-messages.ts) before use.
  */
-import type { Json, LayerSortKey } from './common';
+import type { LayerSortKey } from './common';
 import type { InspectDto, SensitivityDto, TensorDetailDto } from './jobs';
 import type { GraphDto, LayerRow } from './model';
 
-export type { Json, LayerSortKey };
+export type { LayerSortKey };
 export type * from './model';
 export type { InspectDto, SensitivityDto, TensorDetailDto, WeightDetailDto } from './jobs';
 

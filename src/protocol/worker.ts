@@ -4,10 +4,10 @@
  * events and exactly one `result` or `error` for that id.
  */
 
-import type { Json, LayerSortKey } from './common';
+import type { LayerSortKey } from './common';
 import type { AnyJobResult, JobRequest, TrainProgressDto } from './jobs';
 
-export type { Json, LayerSortKey };
+export type { LayerSortKey };
 export type * from './jobs';
 
 export type HostToWorker =
