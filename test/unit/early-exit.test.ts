@@ -183,6 +183,17 @@ describe('early exits: digits CNN end to end', function () {
     }
   });
 
+  it('training settings left undefined take the documented defaults (as the CLI passes them)', async () => {
+    const run = (training: Record<string, number | undefined>) =>
+      earlyExit(openModel(fx('digits_cnn.onnx')), { train: data('digits_calib_x.npy'), eval: test(), target: { kind: 'threshold', threshold: 0.9 }, form: 'multi-output', training: training as { epochs: number }, latencySamples: 0 });
+    const given = await run({ epochs: 1, seed: 1 });
+    const undef = await run({ epochs: 1, seed: 1, lr: undefined, batchSize: undefined });
+    const other = await run({ epochs: 1, seed: 1, lr: 1e-3 });
+    const w = (m: Model) => Array.from(m.graph.initializers.get('early_exit_1.weight')!.toFloat32());
+    assert.deepEqual(w(undef.model), w(given.model));
+    assert.notDeepEqual(w(other.model), w(given.model), 'the learning rate matters, so the comparison can fail');
+  });
+
   it('works without labels against a minimum agreement, and as a multi-output model', async () => {
     const m = await earlyExit(openModel(fx('digits_cnn.onnx')), {
       train: data('digits_calib_x.npy'),

@@ -48,7 +48,10 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
   rows.push([String(rep.exits.length), 'final output', '100%', '–', pct(rep.final.samples), sc(rep.final.score), `${fmtCount(Math.round(rep.final.macs))} (${ratio(rep.final.macs)})`, pct(oos.final.samples), sc(oos.final.score)]);
   const m = rep.metric;
   const lat = rep.latency;
-  const drop = (s: number) => (m === 'accuracy' ? ` (${(100 * (rep.original.score - s)).toFixed(2)} pp below)` : '');
+  const drop = (s: number) => {
+    const d = 100 * (rep.original.score - s);
+    return m === 'accuracy' ? ` (${Math.abs(d).toFixed(2)} pp ${d >= 0 ? 'below' : 'above'})` : '';
+  };
   return [
     `early-exit: ${rep.input} → ${rep.output} (${rep.form === 'if' ? 'nested If with an exit_index output' : 'every head as an extra output'})`,
     '',
@@ -89,7 +92,7 @@ export const earlyExitCommand: Command = {
   summary: earlyExitStep.summary,
   usage:
     'model-compressor early-exit <model> --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] ' +
-    '(--max-accuracy-drop d | --min-agreement a | --threshold t) [--exits auto|t1,t2] [--form if|multi-output] [--score max-prob|entropy] ' +
+    '(--max-accuracy-drop d | --min-agreement a | --threshold t) [--margin z] [--folds k] [--exits auto|t1,t2] [--form if|multi-output] [--score max-prob|entropy] ' +
     '[--head-width c] [--joint] [--temperature T] [--alpha a] [--epochs n] [--batch b] [--lr r] [--seed s] [--latency-samples N] -o out.onnx [--json]\n' +
     '       model-compressor early-exit <model> --widths 0.5,0.75,1 --train x.npy [--train-labels y.npy] --eval ex.npy [--labels ey.npy] [--criterion l1|l2|bn|random] [--selector width|budget] [--epochs n] -o out.onnx [--json]',
   flags: FLAGS,
