@@ -1,6 +1,8 @@
 // Layering is enforced here: imports go one way (see ARCHITECTURE.md).
 import tseslint from 'typescript-eslint';
 
+/** Import patterns for whole layers: the folder itself (its index) and anything inside it. */
+const layers = (...names) => names.flatMap((n) => [`**/${n}`, `**/${n}/**`]);
 const restrict = (patterns, message) => ['error', { patterns: patterns.map((group) => ({ group: [group], message })) }];
 
 export default tseslint.config(
@@ -21,14 +23,22 @@ export default tseslint.config(
       }],
     },
   },
-  // Inside core, imports go one way: ir ← formats ← analysis ← transforms ← jobs (runtime sits beside analysis).
+  // Inside core, imports go one way: ir ← formats ← analysis ← runtime ← train ← transforms ← jobs.
+  // analysis is static (it never runs a model); runtime runs models; train builds on runtime;
+  // transforms use all of them; jobs (and recipe.ts) drive transforms. `npm run cycles` (madge,
+  // part of `npm run lint`) keeps every folder free of import loops.
   ...[
-    ['src/core/ir/**/*.ts', ['**/formats/**', '**/analysis/**', '**/runtime/**', '**/transforms/**', '**/jobs/**', '**/train/**']],
-    ['src/core/formats/**/*.ts', ['**/analysis/**', '**/transforms/**', '**/jobs/**', '**/train/**']],
-    // sensitivity.ts runs pruning variants: the one analysis file that still uses transforms (to move under transforms/prune).
-    ['src/core/analysis/**/*.ts', ['**/transforms/**', '**/jobs/**'], ['src/core/analysis/sensitivity.ts']],
-    ['src/core/runtime/**/*.ts', ['**/transforms/**', '**/jobs/**']],
-    ['src/core/transforms/**/*.ts', ['**/jobs/**']],
+    ['src/core/ir/**/*.ts', layers('formats', 'analysis', 'runtime', 'train', 'transforms', 'jobs', 'recipe')],
+    ['src/core/formats/**/*.ts', layers('analysis', 'runtime', 'train', 'transforms', 'jobs', 'recipe')],
+    ['src/core/analysis/**/*.ts', layers('runtime', 'train', 'transforms', 'jobs', 'recipe')],
+    ['src/core/runtime/**/*.ts', layers('train', 'transforms', 'jobs', 'recipe')],
+    ['src/core/train/**/*.ts', layers('transforms', 'jobs', 'recipe')],
+    ['src/core/transforms/**/*.ts', layers('jobs', 'recipe')],
+    // Per-format folders: the code of one format never reaches into another format's folder.
+    // (A file matched by several entries gets the last one's rule: these repeat the transforms groups.)
+    ['src/core/transforms/*/onnx/**/*.ts', [...layers('jobs', 'recipe'), '../tfjs-layers/**', '../tfjs/**', '../../*/tfjs-layers/**', '../../*/tfjs/**']],
+    ['src/core/transforms/*/tfjs-layers/**/*.ts', [...layers('jobs', 'recipe'), '../onnx/**', '../../*/onnx/**']],
+    ['src/core/transforms/*/tfjs/**/*.ts', [...layers('jobs', 'recipe'), '../onnx/**', '../../*/onnx/**']],
   ].map(([files, groups, ignores = []]) => ({
     files: [files],
     ignores,
@@ -37,7 +47,7 @@ export default tseslint.config(
         paths: [{ name: 'vscode', message: 'src/core runs in the worker and the CLI: it never imports vscode.' }],
         patterns: [
           { group: ['**/host/**', '**/worker/**', '**/cli/**', '**/webview/**', '**/protocol/**'], message: 'src/core depends on nothing outside src/core.' },
-          { group: groups, message: 'inside core, imports go one way: ir ← formats ← analysis/runtime ← transforms ← jobs.' },
+          { group: groups, message: 'inside core, imports go one way: ir ← formats ← analysis ← runtime ← train ← transforms ← jobs; a format folder never imports another format’s.' },
         ],
       }],
     },

@@ -5,12 +5,12 @@ import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
 import type { TrainProgress } from './train/api';
 import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById, stepForms } from './transforms/registry';
-import { didYouMean, renderRule, validateOptions } from './transforms/step';
+import { didYouMean, renderRule, validateOptions, type StepContext } from './transforms/step';
 
 /**
- * Compression recipes: an ordered list of steps (prune, substitute, quantize) as JSON. The
- * VS Code panel saves them and the CLI runs them (`compress --recipe`), through this one
- * runner, so a recipe means the same thing everywhere.
+ * Compression recipes: an ordered list of steps (prune, substitute, train, distill, quantize,
+ * early-exit) as JSON. The VS Code panel saves them and the CLI runs them (`compress
+ * --recipe`), through this one runner, so a recipe means the same thing everywhere.
  */
 
 /** One recipe step: its id and its options (defaults filled in), validated by the step's schema. */
@@ -49,8 +49,8 @@ export function parseRecipe(value: unknown, source = 'recipe'): Recipe {
     }
     return { step: step.id, options: (r as { value: Record<string, unknown> }).value };
   });
-  const last = out.findIndex((s) => LAST_STEPS.includes(s.step));
-  if (last >= 0 && last !== out.length - 1) fail('quantize must be the last step (other steps need float weights)');
+  const early = out.findIndex((s, i) => i < out.length - 1 && s.step in LAST_STEPS);
+  if (early >= 0) fail(`step ${early + 1} (${out[early].step}) must be the last step: ${LAST_STEPS[out[early].step]}`);
   return { steps: out };
 }
 
@@ -59,6 +59,15 @@ export function recipeNeedsCalib(recipe: Recipe): string | undefined {
   for (const [i, s] of recipe.steps.entries()) {
     const why = stepById(s.step)!.needsCalib?.(s.options);
     if (why) return `step ${i + 1} (${s.step}): ${renderRule(why, (k) => k)}`;
+  }
+  return undefined;
+}
+
+/** Why a recipe needs training inputs (--train), if it does (e.g. "step 2 (distill)"). */
+export function recipeNeedsTrain(recipe: Recipe): string | undefined {
+  for (const [i, s] of recipe.steps.entries()) {
+    const why = stepById(s.step)!.needsTrain?.(s.options);
+    if (why) return `step ${i + 1} (${s.step})${why === s.step ? '' : `: ${renderRule(why, (k) => k)}`}`;
   }
   return undefined;
 }
@@ -96,13 +105,16 @@ export function readRecipe(file: string): Recipe {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ModelError(file, `not valid JSON (${(e as Error).message})`);
+    // A broken recipe is a usage problem like any other recipe error (exit 2), not a bad model.
+    throw new UsageError(`${file}: not valid JSON (${(e as Error).message})`);
   }
   return parseRecipe(json, file);
 }
 
 export interface RecipeOptions {
   calib?: Dataset;
+  /** Labels of the calibration samples (the Taylor criterion). */
+  calibLabels?: Int32Array;
   eval?: Dataset;
   labels?: Int32Array;
   /** Training inputs and labels (prune with recover finetune/distill, quantize with qat). */
@@ -112,10 +124,11 @@ export interface RecipeOptions {
   input?: string;
   /** A dry run for a preview: steps with a cheaper `plan` use it. */
   plan?: boolean;
+  evalIsRandom?: boolean;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
-  /** Training progress of the steps that train (passed to each step's `onTrainProgress`). */
-  onTrainProgress?: (p: TrainProgress) => void;
+  /** Training progress of the steps that train, with the step's index (0-based) and id. */
+  onTrainProgress?: (p: TrainProgress, step: number, id: string) => void;
   /**
    * Cancelled while a step was training: return the best model so far (marked `cancelled`)
    * instead of throwing, and skip the steps after it. Cancelled at any other time still throws.
@@ -148,11 +161,23 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     progress('starting');
     const step = stepById(s.step)!;
     let trained = false;
-    const onTrainProgress = (p: TrainProgress) => {
-      trained = true;
-      opts.onTrainProgress?.(p);
+    const ctx: StepContext = {
+      calib: opts.calib,
+      calibLabels: opts.calibLabels,
+      eval: opts.eval,
+      evalIsRandom: opts.evalIsRandom,
+      labels: opts.labels,
+      train: opts.train,
+      trainLabels: opts.trainLabels,
+      original: model,
+      input: i === 0 ? opts.input : undefined,
+      signal: opts.signal,
+      onProgress: progress,
+      onTrainProgress: (p) => {
+        trained = true;
+        opts.onTrainProgress?.(p, i, s.step);
+      },
     };
-    const ctx = { calib: opts.calib, eval: opts.eval, labels: opts.labels, train: opts.train, trainLabels: opts.trainLabels, input: i === 0 ? opts.input : undefined, signal: opts.signal, onProgress: progress, onTrainProgress };
     let r: { model: Model; detail: string };
     try {
       r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);

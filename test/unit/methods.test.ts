@@ -16,7 +16,7 @@ import { groupSparsityTrain, sparsityTrain, withGroupLasso } from '../../src/cor
 import { scoreModels } from '../../src/core/transforms/distill/common';
 import { pruneModel } from '../../src/core/transforms/prune';
 import { pruneWithRecovery, retrain } from '../../src/core/transforms/prune/recover';
-import { substituteLowRank } from '../../src/core/transforms/substitute/onnx/lowrank';
+import { substituteLowRank } from '../../src/core/transforms/substitute';
 import { buildDependencyGraph } from '../../src/core/transforms/prune/onnx/dependency';
 import { incrementalRatio, scheduleTargets, scheduledTarget } from '../../src/core/transforms/prune/schedule';
 import { TaylorAccumulator, taylorChannelSums, taylorScores } from '../../src/core/transforms/prune/taylor';

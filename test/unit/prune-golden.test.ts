@@ -3,9 +3,13 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { openModel } from '../../src/core/formats/registry';
+import { DataType } from '../../src/core/ir/dtype';
 import type { Model } from '../../src/core/ir/graph';
 import { buildDependencyGraph, type Layout, type Member } from '../../src/core/transforms/prune/onnx/dependency';
 import { pruneModel } from '../../src/core/transforms/prune';
+import { applyPruning } from '../../src/core/transforms/prune/onnx/apply';
+import { registerChannelRule } from '../../src/core/transforms/prune/onnx/rules';
+import { ModelSession } from '../../src/core/runtime/session';
 import { ModelBuilder } from './helpers/builder';
 import { transformerEncoder } from './helpers/models';
 import { FIXTURES } from './helpers/ort';
@@ -226,5 +230,48 @@ describe('structured pruning, pinned (dependency registry)', function () {
     const before = JSON.parse(fs.readFileSync(GOLDEN, 'utf8'));
     assert.deepEqual(Object.keys(now).sort(), Object.keys(before).sort());
     for (const k of Object.keys(before)) assert.deepEqual(now[k], before[k], k);
+  });
+});
+
+describe('structured pruning: the per-op registry', () => {
+  /** x ─ Conv(3→8) ─ Softsign ─ Conv(8→4) ─ GAP ─ Flatten ─ Gemm → y (Softsign has no rule of its own) */
+  function softsignModel(): Model {
+    const b = new ModelBuilder(13);
+    const x = b.input('x', ['n', 3, 6, 6]);
+    const [s] = b.node('Softsign', [b.conv(x, 3, 8, 3)]);
+    const [gap] = b.node('GlobalAveragePool', [b.conv(s, 8, 4, 1)]);
+    const [flat] = b.node('Flatten', [gap]);
+    b.markOutput(b.gemm(flat, 4, 2), 'y');
+    return b.build();
+  }
+
+  it('an op without a rule makes its groups unsafe; one registered entry makes them prunable, and the result runs in ORT', async () => {
+    const before = buildDependencyGraph(softsignModel());
+    assert.match(before.groups.find((g) => g.tensor === 'conv0')!.unsafe!, /Softsign reads the channels and is not followed/);
+    const undo = registerChannelRule(['Softsign'], {
+      trace(n, t) {
+        const x = t.layout(n.inputs[0]);
+        if (x) t.setLayout(n.outputs[0], x);
+      },
+    });
+    try {
+      const model = softsignModel();
+      const g = buildDependencyGraph(model).groups.find((grp) => grp.tensor === 'conv0')!;
+      assert.equal(g.unsafe, undefined);
+      assert.deepEqual(g.members.map((m) => `${m.kind} ${m.node.opType}`), ['producer Conv', 'consumer Conv']);
+      const pruned = applyPruning(model, [{ group: g, remove: [1, 4, 6] }]);
+      const convs = pruned.graph.nodes.filter((n) => n.opType === 'Conv').map((n) => pruned.graph.initializers.get(n.inputs[1])!.dims);
+      assert.deepEqual(convs, [[5, 3, 3, 3], [4, 5, 1, 1]]);
+      const s = await ModelSession.create(pruned);
+      try {
+        const out = await s.run({ x: { dtype: DataType.FLOAT, dims: [2, 3, 6, 6], data: new Float32Array(216).fill(0.5) } });
+        assert.deepEqual(out.y.dims, [2, 2]);
+      } finally {
+        await s.release();
+      }
+    } finally {
+      undo();
+    }
+    assert.ok(buildDependencyGraph(softsignModel()).groups.find((g) => g.tensor === 'conv0')!.unsafe, 'the registration is undone');
   });
 });

@@ -35,9 +35,13 @@ describe('Compress panel forms (webview/step-forms.ts)', () => {
   const form = (step: string) => onnx.find((f) => f.step === step)!;
 
   it('builds a recipe the engine accepts from every step at its initial values, nesting dotted keys and leaving out fields that do not apply', () => {
-    const steps = onnx.map((f) => forms.newStep(f));
-    const recipe = forms.recipeOf(steps, onnx);
-    assert.doesNotThrow(() => parseRecipe(recipe, 'panel'));
+    // One step of each kind (of the steps that must run last, one recipe each).
+    const middle = onnx.filter((f) => !f.last).map((f) => forms.newStep(f));
+    for (const last of onnx.filter((f) => f.last)) {
+      const recipe = forms.recipeOf(forms.ordered([forms.newStep(last), ...middle], onnx), onnx);
+      assert.equal(recipe.steps[recipe.steps.length - 1].step, last.step);
+      assert.doesNotThrow(() => parseRecipe(recipe, 'panel'), last.step);
+    }
     const q = forms.newStep(form('quantize'));
     q.values.mode = 'static';
     q.values['options.method'] = 'entropy';

@@ -63,12 +63,12 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
   });
 
   it('the panel offers per format exactly what the format supports', () => {
-    assert.deepEqual(recipeChoices('onnx'), { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct', 'finetune', 'distill'] });
+    assert.deepEqual(recipeChoices('onnx'), { steps: ['prune', 'substitute', 'train', 'distill', 'quantize', 'early-exit'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct', 'finetune', 'distill'] });
     assert.deepEqual(recipeChoices('tfjs-layers'), { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: ['depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] });
     assert.deepEqual(recipeChoices('tfjs-graph').steps, ['quantize']);
     assert.deepEqual(recipeChoices('tflite').steps, []);
     const sub = stepForms('onnx').find((f) => f.step === 'substitute')!;
-    assert.deepEqual(sub.fields.map((f) => f.key), ['kind', 'multiplier', 'targetParams']);
+    assert.deepEqual(sub.fields.map((f) => f.key), ['kind', 'multiplier', 'targetParams', 'recover', 'epochs']);
     assert.deepEqual(sub.fields[0].values, ['lowrank', 'depthwise']);
     assert.deepEqual(sub.fields[1].when, { key: 'kind', values: ['depthwise'] });
   });

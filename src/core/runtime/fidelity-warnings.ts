@@ -1,4 +1,4 @@
-import type { EvaluationReport } from './evaluate';
+import type { CompareResult } from './compare';
 
 /**
  * The rule every report uses to flag a fidelity or accuracy collapse, in one place so that the
@@ -20,7 +20,13 @@ const REMEDIES: Record<StepKind, string> = {
   compress: 'lighten the step that loses the most (see each step’s report): fewer pruned channels with --recover reconstruct, layers kept in float, or fewer substituted layers',
 };
 
-export function fidelityWarnings(r: EvaluationReport, kind: StepKind | undefined): string[] {
+/** What the rule reads of a report (an `EvaluationReport`, evaluate.ts): the fidelity on the first output and the per-layer SQNR. */
+export interface FidelityFigures {
+  fidelity?: CompareResult & { data: string };
+  layers?: Array<{ name: string; sqnrDb: number | null }>;
+}
+
+export function fidelityWarnings(r: FidelityFigures, kind: StepKind | undefined): string[] {
   const f = r.fidelity;
   if (!f?.outputs.length) return [];
   const o = f.outputs[0];

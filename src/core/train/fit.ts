@@ -4,7 +4,7 @@ import { DataType } from '../ir/dtype';
 import { Model } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
 import { ModelSession, type HostTensor } from '../runtime/session';
-import { cloneModel } from '../transforms/graph-edit';
+import { cloneModel } from '../ir/clone';
 import type { AccumulateOptions, EpochRecord, FitOptions, FitResult, LossTerm, SampleSet, TrainableSelection, TrainProgress } from './api';
 import { buildTrainingGraph, floatWeights } from './autodiff';
 import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';

@@ -1,7 +1,7 @@
 import { DataType } from '../ir/dtype';
 import type { Dim } from '../ir/graph';
 import type { LossTerm, TrainingInput } from './api';
-import type { Emitter } from './autodiff';
+import type { Emitter } from './emitter';
 
 /**
  * Loss terms as ONNX nodes: each emits its forward value (a float scalar) and seeds the

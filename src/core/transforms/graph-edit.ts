@@ -1,7 +1,9 @@
 import { DataType } from '../ir/dtype';
-import { Node, type Graph, type Model } from '../ir/graph';
+import { Node, type Graph } from '../ir/graph';
 import { Tensor, type NumericArray } from '../ir/tensor';
 import { pushAll } from '../util/arrays';
+
+export { cloneGraphShallow, cloneModel } from '../ir/clone';
 
 /**
  * Small, safe graph edits shared by transforms: fresh names, new initializers, new nodes,
@@ -79,32 +81,4 @@ export class GraphEditor {
   sort(): void {
     this.graph.nodes = this.graph.topoOrder();
   }
-}
-
-/** Deep-enough copy of a model for transforms: new graph lists and maps, tensors shared until replaced. */
-export function cloneGraphShallow(g: Graph): Graph {
-  const c = Object.assign(Object.create(Object.getPrototypeOf(g)), g) as Graph;
-  c.nodes = g.nodes.map((n) => {
-    const m = Object.assign(Object.create(Object.getPrototypeOf(n)), n) as Node;
-    m.inputs = [...n.inputs];
-    m.outputs = [...n.outputs];
-    m.attributes = new Map(n.attributes);
-    return m;
-  });
-  c.inputs = g.inputs.map((v) => ({ ...v }));
-  c.outputs = g.outputs.map((v) => ({ ...v }));
-  c.valueInfo = new Map(g.valueInfo);
-  c.initializers = new Map(g.initializers);
-  c.sparseInitializers = [...g.sparseInitializers];
-  return c;
-}
-
-/** A model copy whose graph lists can be edited without touching the original. */
-export function cloneModel(m: Model): Model {
-  const c = Object.assign(Object.create(Object.getPrototypeOf(m)), m) as Model;
-  c.graph = cloneGraphShallow(m.graph);
-  c.opsetImports = m.opsetImports.map((o) => ({ ...o }));
-  c.metadata = [...m.metadata];
-  c.source = m.source?.clone();
-  return c;
 }

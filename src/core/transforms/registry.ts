@@ -3,12 +3,15 @@ import { pruneStep } from './prune/step';
 import { quantizeStep } from './quantize/step';
 import { enumValues, optionInfo, unwrap, type AnyOptions, type DataNeed, type FormatId, type Step } from './step';
 import { substituteStep } from './substitute/step';
+import { distillStep } from './distill/step';
+import { earlyExitStep } from './early-exit/step';
+import { trainStep } from './train/step';
 
 /**
  * Every compression step, in the order a recipe runs them by convention. Adding a step is
  * one folder with a `step.ts` (see ARCHITECTURE.md, "How to add a step") and one line here.
  */
-export const STEPS: readonly Step[] = [pruneStep, substituteStep, quantizeStep] as unknown as Step[];
+export const STEPS: readonly Step[] = [pruneStep, substituteStep, trainStep, distillStep, quantizeStep, earlyExitStep] as unknown as Step[];
 
 export const STEP_IDS = STEPS.map((s) => s.id);
 
@@ -16,8 +19,15 @@ export function stepById(id: string): Step | undefined {
   return STEPS.find((s) => s.id === id);
 }
 
-/** Steps that need float weights from the step before run last (quantization). */
-export const LAST_STEPS = ['quantize'];
+/**
+ * Steps that must run last, and why: quantization (the steps before it need float weights)
+ * and early exits or runtime widths (their `If` model has subgraphs and a new interface that
+ * the other steps do not handle).
+ */
+export const LAST_STEPS: Readonly<Record<string, string>> = {
+  quantize: 'the other steps need float weights',
+  'early-exit': 'its If model has subgraphs and an exit_index output (or a width input) that the other steps do not handle',
+};
 
 /** The largest recipe accepted (a recipe is written by hand or by the panel). */
 export const MAX_RECIPE_STEPS = 32;
@@ -32,7 +42,7 @@ export function recipeSchema() {
         .array(z.discriminatedUnion('step', steps as unknown as [AnyOptions, ...AnyOptions[]]))
         .min(1)
         .max(MAX_RECIPE_STEPS)
-        .describe('Steps run in order; each starts from the previous result. Quantization comes last.'),
+        .describe('Steps run in order; each starts from the previous result. Quantization or early-exit comes last.'),
     })
     .describe('A Model Compressor recipe: compression steps run in order (model-compressor compress --recipe, or the Compress panel).');
 }
@@ -74,8 +84,10 @@ export interface StepForm {
   step: string;
   summary: string;
   fields: FormField[];
-  /** The step runs after all others (quantization: it needs float weights from the steps before). */
+  /** The step runs after all others (`LAST_STEPS`: quantization, early exits). */
   last?: boolean;
+  /** Data the step reads with its default options (a `train` step: training data), besides what its fields' values need. */
+  needs?: DataNeed[];
 }
 
 /**
@@ -113,7 +125,11 @@ export function stepForms(format: FormatId | string): StepForm[] {
       }
     };
     visit(s.options.shape, '');
-    out.push({ step: s.id, summary: s.summary, fields, ...(LAST_STEPS.includes(s.id) ? { last: true } : {}) });
+    const defaults = s.options.safeParse({});
+    const needs: DataNeed[] = [];
+    if (defaults.success && s.needsCalib?.(defaults.data)) needs.push('calib');
+    if (defaults.success && s.needsTrain?.(defaults.data)) needs.push('train');
+    out.push({ step: s.id, summary: s.summary, fields, ...(s.id in LAST_STEPS ? { last: true } : {}), ...(needs.length ? { needs } : {}) });
   }
   return out;
 }

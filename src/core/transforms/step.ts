@@ -31,6 +31,8 @@ export interface OptionInfo {
   formats?: Record<string, FormatId[]>;
   /** Values the Compress panel does not offer (they need something the panel cannot give). */
   hidden?: string[];
+  /** A list option whose CLI flag may be repeated (`--match a=b --match c=d`); values are also comma separated. */
+  repeatable?: boolean;
   /** CLI placeholder for the value, e.g. `f` or `n1,n2`. */
   placeholder?: string;
   /**
@@ -59,9 +61,15 @@ export interface StepContext {
   /** True when `eval` is generated random data (no real samples): fine for agreement, not for choosing between trained models. */
   evalIsRandom?: boolean;
   labels?: Int32Array;
+  /** Labels of the calibration samples (the Taylor criterion's cross-entropy; --calib-labels). */
+  calibLabels?: Int32Array;
   /** Training inputs and labels (steps that fine-tune or distill: --train, --train-labels). */
   train?: Dataset;
   trainLabels?: Int32Array;
+  /** The model the job started from (a recipe's input): the default teacher of `distill`. */
+  original?: Model;
+  /** Where a step that trains writes its per-epoch checkpoint, and whether it continues from it (`train --resume`). */
+  checkpoint?: { path: string; resume?: boolean };
   /** The model's file, when the step runs on the model as opened (latency targets bench it). */
   input?: string;
   signal?: AbortSignal;
@@ -82,6 +90,9 @@ export interface StepResult<O = unknown> {
   outcome: O;
 }
 
+/** What a dry run gives a preview: the model's structure after the step, and one line. */
+export type StepPlan = Pick<StepResult, 'model' | 'detail'>;
+
 /** A rule message names options as «key»; the CLI renders them as flags, recipes as keys. */
 export type RuleMessage = string | undefined;
 
@@ -100,13 +111,15 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   check?(o: z.output<S>): RuleMessage;
   /** Why the step needs calibration data with these options, if it does. */
   needsCalib?(o: z.output<S>): RuleMessage;
+  /** Why the step needs training inputs (`--train`) with these options, if it does. */
+  needsTrain?(o: z.output<S>): RuleMessage;
   /** An example command line (after `model-compressor`). */
   example: string;
   /**
    * Dry run for a preview: the model after the step, without evaluation or writing. Steps
    * without a cheaper estimate run `apply` (the default in `planStep`).
    */
-  plan?(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepResult<O>>;
+  plan?(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepPlan>;
   /** Runs the step on a copy; never modifies `model`. Honours ctx.signal and reports ctx.onProgress. */
   apply(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepResult<O>>;
 }

@@ -1,11 +1,12 @@
 import { analyzeModel } from '../../analysis/analyze';
 import { UsageError } from '../../errors';
 import { DataType } from '../../ir/dtype';
-import type { Model } from '../../ir/graph';
+import type { Model, ModelFormat } from '../../ir/graph';
 import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
 import { onFoldedWeights } from '../quantize/fold';
-import { applyPruning, removeCount, type GroupPlan } from './onnx/apply';
+import { applyPruning, type GroupPlan } from './onnx/apply';
+import { removeCount } from './shrink';
 import { buildDependencyGraph, type Group } from './onnx/dependency';
 import { groupImportance } from './importance';
 import { pruneKeras } from './tfjs-layers';
@@ -27,8 +28,20 @@ export function groupName(g: Group): string {
   return p ? p.node.label : `group ${g.id}`;
 }
 
+/** The one place pruning picks its code by format. */
+const PRUNERS: Partial<Record<ModelFormat, (model: Model, opts: PruneOptions) => Promise<PruneOutcome>>> = {
+  onnx: pruneOnnx,
+  'tfjs-layers': pruneKeras,
+};
+
+/** Structured or unstructured pruning of a copy of `model` (see PruneOptions). Throws UsageError for formats without a pruner. */
 export async function pruneModel(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
-  if (model.format === 'tfjs-layers') return pruneKeras(model, opts);
+  const impl = PRUNERS[model.format];
+  if (!impl) throw new UsageError(`pruning works on ONNX and TF.js layers models, not ${model.format}`);
+  return impl(model, opts);
+}
+
+async function pruneOnnx(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
   const folded = await onFoldedWeights(model, (m) => pruneModel(m, opts), (r) => r.notes);
   if (folded) return folded;
   if (opts.structured && opts.criterion === 'bn' && !model.graph.nodes.some((n) => n.opType === 'BatchNormalization')) {

@@ -1,6 +1,6 @@
 import { CancelledError, UsageError } from '../../errors';
 import { DataType } from '../../ir/dtype';
-import { Graph, Model, type Node } from '../../ir/graph';
+import { Graph, Model, type ModelFormat, type Node } from '../../ir/graph';
 import { inferShapes } from '../../ir/shape-inference';
 import { collectActivations } from '../../runtime/capture';
 import { argmax, hostValues } from '../../runtime/compare';
@@ -67,9 +67,19 @@ export interface SensitivityOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** The one place sensitivity picks its code by format: ONNX variants run the affected subgraph in ORT; TF.js variants run whole. */
+const SENSITIVITY: Partial<Record<ModelFormat, (model: Model, opts: SensitivityOptions) => Promise<SensitivityResult>>> = {
+  onnx: onnxSensitivity,
+  'tfjs-layers': kerasSensitivity,
+};
+
 export async function pruningSensitivity(input: Model, opts: SensitivityOptions): Promise<SensitivityResult> {
-  if (input.format === 'tfjs-layers') return kerasSensitivity(input, opts);
-  if (input.format !== 'onnx') throw new UsageError(`pruning sensitivity works on ONNX and TF.js layers models, not ${input.format}`);
+  const impl = SENSITIVITY[input.format];
+  if (!impl) throw new UsageError(`pruning sensitivity works on ONNX and TF.js layers models, not ${input.format}`);
+  return impl(input, opts);
+}
+
+async function onnxSensitivity(input: Model, opts: SensitivityOptions): Promise<SensitivityResult> {
   const model = cloneModel(input);
   model.graph.nodes = model.graph.topoOrder();
   const ratios = opts.ratios ?? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];

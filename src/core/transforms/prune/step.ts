@@ -27,7 +27,7 @@ export const pruneOptions = z.strictObject({
     formats: {},
   }),
   threshold: option(z.number().gt(0).optional(), 'Unstructured: zero every weight whose magnitude is below this.', { placeholder: 't' }),
-  criterion: option(z.enum(CRITERIA).default('l1'), 'Channel importance: l1/l2 norm, BatchNorm scale, output entropy, Taylor (needs training) or random.', {
+  criterion: option(z.enum(CRITERIA).default('l1'), 'Channel importance: l1/l2 norm, BatchNorm scale, output entropy, first-order Taylor |Σ w·∂L/∂w| on the calibration data (cross-entropy with --calib-labels, else KL to the model’s own outputs) or random.', {
     hidden: ['bn', 'taylor'],
     needs: { entropy: ['calib'] },
     form: { min: 0, max: 0, step: 0, initial: 'l1' },
@@ -72,7 +72,8 @@ export const pruneStep = defineStep({
     if (retrain && (o.targetLatency !== undefined || o.threshold !== undefined || o.allocate === 'sensitivity')) return '«recover» finetune/distill goes with «ratio», «targetMacs» or «targetParams» (uniform allocation)';
     return undefined;
   },
-  needsCalib: (o) => (o.recover === 'reconstruct' ? '«recover» reconstruct' : undefined),
+  needsCalib: (o) => (o.recover === 'reconstruct' ? '«recover» reconstruct' : o.criterion === 'taylor' ? '«criterion» taylor' : undefined),
+  needsTrain: (o) => (o.recover === 'finetune' || o.recover === 'distill' ? `«recover» ${o.recover}` : undefined),
   /** A preview prunes to the same target without retraining: channel counts follow the target, not the trained weights. */
   async plan(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: PruneOutcome & { allocation?: Record<string, number> } }> {
     if (o.recover !== 'finetune' && o.recover !== 'distill') return pruneStep.apply(model, o, ctx);
@@ -87,6 +88,7 @@ export const pruneStep = defineStep({
       roundTo: o.roundTo,
       criterion: o.criterion,
       calib: ctx.calib,
+      calibLabels: ctx.calibLabels,
       recover: o.recover as 'none' | 'reconstruct',
       steps: o.steps,
       schedule: o.schedule,

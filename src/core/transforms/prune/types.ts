@@ -1,7 +1,7 @@
 import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
 import type { Criterion } from './importance';
-import type { ReconstructReport } from './onnx/reconstruct';
+import type { ReconstructReport } from './refit';
 import type { PruneSchedule } from './schedule';
 
 /** Options and outcome of pruning (shared by the ONNX and TF.js layers paths). */

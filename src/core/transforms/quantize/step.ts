@@ -76,6 +76,7 @@ export const quantizeStep = defineStep({
     return undefined;
   },
   needsCalib: (o) => (o.mode === 'static' ? '«mode» static' : undefined),
+  needsTrain: (o) => (o.options.qat ? '«options.qat»' : undefined),
   /** A preview of `qat` quantizes without the fine-tuning: the same nodes are quantized either way. */
   async plan(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
     if (!o.options.qat) return quantizeStep.apply(model, o, ctx);

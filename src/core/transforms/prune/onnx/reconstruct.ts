@@ -7,7 +7,10 @@ import type { HostTensor } from '../../../runtime/session';
 import { GraphEditor } from '../../graph-edit';
 import { constantResolver } from '../../quantize/registry';
 import { inferShapes } from '../../../ir/shape-inference';
-import { GramAccumulator, Matrix, solveSpd, toFloat32 } from '../../substitute/linalg';
+import { GramAccumulator } from '../../substitute/linalg';
+import { refitWeights, type ReconstructReport } from '../refit';
+
+export type { ReconstructReport } from '../refit';
 
 /**
  * Recovery without training (channel pruning with reconstruction, He et al. 2017; ThiNet):
@@ -26,12 +29,6 @@ export interface ReconstructOptions {
   batchSize?: number;
   maxRows?: number;
   signal?: AbortSignal;
-}
-
-export interface ReconstructReport {
-  layer: string;
-  errorBefore: number;
-  errorAfter: number;
 }
 
 /**
@@ -151,33 +148,4 @@ function convRows(node: Node, wDims: number[], x: HostTensor, y: HostTensor, emi
       }
     }
   }
-}
-
-/**
- * The least-squares step shared by the ONNX and TF.js refits: the current weights' error, the
- * solution's error, and the new kernel (in the layer's own layout, `at(o, f)` giving the flat
- * index of output o, feature f) and bias, or no weights when the fit does not improve.
- */
-export function refitWeights(
-  acc: GramAccumulator,
-  kernel: Float32Array,
-  bias: Float32Array | undefined,
-  out: number,
-  features: number,
-  at: (o: number, f: number) => number,
-): { errorBefore: number; errorAfter: number; kernel?: Float32Array; bias?: Float32Array } {
-  // Current weights as an O × (features + 1) matrix.
-  const cur = new Matrix(out, features + 1);
-  for (let o = 0; o < out; o++) {
-    for (let f = 0; f < features; f++) cur.set(o, f, kernel[at(o, f)]);
-    cur.set(o, features, bias?.[o] ?? 0);
-  }
-  const errorBefore = acc.relativeError(cur);
-  const sol = solveSpd(acc.gram(), acc.cross()).transpose();
-  const errorAfter = acc.relativeError(sol);
-  if (!(errorAfter < errorBefore)) return { errorBefore, errorAfter: errorBefore };
-  const flat = toFloat32(sol);
-  const nw = new Float32Array(kernel.length);
-  for (let o = 0; o < out; o++) for (let f = 0; f < features; f++) nw[at(o, f)] = flat[o * (features + 1) + f];
-  return { errorBefore, errorAfter, kernel: nw, bias: Float32Array.from({ length: out }, (_, o) => flat[o * (features + 1) + features]) };
 }

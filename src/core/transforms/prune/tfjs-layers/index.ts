@@ -10,7 +10,7 @@ import { DataType } from '../../../ir/dtype';
 import type { Model, Node } from '../../../ir/graph';
 import { Tensor } from '../../../ir/tensor';
 import { cloneModel } from '../../graph-edit';
-import { removeAlongAxis, removeCount } from '../onnx/apply';
+import { removeAlongAxis, removeCount } from '../shrink';
 import type { PruneOptions, PruneOutcome } from '../types';
 import { pushAll } from '../../../util/arrays';
 
@@ -219,7 +219,7 @@ function scores(kernel: Float32Array, channels: number, p: 1 | 2): Float64Array 
 }
 
 export async function pruneKeras(model: Model, opts: PruneOptions): Promise<PruneOutcome> {
-  if (!tfjsDocument(model.source) || model.format !== 'tfjs-layers') throw new UsageError('layer-level pruning works on TF.js layers models');
+  if (!tfjsDocument(model.source)) throw new UsageError('layer-level pruning works on TF.js layers models');
   const criterion = opts.criterion ?? 'l1';
   if (!['l1', 'l2', 'random', 'entropy'].includes(criterion)) throw new UsageError(`TF.js models are pruned by l1, l2, entropy or random importance (got ${criterion})`);
   if (!opts.structured) return zeroSmallest(model, opts);

@@ -6,7 +6,7 @@ import { Tensor } from '../../../ir/tensor';
 import type { Dataset } from '../../../runtime/data/dataset';
 import { TfjsRunner } from '../../../runtime/tfjs';
 import { GramAccumulator } from '../../substitute/linalg';
-import { refitWeights, type ReconstructReport } from '../onnx/reconstruct';
+import { refitWeights, type ReconstructReport } from '../refit';
 
 /**
  * Recovery without training for TF.js layers models, the Keras counterpart of

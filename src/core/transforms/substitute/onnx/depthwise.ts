@@ -4,13 +4,12 @@ import { inferShapes } from '../../../ir/shape-inference';
 import { Tensor } from '../../../ir/tensor';
 import { captureLockstep } from '../../../runtime/capture';
 import { hostValues } from '../../../runtime/compare';
-import type { Dataset } from '../../../runtime/data/dataset';
 import { ModelSession } from '../../../runtime/session';
 import { GraphEditor, cloneModel } from '../../graph-edit';
 import { onFoldedWeights } from '../../quantize/fold';
 import { constantResolver } from '../../quantize/registry';
-import { GramAccumulator, Matrix, fromRows, solveSpd, svd, toFloat32 } from '../linalg';
-import { substituteKerasDepthwise } from '../tfjs-layers/depthwise';
+import { GramAccumulator, Matrix, solveSpd, toFloat32 } from '../linalg';
+import { DEFAULT_DEPTHWISE_MAX_ERROR, channelSpectra, initFromSvd, weightError, type DepthwiseOptions } from '../separable';
 import type { LayerSubstitution, SubstituteSkip } from '../types';
 
 /**
@@ -23,30 +22,6 @@ import type { LayerSubstitution, SubstituteSkip } from '../types';
  * weights and bias are solved by least squares so that the pair reproduces the original
  * conv's output on real activations. Stride, padding, dilation and bias carry over.
  */
-
-/**
- * The default error budget per layer: a relative error of 0.25 — ‖W − Ŵ‖/‖W‖ of the SVD
- * initialisation without data; ‖Y − Ŷ‖/‖Y‖ on calibration data after the refit. Without an
- * explicit --multiplier, each layer takes the smallest multiplier within the budget that still
- * saves parameters, or stays as it is.
- */
-export const DEFAULT_DEPTHWISE_MAX_ERROR = 0.25;
-
-export interface DepthwiseOptions {
-  /** Depthwise multiplier for every layer; default: chosen per layer within `maxError`. */
-  multiplier?: number;
-  /** Only these Conv nodes (names); default: every eligible one (1-input-channel convs excluded). */
-  layers?: string[];
-  /**
-   * Per-layer bound on the relative error (see DEFAULT_DEPTHWISE_MAX_ERROR, the default when
-   * no multiplier is given; with an explicit multiplier, no bound unless given).
-   */
-  maxError?: number;
-  refit?: boolean;
-  calib?: Dataset;
-  batchSize?: number;
-  signal?: AbortSignal;
-}
 
 interface Candidate {
   node: Node;
@@ -67,9 +42,8 @@ interface Candidate {
   options: number[];
 }
 
-export async function substituteDepthwise(model: Model, opts: DepthwiseOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
-  if (model.format === 'tfjs-layers') return substituteKerasDepthwise(model, opts);
-  const folded = await onFoldedWeights(model, (m) => substituteDepthwise(m, opts));
+export async function substituteDepthwiseOnnx(model: Model, opts: DepthwiseOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
+  const folded = await onFoldedWeights(model, (m) => substituteDepthwiseOnnx(m, opts));
   if (folded) return folded;
   const g = model.graph;
   const constOf = constantResolver(g);
@@ -166,47 +140,6 @@ export async function substituteDepthwise(model: Model, opts: DepthwiseOptions =
     chosen.push(c);
   }
   return { model: build(model, chosen), layers: chosen.map((c) => c.report), skipped };
-}
-
-/** Singular values of each input channel's O × k² slice (for the error of every multiplier). */
-export function channelSpectra(w: Float32Array, o: number, i: number, kk: number): number[][] {
-  const out: number[][] = [];
-  for (let ch = 0; ch < i; ch++) {
-    const slice = new Float32Array(o * kk);
-    for (let oo = 0; oo < o; oo++) for (let k = 0; k < kk; k++) slice[oo * kk + k] = w[(oo * i + ch) * kk + k];
-    out.push(svd(fromRows(slice, o, kk)).s);
-  }
-  return out;
-}
-
-/** ‖W − Ŵ_m‖_F / ‖W‖_F of the rank-m initialisation (Eckart–Young: the dropped singular values). */
-export function weightError(spectra: number[][], m: number): number {
-  let total = 0;
-  let dropped = 0;
-  for (const s of spectra) {
-    s.forEach((v, j) => {
-      total += v * v;
-      if (j >= m) dropped += v * v;
-    });
-  }
-  return total > 0 ? Math.sqrt(dropped / total) : 0;
-}
-
-/** Rank-m SVD of each input channel's O × k² slice. */
-export function initFromSvd(w: Float32Array, o: number, i: number, kk: number, m: number) {
-  const depthwise = new Float32Array(i * m * kk);
-  const pointwise = new Float32Array(o * i * m);
-  for (let ch = 0; ch < i; ch++) {
-    const slice = new Float32Array(o * kk);
-    for (let oo = 0; oo < o; oo++) for (let k = 0; k < kk; k++) slice[oo * kk + k] = w[(oo * i + ch) * kk + k];
-    const { u, s, v } = svd(fromRows(slice, o, kk));
-    for (let j = 0; j < m; j++) {
-      const sigma = s[j] ?? 0;
-      for (let k = 0; k < kk; k++) depthwise[(ch * m + j) * kk + k] = j < v.columns ? v.get(k, j) : 0;
-      for (let oo = 0; oo < o; oo++) pointwise[oo * i * m + ch * m + j] = j < u.columns ? sigma * u.get(oo, j) : 0;
-    }
-  }
-  return { depthwise, pointwise };
 }
 
 function depthwiseModel(c: Candidate): Model {

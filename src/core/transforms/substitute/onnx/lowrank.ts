@@ -1,4 +1,3 @@
-import { UsageError } from '../../../errors';
 import { DataType } from '../../../ir/dtype';
 import type { Model, Node } from '../../../ir/graph';
 import { inferShapes } from '../../../ir/shape-inference';
@@ -52,9 +51,8 @@ interface Candidate {
   b?: Float32Array;
 }
 
-export async function substituteLowRank(model: Model, opts: LowRankOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
-  if (model.format !== 'onnx') throw new UsageError(`low-rank factorisation works on ONNX models; for ${model.format} use --depthwise`);
-  const folded = await onFoldedWeights(model, (m) => substituteLowRank(m, opts));
+export async function substituteLowRankOnnx(model: Model, opts: LowRankOptions = {}): Promise<{ model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] }> {
+  const folded = await onFoldedWeights(model, (m) => substituteLowRankOnnx(m, opts));
   if (folded) return folded;
   const g = model.graph;
   const constOf = constantResolver(g);

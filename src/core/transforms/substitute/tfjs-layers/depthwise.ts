@@ -5,7 +5,7 @@ import { DataType } from '../../../ir/dtype';
 import type { Model } from '../../../ir/graph';
 import { Tensor } from '../../../ir/tensor';
 import { cloneModel } from '../../graph-edit';
-import { initFromSvd, type DepthwiseOptions } from '../onnx/depthwise';
+import { initFromSvd, type DepthwiseOptions } from '../separable';
 import type { LayerSubstitution, SubstituteSkip } from '../types';
 
 /**
@@ -16,7 +16,7 @@ import type { LayerSubstitution, SubstituteSkip } from '../types';
  * and bias, so the result is a valid layers model that TensorFlow.js loads.
  */
 export function substituteKerasDepthwise(model: Model, opts: DepthwiseOptions = {}): { model: Model; layers: LayerSubstitution[]; skipped: SubstituteSkip[] } {
-  if (!tfjsDocument(model.source) || model.format !== 'tfjs-layers') throw new UsageError('Keras substitution works on TF.js layers models');
+  if (!tfjsDocument(model.source)) throw new UsageError('Keras substitution works on TF.js layers models');
   if (opts.calib || opts.maxError !== undefined) throw new UsageError('the calibration refit and --max-error use ONNX Runtime; for TF.js models run without --calib/--max-error');
   const out = cloneModel(model);
   const doc = tfjsDocument(out.source)!;
