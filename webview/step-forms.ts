@@ -69,6 +69,7 @@ export function recipeOf(steps: StepState[], forms: StepFormDto[]): RecipeDto {
 /** What a step's chosen values need and which slots are empty: `what` names the option, e.g. "recover finetune". */
 export function missingData(s: StepState, form: StepFormDto | undefined, filled: (slot: DataSlot) => boolean): Array<{ slot: DataNeedDto; what: string }> {
   const out: Array<{ slot: DataNeedDto; what: string }> = [];
+  for (const slot of form?.needs ?? []) if (!filled(slot)) out.push({ slot, what: `the ${s.step} step` });
   for (const f of form?.fields ?? []) {
     if (!applies(f, s)) continue;
     const v = s.values[f.key];

@@ -82,10 +82,17 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
           break;
         }
         case 'preview': {
-          const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Model Compressor: previewing the plan' }, () =>
-            client.job({ kind: 'plan', model: model.fsPath, recipe: m.recipe, calib: picked.calib, train: picked.train, trainLabels: picked.trainLabels }),
-          );
-          post({ type: 'preview', steps: r.steps, before: r.before });
+          if (running) return;
+          const ctl = new AbortController();
+          running = ctl;
+          try {
+            const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Model Compressor: previewing the plan' }, () =>
+              client.job({ kind: 'plan', model: model.fsPath, recipe: m.recipe, calib: picked.calib, train: picked.train, trainLabels: picked.trainLabels }, { signal: ctl.signal }),
+            );
+            post({ type: 'preview', steps: r.steps, before: r.before });
+          } finally {
+            running = undefined;
+          }
           break;
         }
         case 'run': {

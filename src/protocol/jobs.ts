@@ -117,8 +117,10 @@ export interface StepFormDto {
   step: string;
   summary: string;
   fields: FormFieldDto[];
-  /** Runs after all other steps (quantization). */
+  /** Runs after all other steps (quantization, early exits). */
   last?: boolean;
+  /** Data slots the step reads whatever its options (e.g. a `train` step: training data). */
+  needs?: DataNeedDto[];
 }
 
 /** An option value in a recipe: plain values, lists, or one level of nested options (`options`). */

@@ -68,7 +68,7 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
     assert.deepEqual(recipeChoices('tfjs-graph').steps, ['quantize']);
     assert.deepEqual(recipeChoices('tflite').steps, []);
     const sub = stepForms('onnx').find((f) => f.step === 'substitute')!;
-    assert.deepEqual(sub.fields.map((f) => f.key), ['kind', 'multiplier', 'targetParams']);
+    assert.deepEqual(sub.fields.map((f) => f.key), ['kind', 'multiplier', 'targetParams', 'recover', 'epochs']);
     assert.deepEqual(sub.fields[0].values, ['lowrank', 'depthwise']);
     assert.deepEqual(sub.fields[1].when, { key: 'kind', values: ['depthwise'] });
   });

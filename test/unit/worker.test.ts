@@ -193,6 +193,16 @@ describe('worker process and client', () => {
       assert.deepEqual(fs.readFileSync(src), before, 'the input is untouched');
     });
 
+    it('a preview of a step that trains skips the training (same params and MACs)', async () => {
+      const batches: unknown[] = [];
+      const plan = await client.job({ kind: 'plan', model: cnn, recipe: { steps: [{ step: 'prune', ratio: 0.5, recover: 'finetune', epochsPerStep: 1000 }] }, train, trainLabels }, { onTrainProgress: (b) => batches.push(b) });
+      const plain = await client.job({ kind: 'plan', model: cnn, recipe: { steps: [{ step: 'prune', ratio: 0.5, schedule: 'cubic' }] } });
+      assert.equal(batches.length, 0, 'no training ran');
+      assert.match(plan.steps[0].detail, /retraining not run in a preview/);
+      assert.equal(plan.steps[0].params, plain.steps[0].params);
+      assert.equal(plan.steps[0].macs, plain.steps[0].macs);
+    });
+
     it('a cancel outside training still fails the job (nothing kept)', async () => {
       const dir = tmpDir();
       const ctl = new AbortController();

@@ -84,8 +84,10 @@ export interface StepForm {
   step: string;
   summary: string;
   fields: FormField[];
-  /** The step runs after all others (quantization: it needs float weights from the steps before). */
+  /** The step runs after all others (`LAST_STEPS`: quantization, early exits). */
   last?: boolean;
+  /** Data the step reads with its default options (a `train` step: training data), besides what its fields' values need. */
+  needs?: DataNeed[];
 }
 
 /**
@@ -123,7 +125,11 @@ export function stepForms(format: FormatId | string): StepForm[] {
       }
     };
     visit(s.options.shape, '');
-    out.push({ step: s.id, summary: s.summary, fields, ...(s.id in LAST_STEPS ? { last: true } : {}) });
+    const defaults = s.options.safeParse({});
+    const needs: DataNeed[] = [];
+    if (defaults.success && s.needsCalib?.(defaults.data)) needs.push('calib');
+    if (defaults.success && s.needsTrain?.(defaults.data)) needs.push('train');
+    out.push({ step: s.id, summary: s.summary, fields, ...(s.id in LAST_STEPS ? { last: true } : {}), ...(needs.length ? { needs } : {}) });
   }
   return out;
 }

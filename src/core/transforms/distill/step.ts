@@ -10,14 +10,14 @@ export const distillOptions = z.strictObject({
   teacher: option(z.string().min(1).optional(), 'The teacher model (same inputs; class logits as its first output). In a recipe the default is the model the recipe started from.', {
     placeholder: 'teacher.onnx',
   }),
-  temperature: option(z.number().gt(0).max(100).default(4), 'Softening temperature T of softmax(z/T).', { placeholder: 'T' }),
+  temperature: option(z.number().gt(0).max(100).default(4), 'Softening temperature T of softmax(z/T).', { placeholder: 'T', form: { min: 1, max: 20, step: 0.5, initial: 4 } }),
   alpha: option(z.number().min(0).max(1).optional(), 'Weight α of the distillation term, 1 − α on the labels (default 0.7; 1 without labels).', { placeholder: 'a' }),
   match: option(z.array(z.string().min(3)).max(256).optional(), 'Feature distillation: MSE between two intermediate tensors of the same shape, as teacherTensor=studentTensor (repeatable).', {
     placeholder: 'teacherTensor=studentTensor',
     repeatable: true,
   }),
   matchWeight: option(z.number().min(0).max(1e6).optional(), 'Weight β of each feature term (default 1).', { placeholder: 'b' }),
-  epochs: option(z.number().int().min(1).max(10000).default(5), 'Training epochs.', { placeholder: 'n' }),
+  epochs: option(z.number().int().min(1).max(10000).default(5), 'Training epochs.', { placeholder: 'n', form: { min: 1, max: 1000, step: 1, initial: 5 } }),
   batchSize: option(z.number().int().min(1).max(65536).default(32), 'Samples per training step.', { flag: 'batch', placeholder: 'b' }),
   lr: option(z.number().gt(0).max(10).optional(), 'Learning rate (default 1e-3 with AdamW, 1e-2 with SGD), cosine schedule.', { placeholder: 'r' }),
   optimizer: option(z.enum(['adamw', 'adam', 'sgd']).default('adamw'), 'Optimizer.'),

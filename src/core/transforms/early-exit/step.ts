@@ -15,6 +15,7 @@ export const earlyExitOptions = z.strictObject({
   maxAccuracyDrop: option(z.number().min(0).lt(1).optional(), 'Target: accuracy at most d below the original’s (a fraction, 0.005 = 0.5 pp); needs --labels.', { placeholder: 'd' }),
   minAgreement: option(z.number().gt(0).max(1).optional(), 'Target: top-1 agreement with the original of at least a (no labels needed).', {
     placeholder: 'a',
+    // The panel's target (no labels needed); a recipe may give another.
     form: { min: 0.5, max: 1, step: 0.005, initial: 0.99 },
   }),
   threshold: option(z.number().min(0).max(1e6).optional(), 'No target: leave at every exit whose confidence exceeds t.', { placeholder: 't' }),

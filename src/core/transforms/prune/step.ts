@@ -74,6 +74,12 @@ export const pruneStep = defineStep({
   },
   needsCalib: (o) => (o.recover === 'reconstruct' ? '«recover» reconstruct' : o.criterion === 'taylor' ? '«criterion» taylor' : undefined),
   needsTrain: (o) => (o.recover === 'finetune' || o.recover === 'distill' ? `«recover» ${o.recover}` : undefined),
+  /** A preview prunes to the same target without retraining: channel counts follow the target, not the trained weights. */
+  async plan(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: PruneOutcome & { allocation?: Record<string, number> } }> {
+    if (o.recover !== 'finetune' && o.recover !== 'distill') return pruneStep.apply(model, o, ctx);
+    const r = await pruneStep.apply(model, { ...o, recover: 'none', schedule: o.schedule ?? 'cubic' }, ctx);
+    return { ...r, detail: `${r.detail} (retraining not run in a preview)` };
+  },
   async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: PruneOutcome & { allocation?: Record<string, number> } }> {
     if (o.targetLatency !== undefined && model.format !== 'onnx') {
       throw new UsageError('--target-latency measures with ONNX Runtime; for TF.js models use --ratio, --target-params or --target-macs (with --allocate sensitivity)');

@@ -77,6 +77,12 @@ export const quantizeStep = defineStep({
   },
   needsCalib: (o) => (o.mode === 'static' ? '«mode» static' : undefined),
   needsTrain: (o) => (o.options.qat ? '«options.qat»' : undefined),
+  /** A preview of `qat` quantizes without the fine-tuning: the same nodes are quantized either way. */
+  async plan(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
+    if (!o.options.qat) return quantizeStep.apply(model, o, ctx);
+    const r = await quantizeStep.apply(model, { ...o, options: { ...o.options, qat: false } }, ctx);
+    return { ...r, detail: `${r.detail} (fine-tuning not run in a preview)` };
+  },
   async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
     const q = o.options;
     if (q.qat) return qatStep(model, o, ctx);

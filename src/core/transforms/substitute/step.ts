@@ -29,8 +29,16 @@ export const substituteOptions = z.strictObject({
   recover: option(
     z.enum(['none', 'finetune', 'distill']).default('none'),
     'Retraining after the substitution (ONNX): finetune on labels, or distill from the original model (needs --train, and --train-labels for finetune).',
+    {
+      form: { min: 0, max: 0, step: 0, initial: 'none' },
+      formats: { finetune: ['onnx'], distill: ['onnx'] },
+      needs: { finetune: ['train', 'trainLabels'], distill: ['train'] },
+    },
   ),
-  epochs: option(z.number().int().min(1).max(1000).optional(), 'Retraining epochs (recover finetune/distill; default 5).', { placeholder: 'e' }),
+  epochs: option(z.number().int().min(1).max(1000).optional(), 'Retraining epochs (recover finetune/distill; default 5).', {
+    placeholder: 'e',
+    form: { min: 1, max: 100, step: 1, initial: 5, when: { key: 'recover', values: ['finetune', 'distill'] } },
+  }),
 });
 export type SubstituteStepOptions = z.output<typeof substituteOptions>;
 

@@ -16,7 +16,7 @@ import { defineStep, option } from '../step';
 const list = z.array(z.string().min(1)).max(4096);
 
 export const trainOptions = z.strictObject({
-  epochs: option(z.number().int().min(1).max(10000).default(10), 'Passes over the training data.', { placeholder: 'n' }),
+  epochs: option(z.number().int().min(1).max(10000).default(10), 'Passes over the training data.', { placeholder: 'n', form: { min: 1, max: 1000, step: 1, initial: 10 } }),
   batchSize: option(z.number().int().min(1).max(65536).default(32), 'Samples per training step.', { flag: 'batch', placeholder: 'b' }),
   lr: option(z.number().gt(0).max(10).optional(), 'Learning rate (default 1e-3 for adam/adamw, 0.01 for sgd).', { placeholder: 'r' }),
   optimizer: option(z.enum(['adamw', 'adam', 'sgd']).default('adamw'), 'Optimizer: AdamW (decoupled weight decay), Adam, or SGD with momentum.'),
