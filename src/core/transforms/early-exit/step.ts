@@ -13,7 +13,7 @@ import { earlyExit, type EarlyExitOutcome, type ExitTarget } from './index';
  */
 export const earlyExitOptions = z.strictObject({
   maxAccuracyDrop: option(z.number().min(0).lt(1).optional(), 'Target: accuracy at most d below the original’s (a fraction, 0.005 = 0.5 pp); needs --labels.', { placeholder: 'd' }),
-  minAgreement: option(z.number().gt(0).max(1).optional(), 'Target: top-1 agreement with the original of at least a (no labels needed).', { placeholder: 'a' }),
+  minAgreement: option(z.number().gt(0).max(1).optional(), 'Target: top-1 agreement with the original of at least a (no labels needed).', { placeholder: 'a', form: { min: 0.5, max: 1, step: 0.005, initial: 0.99 } }),
   threshold: option(z.number().min(0).max(1e6).optional(), 'No target: leave at every exit whose confidence exceeds t.', { placeholder: 't' }),
   margin: option(z.number().min(0).max(10).default(2), 'Safety margin z of the calibration: the target must hold for the bound (lost − gained + z·√(lost + gained))/n on the drop, not only the observed one (0: fit the evaluation data exactly).', { placeholder: 'z' }),
   folds: option(z.number().int().min(2).max(100).default(5), 'Folds of the out-of-sample cross-fit of the calibration on --eval.', { placeholder: 'k' }),
@@ -26,7 +26,7 @@ export const earlyExitOptions = z.strictObject({
   joint: option(z.boolean().default(false), 'Fine-tune the backbone with the heads (default: the backbone stays frozen).'),
   temperature: option(z.number().gt(0).max(100).default(4), 'Distillation temperature.', { placeholder: 'T' }),
   alpha: option(z.number().min(0).max(1).default(0.7), 'Weight of the distillation term, 1 − α on the labels (1 without labels).', { placeholder: 'a' }),
-  epochs: option(z.number().int().min(0).max(10000).optional(), 'Training epochs (default 10 for exit heads, 5 with --widths; 0 with --widths: no fine-tuning).', { placeholder: 'n' }),
+  epochs: option(z.number().int().min(0).max(10000).optional(), 'Training epochs (default 10 for exit heads, 5 with --widths; 0 with --widths: no fine-tuning).', { placeholder: 'n', form: { min: 1, max: 100, step: 1, initial: 10 } }),
   batchSize: option(z.number().int().min(1).max(65536).default(32), 'Samples per training step.', { flag: 'batch', placeholder: 'b' }),
   lr: option(z.number().gt(0).max(10).optional(), 'Learning rate (AdamW, cosine schedule; default 3e-3 for exit heads, 1e-3 with --widths).', { placeholder: 'r' }),
   seed: option(z.number().int().min(0).max(2 ** 31 - 1).optional(), 'Seed of head initialisation and shuffles (default 0).', { placeholder: 's' }),
