@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import { analyzeModel } from './analysis/analyze';
-import { CancelledError, ModelError, UsageError } from './errors';
+import { CancelledError, CancelledWithResult, ModelError, UsageError } from './errors';
 import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
+import type { TrainProgress } from './train/api';
 import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById, stepForms } from './transforms/registry';
 import { didYouMean, renderRule, validateOptions, type StepContext } from './transforms/step';
-import type { TrainProgress } from './train/api';
 
 /**
  * Compression recipes: an ordered list of steps (prune, substitute, train, distill, quantize,
@@ -129,6 +129,19 @@ export interface RecipeOptions {
   onProgress?: (stage: string, fraction?: number) => void;
   /** Training progress of the steps that train, with the step's index (0-based) and id. */
   onTrainProgress?: (p: TrainProgress, step: number, id: string) => void;
+  /**
+   * Cancelled while a step was training: return the best model so far (marked `cancelled`)
+   * instead of throwing, and skip the steps after it. Cancelled at any other time still throws.
+   */
+  keepOnCancel?: boolean;
+}
+
+/** Where a recipe run was cancelled during training, and what its model is. */
+export interface RecipeCancelled {
+  /** 1-based index of the step that was training. */
+  step: number;
+  stepId: string;
+  detail: string;
 }
 
 export interface StepSummary {
@@ -139,7 +152,7 @@ export interface StepSummary {
 }
 
 /** Runs the steps in order on an in-memory model; each step starts from the previous result. */
-export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOptions = {}): Promise<{ model: Model; steps: StepSummary[] }> {
+export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOptions = {}): Promise<{ model: Model; steps: StepSummary[]; cancelled?: RecipeCancelled }> {
   let current = model;
   const steps: StepSummary[] = [];
   for (const [i, s] of recipe.steps.entries()) {
@@ -147,6 +160,7 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     const progress = (stage: string, f?: number) => opts.onProgress?.(`step ${i + 1}/${recipe.steps.length} (${s.step}): ${stage}`, f);
     progress('starting');
     const step = stepById(s.step)!;
+    let trained = false;
     const ctx: StepContext = {
       calib: opts.calib,
       calibLabels: opts.calibLabels,
@@ -159,12 +173,24 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
       input: i === 0 ? opts.input : undefined,
       signal: opts.signal,
       onProgress: progress,
-      onTrainProgress: opts.onTrainProgress && ((p) => opts.onTrainProgress!(p, i, s.step)),
+      onTrainProgress: (p) => {
+        trained = true;
+        opts.onTrainProgress?.(p, i, s.step);
+      },
     };
-    const r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);
+    let r: { model: Model; detail: string };
+    try {
+      r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);
+    } catch (e) {
+      if (!(opts.keepOnCancel && e instanceof CancelledWithResult)) throw e;
+      r = { model: e.model, detail: e.detail };
+      trained = true;
+    }
     current = r.model;
     const t = analyzeModel(current).totals;
     steps.push({ step: s.step, detail: r.detail, params: t.params, macs: t.macs });
+    // A step that trains returns its best weights when cancelled (fit stops between steps).
+    if (opts.keepOnCancel && opts.signal?.aborted && trained) return { model: current, steps, cancelled: { step: i + 1, stepId: s.step, detail: r.detail } };
   }
   return { model: current, steps };
 }

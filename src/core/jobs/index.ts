@@ -12,7 +12,7 @@ import { evaluateCompression, verificationSamples, type EvaluateOptions, type Ev
 import type { IOSpec } from '../runtime/session';
 import { modelInputs } from '../runtime/tfjs';
 import { saveVerified } from '../runtime/verified-save';
-import { runRecipe, type Recipe, type RecipeOptions, type StepSummary } from '../recipe';
+import { runRecipe, type Recipe, type RecipeCancelled, type RecipeOptions, type StepSummary } from '../recipe';
 import type { Step, StepContext, StepResult } from '../transforms/step';
 
 /**
@@ -190,9 +190,18 @@ export async function runStep<O>(job: OpenedJob, step: Step, options: Record<str
   return (await step.apply(job.model, options, stepContext(job, extra))) as StepResult<O>;
 }
 
-export async function runRecipeJob(job: OpenedJob, recipe: Recipe, extra: Omit<StepExtras, 'onTrainProgress'> & Pick<RecipeOptions, 'onTrainProgress'> & { plan?: boolean } = {}): Promise<{ model: Model; steps: StepSummary[] }> {
-  const { onTrainProgress, plan, ...rest } = extra;
-  return runRecipe(job.model, recipe, { ...stepContext(job, rest), onTrainProgress, plan });
+/**
+ * Runs a recipe on an opened job. `onTrainProgress` receives the training progress of steps
+ * that train (with the step's index and id); with `keepOnCancel`, a cancel during training
+ * returns the best model so far (`cancelled` says where) instead of throwing.
+ */
+export async function runRecipeJob(
+  job: OpenedJob,
+  recipe: Recipe,
+  extra: Omit<StepExtras, 'onTrainProgress'> & Pick<RecipeOptions, 'onTrainProgress' | 'keepOnCancel'> & { plan?: boolean } = {},
+): Promise<{ model: Model; steps: StepSummary[]; cancelled?: RecipeCancelled }> {
+  const { onTrainProgress, plan, keepOnCancel, ...rest } = extra;
+  return runRecipe(job.model, recipe, { ...stepContext(job, rest), onTrainProgress, plan, keepOnCancel });
 }
 
 export interface FinishOptions extends Pick<EvaluateOptions, 'layerOutputs' | 'step' | 'signal' | 'onProgress'> {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { pruneStep } from './prune/step';
 import { quantizeStep } from './quantize/step';
-import { enumValues, optionInfo, unwrap, type AnyOptions, type FormatId, type Step } from './step';
+import { enumValues, optionInfo, unwrap, type AnyOptions, type DataNeed, type FormatId, type Step } from './step';
 import { substituteStep } from './substitute/step';
 import { distillStep } from './distill/step';
 import { earlyExitStep } from './early-exit/step';
@@ -66,7 +66,8 @@ export interface FormField {
   key: string;
   label: string;
   description: string;
-  kind: 'number' | 'choice';
+  /** A number input, a choice among `values`, or a switch (boolean). */
+  kind: 'number' | 'choice' | 'boolean';
   /** Choice: the values this format supports; number: min/max/step. */
   values?: Array<string | number>;
   min?: number;
@@ -75,12 +76,16 @@ export interface FormField {
   initial: string | number | boolean;
   /** Show only when another option has one of these values (e.g. multiplier with kind depthwise). */
   when?: { key: string; values: Array<string | number> };
+  /** Data slots a value reads (keyed by the value as a string, 'true' for a switch), from the option's `needs`. */
+  needs?: Record<string, DataNeed[]>;
 }
 
 export interface StepForm {
   step: string;
   summary: string;
   fields: FormField[];
+  /** The step runs after all others (quantization: it needs float weights from the steps before). */
+  last?: boolean;
 }
 
 /**
@@ -103,18 +108,22 @@ export function stepForms(format: FormatId | string): StepForm[] {
           continue;
         }
         if (!info.form && optional) continue;
+        const isBoolean = (base.def as { type: string }).type === 'boolean';
         const values = enumValues(f)?.filter((v) => supports(s, k, v, format as FormatId) && !info.hidden?.includes(String(v)));
         const label = k.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
         const field: FormField = values
           ? { key, label, description: f.description ?? '', kind: 'choice', values, initial: info.form?.initial ?? values[0] }
-          : { key, label, description: f.description ?? '', kind: 'number', min: info.form!.min, max: info.form!.max, step: info.form!.step, initial: info.form!.initial };
+          : isBoolean
+            ? { key, label, description: f.description ?? '', kind: 'boolean', initial: info.form?.initial ?? false }
+            : { key, label, description: f.description ?? '', kind: 'number', min: info.form!.min, max: info.form!.max, step: info.form!.step, initial: info.form!.initial };
         if (info.form?.when) field.when = info.form.when;
+        if (info.needs) field.needs = info.needs;
         if (field.kind === 'choice' && field.values!.length === 0) continue;
         fields.push(field);
       }
     };
     visit(s.options.shape, '');
-    out.push({ step: s.id, summary: s.summary, fields });
+    out.push({ step: s.id, summary: s.summary, fields, ...(s.id in LAST_STEPS ? { last: true } : {}) });
   }
   return out;
 }

@@ -16,6 +16,9 @@ import type { TrainProgress } from '../train/api';
 export type FormatId = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
 export const WRITABLE_FORMATS: FormatId[] = ['onnx', 'tfjs-layers', 'tfjs-graph'];
 
+/** Data a step's option may read besides the model: calibration inputs, training inputs, training labels. */
+export type DataNeed = 'calib' | 'train' | 'trainLabels';
+
 /** How one option appears outside the schema. Every field is optional. */
 export interface OptionInfo {
   /** CLI flag name (default: the key in kebab-case); `null`: not a CLI flag. */
@@ -32,7 +35,12 @@ export interface OptionInfo {
   repeatable?: boolean;
   /** CLI placeholder for the value, e.g. `f` or `n1,n2`. */
   placeholder?: string;
-  /** Form control bounds/step for the Compress panel, when the option is offered there. */
+  /**
+   * Data slots a value of this option reads (enum values, or 'true' for a boolean), so the
+   * Compress panel can say what to pick before the engine refuses (e.g. recover finetune: train, trainLabels).
+   */
+  needs?: Record<string, DataNeed[]>;
+  /** Form control bounds/step for the Compress panel, when the option is offered there (min/max/step unused for choices and switches). */
   form?: { min: number; max: number; step: number; initial: number | string | boolean; when?: { key: string; values: Array<string | number> } };
 }
 

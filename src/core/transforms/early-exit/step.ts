@@ -13,7 +13,10 @@ import { earlyExit, type EarlyExitOutcome, type ExitTarget } from './index';
  */
 export const earlyExitOptions = z.strictObject({
   maxAccuracyDrop: option(z.number().min(0).lt(1).optional(), 'Target: accuracy at most d below the original’s (a fraction, 0.005 = 0.5 pp); needs --labels.', { placeholder: 'd' }),
-  minAgreement: option(z.number().gt(0).max(1).optional(), 'Target: top-1 agreement with the original of at least a (no labels needed).', { placeholder: 'a', form: { min: 0.5, max: 1, step: 0.005, initial: 0.99 } }),
+  minAgreement: option(z.number().gt(0).max(1).optional(), 'Target: top-1 agreement with the original of at least a (no labels needed).', {
+    placeholder: 'a',
+    form: { min: 0.5, max: 1, step: 0.005, initial: 0.99 },
+  }),
   threshold: option(z.number().min(0).max(1e6).optional(), 'No target: leave at every exit whose confidence exceeds t.', { placeholder: 't' }),
   margin: option(z.number().min(0).max(10).default(2), 'Safety margin z of the calibration: the target must hold for the bound (lost − gained + z·√(lost + gained))/n on the drop, not only the observed one (0: fit the evaluation data exactly).', { placeholder: 'z' }),
   folds: option(z.number().int().min(2).max(100).default(5), 'Folds of the out-of-sample cross-fit of the calibration on --eval.', { placeholder: 'k' }),

@@ -29,14 +29,23 @@ export const pruneOptions = z.strictObject({
   threshold: option(z.number().gt(0).optional(), 'Unstructured: zero every weight whose magnitude is below this.', { placeholder: 't' }),
   criterion: option(z.enum(CRITERIA).default('l1'), 'Channel importance: l1/l2 norm, BatchNorm scale, output entropy, first-order Taylor |Σ w·∂L/∂w| on the calibration data (cross-entropy with --calib-labels, else KL to the model’s own outputs) or random.', {
     hidden: ['bn', 'taylor'],
+    needs: { entropy: ['calib'] },
     form: { min: 0, max: 0, step: 0, initial: 'l1' },
   }),
   recover: option(
     z.enum(['none', 'reconstruct', 'finetune', 'distill']).default('none'),
     'Recovery after pruning: least-squares reconstruction of the next layer’s weights (needs --calib), or retraining after each step: finetune on labels or distill from the original (needs --train, and --train-labels for finetune).',
-    { form: { min: 0, max: 0, step: 0, initial: 'none' }, hidden: ['finetune', 'distill'] },
+    {
+      form: { min: 0, max: 0, step: 0, initial: 'none' },
+      // Retraining runs the training engine on ONNX graphs.
+      formats: { finetune: ['onnx'], distill: ['onnx'] },
+      needs: { reconstruct: ['calib'], finetune: ['train', 'trainLabels'], distill: ['train'] },
+    },
   ),
-  epochsPerStep: option(z.number().int().min(1).max(1000).optional(), 'Retraining epochs after each prune step (recover finetune/distill; default 5).', { placeholder: 'e' }),
+  epochsPerStep: option(z.number().int().min(1).max(1000).optional(), 'Retraining epochs after each prune step (recover finetune/distill; default 5).', {
+    placeholder: 'e',
+    form: { min: 1, max: 100, step: 1, initial: 5, when: { key: 'recover', values: ['finetune', 'distill'] } },
+  }),
   schedule: option(z.enum(['linear', 'cubic']).optional(), 'How the target is spread over the steps: equal shares (default) or Zhu & Gupta’s cubic schedule (default with finetune/distill).'),
   steps: option(z.number().int().min(1).max(100).default(1), 'Prune in this many equal steps (re-scoring channels after each).', { placeholder: 'k' }),
   allocate: option(z.enum(['uniform', 'sensitivity']).default('uniform'), 'Per-group ratios: the same everywhere, or from measured sensitivity curves (needs a MACs or params target).'),
