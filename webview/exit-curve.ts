@@ -61,7 +61,7 @@ export function exitView(dto: ExitsResultDto, post: (m: FromExits) => void): Exi
   const box = el('div');
   box.style.height = '240px';
   box.style.maxWidth = '640px';
-  const canvas = el('canvas', { id: 'exit-curve', 'aria-label': `${metric} against expected MACs over the exit threshold` });
+  const canvas = el('canvas', { id: 'exit-curve', 'aria-label': `${metric} against expected MACs over the exit threshold`, 'data-points': String(curve.length) });
   box.append(canvas);
 
   const calibratedT = dto.calibrated.thresholds.filter((t): t is number => t !== null);

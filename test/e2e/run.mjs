@@ -31,8 +31,8 @@ fs.mkdirSync(work);
   createRequire(bundle)(bundle).writeDenseNetLike(path.join(work, 'densenet_like.onnx'), { unknownOp: true });
 }
 fs.copyFileSync(path.join(root, 'test/fixtures/digits_cnn.onnx'), path.join(work, 'digits_cnn.onnx'));
-// Training data for the Compress panel's training steps (1,200 8x8 digits and their labels).
-for (const f of ['digits_train_x.npy', 'digits_train_y.npy']) fs.copyFileSync(path.join(root, 'test/fixtures', f), path.join(work, f));
+// Training data for the Compress panel's training steps (1,200 8x8 digits and their labels), and held-out digits with labels.
+for (const f of ['digits_train_x.npy', 'digits_train_y.npy', 'digits_test_x.npy', 'digits_test_y.npy']) fs.copyFileSync(path.join(root, 'test/fixtures', f), path.join(work, f));
 const brokenBytes = fs.readFileSync(path.join(root, 'test/fixtures/digits_cnn.onnx')).subarray(0, 5000);
 fs.writeFileSync(path.join(work, 'broken.onnx'), brokenBytes);
 // Other formats the editor opens: a TF.js layers model and a safetensors file (fc: 3×4 weight + 3 bias).
@@ -211,19 +211,8 @@ try {
   await cp.locator('.step[data-step="prune"] input[data-key="epochsPerStep"]').press('Tab');
   await cp.locator('#run').click();
   check(/Pick training data first: recover finetune/.test(await cp.locator('#error').textContent()), 'the panel asks for training data before fine-tuning');
-  /** Picks a file for a data slot in the (simple, in-page) file dialog by typing its path. */
-  const pickFile = async (slot, file) => {
-    await cp.locator(`#pick-${slot}`).click();
-    const input = page.locator('.quick-input-widget input.input');
-    await input.waitFor({ timeout: 20000 });
-    await input.fill(file);
-    await page.waitForTimeout(300);
-    await input.press('Enter');
-    for (let i = 0; i < 100 && (await cp.locator(`#slot-${slot}`).textContent()) !== file; i++) await page.waitForTimeout(100);
-    return (await cp.locator(`#slot-${slot}`).textContent()) === file;
-  };
-  check(await pickFile('train', path.join(work, 'digits_train_x.npy')), 'Training data… fills the training slot');
-  check(await pickFile('trainLabels', path.join(work, 'digits_train_y.npy')), 'Training labels… fills the training labels slot');
+  check(await pickFile(cp, 'train', path.join(work, 'digits_train_x.npy')), 'Training data… fills the training slot');
+  check(await pickFile(cp, 'trainLabels', path.join(work, 'digits_train_y.npy')), 'Training labels… fills the training labels slot');
   check((await cp.locator('.step[data-step="prune"] .needs').count()) === 0, 'the form no longer asks for training data');
   const compressed = path.join(work, 'digits_cnn.compressed.onnx');
   fs.rmSync(compressed, { force: true });
@@ -350,6 +339,7 @@ try {
   check(sizeRow[0] === 'size' && Number.parseFloat(sizeRow[3]) < 0.8, `the TF.js result is smaller (${sizeRow.join(' | ')})`);
   await page.screenshot({ path: path.join(artifacts, 'tfjs-compress.png') });
   await denseNetChecks();
+  await earlyExitChecks();
   if (bench) await speed();
 } catch (e) {
   await page.screenshot({ path: path.join(artifacts, 'failure.png') }).catch(() => {});
@@ -371,6 +361,76 @@ async function frameWith(selector, text = '', tries = 600) {
     await page.waitForTimeout(200);
   }
   throw new Error(`no webview shows ${selector} ${text}`);
+}
+/**
+ * Picks `file` for a data slot of the Compress panel `cp`: its button opens the host's file
+ * dialog, which code-server shows as a path box in the quick input. True when the slot took it.
+ */
+async function pickFile(cp, slot, file) {
+  const input = page.locator('.quick-input-widget input.input');
+  const taken = async () => (await cp.locator(`#slot-${slot}`).textContent().catch(() => '')) === file;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await cp.locator(`#pick-${slot}`).click();
+    try {
+      await input.waitFor({ timeout: 20000 });
+      await input.fill(file);
+      await page.waitForTimeout(300);
+      await input.press('Enter');
+    } catch {
+      // The dialog did not open, or closed under us: try again.
+    }
+    for (let i = 0; i < 100 && !(await taken()); i++) await page.waitForTimeout(100);
+    if (await taken()) return true;
+    await page.keyboard.press('Escape');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 5000 }).catch(() => {});
+  }
+  return false;
+}
+/** The early-exit step in the Compress panel: train on digits, see the threshold curve, move the slider once. */
+async function earlyExitChecks() {
+  await quickPick('F1', 'View: Close All Editors', 'Close All Editors');
+  await openFile('digits_cnn.onnx', 'digits_cnn.onnx');
+  await quickPick('F1', 'Model Compressor: Compress Model', 'Compress Model');
+  const cp = await frameWith('#add-early-exit');
+  await cp.locator('#add-early-exit').click();
+  check((await cp.locator('.step[data-step="early-exit"]').count()) === 1, 'the Compress panel offers the early-exit step');
+  // Few epochs: the view is under test here, not the heads.
+  const epochs = cp.locator('.step[data-step="early-exit"] [data-key="epochs"]');
+  await epochs.fill('2');
+  await epochs.dispatchEvent('change');
+  for (const [slot, f] of [['train', 'digits_train_x.npy'], ['trainLabels', 'digits_train_y.npy'], ['eval', 'digits_test_x.npy'], ['labels', 'digits_test_y.npy']]) {
+    if (!(await pickFile(cp, slot, path.join(work, f)))) throw new Error(`the ${slot} slot did not take ${f}`);
+  }
+  const out = path.join(work, 'digits_cnn.compressed.onnx');
+  const before = fs.existsSync(out) ? fs.statSync(out).mtimeMs : 0;
+  await cp.locator('#run').click();
+  await cp.locator('#exit-curve').waitFor({ timeout: 300000 });
+  check(fs.existsSync(out) && fs.statSync(out).mtimeMs > before, 'the early-exit run wrote digits_cnn.compressed.onnx');
+  const points = Number(await cp.locator('#exit-curve').getAttribute('data-points'));
+  check(points >= 10, `the threshold curve is drawn (${points} points)`);
+  const rows = await cp.locator('#exit-table tr').count();
+  check(rows >= 4, `the per-exit table lists the exits, the final output and the total (${rows - 1} rows)`);
+  await cp.locator('#exit-view').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(artifacts, 'early-exit.png') });
+  // Move the slider once (as a release does: input, then change) and wait for the re-export.
+  const written = fs.statSync(out).mtimeMs;
+  await cp.locator('#exit-threshold').evaluate((e) => {
+    e.value = '0.9';
+    e.dispatchEvent(new Event('input'));
+    e.dispatchEvent(new Event('change'));
+  });
+  let current = '';
+  for (let i = 0; i < 600 && !current.includes('threshold 0.900'); i++) {
+    current = (await cp.locator('#exit-current').textContent()) ?? '';
+    if (!current.includes('threshold 0.900')) await page.waitForTimeout(100);
+  }
+  check(current.includes('threshold 0.900 at every exit'), `releasing the slider re-exports at 0.900 (${current.slice(0, 80)})`);
+  const thresholds = await cp.locator('#exit-table tr td:nth-child(4)').allTextContents();
+  check(thresholds.filter((t) => t === '0.900').length >= 2, `the table shows the re-exported thresholds (${thresholds.join(' ')})`);
+  check(fs.statSync(out).mtimeMs > written, 'the re-export replaced the output file');
+  check(/Checked in ONNX Runtime at batch 1 on \d+ evaluation samples/.test((await cp.locator('#exit-measured').textContent()) ?? ''), 'the re-export was checked in ONNX Runtime');
+  await cp.locator('#exit-table').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(artifacts, 'early-exit-reexported.png') });
 }
 function findNode(f, q) {
   return f.locator('#graph-find').evaluate((e, query) => {

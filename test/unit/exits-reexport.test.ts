@@ -7,6 +7,8 @@ import { DataType } from '../../src/core/ir/dtype';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
 import { ModelSession } from '../../src/core/runtime/session';
 import { earlyExit, EXIT_INDEX_OUTPUT, exitCurve, exitStateOf, exitTable, reexport, type EarlyExitOutcome, type ExitState } from '../../src/core/transforms/early-exit';
+import { parseRecipe } from '../../src/core/recipe';
+import { stepForms } from '../../src/core/transforms/registry';
 import { parseFromCompress } from '../../src/host/compress-messages';
 import { JobError, WorkerClient } from '../../src/host/worker-client';
 import { dropExitRuns, keepExitRun, keptExitRuns, MAX_KEPT, reexportRun } from '../../src/worker/exits';
@@ -143,6 +145,17 @@ describe('early exits: re-export at other thresholds (no training, no data re-ru
     await assert.rejects(reexportRun({ id: dto.id, threshold: 0.5 }), /no longer kept/);
     assert.equal(dropExitRuns([second.id, third.id, 'x', 7]), 2);
     assert.deepEqual(keptExitRuns(), []);
+  });
+});
+
+describe('early exits: the Compress panel', () => {
+  it('offers an early-exit form whose initial values make a recipe the engine accepts (one target, the epochs)', () => {
+    const form = stepForms('onnx').find((f) => f.step === 'early-exit')!;
+    assert.deepEqual(form.fields.map((f) => f.key), ['minAgreement', 'epochs']);
+    const step = Object.fromEntries([['step', 'early-exit'], ...form.fields.map((f) => [f.key, f.initial])]);
+    const r = parseRecipe({ steps: [step] }, 'panel');
+    assert.equal(r.steps[0].step, 'early-exit');
+    assert.equal(r.steps[0].options.minAgreement, 0.99);
   });
 });
 

@@ -30,7 +30,7 @@ export const earlyExitOptions = z.strictObject({
   joint: option(z.boolean().default(false), 'Fine-tune the backbone with the heads (default: the backbone stays frozen).'),
   temperature: option(z.number().gt(0).max(100).default(4), 'Distillation temperature.', { placeholder: 'T' }),
   alpha: option(z.number().min(0).max(1).default(0.7), 'Weight of the distillation term, 1 − α on the labels (1 without labels).', { placeholder: 'a' }),
-  epochs: option(z.number().int().min(0).max(10000).optional(), 'Training epochs (default 10 for exit heads, 5 with --widths; 0 with --widths: no fine-tuning).', { placeholder: 'n' }),
+  epochs: option(z.number().int().min(0).max(10000).optional(), 'Training epochs (default 10 for exit heads, 5 with --widths; 0 with --widths: no fine-tuning).', { placeholder: 'n', form: { min: 1, max: 100, step: 1, initial: 10 } }),
   batchSize: option(z.number().int().min(1).max(65536).default(32), 'Samples per training step.', { flag: 'batch', placeholder: 'b' }),
   lr: option(z.number().gt(0).max(10).optional(), 'Learning rate (AdamW, cosine schedule; default 3e-3 for exit heads, 1e-3 with --widths).', { placeholder: 'r' }),
   seed: option(z.number().int().min(0).max(2 ** 31 - 1).optional(), 'Seed of head initialisation and shuffles (default 0).', { placeholder: 's' }),
