@@ -99,12 +99,15 @@ switch (task) {
       let error = '';
       const code = await runCli(args, { out: (o: string) => void (stdout += o), err: (e: string) => void (error ||= e.split('\n')[0]) });
       let cosine: number | undefined;
+      let verificationMs: Record<string, number> | undefined;
       try {
-        cosine = (JSON.parse(stdout) as { fidelity?: { outputs: Array<{ cosine: number }> } }).fidelity?.outputs[0]?.cosine;
+        const j = JSON.parse(stdout) as { fidelity?: { outputs: Array<{ cosine: number }> }; verificationMs?: Record<string, number> };
+        cosine = j.fidelity?.outputs[0]?.cosine;
+        verificationMs = j.verificationMs;
       } catch {
         cosine = undefined;
       }
-      out({ ms: Number(process.hrtime.bigint() - t) / 1e6, code, cosine, error: code ? error : undefined });
+      out({ ms: Number(process.hrtime.bigint() - t) / 1e6, code, cosine, verificationMs, error: code ? error : undefined });
     })().catch((e) => {
       console.error(e);
       process.exit(1);

@@ -115,11 +115,13 @@ export function benchMemory(): void {
     const size = fs.statSync(file).size;
     const base = child<{ maxRssBytes: number }>('ort-once', [file]);
     const out = path.join(dir, `${name}.int8.onnx`);
-    const q = child<{ ms: number; code: number; maxRssBytes: number }>('cli', ['quantize', file, '--mode', 'static', '--calib', 'random:256', '--no-bench', '-o', out]);
+    const q = child<{ ms: number; code: number; maxRssBytes: number; verificationMs?: { fidelity: number; layers: number } }>('cli', ['quantize', file, '--mode', 'static', '--calib', 'random:256', '--no-bench', '--json', '-o', out]);
+    const v = q.verificationMs;
     rows.push([
       `${name} (${(size / 2 ** 20).toFixed(0)} MiB)`,
       `static int8, 256 samples: exit ${q.code}, ${(q.ms / 1000).toFixed(0)} s, peak RSS ${(q.maxRssBytes / gib).toFixed(2)} GiB ` +
-        `(${(q.maxRssBytes / size).toFixed(1)}x the file; ${(q.maxRssBytes / base.maxRssBytes).toFixed(2)}x one ORT run at ${(base.maxRssBytes / gib).toFixed(2)} GiB; target <= 2 GiB)`,
+        `(${(q.maxRssBytes / size).toFixed(1)}x the file; ${(q.maxRssBytes / base.maxRssBytes).toFixed(2)}x one ORT run at ${(base.maxRssBytes / gib).toFixed(2)} GiB; target <= 2 GiB)` +
+        (v ? `; of which verification: fidelity on the 256 samples ${(v.fidelity / 1000).toFixed(0)} s, per-layer SQNR ${(v.layers / 1000).toFixed(0)} s` : ''),
     ]);
     fs.rmSync(out, { force: true });
   }

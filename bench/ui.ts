@@ -37,34 +37,34 @@ export async function benchUi(): Promise<void> {
   const rows: Array<[string, string]> = [];
   try {
     const mobilenet = sharedFixture('mobilenet_v2.onnx') ?? path.join(__dirname, '../../test/fixtures/mobilenet_v2.onnx');
-    await client.run({ kind: 'sleep', ms: 1 }); // start the worker first: its start-up is paid once per session
+    await client.job({ kind: 'sleep', ms: 1 }); // start the worker first: its start-up is paid once per session
     let t = Date.now();
-    await client.run({ kind: 'inspect', model: mobilenet });
+    await client.job({ kind: 'inspect', model: mobilenet });
     rows.push(['MobileNetV2 summary (open + analyse, cold)', `${Date.now() - t} ms   (target: paints within 500 ms)`]);
     const file = bigGraph(5000);
     t = Date.now();
-    await client.run({ kind: 'inspect', model: file });
+    await client.job({ kind: 'inspect', model: file });
     rows.push(['5,000-node model summary', `${Date.now() - t} ms`]);
     const sortTimes: number[] = [];
     const filterTimes: number[] = [];
     for (const [k, key] of (['macs', 'params', 'name', 'op'] as const).entries()) {
       t = Date.now();
-      await client.run({ kind: 'layers', model: file, offset: 0, limit: 200, sortBy: key, descending: k % 2 === 0 });
+      await client.job({ kind: 'layers', model: file, offset: 0, limit: 200, sortBy: key, descending: k % 2 === 0 });
       sortTimes.push(Date.now() - t);
       t = Date.now();
-      await client.run({ kind: 'layers', model: file, offset: 0, limit: 200, filter: ['relu', 'mm12', 'add', 'zzz'][k] });
+      await client.job({ kind: 'layers', model: file, offset: 0, limit: 200, filter: ['relu', 'mm12', 'add', 'zzz'][k] });
       filterTimes.push(Date.now() - t);
     }
     rows.push(['sort 5,000 rows (first page), median of 4 keys', `${median(sortTimes)} ms   (target < 200 ms)`]);
     rows.push(['filter 5,000 rows (first page), median of 4', `${median(filterTimes)} ms   (target < 200 ms)`]);
     t = Date.now();
-    const g = await client.run<{ layoutMs: number; nodes: unknown[] }>({ kind: 'graph', model: file });
+    const g = await client.job({ kind: 'graph', model: file });
     rows.push([`graph layout, ${g.nodes.length} boxes (dagre, 2 threads, chunked, wrapped into columns)`, `${g.layoutMs} ms layout, ${Date.now() - t} ms end to end   (target < 3 s)`]);
     // A DenseNet-121-like model: weights read through Identity nodes are folded into their convs.
     const dense = writeDenseNetLike(path.join(benchDir(), 'densenet-like.onnx'), { unknownOp: true });
-    const s = await client.run<{ totals: { nodes: number } }>({ kind: 'inspect', model: dense });
+    const s = await client.job({ kind: 'inspect', model: dense });
     t = Date.now();
-    const d = await client.run<{ layoutMs: number; nodes: unknown[] }>({ kind: 'graph', model: dense });
+    const d = await client.job({ kind: 'graph', model: dense });
     rows.push([`graph layout, DenseNet-like: ${s.totals.nodes} layers drawn as ${d.nodes.length} boxes`, `${d.layoutMs} ms layout, ${Date.now() - t} ms end to end`]);
   } finally {
     client.dispose();

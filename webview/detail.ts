@@ -1,28 +1,11 @@
 /** The detail panel: the selected layer's weights, their statistics and a histogram. */
 import { Chart } from 'chart.js';
-import type { Json, LayerRow } from '../src/protocol/webview';
+import type { LayerRow, TensorDetailDto } from '../src/protocol/webview';
 import { cssVar, el } from './dom';
 import { fmt, fmtBytes, send } from './state';
 
 export const detail = el('div', { id: 'detail' }, 'Select a layer to see its weights.');
 
-interface WeightDetail {
-  name: string;
-  dtype: string;
-  shape: number[];
-  params: number;
-  /** In-memory (dequantized) bytes; `stored` is what the file holds when narrower. */
-  bytes?: number;
-  stored?: { dtype: string; bytes: number };
-  note?: string;
-  min?: number;
-  max?: number;
-  mean?: number;
-  std?: number;
-  sparsity?: number;
-  entropyBits?: number;
-  histogram?: { min: number; max: number; counts: number[] };
-}
 
 let current: LayerRow | undefined;
 
@@ -43,8 +26,7 @@ export function showRow(row: LayerRow | undefined): void {
 }
 
 let histChart: Chart | undefined;
-export function showDetail(layer: string, d: Json): void {
-  const det = d as unknown as { weights: WeightDetail[] };
+export function showDetail(layer: string, det: TensorDetailDto): void {
   detail.replaceChildren(el('h3', {}, layer), ...branches(current?.name === layer ? current : undefined));
   for (const w of det.weights) {
     const t = el('table');

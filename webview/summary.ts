@@ -3,7 +3,7 @@
  * sensitivity section, which appears in view with its progress while the scan runs.
  */
 import { Chart } from 'chart.js';
-import type { Json } from '../src/protocol/webview';
+import type { SensitivityDto } from '../src/protocol/webview';
 import { cssVar, el } from './dom';
 import { fmt, fmtBytes, middleEllipsis, SERIES_COLOURS, shapeStr } from './state';
 
@@ -126,8 +126,7 @@ export function sensitivityProgress(stage: string, fraction?: number): void {
 }
 
 /** Charts the ten most sensitive groups and returns each group's loss at 50% (for the graph colours). */
-export function showSensitivity(r: Json): Map<string, number> {
-  const res = r as unknown as { metric: string; data: string; curves: Array<{ group: string; points: Array<{ ratio: number; drop: number }> }> };
+export function showSensitivity(res: SensitivityDto): Map<string, number> {
   const at50 = new Map<string, number>();
   for (const c of res.curves) {
     const p = c.points.find((x) => x.ratio === 0.5) ?? c.points[Math.floor(c.points.length / 2)];

@@ -9,7 +9,7 @@ import { bindShapes } from './commands/inspect';
 /** Flags every data-consuming command shares. */
 export const DATA_FLAGS: Record<string, FlagSpec> = {
   labels: { type: 'string', placeholder: 'y.npy', help: 'Integer class labels for the evaluation data (accuracy).' },
-  samples: { type: 'number', placeholder: 'N', help: 'Random samples when no data is given (random:N says it explicitly).' },
+  samples: { type: 'number', placeholder: 'N', help: 'Random samples when no data is given (random:N says it explicitly); with --calib and no --eval, the report checks the first N calibration samples.' },
   seed: { type: 'number', placeholder: 's', help: 'Seed of random data.' },
   shape: { type: 'string', multiple: true, placeholder: 'name=1x3x224x224', help: 'Fix an input’s dynamic dims (repeatable).' },
   layout: { type: 'string', placeholder: 'NCHW|NHWC', help: 'Image folders: tensor layout.' },
@@ -45,6 +45,7 @@ export function dataOptions(flags: Record<string, unknown>, inputs?: string[]): 
   return {
     calib: flags.calib as string | undefined,
     eval: flags.eval as string | undefined,
+    calibLabels: flags['calib-labels'] as string | undefined,
     labels: flags.labels as string | undefined,
     train: flags.train as string | undefined,
     trainLabels: flags['train-labels'] as string | undefined,

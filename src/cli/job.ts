@@ -8,12 +8,13 @@ import type { IOSpec } from '../core/runtime/session';
 import type { StepContext } from '../core/transforms/step';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, dataOptions, shapeFlags } from './data-flags';
-import { cliProgress } from './progress';
+import { cliProgress, type CliProgress } from './progress';
 
 /** Flags every compression command shares (data, output, report). */
 export const JOB_FLAGS: Record<string, FlagSpec> = {
   ...DATA_FLAGS,
   calib: { type: 'string', placeholder: 'data', help: 'Calibration data: .npy, .pb, an image folder, name=path per input, or random:N (explicitly random).' },
+  'calib-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the calibration data, one per sample (--criterion taylor: cross-entropy instead of KL to the model’s own outputs).' },
   eval: { type: 'string', placeholder: 'data', help: 'Evaluation data for the before/after report (default: the calibration data, else random samples).' },
   runs: { type: 'number', placeholder: 'N', default: JOB_DEFAULTS.benchRuns, help: 'Latency runs per model in the report.' },
   'no-bench': { type: 'boolean', help: 'Skip the latency measurement.' },
@@ -33,8 +34,8 @@ export function defaultOutput(input: string, suffix: string): string {
 
 export interface Job extends OpenedJob {
   output: string;
-  /** Stage and ETA on stderr (see progress.ts); the engine reports through `onProgress`. */
-  progress: { onProgress?: (stage: string, fraction?: number) => void; done: () => void };
+  /** Stage, ETA and training epochs on stderr (see progress.ts); the engine reports through `onProgress` and `onTrainProgress`. */
+  progress: CliProgress;
 }
 
 export async function probeInputs(file: string, model = openModel(file)): Promise<IOSpec[]> {
@@ -69,6 +70,11 @@ export async function finishJob(job: Job, result: Model, flags: Record<string, u
 }
 
 /** The data a step reads, from an opened CLI job, with the CLI's progress. */
-export function stepContext(job: Job): StepContext {
-  return coreStepContext(job, { onProgress: job.progress.onProgress });
+export function stepContext(job: Job, extra: Pick<StepContext, 'signal' | 'checkpoint'> = {}): StepContext {
+  return coreStepContext(job, { onProgress: job.progress.onProgress, onTrainProgress: job.progress.onTrainProgress, ...extra });
+}
+
+/** Per-epoch training curves for `--json` (every training run of the job), or null when nothing trained. */
+export function trainingCurves(job: Job): CliProgress['epochs'] | null {
+  return job.progress.epochs.length ? job.progress.epochs : null;
 }

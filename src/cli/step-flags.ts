@@ -13,6 +13,8 @@ interface Binding {
   key: string;
   path: string[];
   kind: 'value' | 'list' | 'switch' | 'valueSwitch';
+  /** A list of numbers (`--widths 0.5,0.75,1`). */
+  numeric?: boolean;
   on?: string;
   off?: string;
   required?: boolean;
@@ -55,15 +57,17 @@ export function stepFlags(step: Step): StepFlags {
       } else {
         const flag = info.flag ?? kebab(key);
         const list = type === 'array';
+        const element = list ? ((base.def as { element?: z.ZodType }).element?.def as { type: string } | undefined)?.type : undefined;
         const numeric = type === 'number' || (values !== undefined && values.every((v) => /^\d+$/.test(v)));
         spec[flag] = {
           type: numeric ? 'number' : 'string',
+          multiple: info.repeatable || undefined,
           help: values && numeric ? `${help} One of ${values.join(', ')}.` : help,
           placeholder: info.placeholder,
           choices: values && !numeric ? values : undefined,
           default: def !== undefined && !list ? (def as string | number) : undefined,
         };
-        bindings.push({ key, path, kind: list ? 'list' : 'value', flag });
+        bindings.push({ key, path, kind: list ? 'list' : 'value', flag, numeric: element === 'number' || undefined });
       }
     }
   };
@@ -102,11 +106,17 @@ export function stepOptionsFromFlags<S extends AnyOptions>(step: Step<S, unknown
     } else {
       const v = flags[b.flag!];
       if (v === undefined) continue;
-      set(raw, b.path, b.kind === 'list' ? String(v).split(',').filter(Boolean) : v);
+      if (b.kind !== 'list') set(raw, b.path, v);
+      else {
+        const items = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean);
+        set(raw, b.path, b.numeric ? items.map((x) => (/^[-+.\d]/.test(x) && Number.isFinite(Number(x)) ? Number(x) : x)) : items);
+      }
     }
   }
   const byPath = new Map(sf.bindings.map((b) => [b.path.join('.'), b]));
-  const r = validateOptions(step, raw, (p) => flagName(byPath.get(p.map(String).join('.')), p.map(String).join('.')));
+  // A list item's problem names the list's flag (`--widths`, not `widths.0`).
+  const key = (p: PropertyKey[]) => p.filter((x) => typeof x !== 'number').map(String).join('.');
+  const r = validateOptions(step, raw, (p) => flagName(byPath.get(key(p)), key(p)));
   if (!r.ok) throw new UsageError(r.rule ? renderForCli(sf, r.rule) : r.message);
   return r.value;
 }
@@ -125,6 +135,12 @@ export function renderForCli(sf: StepFlags, message: string): string {
 export function checkCalib<S extends AnyOptions>(step: Step<S, unknown>, sf: StepFlags, o: z.output<S>, flags: Record<string, unknown>): void {
   const why = step.needsCalib?.(o);
   if (why && !flags.calib) throw new UsageError(`${renderForCli(sf, why)} needs calibration data: --calib data.npy (or, explicitly, --calib random:N)`);
+}
+
+/** The training-data rule of a step (`needsTrain`), checked before any file is read. */
+export function checkTrain<S extends AnyOptions>(step: Step<S, unknown>, sf: StepFlags, o: z.output<S>, flags: Record<string, unknown>): void {
+  const why = step.needsTrain?.(o);
+  if (why && !flags.train) throw new UsageError(`${renderForCli(sf, why)} needs training inputs: --train x.npy${flags['train-labels'] ? '' : ' (and --train-labels y.npy for labelled training)'}`);
 }
 
 /** `common` without the flags a step declares itself (the step's description wins). */

@@ -1,3 +1,4 @@
+import type { Model } from './ir/graph';
 import { printable } from './util/text';
 
 /**
@@ -48,6 +49,20 @@ export class CancelledError extends Error {
   constructor() {
     super('cancelled');
     this.name = 'CancelledError';
+  }
+}
+
+/**
+ * Cancelled while training, with the best model so far (trained weights, a valid model of the
+ * same interface). The job layer can save it for the user to keep or discard.
+ */
+export class CancelledWithResult extends CancelledError {
+  constructor(
+    readonly model: Model,
+    /** What the model is, e.g. "retrained after prune step 2 of 3". */
+    readonly detail: string,
+  ) {
+    super();
   }
 }
 

@@ -1,15 +1,16 @@
 import * as fs from 'fs';
 import { analyzeModel } from './analysis/analyze';
-import { CancelledError, ModelError, UsageError } from './errors';
+import { CancelledError, CancelledWithResult, ModelError, UsageError } from './errors';
 import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
+import type { TrainProgress } from './train/api';
 import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById, stepForms } from './transforms/registry';
-import { didYouMean, renderRule, validateOptions } from './transforms/step';
+import { didYouMean, renderRule, validateOptions, type StepContext } from './transforms/step';
 
 /**
- * Compression recipes: an ordered list of steps (prune, substitute, quantize) as JSON. The
- * VS Code panel saves them and the CLI runs them (`compress --recipe`), through this one
- * runner, so a recipe means the same thing everywhere.
+ * Compression recipes: an ordered list of steps (prune, substitute, train, distill, quantize,
+ * early-exit) as JSON. The VS Code panel saves them and the CLI runs them (`compress
+ * --recipe`), through this one runner, so a recipe means the same thing everywhere.
  */
 
 /** One recipe step: its id and its options (defaults filled in), validated by the step's schema. */
@@ -48,8 +49,8 @@ export function parseRecipe(value: unknown, source = 'recipe'): Recipe {
     }
     return { step: step.id, options: (r as { value: Record<string, unknown> }).value };
   });
-  const last = out.findIndex((s) => LAST_STEPS.includes(s.step));
-  if (last >= 0 && last !== out.length - 1) fail('quantize must be the last step (other steps need float weights)');
+  const early = out.findIndex((s, i) => i < out.length - 1 && s.step in LAST_STEPS);
+  if (early >= 0) fail(`step ${early + 1} (${out[early].step}) must be the last step: ${LAST_STEPS[out[early].step]}`);
   return { steps: out };
 }
 
@@ -58,6 +59,15 @@ export function recipeNeedsCalib(recipe: Recipe): string | undefined {
   for (const [i, s] of recipe.steps.entries()) {
     const why = stepById(s.step)!.needsCalib?.(s.options);
     if (why) return `step ${i + 1} (${s.step}): ${renderRule(why, (k) => k)}`;
+  }
+  return undefined;
+}
+
+/** Why a recipe needs training inputs (--train), if it does (e.g. "step 2 (distill)"). */
+export function recipeNeedsTrain(recipe: Recipe): string | undefined {
+  for (const [i, s] of recipe.steps.entries()) {
+    const why = stepById(s.step)!.needsTrain?.(s.options);
+    if (why) return `step ${i + 1} (${s.step})${why === s.step ? '' : `: ${renderRule(why, (k) => k)}`}`;
   }
   return undefined;
 }
@@ -95,13 +105,16 @@ export function readRecipe(file: string): Recipe {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ModelError(file, `not valid JSON (${(e as Error).message})`);
+    // A broken recipe is a usage problem like any other recipe error (exit 2), not a bad model.
+    throw new UsageError(`${file}: not valid JSON (${(e as Error).message})`);
   }
   return parseRecipe(json, file);
 }
 
 export interface RecipeOptions {
   calib?: Dataset;
+  /** Labels of the calibration samples (the Taylor criterion). */
+  calibLabels?: Int32Array;
   eval?: Dataset;
   labels?: Int32Array;
   /** Training inputs and labels (prune with recover finetune/distill, quantize with qat). */
@@ -111,8 +124,24 @@ export interface RecipeOptions {
   input?: string;
   /** A dry run for a preview: steps with a cheaper `plan` use it. */
   plan?: boolean;
+  evalIsRandom?: boolean;
   signal?: AbortSignal;
   onProgress?: (stage: string, fraction?: number) => void;
+  /** Training progress of the steps that train, with the step's index (0-based) and id. */
+  onTrainProgress?: (p: TrainProgress, step: number, id: string) => void;
+  /**
+   * Cancelled while a step was training: return the best model so far (marked `cancelled`)
+   * instead of throwing, and skip the steps after it. Cancelled at any other time still throws.
+   */
+  keepOnCancel?: boolean;
+}
+
+/** Where a recipe run was cancelled during training, and what its model is. */
+export interface RecipeCancelled {
+  /** 1-based index of the step that was training. */
+  step: number;
+  stepId: string;
+  detail: string;
 }
 
 export interface StepSummary {
@@ -123,7 +152,7 @@ export interface StepSummary {
 }
 
 /** Runs the steps in order on an in-memory model; each step starts from the previous result. */
-export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOptions = {}): Promise<{ model: Model; steps: StepSummary[] }> {
+export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOptions = {}): Promise<{ model: Model; steps: StepSummary[]; cancelled?: RecipeCancelled }> {
   let current = model;
   const steps: StepSummary[] = [];
   for (const [i, s] of recipe.steps.entries()) {
@@ -131,11 +160,37 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     const progress = (stage: string, f?: number) => opts.onProgress?.(`step ${i + 1}/${recipe.steps.length} (${s.step}): ${stage}`, f);
     progress('starting');
     const step = stepById(s.step)!;
-    const ctx = { calib: opts.calib, eval: opts.eval, labels: opts.labels, train: opts.train, trainLabels: opts.trainLabels, input: i === 0 ? opts.input : undefined, signal: opts.signal, onProgress: progress };
-    const r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);
+    let trained = false;
+    const ctx: StepContext = {
+      calib: opts.calib,
+      calibLabels: opts.calibLabels,
+      eval: opts.eval,
+      evalIsRandom: opts.evalIsRandom,
+      labels: opts.labels,
+      train: opts.train,
+      trainLabels: opts.trainLabels,
+      original: model,
+      input: i === 0 ? opts.input : undefined,
+      signal: opts.signal,
+      onProgress: progress,
+      onTrainProgress: (p) => {
+        trained = true;
+        opts.onTrainProgress?.(p, i, s.step);
+      },
+    };
+    let r: { model: Model; detail: string };
+    try {
+      r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);
+    } catch (e) {
+      if (!(opts.keepOnCancel && e instanceof CancelledWithResult)) throw e;
+      r = { model: e.model, detail: e.detail };
+      trained = true;
+    }
     current = r.model;
     const t = analyzeModel(current).totals;
     steps.push({ step: s.step, detail: r.detail, params: t.params, macs: t.macs });
+    // A step that trains returns its best weights when cancelled (fit stops between steps).
+    if (opts.keepOnCancel && opts.signal?.aborted && trained) return { model: current, steps, cancelled: { step: i + 1, stepId: s.step, detail: r.detail } };
   }
   return { model: current, steps };
 }

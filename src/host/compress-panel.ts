@@ -5,10 +5,21 @@ import { parseFromCompress } from './compress-messages';
 import { webviewHtml } from './html';
 import { JobError, type WorkerClient } from './worker-client';
 
+/** The file dialog of each data slot: folders (image data) except for labels. */
+const PICK: Record<DataSlot, { label: string; folders: boolean }> = {
+  calib: { label: 'Use for calibration', folders: true },
+  eval: { label: 'Use for evaluation', folders: true },
+  labels: { label: 'Use as evaluation labels', folders: false },
+  train: { label: 'Use for training', folders: true },
+  trainLabels: { label: 'Use as training labels', folders: false },
+};
+
 /**
- * The Compress panel: compose steps, preview their effect, run them in the worker with
- * progress and Cancel, compare before and after, open the output, save the recipe for the
- * CLI (`model-compressor compress --recipe`).
+ * The Compress panel: compose steps (forms from the engine's step registry), preview their
+ * effect, run them in the worker with progress, a live training chart and Cancel, compare
+ * before and after, open the output, save the recipe for the CLI
+ * (`model-compressor compress --recipe`). Cancel during training comes back with the best
+ * model so far in a temporary file, which the user keeps (moved into place) or discards.
  */
 export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerClient, model: vscode.Uri): vscode.WebviewPanel {
   const dist = vscode.Uri.joinPath(ctx.extensionUri, 'dist');
@@ -27,8 +38,21 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
   let wrote = false;
   // Early-exit runs this panel made: the worker keeps their trained state until the panel closes.
   const exitRuns = new Set<string>();
-  panel.onDidDispose(() => exitRuns.size && void client.job({ kind: 'exitsDrop', ids: [...exitRuns] }).catch(() => undefined));
+  /** The running compression (Cancel aborts it). */
+  let running: AbortController | undefined;
+  /** A cancelled run's temporary output, until kept or discarded. */
+  let partial: string | undefined;
   const post = (m: ToCompress) => void panel.webview.postMessage(m);
+  const dropPartial = async () => {
+    const token = partial;
+    partial = undefined;
+    if (token) await client.job({ kind: 'resolvePartial', partial: token, output, keep: false }).catch(() => undefined);
+  };
+  panel.onDidDispose(() => {
+    running?.abort();
+    void dropPartial();
+    if (exitRuns.size) void client.job({ kind: 'exitsDrop', ids: [...exitRuns] }).catch(() => undefined);
+  });
   panel.webview.onDidReceiveMessage(async (raw) => {
     try {
       // Inside the try: nothing a webview sends may become an unhandled rejection in the host.
@@ -36,18 +60,20 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
       if (!m) return;
       switch (m.type) {
         case 'ready': {
-          const { format, choices } = await client.job({ kind: 'recipeChoices', model: model.fsPath });
-          post({ type: 'init', model: name, format, output, calib: picked.calib, choices });
-          if (!choices.steps.length) post({ type: 'error', message: `${name}: ${format} models are read-only here; Compress works on ONNX and TF.js models` });
+          const { format, forms } = await client.job({ kind: 'stepForms', model: model.fsPath });
+          post({ type: 'init', model: name, format, output, data: { ...picked }, forms });
+          if (!forms.length) post({ type: 'error', message: `${name}: ${format} models are read-only here; Compress works on ONNX and TF.js models` });
           break;
         }
         case 'pick': {
+          const how = PICK[m.slot];
+          const labels = !how.folders;
           const files = await vscode.window.showOpenDialog({
             canSelectMany: false,
             canSelectFiles: true,
-            canSelectFolders: m.slot !== 'labels',
-            filters: m.slot === 'labels' ? { Labels: ['npy', 'pb'] } : { 'Data (.npy, .pb, or an image folder)': ['npy', 'pb'] },
-            openLabel: m.slot === 'calib' ? 'Use for calibration' : m.slot === 'eval' ? 'Use for evaluation' : 'Use as labels',
+            canSelectFolders: how.folders,
+            filters: labels ? { Labels: ['npy', 'pb'] } : { 'Data (.npy, .pb, or an image folder)': ['npy', 'pb'] },
+            openLabel: how.label,
           });
           if (files?.[0]) {
             picked[m.slot] = files[0].fsPath;
@@ -57,20 +83,66 @@ export function openCompressPanel(ctx: vscode.ExtensionContext, client: WorkerCl
         }
         case 'preview': {
           const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Model Compressor: previewing the plan' }, () =>
-            client.job({ kind: 'plan', model: model.fsPath, recipe: m.recipe, calib: picked.calib }),
+            client.job({ kind: 'plan', model: model.fsPath, recipe: m.recipe, calib: picked.calib, train: picked.train, trainLabels: picked.trainLabels }),
           );
           post({ type: 'preview', steps: r.steps, before: r.before });
           break;
         }
         case 'run': {
-          const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Compressing ${name}`, cancellable: true }, async (progress, token) => {
-            const ctl = new AbortController();
-            token.onCancellationRequested(() => ctl.abort());
-            return client.job({ kind: 'compress', model: model.fsPath, output, recipe: m.recipe, calib: picked.calib, eval: picked.eval, labels: picked.labels, benchRuns: vscode.workspace.getConfiguration('modelCompressor').get<number>('benchmarkRuns'), threads: vscode.workspace.getConfiguration('modelCompressor').get('ortThreads', 0) }, { signal: ctl.signal, onProgress: (stage) => progress.report({ message: stage }) });
-          });
-          wrote = true;
-          if (result.exits) exitRuns.add(result.exits.id);
-          post({ type: 'result', result: result });
+          if (running) return;
+          await dropPartial();
+          const config = vscode.workspace.getConfiguration('modelCompressor');
+          const ctl = new AbortController();
+          running = ctl;
+          try {
+            const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Compressing ${name}`, cancellable: true }, (progress, token) => {
+              token.onCancellationRequested(() => ctl.abort());
+              let stage = '';
+              return client.job(
+                {
+                  kind: 'compress',
+                  model: model.fsPath,
+                  output,
+                  recipe: m.recipe,
+                  calib: picked.calib,
+                  eval: picked.eval,
+                  labels: picked.labels,
+                  train: picked.train,
+                  trainLabels: picked.trainLabels,
+                  benchRuns: config.get<number>('benchmarkRuns'),
+                  threads: config.get('ortThreads', 0),
+                  keepOnCancel: true,
+                },
+                {
+                  signal: ctl.signal,
+                  onProgress: (s) => {
+                    progress.report({ message: s });
+                    // The recipe step that trains ("step 1/2 (prune)"), for the chart's status line.
+                    stage = /^step \d+\/\d+ \([^)]+\)/.exec(s)?.[0] ?? stage;
+                  },
+                  onTrainProgress: (batch) => post({ type: 'train', progress: batch, stage }),
+                },
+              );
+            });
+            if (result.cancelled) partial = result.cancelled.partial;
+            else wrote = true;
+            if (result.exits) exitRuns.add(result.exits.id);
+            post({ type: 'result', result });
+          } finally {
+            running = undefined;
+          }
+          break;
+        }
+        case 'cancel':
+          running?.abort();
+          break;
+        case 'resolvePartial': {
+          const token = partial;
+          if (!token) return;
+          partial = undefined;
+          const r = await client.job({ kind: 'resolvePartial', partial: token, output, keep: m.keep });
+          if (r.output) wrote = true;
+          post({ type: 'resolved', kept: m.keep, output: r.output ?? undefined });
           break;
         }
         case 'saveRecipe': {

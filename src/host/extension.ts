@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { openCompressPanel } from './compress-panel';
 import { escapeHtml } from './html';
 import { ModelEditorProvider } from './model-editor';
+import type { QuickQuantizeDto } from '../protocol/jobs';
 import { JobError, WorkerClient } from './worker-client';
 
 /**
@@ -105,25 +106,12 @@ async function withJob<T>(title: string, run: (signal: AbortSignal, report: (sta
   });
 }
 
-interface QuickQuantizeResult {
-  output: string;
-  mode: string;
-  reason: string;
-  notes: string[];
-  slowerBecause: string;
-  quantizedNodes?: number;
-  skippedNodes?: Array<{ name: string; reason: string }>;
-  /** What the calibration ran on, when the user gave data. */
-  calibratedOn?: string;
-  report: {
-    warnings?: Array<string | { message: string; help?: string | string[] }>;
-    before: { sizeBytes: number; params: number; macs: number };
-    after: { sizeBytes: number; params: number; macs: number };
-    fidelity?: { outputs: Array<{ cosine: number; top1Agreement?: number; sqnrDb: number | null }>; samples: number };
-    latencyMs?: { before: { p50: number }; after: { p50: number }; ratioP50: number };
+/** What the INT8 result view shows: the engine's quick INT8, or a static compression on the user's data. */
+type QuickQuantizeResult = Omit<QuickQuantizeDto, 'quantizedNodes' | 'skippedNodes'> &
+  Partial<Pick<QuickQuantizeDto, 'quantizedNodes' | 'skippedNodes'>> & {
+    /** What the calibration ran on, when the user gave data. */
+    calibratedOn?: string;
   };
-}
-
 
 /**
  * One-click INT8. With calibration data (the `modelCompressor.defaultCalibrationData` setting,
@@ -143,10 +131,9 @@ export async function quantizeInt8(uri?: vscode.Uri, pickData = false): Promise<
   }
   const r = await withJob(`Quantizing ${path.basename(target.fsPath)} to INT8`, async (signal, report) => {
     const run = { benchRuns: settings().benchmarkRuns, threads: settings().threads };
-    if (!calib) return client!.run<QuickQuantizeResult>({ kind: 'quickQuantize', model: target.fsPath, output, ...run }, { signal, onProgress: report });
-    const c = await client!.run<{ output: string; steps: Array<{ notes?: string[] }>; report: QuickQuantizeResult['report'] }>({ kind: 'compress', model: target.fsPath, output, recipe: { steps: [{ step: 'quantize', mode: 'static' }] }, calib, ...run }, { signal, onProgress: report });
-    const notes = c.steps.flatMap((st) => st.notes ?? []);
-    return { output: c.output, mode: 'static', reason: `static int8 calibrated on ${path.basename(calib)}`, notes, slowerBecause: '', calibratedOn: calib, report: c.report };
+    if (!calib) return client!.job({ kind: 'quickQuantize', model: target.fsPath, output, ...run }, { signal, onProgress: report });
+    const c = await client!.job({ kind: 'compress', model: target.fsPath, output, recipe: { steps: [{ step: 'quantize', mode: 'static' }] }, calib, ...run }, { signal, onProgress: report });
+    return { output: c.output, mode: 'static', reason: `static int8 calibrated on ${path.basename(calib)}`, notes: [], slowerBecause: '', calibratedOn: calib, report: c.report };
   });
   if (r) showComparison(target.fsPath, r);
   return r;
@@ -174,8 +161,8 @@ function showComparison(input: string, r: QuickQuantizeResult): void {
   const cmd = (id: string, arg: string, text: string, elId: string) => `<a id="${elId}" href="command:${id}?${encodeURIComponent(JSON.stringify([arg]))}">${escapeHtml(text)}</a>`;
   const slower = lat && lat.ratioP50 > 1.02 ? `<p class="warn">Slower than the original on this machine (${lat.ratioP50.toFixed(2)}x)${r.slowerBecause ? `: ${escapeHtml(r.slowerBecause)}` : ''}</p>` : '';
   const warnings = (r.report.warnings ?? []).map((w) => {
-    const [msg, ...rest] = typeof w === 'string' ? w.split(/(?<=\.)\s+(?=What helps:)/) : [w.message];
-    const help = typeof w === 'string' ? rest : Array.isArray(w.help) ? w.help : w.help ? [w.help] : [];
+    // A warning reads "<what collapsed>. What helps: <…>": the first part is the headline.
+    const [msg, ...help] = w.split(/(?<=\.)\s+(?=What helps:)/);
     return `<div class="warning"><b>⚠ ${escapeHtml(msg)}</b>${help.length ? `<ul>${help.map((h) => `<li>${escapeHtml(h)}</li>`).join('')}</ul>` : ''}</div>`;
   });
   const counts = r.quantizedNodes !== undefined ? `<p>${r.quantizedNodes} nodes quantized, ${r.skippedNodes?.length ?? 0} left in float.</p>` : '';
@@ -199,7 +186,7 @@ async function benchmark(uri?: vscode.Uri): Promise<void> {
   const target = uri ?? (await pickModel('Benchmark'));
   if (!target || !client) return;
   const r = await withJob(`Benchmarking ${path.basename(target.fsPath)}`, (signal, report) =>
-    client!.run<{ models: Array<{ latencyMs: { p50: number; p90: number }; throughput: number; peakRssBytes: number }> }>({ kind: 'bench', models: [target.fsPath], runs: settings().benchmarkRuns, threads: settings().threads }, { signal, onProgress: report }),
+    client!.job({ kind: 'bench', models: [target.fsPath], runs: settings().benchmarkRuns, threads: settings().threads }, { signal, onProgress: report }),
   );
   const m = r?.models[0];
   if (m) void vscode.window.showInformationMessage(`${path.basename(target.fsPath)}: p50 ${m.latencyMs.p50.toFixed(2)} ms, p90 ${m.latencyMs.p90.toFixed(2)} ms, ${m.throughput.toFixed(1)}/s, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
@@ -224,7 +211,7 @@ async function compareModels(): Promise<void> {
     return;
   }
   const r = await withJob('Comparing models', (signal, report) =>
-    client!.run<{ samples: number; outputs: Array<{ name: string; cosine: number; maxAbsDiff: number; top1Agreement?: number }> }>({ kind: 'compare', reference: picks[0].fsPath, candidate: picks[1].fsPath }, { signal, onProgress: report }),
+    client!.job({ kind: 'compare', reference: picks[0].fsPath, candidate: picks[1].fsPath }, { signal, onProgress: report }),
   );
   if (r) {
     const o = r.outputs[0];

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { GraphDto, LayerRow, ToWebview } from '../protocol/webview';
+import type { GraphDto, ToWebview } from '../protocol/webview';
 import { webviewHtml } from './html';
 import { parseFromWebview } from './webview-messages';
 import type { WorkerClient } from './worker-client';
@@ -29,12 +29,12 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
     const post = (m: ToWebview) => void panel.webview.postMessage(m);
     // Start reading at once, while VS Code is still creating the webview; the graph is laid
     // out in the background after the summary, so the Graph view is usually ready when asked.
-    const summary = this.client.run({ kind: 'inspect', model: file });
+    const summary = this.client.job({ kind: 'inspect', model: file });
     let graph: Promise<GraphDto> | undefined;
     let background: ReturnType<typeof setTimeout> | undefined;
     const graphOnce = () => {
       clearTimeout(background);
-      return (graph ??= this.client.run<GraphDto>({ kind: 'graph', model: file }));
+      return (graph ??= this.client.job({ kind: 'graph', model: file }));
     };
     // Not at once: the first seconds belong to the table (layout takes both cores).
     summary.then(() => (background = setTimeout(() => void graphOnce().catch(() => undefined), 2000)), () => undefined);
@@ -49,20 +49,20 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
             post({ type: 'summary', file, summary: await summary });
             break;
           case 'layers': {
-            const r = await this.client.run<{ total: number; offset: number; rows: LayerRow[] }>({ kind: 'layers', model: file, offset: m.offset, limit: m.limit, sortBy: m.sortBy, descending: m.descending, filter: m.filter });
-            post({ type: 'layersPage', requestId: m.requestId, total: r.total, offset: r.offset, rows: r.rows });
+            const r = await this.client.job({ kind: 'layers', model: file, offset: m.offset, limit: m.limit, sortBy: m.sortBy, descending: m.descending, filter: m.filter });
+            if ('rows' in r) post({ type: 'layersPage', requestId: m.requestId, total: r.total, offset: r.offset, rows: r.rows });
             break;
           }
           case 'graph':
             // A collapsed scope is laid out anew; the plain graph is laid out once.
-            post({ type: 'graph', graph: m.collapse?.length ? await this.client.run<GraphDto>({ kind: 'graph', model: file, collapse: m.collapse }) : await graphOnce() });
+            post({ type: 'graph', graph: m.collapse?.length ? await this.client.job({ kind: 'graph', model: file, collapse: m.collapse }) : await graphOnce() });
             break;
           case 'sensitivity': {
             const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Measuring pruning sensitivity', cancellable: true }, (progress, token) => {
               const ctl = new AbortController();
               token.onCancellationRequested(() => ctl.abort());
               // Progress shows in the panel itself (in view) and in the notification (which can cancel).
-              return this.client.run({ kind: 'sensitivity', model: file }, {
+              return this.client.job({ kind: 'sensitivity', model: file }, {
                 signal: ctl.signal,
                 onProgress: (stage, f) => {
                   progress.report({ message: f === undefined ? stage : `${stage} ${(f * 100).toFixed(0)}%` });
@@ -74,12 +74,12 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
             break;
           }
           case 'locate': {
-            const r = await this.client.run<{ position: number }>({ kind: 'layers', model: file, offset: 0, limit: 1, sortBy: m.sortBy, descending: m.descending, filter: m.filter, locate: m.index });
-            post({ type: 'located', index: m.index, position: r.position });
+            const r = await this.client.job({ kind: 'layers', model: file, offset: 0, limit: 1, sortBy: m.sortBy, descending: m.descending, filter: m.filter, locate: m.index });
+            if ('position' in r) post({ type: 'located', index: m.index, position: r.position });
             break;
           }
           case 'tensor':
-            post({ type: 'tensorDetail', layer: m.layer, detail: await this.client.run({ kind: 'tensor', model: file, layer: m.layer }) });
+            post({ type: 'tensorDetail', layer: m.layer, detail: await this.client.job({ kind: 'tensor', model: file, layer: m.layer }) });
             break;
           case 'command':
             await vscode.commands.executeCommand(`modelCompressor.${m.command}`, doc.uri);

@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'child_process';
-import type { HostToWorker, JobKind, JobRequest, JobRequestOf, JobResult, Json, WorkerToHost } from '../protocol/worker';
+import type { AnyJobResult, HostToWorker, JobKind, JobRequest, JobRequestOf, JobResult, TrainProgressDto, WorkerToHost } from '../protocol/worker';
 
 /**
  * The host's side of the worker: spawns it on first use, matches replies to requests,
@@ -19,13 +19,16 @@ export class JobError extends Error {
 }
 
 interface Pending {
-  resolve(v: Json): void;
+  resolve(v: AnyJobResult): void;
   reject(e: JobError): void;
   onProgress?: (stage: string, fraction?: number) => void;
+  onTrainProgress?: (batch: TrainProgressDto[]) => void;
 }
 
 export interface RunOptions {
   onProgress?: (stage: string, fraction?: number) => void;
+  /** Training progress of jobs whose steps train (batched by the worker: ≤ 10 calls a second). */
+  onTrainProgress?: (batch: TrainProgressDto[]) => void;
   /** Aborting cancels the job in the worker. */
   signal?: AbortSignal;
 }
@@ -65,6 +68,7 @@ export class WorkerClient {
   private onMessage(m: WorkerToHost): void {
     if (!m || typeof m !== 'object') return;
     if (m.type === 'progress') this.pending.get(m.id)?.onProgress?.(m.stage, m.fraction);
+    else if (m.type === 'train') this.pending.get(m.id)?.onTrainProgress?.(m.progress);
     else if (m.type === 'result' || m.type === 'error') {
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -74,23 +78,19 @@ export class WorkerClient {
     }
   }
 
-  /** Runs a job; the result's type follows from its kind (src/protocol/jobs.ts). */
+  /** Runs a job; the request's and the result's types follow from its kind (src/protocol/jobs.ts). */
   job<K extends JobKind>(job: JobRequestOf<K>, opts: RunOptions = {}): Promise<JobResult<K>> {
-    return this.run<JobResult<K>>(job as JobRequest, opts);
-  }
-
-  /** Runs a job, with the result type given by the caller (prefer `job`, typed by the kind). */
-  run<T = Json>(job: JobRequest, opts: RunOptions = {}): Promise<T> {
     this.proc ??= this.spawn();
     const id = this.nextId++;
     const proc = this.proc;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: Json) => void, reject, onProgress: opts.onProgress });
+    return new Promise<JobResult<K>>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: AnyJobResult) => void, reject, onProgress: opts.onProgress, onTrainProgress: opts.onTrainProgress });
+      this.send(proc, { type: 'run', id, job: job as JobRequest });
+      // After `run`: a cancel for an id the worker does not know yet would be lost.
       if (opts.signal) {
         if (opts.signal.aborted) this.send(proc, { type: 'cancel', id });
         else opts.signal.addEventListener('abort', () => this.send(proc, { type: 'cancel', id }), { once: true });
       }
-      this.send(proc, { type: 'run', id, job });
     });
   }
 

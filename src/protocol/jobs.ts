@@ -1,9 +1,9 @@
 /**
  * The worker's jobs: for each kind, its request and its result DTO. Plain types only.
  */
-import type { Json, LayerSortKey } from './common';
+import type { LayerSortKey } from './common';
 import type { ExitsJobKinds, ExitsResultDto } from './exits';
-import type { GraphDto, LayerRow } from './webview';
+import type { GraphDto, LayerRow } from './model';
 
 /** Size, parameters and MACs of one model. */
 export interface ModelFiguresDto {
@@ -91,13 +91,78 @@ export interface QuickQuantizeDto {
   report: EvaluationReportDto;
 }
 
-/** The recipe steps and options a format supports (the Compress panel offers exactly these). */
-export interface RecipeChoicesDto {
-  steps: string[];
-  quantizeModes: string[];
-  substituteKinds: string[];
-  pruneCriteria: string[];
-  recover: string[];
+/** Data a step option may read besides the model (the Compress panel's slots of the same names). */
+export type DataNeedDto = 'calib' | 'train' | 'trainLabels';
+
+/** One control of a step's form, from the step's option schema (core/transforms/registry.ts `FormField`). */
+export interface FormFieldDto {
+  /** Option key; nested options are dotted (`options.method`). */
+  key: string;
+  label: string;
+  description: string;
+  kind: 'number' | 'choice' | 'boolean';
+  values?: Array<string | number>;
+  min?: number;
+  max?: number;
+  step?: number;
+  initial: string | number | boolean;
+  /** Shown only when the option `key` (dotted) has one of `values`. */
+  when?: { key: string; values: Array<string | number> };
+  /** Data slots a value reads, keyed by the value as a string ('true' for a switch). */
+  needs?: Record<string, DataNeedDto[]>;
+}
+
+/** A step the model's format supports, with the options the panel offers. */
+export interface StepFormDto {
+  step: string;
+  summary: string;
+  fields: FormFieldDto[];
+  /** Runs after all other steps (quantization). */
+  last?: boolean;
+}
+
+/** An option value in a recipe: plain values, lists, or one level of nested options (`options`). */
+export type RecipeValue = string | number | boolean | string[] | { [key: string]: string | number | boolean | string[] };
+
+/** A recipe as a webview or a file gives it. Untrusted: the worker validates it with the step registry. */
+export interface RecipeDto {
+  steps: Array<{ step: string; [option: string]: RecipeValue }>;
+}
+
+/** Training progress of a step that trains (core/train `TrainProgress`), as streamed to the panel. */
+export interface TrainProgressDto {
+  phase: 'step' | 'epoch';
+  /** 1-based epoch, of `epochs`. */
+  epoch: number;
+  epochs: number;
+  /** 1-based step within the epoch, of `steps`. */
+  step: number;
+  steps: number;
+  /** Loss of this step, or the epoch's mean training loss. */
+  loss: number;
+  lr: number;
+  samplesPerSecond: number;
+  /** Seconds left at the current speed (validation excluded). */
+  etaSeconds: number;
+  /** Validation metric after an epoch, when validating. */
+  metric?: number;
+}
+
+/** A compression's result. `cancelled`: Cancel came during training; `output` is then a temporary file holding the best model so far. */
+export interface CompressResultDto {
+  output: string;
+  steps: StepSummaryDto[];
+  report: EvaluationReportDto;
+  /** The early-exit step's curve and table, when the recipe ends with one. */
+  exits?: ExitsResultDto;
+  cancelled?: {
+    /** 1-based index of the step that was training, and its id. */
+    step: number;
+    stepId: string;
+    detail: string;
+    /** Token of the temporary output, for `resolvePartial`. */
+    partial: string;
+  };
 }
 
 /**
@@ -117,15 +182,36 @@ export interface JobKinds extends ExitsJobKinds {
   tensor: { request: { model: string; layer: string }; result: TensorDetailDto };
   quickQuantize: { request: { model: string; output?: string; benchRuns?: number; threads?: number }; result: QuickQuantizeDto };
   /** `recipe` is validated by the engine (it may come from a webview or a file). */
+  /**
+   * Runs a recipe and writes `output`. With `keepOnCancel`, Cancel during training saves the
+   * best model so far (verified) to a temporary file instead: the result's `cancelled` names
+   * it, and `resolvePartial` keeps (moves into place) or discards it.
+   */
   compress: {
-    request: { model: string; output: string; recipe: Json; calib?: string; eval?: string; labels?: string; benchRuns?: number; threads?: number };
-    /** `exits`: the early-exit step's curve and table, when the recipe ends with one. */
-    result: { output: string; steps: StepSummaryDto[]; report: EvaluationReportDto; exits?: ExitsResultDto };
+    request: {
+      model: string;
+      output: string;
+      recipe: RecipeDto;
+      calib?: string;
+      eval?: string;
+      labels?: string;
+      train?: string;
+      trainLabels?: string;
+      benchRuns?: number;
+      threads?: number;
+      keepOnCancel?: boolean;
+    };
+    result: CompressResultDto;
   };
-  /** The model's format and the recipe steps and options it supports. */
-  recipeChoices: { request: { model: string }; result: { format: string; choices: RecipeChoicesDto } };
+  /** Keeps (moves to `output`) or discards a cancelled compression's temporary output. */
+  resolvePartial: { request: { partial: string; output: string; keep: boolean }; result: { output: string | null } };
+  /** The model's format and the forms of the steps it supports (from the step registry). */
+  stepForms: { request: { model: string }; result: { format: string; forms: StepFormDto[] } };
   /** A recipe run in memory: params and MACs after each step, nothing written. */
-  plan: { request: { model: string; recipe: Json; calib?: string }; result: { before: { params: number; macs: number }; steps: StepSummaryDto[] } };
+  plan: {
+    request: { model: string; recipe: RecipeDto; calib?: string; train?: string; trainLabels?: string };
+    result: { before: { params: number; macs: number }; steps: StepSummaryDto[] };
+  };
   bench: { request: { models: string[]; runs?: number; threads?: number }; result: BenchDto };
   /** Pruning sensitivity curves (on random samples unless `data` is given). */
   sensitivity: { request: { model: string; data?: string; ratios?: number[]; samples?: number }; result: SensitivityDto };
@@ -141,6 +227,8 @@ export type JobRequestOf<K extends JobKind> = { kind: K } & JobKinds[K]['request
 /** Jobs the worker runs. */
 export type JobRequest = { [K in JobKind]: JobRequestOf<K> }[JobKind];
 export type JobResult<K extends JobKind> = JobKinds[K]['result'];
+/** Any job's result. */
+export type AnyJobResult = JobResult<JobKind>;
 
 /** The model summary of `inspect` (the layer table is paged separately). */
 export interface InspectDto {
@@ -148,7 +236,7 @@ export interface InspectDto {
   fileSizeBytes: number;
   layerCount: number;
   weightedLayers: number;
-  totals: { params: number; bytes: number; macs: number | null; flops?: number | null };
+  totals: { params: number; bytes: number; macs: number | null; flops?: number | null; nodes: number; unknownMacsNodes?: number; dequantizedBytes?: number };
   [key: string]: unknown;
 }
 
@@ -162,12 +250,31 @@ export interface LayersPageDto {
 export type LayerRowDto = LayerRow;
 export type GraphResultDto = GraphDto;
 
+/** One weight of a layer: name, dtype and shape, and (when computed) statistics and a 256-bin histogram. */
+export interface WeightDetailDto {
+  name: string;
+  dtype: string;
+  shape: number[];
+  params: number;
+  /** In-memory (dequantized) bytes; `stored` is what the file holds when narrower. */
+  bytes?: number;
+  stored?: { dtype: string; bytes: number };
+  /** About its storage (external, shared, not readable…). */
+  note?: string;
+  min?: number;
+  max?: number;
+  mean?: number;
+  std?: number;
+  sparsity?: number;
+  entropyBits?: number;
+  histogram?: { min: number; max: number; counts: number[] };
+}
+
 /** A layer's detail: its row, its inputs and outputs, and statistics per weight. */
 export interface TensorDetailDto {
   layer: LayerRow;
   inputs: string[];
   outputs: string[];
-  /** Per weight: name, dtype and shape, and (when computed) min/max/mean/std/sparsity; `note` tells about its storage. */
-  weights: Array<{ name: string; dtype: string; shape: number[]; note?: string; min?: number; max?: number; mean?: number; std?: number; sparsity?: number }>;
+  weights: WeightDetailDto[];
+  noWeights?: string;
 }
-

@@ -4,10 +4,10 @@
  * events and exactly one `result` or `error` for that id.
  */
 
-import type { Json, LayerSortKey } from './common';
-import type { JobRequest } from './jobs';
+import type { LayerSortKey } from './common';
+import type { AnyJobResult, JobRequest, TrainProgressDto } from './jobs';
 
-export type { Json, LayerSortKey };
+export type { LayerSortKey };
 export type * from './jobs';
 
 export type HostToWorker =
@@ -17,6 +17,8 @@ export type HostToWorker =
 export type WorkerToHost =
   | { type: 'ready'; pid: number }
   | { type: 'progress'; id: number; stage: string; fraction?: number }
-  /** `value` is the job's `JobResult` (JSON on the wire). */
-  | { type: 'result'; id: number; value: Json }
+  /** Training progress of a job whose steps train: every epoch event and the latest step, at most 10 messages a second. */
+  | { type: 'train'; id: number; progress: TrainProgressDto[] }
+  /** `value` is the job's `JobResult`. */
+  | { type: 'result'; id: number; value: AnyJobResult }
   | { type: 'error'; id: number; kind: 'model' | 'usage' | 'cancelled' | 'unavailable' | 'internal'; message: string };

@@ -1,17 +1,20 @@
+import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as path from 'path';
 import { analyzeModel, layerWeightStats, type LayerInfo, type ModelAnalysis } from '../core/analysis/analyze';
 import { pruningSensitivity } from '../core/transforms/prune/sensitivity';
 import { CancelledError, UsageError } from '../core/errors';
-import { modelSizeBytes, openModel } from '../core/formats/registry';
+import { assertOutputNotInput, modelSizeBytes, openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
 import { quickQuantize } from '../core/jobs/quick-int8';
-import { parseRecipe, recipeChoices, runRecipe } from '../core/recipe';
+import { parseRecipe } from '../core/recipe';
+import { stepForms } from '../core/transforms/registry';
 import { benchmarkModels } from '../core/runtime/bench';
 import { compareModels } from '../core/runtime/compare';
 import { bindData, finishJob, inputSpecs, JOB_DEFAULTS, openJob, randomData, readLabelsFor, runRecipeJob } from '../core/jobs';
 import { evaluateCompression } from '../core/runtime/evaluate';
 import { ModelSession } from '../core/runtime/session';
-import type { JobKind, JobRequest, JobResult, Json } from '../protocol/worker';
+import type { AnyJobResult, JobKind, JobRequest, JobRequestOf, JobResult, TrainProgressDto } from '../protocol/worker';
 import { SORT_KEYS, type LayerRow } from '../protocol/webview';
 import { dropExitRuns, keepExitRun, reexportRun } from './exits';
 import { buildGraph } from './graph-layout';
@@ -25,6 +28,8 @@ import { buildGraph } from './graph-layout';
 export interface JobContext {
   signal: AbortSignal;
   progress(stage: string, fraction?: number): void;
+  /** Training progress of steps that train (the caller throttles it for the wire). */
+  train?(p: TrainProgressDto): void;
 }
 
 interface Cached {
@@ -73,11 +78,65 @@ function row(l: LayerInfo, index: number): LayerRow {
  * A job's result on the wire: type-checked against the job kind's DTO (src/protocol/jobs.ts),
  * then made plain JSON (typed arrays and class instances become arrays and objects).
  */
-function wire<K extends JobKind>(_kind: K, value: JobResult<K>): Json {
-  return JSON.parse(JSON.stringify(value)) as Json;
+function wire<K extends JobKind>(_kind: K, value: JobResult<K>): JobResult<K> {
+  return JSON.parse(JSON.stringify(value)) as JobResult<K>;
 }
 
-export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
+/**
+ * Temporary outputs of cancelled compressions (token → folder and file), created by this
+ * process only: `resolvePartial` moves or deletes nothing else.
+ */
+const partials = new Map<string, { dir: string; file: string; output: string }>();
+
+/**
+ * A compression: run the recipe, save (verified) and evaluate. Cancelled during training with
+ * `keepOnCancel`: the best model so far is saved, verified, to a hidden folder beside the
+ * output and evaluated (no latency runs), and the result names it for `resolvePartial`.
+ */
+async function compress(job: JobRequestOf<'compress'>, ctx: JobContext): Promise<JobResult<'compress'>> {
+  const recipe = parseRecipe(job.recipe, 'recipe');
+  const opened = await openJob(job.model, { calib: job.calib, eval: job.eval, labels: job.labels, train: job.train, trainLabels: job.trainLabels });
+  assertOutputNotInput(opened.model, job.output);
+  const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress, onTrainProgress: ctx.train, keepOnCancel: job.keepOnCancel });
+  if (!r.cancelled) {
+    const report = await finishJob(opened, r.model, job.output, { benchRuns: job.benchRuns, threads: job.threads, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
+    const exits = keepExitRun(r.model, job.output);
+    return wire('compress', { output: job.output, steps: r.steps, report, ...(exits ? { exits } : {}) });
+  }
+  ctx.progress('saving the best model so far');
+  const dir = fs.mkdtempSync(path.join(path.dirname(path.resolve(job.output)), '.mc-partial-'));
+  const file = path.join(dir, path.basename(job.output));
+  try {
+    // The job's signal is aborted: saving and measuring the kept model runs to its end (no latency runs).
+    const report = await finishJob(opened, r.model, file, { benchRuns: false, step: 'compress', onProgress: ctx.progress });
+    const token = crypto.randomBytes(12).toString('hex');
+    partials.set(token, { dir, file, output: path.resolve(job.output) });
+    return wire('compress', { output: file, steps: r.steps, report, cancelled: { ...r.cancelled, partial: token } });
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Keeps (renames every file of the temporary output into the output's folder) or discards a cancelled compression's output. */
+function resolvePartial(job: JobRequestOf<'resolvePartial'>): JobResult<'resolvePartial'> {
+  const p = partials.get(job.partial);
+  if (!p) throw new UsageError('that temporary output is no longer known to the worker (it was resolved already, or the worker restarted)');
+  if (path.resolve(job.output) !== p.output) throw new UsageError(`the temporary output belongs to ${p.output}, not ${job.output}`);
+  partials.delete(job.partial);
+  try {
+    if (!job.keep) return { output: null };
+    const into = path.dirname(p.output);
+    // Same folder, so each rename is atomic; the model file goes last, after its data files.
+    const names = fs.readdirSync(p.dir).sort((a, b) => Number(a === path.basename(p.file)) - Number(b === path.basename(p.file)));
+    for (const n of names) fs.renameSync(path.join(p.dir, n), path.join(into, n));
+    return { output: p.output };
+  } finally {
+    fs.rmSync(p.dir, { recursive: true, force: true });
+  }
+}
+
+export async function runJob(job: JobRequest, ctx: JobContext): Promise<AnyJobResult> {
   switch (job.kind) {
     case 'inspect': {
       ctx.progress('reading the model');
@@ -131,14 +190,10 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const report = await evaluateCompression({ model: q.model, path: job.model }, output, { data: opened.evalData.data, dataLabel: opened.evalData.label, bench: { runs: job.benchRuns ?? JOB_DEFAULTS.benchRuns, threads: job.threads || undefined }, step: 'quantize', signal: ctx.signal });
       return wire('quickQuantize', { output, mode: q.mode, reason: q.reason, notes: q.outcome.notes, slowerBecause: q.outcome.slowerBecause, quantizedNodes: q.outcome.quantizedNodes.length, skippedNodes: q.outcome.skippedNodes, report });
     }
-    case 'compress': {
-      const recipe = parseRecipe(job.recipe, 'recipe');
-      const opened = await openJob(job.model, { calib: job.calib, eval: job.eval, labels: job.labels });
-      const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress });
-      const report = await finishJob(opened, r.model, job.output, { benchRuns: job.benchRuns, threads: job.threads, step: 'compress', signal: ctx.signal, onProgress: ctx.progress });
-      const exits = keepExitRun(r.model, job.output);
-      return wire('compress', { output: job.output, steps: r.steps, report, ...(exits ? { exits } : {}) });
-    }
+    case 'compress':
+      return compress(job, ctx);
+    case 'resolvePartial':
+      return resolvePartial(job);
     case 'sensitivity': {
       const c = load(job.model);
       const inputs = await inputSpecs(c.model, job.model);
@@ -147,16 +202,15 @@ export async function runJob(job: JobRequest, ctx: JobContext): Promise<Json> {
       const r = await pruningSensitivity(c.model, { data: data.data, ratios: job.ratios ?? [0.1, 0.3, 0.5, 0.7, 0.9], samples, metric: job.data ? undefined : 'cosine', signal: ctx.signal, onProgress: (d, t) => ctx.progress('pruning each group alone', d / t) });
       return wire('sensitivity', { ...r, data: job.data ?? data.label });
     }
-    case 'recipeChoices': {
+    case 'stepForms': {
       const format = load(job.model).model.format;
-      return wire('recipeChoices', { format, choices: recipeChoices(format) });
+      return wire('stepForms', { format, forms: stepForms(format) });
     }
     case 'plan': {
       const recipe = parseRecipe(job.recipe, 'recipe');
-      const model = openModel(job.model);
-      const calib = bindData(job.calib, await inputSpecs(model, job.model));
-      const before = analyzeModel(model).totals;
-      const r = await runRecipe(model, recipe, { calib: calib?.data, signal: ctx.signal, onProgress: ctx.progress, plan: true });
+      const opened = await openJob(job.model, { calib: job.calib, train: job.train, trainLabels: job.trainLabels });
+      const before = analyzeModel(opened.model).totals;
+      const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress, onTrainProgress: ctx.train, plan: true });
       return wire('plan', { before: { params: before.params, macs: before.macs }, steps: r.steps });
     }
     case 'bench':

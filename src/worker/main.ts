@@ -6,6 +6,7 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import type { HostToWorker, JobRequest, WorkerToHost } from '../protocol/worker';
 import { runJob } from './jobs';
+import { TrainProgressBatcher } from './train-progress';
 
 // ONNX Runtime's telemetry stays off in the worker (and anything it starts): set before ORT loads.
 process.env.ORT_DISABLE_TELEMETRY = '1';
@@ -38,6 +39,7 @@ function classify(e: unknown): Extract<WorkerToHost, { type: 'error' }>['kind'] 
 function run(id: number, job: JobRequest): void {
   const ctl = new AbortController();
   running.set(id, ctl);
+  const batcher = new TrainProgressBatcher((progress) => send({ type: 'train', id, progress }));
   const key = modelKey(job);
   // Reads (the layer table) must stay responsive: they skip the per-model queue.
   const queued = job.kind === 'layers' || job.kind === 'tensor' || job.kind === 'inspect';
@@ -46,11 +48,17 @@ function run(id: number, job: JobRequest): void {
     .catch(() => undefined)
     .then(async () => {
       if (ctl.signal.aborted) throw new CancelledError();
-      return runJob(job, { signal: ctl.signal, progress: (stage, fraction) => send({ type: 'progress', id, stage, fraction }) });
+      return runJob(job, { signal: ctl.signal, progress: (stage, fraction) => send({ type: 'progress', id, stage, fraction }), train: (p) => batcher.push(p) });
     })
     .then(
-      (value) => send({ type: 'result', id, value: value ?? null }),
-      (e) => send({ type: 'error', id, kind: classify(e), message: oneLine(e) }),
+      (value) => {
+        batcher.flush();
+        send({ type: 'result', id, value: value ?? null });
+      },
+      (e) => {
+        batcher.flush();
+        send({ type: 'error', id, kind: classify(e), message: oneLine(e) });
+      },
     )
     .finally(() => running.delete(id));
   if (!queued) queues.set(key, task);

@@ -31,6 +31,8 @@ fs.mkdirSync(work);
   createRequire(bundle)(bundle).writeDenseNetLike(path.join(work, 'densenet_like.onnx'), { unknownOp: true });
 }
 fs.copyFileSync(path.join(root, 'test/fixtures/digits_cnn.onnx'), path.join(work, 'digits_cnn.onnx'));
+// Training data for the Compress panel's training steps (1,200 8x8 digits and their labels).
+for (const f of ['digits_train_x.npy', 'digits_train_y.npy']) fs.copyFileSync(path.join(root, 'test/fixtures', f), path.join(work, f));
 const brokenBytes = fs.readFileSync(path.join(root, 'test/fixtures/digits_cnn.onnx')).subarray(0, 5000);
 fs.writeFileSync(path.join(work, 'broken.onnx'), brokenBytes);
 // Other formats the editor opens: a TF.js layers model and a safetensors file (fc: 3×4 weight + 3 bias).
@@ -198,6 +200,48 @@ try {
   const fidelityRow = (await cp.locator('#result-table tr').allTextContents()).find((t) => t.includes('cosine')) ?? '';
   check((await cp.locator('#warnings .warning').count()) > 0, `a broken compression result shows a warning (${fidelityRow.replace(/\s+/g, ' ').trim()})`);
   await page.screenshot({ path: path.join(artifacts, 'compress.png') });
+  // Training in the panel: prune with fine-tune recovery asks for training data, trains with a live
+  // chart, and Cancel comes back with the best model so far, which Keep moves into place.
+  while ((await cp.locator('.step').count()) > 0) await cp.locator('.step vscode-button').first().click();
+  await cp.locator('#add-prune').click();
+  await cp.locator('.step[data-step="prune"] select[data-key="recover"]').selectOption('finetune');
+  const needs = (await cp.locator('.step[data-step="prune"] .needs').textContent()) ?? '';
+  check(/training data and training labels/.test(needs), `the form says fine-tuning needs training data and labels (${needs})`);
+  await cp.locator('.step[data-step="prune"] input[data-key="epochsPerStep"]').fill('100');
+  await cp.locator('.step[data-step="prune"] input[data-key="epochsPerStep"]').press('Tab');
+  await cp.locator('#run').click();
+  check(/Pick training data first: recover finetune/.test(await cp.locator('#error').textContent()), 'the panel asks for training data before fine-tuning');
+  /** Picks a file for a data slot in the (simple, in-page) file dialog by typing its path. */
+  const pickFile = async (slot, file) => {
+    await cp.locator(`#pick-${slot}`).click();
+    const input = page.locator('.quick-input-widget input.input');
+    await input.waitFor({ timeout: 20000 });
+    await input.fill(file);
+    await page.waitForTimeout(300);
+    await input.press('Enter');
+    for (let i = 0; i < 100 && (await cp.locator(`#slot-${slot}`).textContent()) !== file; i++) await page.waitForTimeout(100);
+    return (await cp.locator(`#slot-${slot}`).textContent()) === file;
+  };
+  check(await pickFile('train', path.join(work, 'digits_train_x.npy')), 'Training data… fills the training slot');
+  check(await pickFile('trainLabels', path.join(work, 'digits_train_y.npy')), 'Training labels… fills the training labels slot');
+  check((await cp.locator('.step[data-step="prune"] .needs').count()) === 0, 'the form no longer asks for training data');
+  const compressed = path.join(work, 'digits_cnn.compressed.onnx');
+  fs.rmSync(compressed, { force: true });
+  await cp.locator('#run').click();
+  await cp.locator('#train-chart').waitFor({ timeout: 120000 });
+  for (let i = 0; i < 100 && Number(await cp.locator('#train').getAttribute('data-points')) < 3; i++) await page.waitForTimeout(100);
+  const status = (await cp.locator('#train-status').textContent()) ?? '';
+  check(Number(await cp.locator('#train').getAttribute('data-points')) >= 3 && /epoch \d+\/100/.test(status) && /samples\/s/.test(status) && /ETA \d/.test(status), `the live chart draws the loss while training (${status.trim()})`);
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: path.join(artifacts, 'training.png') });
+  await cp.locator('#cancel').click();
+  await cp.locator('#keep').waitFor({ timeout: 120000 });
+  check(/best model so far/.test((await cp.locator('#partial').textContent()) ?? '') && (await cp.locator('#result-table').count()) === 1, 'Cancel during training shows the best model so far with Keep and Discard');
+  check(!fs.existsSync(compressed), 'nothing is written to the output before Keep');
+  await page.screenshot({ path: path.join(artifacts, 'training-cancelled.png') });
+  await cp.locator('#keep').click();
+  await cp.locator('#partial-outcome').waitFor({ timeout: 60000 });
+  check(fs.existsSync(compressed) && !fs.readdirSync(work).some((f) => f.startsWith('.mc-partial-')), 'Keep moves the model into place and leaves no temporary folder');
   // Back to the model editor for the one-click command.
   await openFile('digits_cnn.onnx', 'digits_cnn.onnx');
   await quickPick('F1', 'Quantize Model (INT8)', 'Quantize Model (INT8)');
@@ -289,9 +333,11 @@ try {
   if (!tp) throw new Error('the Compress panel for model.json did not appear');
   // Reconstruction needs calibration data: the panel says so instead of starting a job.
   await tp.locator('#add-prune').click();
-  await tp.locator('.step[data-step="prune"] select').nth(1).selectOption('reconstruct');
+  await tp.locator('.step[data-step="prune"] select[data-key="recover"]').selectOption('reconstruct');
+  const recovers = await tp.locator('.step[data-step="prune"] select[data-key="recover"] option').allTextContents();
+  check(recovers.join(',') === 'none,reconstruct', `the TF.js panel offers no retraining (${recovers.join(', ')})`);
   await tp.locator('#run').click();
-  check(/Pick calibration data first: reconstruction/.test(await tp.locator('#error').textContent()), 'the panel asks for calibration data before reconstruction');
+  check(/Pick calibration data first: recover reconstruct/.test(await tp.locator('#error').textContent()), 'the panel asks for calibration data before reconstruction');
   await tp.locator('.step[data-step="prune"] vscode-button').click();
   await tp.locator('#add-quantize').click();
   const modes = await tp.locator('.step select option').allTextContents();

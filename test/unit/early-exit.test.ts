@@ -183,6 +183,17 @@ describe('early exits: digits CNN end to end', function () {
     }
   });
 
+  it('training settings left undefined take the documented defaults (as the CLI passes them)', async () => {
+    const run = (training: Record<string, number | undefined>) =>
+      earlyExit(openModel(fx('digits_cnn.onnx')), { train: data('digits_calib_x.npy'), eval: test(), target: { kind: 'threshold', threshold: 0.9 }, form: 'multi-output', training: training as { epochs: number }, latencySamples: 0 });
+    const given = await run({ epochs: 1, seed: 1 });
+    const undef = await run({ epochs: 1, seed: 1, lr: undefined, batchSize: undefined });
+    const other = await run({ epochs: 1, seed: 1, lr: 1e-3 });
+    const w = (m: Model) => Array.from(m.graph.initializers.get('early_exit_1.weight')!.toFloat32());
+    assert.deepEqual(w(undef.model), w(given.model));
+    assert.notDeepEqual(w(other.model), w(given.model), 'the learning rate matters, so the comparison can fail');
+  });
+
   it('works without labels against a minimum agreement, and as a multi-output model', async () => {
     const m = await earlyExit(openModel(fx('digits_cnn.onnx')), {
       train: data('digits_calib_x.npy'),
@@ -333,11 +344,11 @@ describe('CLI: early-exit', function () {
       [[...base(), ...out], /exactly one of --max-accuracy-drop/],
       [[...base(), '--threshold', '0.9', '--min-agreement', '0.9', ...out], /exactly one of/],
       [[...base(), '--max-accuracy-drop', '0.01', ...out], /needs evaluation labels/],
-      [[...base(), '--min-agreement', '1.5', ...out], /--min-agreement is a fraction/],
+      [[...base(), '--min-agreement', '1.5', ...out], /--min-agreement must be ≤ 1/],
       [[...base(), '--threshold', '0.9', '--form', 'nested', ...out], /nested/],
       [[...base(), '--threshold', '0.9', '--head-width', '0', ...out], /--head-width/],
-      [[...base(), '--min-agreement', '0.9', '--margin', '-1', ...out], /--margin is a number ≥ 0/],
-      [[...base(), '--min-agreement', '0.9', '--folds', '1', ...out], /--folds is an integer ≥ 2/],
+      [[...base(), '--min-agreement', '0.9', '--margin', '-1', ...out], /--margin must be ≥ 0/],
+      [[...base(), '--min-agreement', '0.9', '--folds', '1', ...out], /--folds must be ≥ 2/],
       [[...base(), '--threshold', '0.9', '--train', 'random:8', ...out], /--train cannot be random/],
       [[...base(), '--threshold', '0.9', '--train-labels', fx('digits_test_y.npy'), '--epochs', '1', ...out], /597/],
       [[...base(), '--threshold', '0.9', '--exits', 'nope', '--epochs', '1', ...out], /nope/],

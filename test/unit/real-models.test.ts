@@ -210,6 +210,18 @@ describe('real-model kinds: batches the model accepts, streamed capture', () => 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('--samples bounds the report on the calibration data: fidelity on its first N samples', function () {
+    this.timeout(60_000);
+    const dir = tmpDir();
+    const r = cli(['quantize', path.join(FIXTURES, 'digits_cnn.onnx'), '--mode', 'static', '--calib', 'random:16', '--samples', '4', '-o', path.join(dir, 'q.onnx'), '--no-bench', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.fidelity.samples, 4);
+    assert.match(j.fidelity.data, /^the first 4 of 16 random samples/);
+    assert.ok(j.notes.some((n: string) => /minmax on 16 samples/.test(n)), 'calibration still uses all 16');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('compare refuses labels of a different length, naming both counts', async () => {
     const { compareModels } = await import('../../src/core/runtime/compare');
     const { ModelSession } = await import('../../src/core/runtime/session');

@@ -63,7 +63,7 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
   });
 
   it('the panel offers per format exactly what the format supports', () => {
-    assert.deepEqual(recipeChoices('onnx'), { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] });
+    assert.deepEqual(recipeChoices('onnx'), { steps: ['prune', 'substitute', 'train', 'distill', 'quantize', 'early-exit'], quantizeModes: ['dynamic', 'static', 'fp16', 'int4', 'cluster'], substituteKinds: ['lowrank', 'depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct', 'finetune', 'distill'] });
     assert.deepEqual(recipeChoices('tfjs-layers'), { steps: ['prune', 'substitute', 'quantize'], quantizeModes: ['uint8', 'uint16', 'fp16'], substituteKinds: ['depthwise'], pruneCriteria: ['l1', 'l2', 'entropy', 'random'], recover: ['none', 'reconstruct'] });
     assert.deepEqual(recipeChoices('tfjs-graph').steps, ['quantize']);
     assert.deepEqual(recipeChoices('tflite').steps, []);
@@ -71,6 +71,33 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
     assert.deepEqual(sub.fields.map((f) => f.key), ['kind', 'multiplier', 'targetParams']);
     assert.deepEqual(sub.fields[0].values, ['lowrank', 'depthwise']);
     assert.deepEqual(sub.fields[1].when, { key: 'kind', values: ['depthwise'] });
+  });
+
+  it('the forms say which data each chosen value reads, and which step runs last', () => {
+    const forms = stepForms('onnx');
+    const prune = forms.find((f) => f.step === 'prune')!;
+    const recover = prune.fields.find((f) => f.key === 'recover')!;
+    assert.deepEqual(recover.needs, { reconstruct: ['calib'], finetune: ['train', 'trainLabels'], distill: ['train'] });
+    assert.deepEqual(prune.fields.find((f) => f.key === 'epochsPerStep')!.when, { key: 'recover', values: ['finetune', 'distill'] });
+    const quantize = forms.find((f) => f.step === 'quantize')!;
+    assert.equal(quantize.last, true);
+    assert.equal(prune.last, undefined);
+    const qat = quantize.fields.find((f) => f.key === 'options.qat')!;
+    assert.equal(qat.kind, 'boolean');
+    assert.deepEqual(qat.needs, { true: ['train'] });
+    assert.deepEqual(quantize.fields.find((f) => f.key === 'mode')!.needs, { static: ['calib'] });
+    // Every field a form offers (where it applies, as the panel shows it) is a key the recipe schema accepts, with its initial value.
+    for (const form of forms) {
+      const step: Record<string, unknown> = { step: form.step };
+      const initial = Object.fromEntries(form.fields.map((f) => [f.key, f.initial]));
+      for (const f of form.fields) {
+        if (f.when && !f.when.values.includes(initial[f.when.key] as string)) continue;
+        const [head, ...rest] = f.key.split('.');
+        if (!rest.length) step[head] = f.initial;
+        else ((step[head] ??= {}) as Record<string, unknown>)[rest.join('.')] = f.initial;
+      }
+      assert.doesNotThrow(() => parseRecipe({ steps: [step] }, 'form'), form.step);
+    }
   });
 
   it('every command has --help with descriptions, defaults and an example', async () => {

@@ -38,4 +38,18 @@ describe('Compress panel messages are untrusted input', () => {
     assert.equal(parseFromCompress({ type: 'openOutput', path: '/etc/passwd' })!.type, 'openOutput');
     assert.equal((parseFromCompress({ type: 'openOutput', path: '/etc/passwd' }) as Record<string, unknown>).path, undefined, 'extra fields are dropped');
   });
+
+  it('takes the training slots, Cancel and Keep/Discard, and recipes only of the recipe shape', () => {
+    assert.deepEqual(parseFromCompress({ type: 'pick', slot: 'train' }), { type: 'pick', slot: 'train' });
+    assert.deepEqual(parseFromCompress({ type: 'pick', slot: 'trainLabels' }), { type: 'pick', slot: 'trainLabels' });
+    assert.deepEqual(parseFromCompress({ type: 'cancel' }), { type: 'cancel' });
+    assert.deepEqual(parseFromCompress({ type: 'resolvePartial', keep: false }), { type: 'resolvePartial', keep: false });
+    assert.equal(parseFromCompress({ type: 'resolvePartial', keep: 'yes' }), undefined);
+    assert.equal(parseFromCompress({ type: 'resolvePartial' }), undefined);
+    const recipe = { steps: [{ step: 'quantize', mode: 'static', options: { method: 'entropy', qat: true, exclude: ['a', 'b'] } }] };
+    assert.deepEqual(parseFromCompress({ type: 'run', recipe }), { type: 'run', recipe });
+    for (const bad of [{ steps: [{ mode: 'static' }] }, { steps: [{ step: 1 }] }, { steps: [['prune']] }, { steps: [{ step: 'prune', ratio: null }] }, { steps: [{ step: 'quantize', options: { a: { b: 1 } } }] }, { steps: 'prune' }]) {
+      assert.equal(parseFromCompress({ type: 'preview', recipe: bad }), undefined, JSON.stringify(bad));
+    }
+  });
 });

@@ -1,28 +1,30 @@
-import { readRecipe, recipeNeedsCalib, runRecipe } from '../../core/recipe';
+import { readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe } from '../../core/recipe';
 import { UsageError } from '../../core/errors';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { fmtCount, table } from '../format';
-import { JOB_FLAGS, finishJob, openJob, stepContext } from '../job';
+import { JOB_FLAGS, finishJob, openJob, stepContext, trainingCurves } from '../job';
 import { renderReport } from '../report';
 
 export const compressCommand: Command = {
   name: 'compress',
-  summary: 'run a recipe of steps (prune, substitute, quantize) and prove the result',
+  summary: 'run a recipe of steps (prune, substitute, train, distill, quantize, early-exit) and prove the result',
   usage: 'model-compressor compress <model> --recipe recipe.json [options]',
   flags: { ...JOB_FLAGS, recipe: { type: 'string', placeholder: 'file', help: 'The recipe: {"steps": [...]} (JSON Schema: schemas/recipe.schema.json).' } },
-  example: 'compress model.onnx --recipe model.recipe.json --calib calib.npy --eval test_x.npy --labels test_y.npy',
+  example: 'compress model.onnx --recipe model.recipe.json --calib calib.npy --train train_x.npy --train-labels train_y.npy --eval test_x.npy --labels test_y.npy',
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, this.flags);
     if (!flags.recipe) throw new UsageError('compress needs --recipe recipe.json');
     const recipe = readRecipe(flags.recipe as string);
     const why = recipeNeedsCalib(recipe);
     if (why && !flags.calib) throw new UsageError(`the recipe needs calibration data (${why}): give --calib data (or, explicitly, --calib random:N)`);
+    const trains = recipeNeedsTrain(recipe);
+    if (trains && !flags.train) throw new UsageError(`the recipe trains (${trains}): give training inputs (--train x.npy, and --train-labels y.npy for labelled training)`);
     const job = await openJob(positional, flags, 'compress', 'compressed');
-    const r = await runRecipe(job.model, recipe, stepContext(job));
+    const r = await runRecipe(job.model, recipe, { ...stepContext(job), onTrainProgress: (p, i, id) => job.progress.onTrainProgress(p, `${i + 1}:${id}`) });
     const report = await finishJob(job, r.model, flags, { step: 'compress' });
     if (flags.json) {
-      io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null }));
+      io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, curves: trainingCurves(job) }));
       return 0;
     }
     const text = renderReport('compress', job.input, job.output, report, [], r.steps.length, []);

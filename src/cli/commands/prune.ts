@@ -10,8 +10,8 @@ import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { JOB_DEFAULTS } from '../../core/jobs';
 import { DATA_FLAGS, labelsFlag, openData, randomData } from '../data-flags';
-import { JOB_FLAGS, finishJob, openJob, probeInputs, stepContext } from '../job';
-import { checkCalib, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
+import { JOB_FLAGS, finishJob, openJob, probeInputs, stepContext, trainingCurves } from '../job';
+import { checkCalib, checkTrain, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 import { fmtBytes, fmtCount, table } from '../format';
 import { renderReport } from '../report';
 
@@ -40,6 +40,7 @@ export const pruneCommand: Command = {
     const { positional, flags } = parseArgs(argv, this.flags);
     const o = stepOptionsFromFlags(pruneStep, PRUNE_FLAGS, flags);
     checkCalib(pruneStep, PRUNE_FLAGS, o, flags);
+    checkTrain(pruneStep, PRUNE_FLAGS, o, flags);
     const job = await openJob(positional, flags, 'prune', 'pruned');
     const { outcome } = await pruneStep.apply(job.model, o, stepContext(job));
     const report = await finishJob(job, outcome.model, flags, { step: 'prune' });
@@ -47,7 +48,7 @@ export const pruneCommand: Command = {
     const zipAll = (f: string) => deflatedSize(modelFiles(f));
     const zipped = !o.structured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {
-      io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: outcome.allocation ?? null, recovery: (outcome as { recovery?: unknown }).recovery ?? null, notes: outcome.notes }));
+      io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: outcome.allocation ?? null, recovery: (outcome as { recovery?: unknown }).recovery ?? null, notes: outcome.notes, curves: trainingCurves(job) }));
       return 0;
     }
     const changed = o.structured ? outcome.groups.length : outcome.sparsity?.length ?? 0;

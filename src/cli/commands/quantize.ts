@@ -5,7 +5,7 @@ import { quantizeStep } from '../../core/transforms/quantize/step';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { JOB_FLAGS, finishJob, openJob, stepContext } from '../job';
-import { checkCalib, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
+import { checkCalib, checkTrain, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 import { renderReport } from '../report';
 
 const SUFFIX: Record<QuantizeMode, string> = { dynamic: 'int8', static: 'int8', fp16: 'fp16', int4: 'int4', cluster: 'clustered', uint8: 'uint8', uint16: 'uint16' };
@@ -23,6 +23,7 @@ export const quantizeCommand: Command = {
     if (flags.mode === undefined) throw new UsageError(`--mode is one of ${QUANTIZE_MODES.join(', ')}`);
     const o = stepOptionsFromFlags(quantizeStep, QUANTIZE_FLAGS, flags);
     checkCalib(quantizeStep, QUANTIZE_FLAGS, o, flags);
+    checkTrain(quantizeStep, QUANTIZE_FLAGS, o, flags);
     const job = await openJob(positional, flags, 'quantize', SUFFIX[o.mode]);
     const { model, input, output } = job;
     const { outcome } = await quantizeStep.apply(model, o, stepContext(job));
@@ -51,6 +52,8 @@ export function toJson(output: string, mode: string, o: QuantizeOutcome, r: Eval
     slowerThanOriginal: r.latencyMs ? r.latencyMs.ratioP50 > 1.02 : null,
     slowerBecause: r.latencyMs && r.latencyMs.ratioP50 > 1.02 ? o.slowerBecause : null,
     layers: r.layers ?? [],
+    /** Wall time of the verification stages, ms (`--samples`/`--eval` and `--no-bench` trim them). */
+    verificationMs: r.costMs,
     mixedPrecision: o.mixedPrecision ?? null,
     notes: o.notes,
   };

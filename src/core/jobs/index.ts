@@ -4,7 +4,7 @@ import { modelFiles, openModel } from '../formats/registry';
 import { sameFile } from '../util/atomic-write';
 import type { Model } from '../ir/graph';
 import { DataType } from '../ir/dtype';
-import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../runtime/data/dataset';
+import { bindDataset, Dataset, parseDataSpecs, readLabels } from '../runtime/data/dataset';
 import type { ImageOptions } from '../runtime/data/images';
 import { checkLabels, outputClasses } from '../runtime/data/checks';
 import { randomSpec } from '../runtime/data/sources';
@@ -12,7 +12,7 @@ import { evaluateCompression, verificationSamples, type EvaluateOptions, type Ev
 import type { IOSpec } from '../runtime/session';
 import { modelInputs } from '../runtime/tfjs';
 import { saveVerified } from '../runtime/verified-save';
-import { runRecipe, type Recipe, type StepSummary } from '../recipe';
+import { runRecipe, type Recipe, type RecipeCancelled, type RecipeOptions, type StepSummary } from '../recipe';
 import type { Step, StepContext, StepResult } from '../transforms/step';
 
 /**
@@ -45,6 +45,8 @@ export interface DataOptions {
   /** Data specs: files, image folders, `name=path` per input, or `random:N` (explicitly random). */
   calib?: string | string[];
   eval?: string | string[];
+  /** Integer labels for the calibration data (the Taylor criterion's cross-entropy). */
+  calibLabels?: string;
   /** Integer labels for the evaluation data. */
   labels?: string;
   /** Training data and its labels, for steps that fine-tune or distill. */
@@ -128,6 +130,7 @@ export interface OpenedJob {
   model: Model;
   inputs: IOSpec[];
   calib?: BoundData;
+  calibLabels?: Int32Array;
   evalData: BoundData;
   labels?: Int32Array;
   /** `train` / `trainLabels`, when given. */
@@ -140,10 +143,11 @@ export async function openJob(input: string, options: DataOptions = {}, model = 
   const opts: DataOptions = { metadata: model.metadata, ...options };
   const inputs = await inputSpecs(model, input);
   const calib = bindData(opts.calib, inputs, opts);
-  const evalData = bindData(opts.eval, inputs, opts) ?? calib ?? evaluationRandomData(model, inputs, opts);
+  const evalData = bindData(opts.eval, inputs, opts) ?? firstSamples(calib, opts.samples) ?? evaluationRandomData(model, inputs, opts);
   const classes = outputClasses(model);
   const labels = readLabelsFor(opts.labels, evalData.data.count, classes);
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
+  const calibLabels = readCalibLabels(opts.calibLabels, calib, classes);
   const train = bindData(opts.train, inputs, opts);
   let trainLabels: Int32Array | undefined;
   if (opts.trainLabels) {
@@ -151,20 +155,53 @@ export async function openJob(input: string, options: DataOptions = {}, model = 
     if (train && trainLabels.length !== train.data.count) throw new UsageError(`the labels file ${opts.trainLabels} holds ${trainLabels.length} labels for ${train.data.count} training samples`);
     checkLabels(trainLabels, opts.trainLabels, undefined, classes);
   }
-  return { input, model, inputs, calib, evalData, labels, train, trainLabels };
+  return { input, model, inputs, calib, calibLabels, evalData, labels, train, trainLabels };
+}
+
+/** `--calib-labels`: one integer label per calibration sample (real data only), within the model's classes. */
+function readCalibLabels(file: string | undefined, calib: BoundData | undefined, classes?: number): Int32Array | undefined {
+  if (!file) return undefined;
+  if (!calib || calib.random) throw new UsageError('--calib-labels needs real calibration data (--calib data.npy)');
+  const l = readLabels(file);
+  if (l.length !== calib.data.count) throw new UsageError(`the labels file ${file} holds ${l.length} labels for ${calib.data.count} calibration samples`);
+  checkLabels(l, file, undefined, classes);
+  return l;
+}
+
+/**
+ * The calibration data as evaluation data: `--samples N` keeps its first N samples, which
+ * bounds what the before/after report costs (two models run over every sample).
+ */
+function firstSamples(d: BoundData | undefined, samples: number | undefined): BoundData | undefined {
+  if (!d || samples === undefined || !(samples < d.data.count)) return d;
+  const n = Math.max(1, Math.floor(samples));
+  return { ...d, data: new Dataset(d.data.sources, n, d.data.assumed), label: `the first ${n} of ${d.label}` };
 }
 
 /** The data a step reads, from an opened job. */
-export function stepContext(job: OpenedJob, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): StepContext {
-  return { calib: job.calib?.data, eval: job.evalData.data, evalIsRandom: job.evalData.random, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, ...extra };
+export function stepContext(job: OpenedJob, extra: StepExtras = {}): StepContext {
+  return { calib: job.calib?.data, calibLabels: job.calibLabels, eval: job.evalData.data, evalIsRandom: job.evalData.random, labels: job.labels, input: job.input, train: job.train?.random ? undefined : job.train?.data, trainLabels: job.trainLabels, ...extra };
 }
 
-export async function runStep<O>(job: OpenedJob, step: Step, options: Record<string, unknown>, extra: Pick<StepContext, 'signal' | 'onProgress'> = {}): Promise<StepResult<O>> {
+/** What the caller adds to a job's data: cancel, progress, a training checkpoint. */
+export type StepExtras = Pick<StepContext, 'signal' | 'onProgress' | 'onTrainProgress' | 'checkpoint'>;
+
+export async function runStep<O>(job: OpenedJob, step: Step, options: Record<string, unknown>, extra: StepExtras = {}): Promise<StepResult<O>> {
   return (await step.apply(job.model, options, stepContext(job, extra))) as StepResult<O>;
 }
 
-export async function runRecipeJob(job: OpenedJob, recipe: Recipe, extra: Pick<StepContext, 'signal' | 'onProgress'> & { plan?: boolean } = {}): Promise<{ model: Model; steps: StepSummary[] }> {
-  return runRecipe(job.model, recipe, { ...stepContext(job, extra), plan: extra.plan });
+/**
+ * Runs a recipe on an opened job. `onTrainProgress` receives the training progress of steps
+ * that train (with the step's index and id); with `keepOnCancel`, a cancel during training
+ * returns the best model so far (`cancelled` says where) instead of throwing.
+ */
+export async function runRecipeJob(
+  job: OpenedJob,
+  recipe: Recipe,
+  extra: Omit<StepExtras, 'onTrainProgress'> & Pick<RecipeOptions, 'onTrainProgress' | 'keepOnCancel'> & { plan?: boolean } = {},
+): Promise<{ model: Model; steps: StepSummary[]; cancelled?: RecipeCancelled }> {
+  const { onTrainProgress, plan, keepOnCancel, ...rest } = extra;
+  return runRecipe(job.model, recipe, { ...stepContext(job, rest), onTrainProgress, plan, keepOnCancel });
 }
 
 export interface FinishOptions extends Pick<EvaluateOptions, 'layerOutputs' | 'step' | 'signal' | 'onProgress'> {

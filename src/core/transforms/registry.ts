@@ -1,14 +1,17 @@
 import { z } from 'zod';
 import { pruneStep } from './prune/step';
 import { quantizeStep } from './quantize/step';
-import { enumValues, optionInfo, unwrap, type AnyOptions, type FormatId, type Step } from './step';
+import { enumValues, optionInfo, unwrap, type AnyOptions, type DataNeed, type FormatId, type Step } from './step';
 import { substituteStep } from './substitute/step';
+import { distillStep } from './distill/step';
+import { earlyExitStep } from './early-exit/step';
+import { trainStep } from './train/step';
 
 /**
  * Every compression step, in the order a recipe runs them by convention. Adding a step is
  * one folder with a `step.ts` (see ARCHITECTURE.md, "How to add a step") and one line here.
  */
-export const STEPS: readonly Step[] = [pruneStep, substituteStep, quantizeStep] as unknown as Step[];
+export const STEPS: readonly Step[] = [pruneStep, substituteStep, trainStep, distillStep, quantizeStep, earlyExitStep] as unknown as Step[];
 
 export const STEP_IDS = STEPS.map((s) => s.id);
 
@@ -16,8 +19,15 @@ export function stepById(id: string): Step | undefined {
   return STEPS.find((s) => s.id === id);
 }
 
-/** Steps that need float weights from the step before run last (quantization). */
-export const LAST_STEPS = ['quantize'];
+/**
+ * Steps that must run last, and why: quantization (the steps before it need float weights)
+ * and early exits or runtime widths (their `If` model has subgraphs and a new interface that
+ * the other steps do not handle).
+ */
+export const LAST_STEPS: Readonly<Record<string, string>> = {
+  quantize: 'the other steps need float weights',
+  'early-exit': 'its If model has subgraphs and an exit_index output (or a width input) that the other steps do not handle',
+};
 
 /** The largest recipe accepted (a recipe is written by hand or by the panel). */
 export const MAX_RECIPE_STEPS = 32;
@@ -32,7 +42,7 @@ export function recipeSchema() {
         .array(z.discriminatedUnion('step', steps as unknown as [AnyOptions, ...AnyOptions[]]))
         .min(1)
         .max(MAX_RECIPE_STEPS)
-        .describe('Steps run in order; each starts from the previous result. Quantization comes last.'),
+        .describe('Steps run in order; each starts from the previous result. Quantization or early-exit comes last.'),
     })
     .describe('A Model Compressor recipe: compression steps run in order (model-compressor compress --recipe, or the Compress panel).');
 }
@@ -56,7 +66,8 @@ export interface FormField {
   key: string;
   label: string;
   description: string;
-  kind: 'number' | 'choice';
+  /** A number input, a choice among `values`, or a switch (boolean). */
+  kind: 'number' | 'choice' | 'boolean';
   /** Choice: the values this format supports; number: min/max/step. */
   values?: Array<string | number>;
   min?: number;
@@ -65,12 +76,16 @@ export interface FormField {
   initial: string | number | boolean;
   /** Show only when another option has one of these values (e.g. multiplier with kind depthwise). */
   when?: { key: string; values: Array<string | number> };
+  /** Data slots a value reads (keyed by the value as a string, 'true' for a switch), from the option's `needs`. */
+  needs?: Record<string, DataNeed[]>;
 }
 
 export interface StepForm {
   step: string;
   summary: string;
   fields: FormField[];
+  /** The step runs after all others (quantization: it needs float weights from the steps before). */
+  last?: boolean;
 }
 
 /**
@@ -93,18 +108,22 @@ export function stepForms(format: FormatId | string): StepForm[] {
           continue;
         }
         if (!info.form && optional) continue;
+        const isBoolean = (base.def as { type: string }).type === 'boolean';
         const values = enumValues(f)?.filter((v) => supports(s, k, v, format as FormatId) && !info.hidden?.includes(String(v)));
         const label = k.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
         const field: FormField = values
           ? { key, label, description: f.description ?? '', kind: 'choice', values, initial: info.form?.initial ?? values[0] }
-          : { key, label, description: f.description ?? '', kind: 'number', min: info.form!.min, max: info.form!.max, step: info.form!.step, initial: info.form!.initial };
+          : isBoolean
+            ? { key, label, description: f.description ?? '', kind: 'boolean', initial: info.form?.initial ?? false }
+            : { key, label, description: f.description ?? '', kind: 'number', min: info.form!.min, max: info.form!.max, step: info.form!.step, initial: info.form!.initial };
         if (info.form?.when) field.when = info.form.when;
+        if (info.needs) field.needs = info.needs;
         if (field.kind === 'choice' && field.values!.length === 0) continue;
         fields.push(field);
       }
     };
     visit(s.options.shape, '');
-    out.push({ step: s.id, summary: s.summary, fields });
+    out.push({ step: s.id, summary: s.summary, fields, ...(s.id in LAST_STEPS ? { last: true } : {}) });
   }
   return out;
 }

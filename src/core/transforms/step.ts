@@ -16,6 +16,9 @@ import type { TrainProgress } from '../train/api';
 export type FormatId = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
 export const WRITABLE_FORMATS: FormatId[] = ['onnx', 'tfjs-layers', 'tfjs-graph'];
 
+/** Data a step's option may read besides the model: calibration inputs, training inputs, training labels. */
+export type DataNeed = 'calib' | 'train' | 'trainLabels';
+
 /** How one option appears outside the schema. Every field is optional. */
 export interface OptionInfo {
   /** CLI flag name (default: the key in kebab-case); `null`: not a CLI flag. */
@@ -28,9 +31,16 @@ export interface OptionInfo {
   formats?: Record<string, FormatId[]>;
   /** Values the Compress panel does not offer (they need something the panel cannot give). */
   hidden?: string[];
+  /** A list option whose CLI flag may be repeated (`--match a=b --match c=d`); values are also comma separated. */
+  repeatable?: boolean;
   /** CLI placeholder for the value, e.g. `f` or `n1,n2`. */
   placeholder?: string;
-  /** Form control bounds/step for the Compress panel, when the option is offered there. */
+  /**
+   * Data slots a value of this option reads (enum values, or 'true' for a boolean), so the
+   * Compress panel can say what to pick before the engine refuses (e.g. recover finetune: train, trainLabels).
+   */
+  needs?: Record<string, DataNeed[]>;
+  /** Form control bounds/step for the Compress panel, when the option is offered there (min/max/step unused for choices and switches). */
   form?: { min: number; max: number; step: number; initial: number | string | boolean; when?: { key: string; values: Array<string | number> } };
 }
 
@@ -51,9 +61,15 @@ export interface StepContext {
   /** True when `eval` is generated random data (no real samples): fine for agreement, not for choosing between trained models. */
   evalIsRandom?: boolean;
   labels?: Int32Array;
+  /** Labels of the calibration samples (the Taylor criterion's cross-entropy; --calib-labels). */
+  calibLabels?: Int32Array;
   /** Training inputs and labels (steps that fine-tune or distill: --train, --train-labels). */
   train?: Dataset;
   trainLabels?: Int32Array;
+  /** The model the job started from (a recipe's input): the default teacher of `distill`. */
+  original?: Model;
+  /** Where a step that trains writes its per-epoch checkpoint, and whether it continues from it (`train --resume`). */
+  checkpoint?: { path: string; resume?: boolean };
   /** The model's file, when the step runs on the model as opened (latency targets bench it). */
   input?: string;
   signal?: AbortSignal;
@@ -74,6 +90,9 @@ export interface StepResult<O = unknown> {
   outcome: O;
 }
 
+/** What a dry run gives a preview: the model's structure after the step, and one line. */
+export type StepPlan = Pick<StepResult, 'model' | 'detail'>;
+
 /** A rule message names options as «key»; the CLI renders them as flags, recipes as keys. */
 export type RuleMessage = string | undefined;
 
@@ -92,13 +111,15 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   check?(o: z.output<S>): RuleMessage;
   /** Why the step needs calibration data with these options, if it does. */
   needsCalib?(o: z.output<S>): RuleMessage;
+  /** Why the step needs training inputs (`--train`) with these options, if it does. */
+  needsTrain?(o: z.output<S>): RuleMessage;
   /** An example command line (after `model-compressor`). */
   example: string;
   /**
    * Dry run for a preview: the model after the step, without evaluation or writing. Steps
    * without a cheaper estimate run `apply` (the default in `planStep`).
    */
-  plan?(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepResult<O>>;
+  plan?(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepPlan>;
   /** Runs the step on a copy; never modifies `model`. Honours ctx.signal and reports ctx.onProgress. */
   apply(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepResult<O>>;
 }

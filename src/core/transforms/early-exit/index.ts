@@ -210,7 +210,9 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
         return out;
       },
     };
-    const settings = fitSettings({ epochs: 10, batchSize: 32, lr: 3e-3, ...opts.training, signal: opts.signal });
+    // Defaults apply to settings left undefined (the CLI passes every flag, given or not).
+    const t = opts.training ?? {};
+    const settings = fitSettings({ ...t, epochs: t.epochs ?? 10, batchSize: t.batchSize ?? 32, lr: t.lr ?? 3e-3, signal: opts.signal });
     const r = await fit(withHeads, set, {
       ...settings,
       losses,

@@ -1,4 +1,4 @@
-import { UsageError } from '../../errors';
+import { CancelledWithResult, UsageError } from '../../errors';
 import type { Model } from '../../ir/graph';
 import type { Dataset } from '../../runtime/data/dataset';
 import { datasetSampleSet, fit, labelsTensor } from '../../train';
@@ -103,6 +103,8 @@ export async function pruneWithRecovery(
     const rec: RecoveryStep = { step, target: scheduledTarget(final, step, steps, schedule), secondsPerEpoch: 0, trainLoss: [] };
     rec.afterPrune = await score(pruned);
     const r = await retrain(pruned, original, recovery, !prune.structured);
+    // Cancelled during retraining: fit returned the best weights so far; stop here with them.
+    if (recovery.signal?.aborted) throw new CancelledWithResult(r.model, `retrained (cancelled) after prune step ${step} of ${steps}`);
     rec.afterRetrain = await score(r.model);
     rec.secondsPerEpoch = r.secondsPerEpoch;
     rec.trainLoss = r.trainLoss;

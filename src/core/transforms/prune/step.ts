@@ -27,16 +27,25 @@ export const pruneOptions = z.strictObject({
     formats: {},
   }),
   threshold: option(z.number().gt(0).optional(), 'Unstructured: zero every weight whose magnitude is below this.', { placeholder: 't' }),
-  criterion: option(z.enum(CRITERIA).default('l1'), 'Channel importance: l1/l2 norm, BatchNorm scale, output entropy, Taylor (needs training) or random.', {
+  criterion: option(z.enum(CRITERIA).default('l1'), 'Channel importance: l1/l2 norm, BatchNorm scale, output entropy, first-order Taylor |Σ w·∂L/∂w| on the calibration data (cross-entropy with --calib-labels, else KL to the model’s own outputs) or random.', {
     hidden: ['bn', 'taylor'],
+    needs: { entropy: ['calib'] },
     form: { min: 0, max: 0, step: 0, initial: 'l1' },
   }),
   recover: option(
     z.enum(['none', 'reconstruct', 'finetune', 'distill']).default('none'),
     'Recovery after pruning: least-squares reconstruction of the next layer’s weights (needs --calib), or retraining after each step: finetune on labels or distill from the original (needs --train, and --train-labels for finetune).',
-    { form: { min: 0, max: 0, step: 0, initial: 'none' }, hidden: ['finetune', 'distill'] },
+    {
+      form: { min: 0, max: 0, step: 0, initial: 'none' },
+      // Retraining runs the training engine on ONNX graphs.
+      formats: { finetune: ['onnx'], distill: ['onnx'] },
+      needs: { reconstruct: ['calib'], finetune: ['train', 'trainLabels'], distill: ['train'] },
+    },
   ),
-  epochsPerStep: option(z.number().int().min(1).max(1000).optional(), 'Retraining epochs after each prune step (recover finetune/distill; default 5).', { placeholder: 'e' }),
+  epochsPerStep: option(z.number().int().min(1).max(1000).optional(), 'Retraining epochs after each prune step (recover finetune/distill; default 5).', {
+    placeholder: 'e',
+    form: { min: 1, max: 100, step: 1, initial: 5, when: { key: 'recover', values: ['finetune', 'distill'] } },
+  }),
   schedule: option(z.enum(['linear', 'cubic']).optional(), 'How the target is spread over the steps: equal shares (default) or Zhu & Gupta’s cubic schedule (default with finetune/distill).'),
   steps: option(z.number().int().min(1).max(100).default(1), 'Prune in this many equal steps (re-scoring channels after each).', { placeholder: 'k' }),
   allocate: option(z.enum(['uniform', 'sensitivity']).default('uniform'), 'Per-group ratios: the same everywhere, or from measured sensitivity curves (needs a MACs or params target).'),
@@ -63,7 +72,8 @@ export const pruneStep = defineStep({
     if (retrain && (o.targetLatency !== undefined || o.threshold !== undefined || o.allocate === 'sensitivity')) return '«recover» finetune/distill goes with «ratio», «targetMacs» or «targetParams» (uniform allocation)';
     return undefined;
   },
-  needsCalib: (o) => (o.recover === 'reconstruct' ? '«recover» reconstruct' : undefined),
+  needsCalib: (o) => (o.recover === 'reconstruct' ? '«recover» reconstruct' : o.criterion === 'taylor' ? '«criterion» taylor' : undefined),
+  needsTrain: (o) => (o.recover === 'finetune' || o.recover === 'distill' ? `«recover» ${o.recover}` : undefined),
   async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: PruneOutcome & { allocation?: Record<string, number> } }> {
     if (o.targetLatency !== undefined && model.format !== 'onnx') {
       throw new UsageError('--target-latency measures with ONNX Runtime; for TF.js models use --ratio, --target-params or --target-macs (with --allocate sensitivity)');
@@ -72,6 +82,7 @@ export const pruneStep = defineStep({
       roundTo: o.roundTo,
       criterion: o.criterion,
       calib: ctx.calib,
+      calibLabels: ctx.calibLabels,
       recover: o.recover as 'none' | 'reconstruct',
       steps: o.steps,
       schedule: o.schedule,
@@ -88,7 +99,7 @@ export const pruneStep = defineStep({
       outcome = await pruneWithRecovery(
         model,
         { ...common, recover: 'none', structured: o.structured, ratio: o.ratio, targetMacs: o.targetMacs, targetParams: o.targetParams, scope: o.scope },
-        { method: o.recover, train: ctx.train, trainLabels: ctx.trainLabels, epochsPerStep: o.epochsPerStep ?? 5, eval: ctx.eval && !ctx.evalIsRandom ? { data: ctx.eval, labels: ctx.labels } : undefined, signal: ctx.signal },
+        { method: o.recover, train: ctx.train, trainLabels: ctx.trainLabels, epochsPerStep: o.epochsPerStep ?? 5, eval: ctx.eval && !ctx.evalIsRandom ? { data: ctx.eval, labels: ctx.labels } : undefined, signal: ctx.signal, onProgress: ctx.onTrainProgress },
         o.schedule ?? 'cubic',
       );
     } else {

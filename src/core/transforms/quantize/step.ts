@@ -22,6 +22,7 @@ const MODE_OF: Record<string, QuantizeMode[]> = {
 export const quantizeOptions = z.strictObject({
   // Order: the panel offers the first value a format supports first (dynamic for ONNX, uint8 for TF.js).
   mode: option(z.enum(['dynamic', 'static', 'uint8', 'uint16', 'fp16', 'int4', 'cluster'] satisfies QuantizeMode[]), 'int8 dynamic/static, fp16, int4 (MatMulNBits), weight clustering (ONNX); fp16/uint8/uint16 weight storage (TF.js).', {
+    needs: { static: ['calib'] },
     formats: { dynamic: ['onnx'], static: ['onnx'], int4: ['onnx'], cluster: ['onnx'], uint8: ['tfjs-layers', 'tfjs-graph'], uint16: ['tfjs-layers', 'tfjs-graph'] },
   }),
   options: option(
@@ -43,7 +44,11 @@ export const quantizeOptions = z.strictObject({
         clusterForm: option(z.enum(['gather', 'dense']).optional(), 'Clustering: keep indices and a codebook (Gather) or write dense weights.'),
         exclude: option(z.array(z.string()).optional(), 'Nodes to leave in float, comma separated.', { placeholder: 'n1,n2' }),
         targetAgreement: option(z.number().gt(0).lte(1).optional(), 'Accuracy-aware: keep the most sensitive layers in float until top-1 agreement (or cosine) reaches this.', { placeholder: 'x' }),
-        qat: option(z.boolean().default(false), 'Static: quantization-aware fine-tuning with fake quantization (straight-through estimator) before writing the QDQ model (needs --train, labels optional).', { switches: { on: 'qat' } }),
+        qat: option(z.boolean().default(false), 'Static: quantization-aware fine-tuning with fake quantization (straight-through estimator) before writing the QDQ model (needs --train, labels optional).', {
+          switches: { on: 'qat' },
+          needs: { true: ['train'] },
+          form: { min: 0, max: 0, step: 0, initial: false, when: { key: 'mode', values: ['static'] } },
+        }),
         qatEpochs: option(z.number().int().min(1).max(1000).optional(), 'QAT: fine-tuning epochs (default 3).', { placeholder: 'n' }),
         maxAccuracyDrop: option(z.number().gte(0).lt(1).optional(), 'Accuracy-aware with labels: the largest accuracy drop allowed (0.005 = 0.5 pp).', { placeholder: 'd' }),
       })
@@ -71,6 +76,7 @@ export const quantizeStep = defineStep({
     return undefined;
   },
   needsCalib: (o) => (o.mode === 'static' ? '«mode» static' : undefined),
+  needsTrain: (o) => (o.options.qat ? '«options.qat»' : undefined),
   async apply(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
     const q = o.options;
     if (q.qat) return qatStep(model, o, ctx);
@@ -117,6 +123,7 @@ async function qatStep(model: Model, o: QuantizeStepOptions, ctx: StepContext): 
     trainLabels: ctx.trainLabels,
     epochs: q.qatEpochs ?? 3,
     signal: ctx.signal,
+    onProgress: ctx.onTrainProgress,
   });
   const outcome: QuantizeOutcome = {
     model: r.model,

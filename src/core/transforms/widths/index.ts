@@ -316,7 +316,8 @@ async function sandwich(original: Model, trainModel: Model, ordered: Model, outN
       },
     };
     const r = await fit(trainModel, set, {
-      ...fitSettings({ epochs: 5, batchSize: 32, lr: 1e-3, ...opts.training, signal: opts.signal }),
+      // Defaults apply to settings left undefined (the CLI passes every flag, given or not).
+      ...fitSettings({ ...opts.training, epochs: opts.training?.epochs ?? 5, batchSize: opts.training?.batchSize ?? 32, lr: opts.training?.lr ?? 1e-3, signal: opts.signal }),
       losses,
       trainable: [...ordered.graph.initializers.keys()].filter((k) => ordered.graph.initializers.get(k)!.isFloat()),
       onProgress: (p) => {

@@ -1,0 +1,250 @@
+import { strict as assert } from 'assert';
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { UsageError } from '../../src/core/errors';
+import { openModel } from '../../src/core/formats/registry';
+import { parseRecipe, recipeNeedsTrain, runRecipe } from '../../src/core/recipe';
+import type { TrainProgress } from '../../src/core/train/api';
+import { distillStep } from '../../src/core/transforms/distill/step';
+import { pruneModel } from '../../src/core/transforms/prune';
+import { pruneStep } from '../../src/core/transforms/prune/step';
+import { validateOptions } from '../../src/core/transforms/step';
+import { cliProgress } from '../../src/cli/progress';
+import { assertNoStack, cli } from './cli.test';
+import { digitsData } from './helpers/digits';
+import { FIXTURES, tmpDir } from './helpers/ort';
+
+const fx = (f: string) => path.join(FIXTURES, f);
+const DIGITS = ['--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy')];
+const TRAIN = ['--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy')];
+
+/** Training events: each run's epochs count up from 1 (or from a resumed epoch), losses are finite. */
+function assertTrainingEvents(events: TrainProgress[], runs: number, epochsPerRun: number) {
+  const epochs = events.filter((e) => e.phase === 'epoch');
+  assert.equal(epochs.length, runs * epochsPerRun, `epoch events: ${epochs.map((e) => e.epoch).join(',')}`);
+  epochs.forEach((e, i) => assert.equal(e.epoch, (i % epochsPerRun) + 1));
+  const steps = events.filter((e) => e.phase === 'step');
+  assert.ok(steps.length >= epochs.length, 'per-step events');
+  let last = { epoch: 0, step: 0 };
+  let run = 0;
+  for (const e of events) {
+    assert.ok(Number.isFinite(e.loss) && e.loss >= 0, `loss ${e.loss}`);
+    assert.ok(e.epochs === epochsPerRun && e.epoch >= 1 && e.epoch <= e.epochs);
+    if (e.phase !== 'step') continue;
+    if (e.epoch === 1 && e.step === 1) run++;
+    else assert.ok(e.epoch > last.epoch || (e.epoch === last.epoch && e.step === last.step + 1), `monotone: ${JSON.stringify(last)} → ${e.epoch}/${e.step}`);
+    last = { epoch: e.epoch, step: e.step };
+  }
+  assert.equal(run, runs);
+}
+
+describe('CLI progress of training', () => {
+  const feed = (p: ReturnType<typeof cliProgress>) => {
+    p.onProgress?.('step 2/3 (distill): distilling');
+    for (let e = 1; e <= 2; e++) {
+      for (let s = 1; s <= 3; s++) p.onTrainProgress({ phase: 'step', epoch: e, epochs: 2, step: s, steps: 3, loss: 1 / (e * s), lr: 1e-3, samplesPerSecond: 100, etaSeconds: 9 - e * s });
+      p.onTrainProgress({ phase: 'epoch', epoch: e, epochs: 2, step: 3, steps: 3, loss: 0.5 / e, lr: 1e-3, samplesPerSecond: 100, etaSeconds: 6 - 3 * e, metric: 0.9 + e / 100 }, '2:distill');
+    }
+    p.done();
+  };
+  const sink = (isTTY: boolean) => {
+    const chunks: string[] = [];
+    const stream = { isTTY, columns: 120, write: (t: string) => chunks.push(t) > 0, cursorTo: () => true, clearLine: () => true, moveCursor: () => true, on: () => stream, removeListener: () => stream };
+    return { stream: stream as unknown as NodeJS.WriteStream, text: () => chunks.join('') };
+  };
+
+  it('a terminal bar shows epoch, loss, the last validation metric and the ETA; each epoch gets a line and a JSON point', () => {
+    const tty = sink(true);
+    const p = cliProgress({}, tty.stream);
+    feed(p);
+    assert.match(tty.text(), /distilling \[=+-*\] \d+% epoch 1\/2 loss 0\.3333 ETA \d+s/);
+    assert.match(tty.text(), /epoch 2\/2 loss 0\.1667 val 0\.9100 ETA/);
+    assert.match(tty.text(), /2:distill: epoch 2\/2: loss 0\.2500, validation accuracy 0\.9200, lr 1\.00e-3, 100 samples\/s\n/);
+    assert.deepEqual(p.epochs.map((e) => [e.step, e.run, e.epoch, e.metric]), [['2:distill', 1, 1, 0.91], ['2:distill', 1, 2, 0.92]]);
+  });
+
+  it('plain lines off a terminal; with --json nothing is printed but the epochs are kept', () => {
+    const plain = sink(false);
+    feed(cliProgress({}, plain.stream));
+    assert.deepEqual(plain.text().split('\n').filter((l) => /epoch/.test(l)).map((l) => l.replace(/ \(ETA.*/, '')), [
+      '2:distill: epoch 1/2: loss 0.5000, validation accuracy 0.9100, lr 1.00e-3, 100 samples/s',
+      '2:distill: epoch 2/2: loss 0.2500, validation accuracy 0.9200, lr 1.00e-3, 100 samples/s',
+    ]);
+    const quiet = sink(false);
+    const q = cliProgress({ json: true }, quiet.stream);
+    feed(q);
+    assert.equal(quiet.text(), '');
+    assert.equal(q.epochs.length, 2);
+  });
+});
+
+describe('training steps in recipes: validation', () => {
+  const rejects = (recipe: unknown, message: RegExp) =>
+    assert.throws(() => parseRecipe(recipe, 'r.json'), (e: Error) => e instanceof UsageError && message.test(e.message), `${JSON.stringify(recipe)} should fail with ${message}`);
+
+  it('validates train, distill and early-exit like every other step, with early-exit last', () => {
+    const r = parseRecipe({ steps: [{ step: 'prune', ratio: 0.5 }, { step: 'distill', epochs: 2 }, { step: 'train', epochs: 1, valSplit: 0.1 }, { step: 'early-exit', minAgreement: 0.99 }] });
+    assert.deepEqual(r.steps.map((s) => s.step), ['prune', 'distill', 'train', 'early-exit']);
+    assert.equal(r.steps[1].options.temperature, 4);
+    assert.equal(r.steps[2].options.optimizer, 'adamw');
+    assert.equal(recipeNeedsTrain(r), 'step 2 (distill)');
+    assert.equal(recipeNeedsTrain(parseRecipe({ steps: [{ step: 'substitute', kind: 'depthwise', recover: 'finetune' }] })), 'step 1 (substitute): recover finetune');
+    assert.equal(recipeNeedsTrain(parseRecipe({ steps: [{ step: 'prune', ratio: 0.5 }] })), undefined);
+    rejects({ steps: [{ step: 'distill', temprature: 2 }] }, /unknown key 'temprature' in step 1 \(distill\); did you mean 'temperature'\?/);
+    rejects({ steps: [{ step: 'train', epochs: 0 }] }, /step 1 \(train\): epochs must be ≥ 1/);
+    rejects({ steps: [{ step: 'train', optimizer: 'adam', momentum: 0.9 }] }, /momentum and nesterov go with optimizer sgd/);
+    rejects({ steps: [{ step: 'early-exit', threshold: 0.9 }, { step: 'prune', ratio: 0.5 }] }, /^r\.json: step 1 \(early-exit\) must be the last step: its If model/);
+    rejects({ steps: [{ step: 'early-exit', threshold: 0.9 }, { step: 'quantize', mode: 'dynamic' }] }, /step 1 \(early-exit\) must be the last step/);
+    rejects({ steps: [{ step: 'quantize', mode: 'dynamic' }, { step: 'early-exit', threshold: 0.9 }] }, /step 1 \(quantize\) must be the last step: the other steps need float weights/);
+    rejects({ steps: [{ step: 'early-exit' }] }, /exactly one of maxAccuracyDrop, minAgreement or threshold/);
+    rejects({ steps: [{ step: 'early-exit', widths: [0.5, 1], threshold: 0.9 }] }, /widths builds a width-switchable model; threshold belongs to early exits/);
+    rejects({ steps: [{ step: 'substitute', kind: 'depthwise', epochs: 3 }] }, /epochs goes with recover finetune or distill/);
+  });
+
+  it('a preview (plan) of a recipe with train and distill steps trains nothing and needs no training data', async () => {
+    const recipe = parseRecipe({ steps: [{ step: 'prune', ratio: 0.5 }, { step: 'distill', epochs: 2 }, { step: 'train', epochs: 1 }] });
+    const r = await runRecipe(openModel(fx('digits_cnn.onnx')), recipe, { plan: true });
+    assert.deepEqual(r.steps.map((x) => x.step), ['prune', 'distill', 'train']);
+    assert.match(r.steps[1].detail, /same structure/);
+    assert.equal(r.steps[1].params, r.steps[0].params);
+    assert.equal(r.steps[2].macs, r.steps[0].macs);
+  });
+
+  it('the CLI refuses a training recipe without --train, and a broken recipe, with exit 2 in one line', () => {
+    const dir = tmpDir();
+    const recipe = path.join(dir, 'r.recipe.json');
+    fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'prune', ratio: 0.5 }, { step: 'distill' }] }));
+    const r = cli(['compress', fx('digits_cnn.onnx'), '--recipe', recipe, '-o', path.join(dir, 'o.onnx')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.split('\n')[0], /^error: the recipe trains \(step 2 \(distill\)\): give training inputs \(--train/);
+    fs.writeFileSync(recipe, '{"steps": [');
+    const b = cli(['compress', fx('digits_cnn.onnx'), '--recipe', recipe, '-o', path.join(dir, 'o.onnx')]);
+    assert.equal(b.code, 2, b.stderr);
+    assert.match(b.stderr.split('\n')[0], /r\.recipe\.json: not valid JSON/);
+    assertNoStack(r.stderr + b.stderr);
+  });
+
+  it('--calib-labels follow the data-flag conventions: checked against the calibration count', () => {
+    const dir = tmpDir();
+    const r = cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--criterion', 'taylor', '--calib', fx('digits_calib_x.npy'), '--calib-labels', fx('digits_test_y.npy'), '-o', path.join(dir, 'o.onnx')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.split('\n')[0], /digits_test_y\.npy holds 597 labels for \d+ calibration samples/);
+    const n = cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--criterion', 'taylor', '--calib-labels', fx('digits_test_y.npy'), '-o', path.join(dir, 'o.onnx')]);
+    assert.equal(n.code, 2, n.stderr);
+    assert.match(n.stderr.split('\n')[0], /--criterion taylor needs calibration data/);
+    assertNoStack(r.stderr + n.stderr);
+  });
+});
+
+describe('training steps: Taylor with labels, progress, recipes, substitute recovery', function () {
+  this.timeout(600000);
+
+  it('Taylor importance with --calib-labels (cross-entropy) ranks channels differently from KL to the model itself', async () => {
+    const model = openModel(fx('digits_cnn.onnx'));
+    const d = await digitsData(model);
+    const o = validateOptions(pruneStep, { ratio: 0.5, criterion: 'taylor' }, String);
+    assert.ok(o.ok);
+    const kl = await pruneStep.apply(model, o.value, { calib: d.test });
+    const ce = await pruneStep.apply(model, o.value, { calib: d.test, calibLabels: d.testLabels });
+    // The kept channels show in the pruned weights.
+    const kept = (r: typeof kl) => [...r.model.graph.initializers.values()].map((t) => Array.from(t.toFloat32().subarray(0, 64)).join(',')).join('|');
+    assert.equal(kl.outcome.groups.length, ce.outcome.groups.length);
+    assert.notEqual(kept(kl), kept(ce), 'labels change the loss whose gradient scores the channels');
+    const cli1 = cli(['prune', fx('digits_cnn.onnx'), '--structured', '--ratio', '0.5', '--criterion', 'taylor', '--calib', fx('digits_test_x.npy'), '--calib-labels', fx('digits_test_y.npy'), '--no-bench', '-o', path.join(tmpDir(), 'o.onnx')]);
+    assert.equal(cli1.code, 0, cli1.stderr);
+  });
+
+  it('prune → finetune and distill report training progress per step and per epoch', async () => {
+    const model = openModel(fx('digits_cnn.onnx'));
+    const d = await digitsData(model);
+    const events: TrainProgress[] = [];
+    const ctx = { train: d.train, trainLabels: d.trainLabels, onTrainProgress: (p: TrainProgress) => events.push(p) };
+    const o = validateOptions(pruneStep, { ratio: 0.5, recover: 'finetune', steps: 2, epochsPerStep: 2 }, String);
+    assert.ok(o.ok);
+    await pruneStep.apply(model, o.value, ctx);
+    assertTrainingEvents(events, 2, 2);
+    events.length = 0;
+    const student = (await pruneModel(model, { structured: true, ratio: 0.5 })).model;
+    const dOpts = validateOptions(distillStep, { epochs: 2 }, String);
+    assert.ok(dOpts.ok);
+    await distillStep.apply(student, dOpts.value, { ...ctx, original: model });
+    assertTrainingEvents(events, 1, 2);
+  });
+
+  it('recipe prune 50% → distill → quantize dynamic on digits_cnn recovers the accuracy the pruning lost', () => {
+    const dir = tmpDir();
+    const run = (steps: unknown[], extra: string[] = []) => {
+      const recipe = path.join(dir, `r${steps.length}.recipe.json`);
+      fs.writeFileSync(recipe, JSON.stringify({ steps }));
+      const r = cli(['compress', fx('digits_cnn.onnx'), '--recipe', recipe, ...DIGITS, ...extra, '--no-bench', '-o', path.join(dir, `o${steps.length}.onnx`), '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { steps: Array<{ step: string }>; fidelity: { accuracy: { reference: number; candidate: number } }; curves: Array<{ step: string; run: number; epoch: number; loss: number }> | null };
+    };
+    const prune = { step: 'prune', structured: true, ratio: 0.5 };
+    const quantize = { step: 'quantize', mode: 'dynamic' };
+    const plain = run([prune, quantize]);
+    const recovered = run([prune, { step: 'distill', epochs: 3, lr: 0.002 }, quantize], TRAIN);
+    assert.deepEqual(recovered.steps.map((s) => s.step), ['prune', 'distill', 'quantize']);
+    const before = plain.fidelity.accuracy.candidate;
+    const after = recovered.fidelity.accuracy.candidate;
+    assert.ok(before < 0.8, `pruned without recovery: ${before}`);
+    assert.ok(after >= 0.93 && after > before + 0.1, `recovered: ${after} (un-recovered ${before}, original ${recovered.fidelity.accuracy.reference})`);
+    assert.equal(plain.curves, null);
+    assert.deepEqual(recovered.curves!.map((e) => [e.step, e.run, e.epoch]), [['2:distill', 1, 1], ['2:distill', 1, 2], ['2:distill', 1, 3]]);
+    assert.ok(recovered.curves!.every((e) => Number.isFinite(e.loss)));
+  });
+
+  it('substitute --depthwise --recover finetune: the accuracy the substitution lost comes back', () => {
+    const out = path.join(tmpDir(), 'dw.onnx');
+    const r = cli(['substitute', fx('digits_cnn.onnx'), '--depthwise', '--multiplier', '1', '--no-refit', '--recover', 'finetune', '--epochs', '3', ...TRAIN, ...DIGITS, '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { layers: unknown[]; recovery: { method: string; original: number; afterSubstitute: { accuracy: number }; afterRetrain: { accuracy: number }; kept: string }; fidelity: { accuracy: { candidate: number } }; curves: unknown[] };
+    assert.ok(j.layers.length >= 1);
+    assert.equal(j.recovery.method, 'finetune');
+    assert.ok(j.recovery.afterSubstitute.accuracy < 0.8, `substituted: ${j.recovery.afterSubstitute.accuracy}`);
+    assert.ok(j.recovery.afterRetrain.accuracy >= 0.9, `retrained: ${j.recovery.afterRetrain.accuracy}`);
+    assert.equal(j.recovery.kept, 'retrained');
+    assert.equal(j.fidelity.accuracy.candidate, j.recovery.afterRetrain.accuracy);
+    assert.equal(j.curves.length, 3);
+    const bad = cli(['substitute', fx('digits_cnn.onnx'), '--depthwise', '--recover', 'finetune', '-o', path.join(tmpDir(), 'o.onnx')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr.split('\n')[0], /^error: --recover finetune needs training inputs: --train x.npy/);
+  });
+
+  it('a cancelled train (SIGINT) writes the best weights so far, says so in one line and exits 130', async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'mlp.onnx');
+    const CLI = path.resolve(__dirname, '../../src/cli/main.js');
+    const child = spawn(process.execPath, [CLI, 'train', fx('digits_mlp.onnx'), ...TRAIN, '--epochs', '1000', '--batch', '8', '--val-split', '0.2', '--no-bench', '-o', out], { env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' } });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (!sent && /epoch 1\/1000:/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 130, stderr);
+    const last = stderr.trim().split('\n').pop()!;
+    assert.match(last, /^cancelled after \d+ complete epoch\(s\): wrote the best weights \(epoch \d+\) to .*mlp\.onnx; checkpoint .*mlp\.onnx\.ckpt \(continue with --resume\)$/);
+    assert.ok(fs.existsSync(out) && fs.existsSync(`${out}.ckpt`));
+    assert.ok(openModel(out).graph.nodes.length > 0);
+  });
+
+  it('train --eval chooses the best epoch on the evaluation data and says the reported accuracy is not a test accuracy', () => {
+    const out = path.join(tmpDir(), 't.onnx');
+    const r = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /note: the best epoch was chosen on the evaluation data \(--eval\), so the accuracy reported on it is not a test accuracy/);
+    const s = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--val-split', '0.2', '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
+    assert.equal(s.code, 0, s.stderr);
+    const j = JSON.parse(s.stdout) as { validation: string; notes: string[]; curves: Array<{ epoch: number; metric: number }> };
+    assert.equal(j.validation, 'val-split');
+    assert.deepEqual(j.notes, []);
+    assert.equal(j.curves.length, 1);
+    assert.ok(j.curves[0].metric > 0.5);
+  });
+});
