@@ -20,6 +20,7 @@ import {
   shuffled,
   tensorSampleSet,
   withWeights,
+  type BatchNormMode,
   type LossTerm,
   type TrainProgress,
 } from '../../src/core/train';
@@ -123,6 +124,7 @@ interface FdCase {
   /** Losses (default: MSE of each output against a random target) and their extra feeds. */
   losses?: LossTerm[];
   feeds?: Record<string, HostTensor>;
+  batchNorm?: BatchNormMode;
 }
 
 const H = 1e-2;
@@ -135,7 +137,7 @@ async function fdCheck(c: FdCase): Promise<number> {
   const shapes = inferShapes(model).types;
   const losses: LossTerm[] = c.losses ?? outs.map((o, i) => ({ kind: 'mse', prediction: o, target: `target${i}` }));
   const trainable = floatWeights(model).filter((w) => !(c.frozen ?? []).includes(w));
-  const tg = buildTrainingGraph(model, { losses, trainable });
+  const tg = buildTrainingGraph(model, { losses, trainable, batchNorm: c.batchNorm });
   const s = await TrainingSession.create(tg);
   try {
     const feeds: Record<string, HostTensor> = { ...c.feeds };
@@ -145,7 +147,9 @@ async function fdCheck(c: FdCase): Promise<number> {
       feeds[`target${i}`] = { dtype: DataType.FLOAT, dims, data: randomFloats(n, 100 + i, 1) };
     });
     const params = new Map(trainable.map((w) => [w, model.graph.initializers.get(w)!.toFloat32()]));
-    const r = await s.step(feeds, params);
+    // BN train mode also feeds the running statistics (they do not change the loss).
+    const values = new Map([...params, ...[...tg.state.keys()].map((k) => [k, model.graph.initializers.get(k)!.toFloat32()] as const)]);
+    const r = await s.step(feeds, values);
     let num = 0;
     let den = 0;
     for (const [w, p] of params) {
@@ -155,9 +159,9 @@ async function fdCheck(c: FdCase): Promise<number> {
         const v = p[i];
         const h = c.h ?? H;
         p[i] = v + h;
-        const up = (await s.step(feeds, params)).loss;
+        const up = (await s.step(feeds, values)).loss;
         p[i] = v - h;
-        const down = (await s.step(feeds, params)).loss;
+        const down = (await s.step(feeds, values)).loss;
         p[i] = v;
         const fd = (up - down) / (2 * h);
         num = Math.max(num, Math.abs(fd - g[i]));
@@ -187,6 +191,8 @@ const CASES: FdCase[] = [
   { op: 'Conv', variant: 'depthwise stride 3 pads 2 (ConvTranspose fallback)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 8, 8], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [3, 3], pads: [2, 2, 2, 2] }) },
   { op: 'Conv', variant: 'auto_pad SAME_UPPER stride 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 6, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
   { op: 'Conv', variant: '1x1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
+  { op: 'Conv', variant: '1x1 on 1x2 pixels (dW as one Gemm)', build: (b) => b.node('Conv', [w(b, 'x', [2, 8, 1, 2], 1), w(b, 'w', [6, 8, 1, 1], 2), w(b, 'b', [6], 3)], { kernel_shape: [1, 1] }) },
+  { op: 'Conv', variant: 'depthwise stride 1 pads 1 (dW per tap)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 5, 4], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: '1-D', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 9], 1), w(b, 'w', [4, 3, 3], 2)], { kernel_shape: [3], strides: [2], pads: [1, 1] }) },
   { op: 'ConvTranspose', variant: 'stride 2, pads 1, output_padding 1', build: (b) => b.node('ConvTranspose', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [3, 2, 3, 3], 2), w(b, 'b', [2], 3)], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }) },
   { op: 'ConvTranspose', variant: 'groups 2', build: (b) => b.node('ConvTranspose', [w(b, 'x', [1, 4, 3, 3], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2 }) },
@@ -203,6 +209,7 @@ const CASES: FdCase[] = [
   { op: 'Relu', variant: '', build: (b) => b.node('Relu', [w(b, 'x', [3, 7], 1)]) },
   { op: 'LeakyRelu', variant: 'alpha 0.1', build: (b) => b.node('LeakyRelu', [w(b, 'x', [3, 7], 1)], { alpha: { float: 0.1 } }) },
   { op: 'Clip', variant: 'min -0.5, max 0.5', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(-0.5)), b.init('hi', [], Float32Array.of(0.55))]), frozen: ['lo', 'hi'] },
+  { op: 'Clip', variant: 'min 0, max 0.3 (ReLU6 form)', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(0)), b.init('hi', [], Float32Array.of(0.3))]), frozen: ['lo', 'hi'] },
   { op: 'Clip', variant: 'min only', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(0))]), frozen: ['lo'] },
   { op: 'Sigmoid', variant: '', build: (b) => b.node('Sigmoid', [w(b, 'x', [3, 7], 1)]) },
   { op: 'Tanh', variant: '', build: (b) => b.node('Tanh', [w(b, 'x', [3, 7], 1)]) },
@@ -215,6 +222,21 @@ const CASES: FdCase[] = [
     op: 'BatchNormalization',
     variant: 'frozen statistics',
     build: (b) => b.node('BatchNormalization', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 's', [3], 2), w(b, 'bb', [3], 3), w(b, 'mean', [3], 4), b.init('var', [3], Float32Array.of(0.5, 1.5, 2))], { epsilon: { float: 1e-3 } }),
+  },
+  {
+    op: 'BatchNormalization',
+    variant: 'train mode: batch statistics, [2,3,4,4]',
+    build: (b) => b.node('BatchNormalization', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 's', [3], 2), w(b, 'bb', [3], 3), w(b, 'mean', [3], 4), b.init('var', [3], Float32Array.of(0.5, 1.5, 2))], { epsilon: { float: 1e-3 } }),
+    batchNorm: 'train',
+  },
+  {
+    op: 'BatchNormalization',
+    variant: 'train mode: [N, C] input, after a Gemm',
+    build: (b) => {
+      const [h] = b.node('Gemm', [w(b, 'x', [5, 4], 1), w(b, 'wt', [3, 4], 2)], { transB: 1 });
+      return b.node('BatchNormalization', [h, w(b, 's', [3], 3), w(b, 'bb', [3], 4), b.init('mean', [3]), b.init('var', [3], Float32Array.of(1, 1, 1))]);
+    },
+    batchNorm: 'train',
   },
   { op: 'LayerNormalization', variant: 'axis -1', build: (b) => b.node('LayerNormalization', [w(b, 'x', [2, 3, 6], 1), w(b, 's', [6], 2), w(b, 'bb', [6], 3)], { axis: -1 }) },
   { op: 'LayerNormalization', variant: 'axis 1 (last two axes)', build: (b) => b.node('LayerNormalization', [w(b, 'x', [2, 3, 4], 1), w(b, 's', [3, 4], 2)], { axis: 1 }) },
@@ -530,6 +552,34 @@ describe('CLI: train', function () {
     for (const x of [a, b, c]) assertNoStack(x.stderr);
   });
 
+  it('--bn train writes the model with updated BatchNormalization running statistics; --bn frozen keeps them; a bad --bn is refused', () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('input', ['n', 1, 8, 8]);
+    const [f] = b.node('Flatten', [x]);
+    const [h] = b.node('Gemm', [f, b.init('w0', [16, 64], randomFloats(16 * 64, 3, 0.2)), b.init('b0', [16])], { transB: 1 });
+    const [n] = b.node('BatchNormalization', [h, b.init('s', [16], new Float32Array(16).fill(1)), b.init('bb', [16]), b.init('mean', [16]), b.init('var', [16], new Float32Array(16).fill(1))]);
+    const [r] = b.node('Relu', [n]);
+    const [y] = b.node('Gemm', [r, b.init('w1', [10, 16], randomFloats(160, 4, 0.3)), b.init('b1', [10])], { transB: 1 });
+    b.output(y);
+    const dir = tmpDir();
+    const file = path.join(dir, 'bn.onnx');
+    require('fs').writeFileSync(file, b.bytes());
+    const args = (bn: string, o: string) => ['train', file, '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--epochs', '1', '--batch', '100', '--bn', bn, '--no-bench', '-o', path.join(dir, o)];
+    const stats = (o: string) => {
+      const m = openModel(path.join(dir, o));
+      assert.deepEqual(m.graph.nodes.map((k) => k.opType), ['Flatten', 'Gemm', 'BatchNormalization', 'Relu', 'Gemm']);
+      return [...m.graph.initializers.get('var')!.toFloat32()];
+    };
+    assert.equal(cli(args('train', 't.onnx')).code, 0);
+    assert.ok(stats('t.onnx').every((v) => v !== 1), 'running variance updated');
+    assert.equal(cli(args('frozen', 'f.onnx')).code, 0);
+    assert.deepEqual(stats('f.onnx'), new Array(16).fill(1));
+    const bad = cli(args('sometimes', 'x.onnx'));
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--bn/);
+    assertNoStack(bad.stderr);
+  });
+
   it('refuses a model whose gradient path has an op without a rule, naming the op and the way out', () => {
     const b = new ModelBuilder(17);
     const x = b.input('input', ['n', 1, 8, 8]);
@@ -549,6 +599,116 @@ describe('CLI: train', function () {
     const ok = cli([...args, '--freeze', 'w0,b0', '--json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual((JSON.parse(ok.stdout) as { trainable: string[] }).trainable, ['w1', 'b1']);
+  });
+});
+
+describe('train: BatchNormalization train mode', function () {
+  this.timeout(60000);
+  const [N, C, HW] = [4, 3, 5];
+  const x = randomFloats(N * C * HW, 21, 2).map((v, i) => v + Math.floor(i / HW) % C);
+  const runMean = Float32Array.of(0.2, -0.1, 0.5);
+  const runVar = Float32Array.of(1.5, 0.7, 2);
+  const bnModel = (momentum: number) => {
+    const b = new ModelBuilder(17);
+    const inp = b.input('input', ['N', C, HW]);
+    const [y] = b.node('BatchNormalization', [inp, b.init('s', [C], Float32Array.of(1.2, 0.8, -0.5)), b.init('bb', [C], Float32Array.of(0.1, 0, -0.3)), b.init('mean', [C], runMean), b.init('var', [C], runVar)], {
+      epsilon: { float: 1e-5 },
+      momentum: { float: momentum },
+    });
+    const [z] = b.node('ReduceMean', [y], { axes: [2], keepdims: 0 });
+    b.output(z);
+    return { model: b.build(), y, z };
+  };
+  /** Batch mean and biased variance per channel, in float64. */
+  const batchStats = () => {
+    const mean = new Float64Array(C);
+    const v = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let n = 0; n < N; n++) for (let k = 0; k < HW; k++) s += x[(n * C + c) * HW + k];
+      mean[c] = s / (N * HW);
+      let q = 0;
+      for (let n = 0; n < N; n++) for (let k = 0; k < HW; k++) q += (x[(n * C + c) * HW + k] - mean[c]) ** 2;
+      v[c] = q / (N * HW);
+    }
+    return { mean, v };
+  };
+  const xFeed: HostTensor = { dtype: DataType.FLOAT, dims: [N, C, HW], data: x };
+
+  it('normalises with the batch statistics and updates the running ones (PyTorch: momentum 1 − ONNX momentum, unbiased running variance)', async () => {
+    const { model, y, z } = bnModel(0.7);
+    const tg = buildTrainingGraph(model, { losses: [{ kind: 'mse', prediction: z, target: 't' }], trainable: ['s', 'bb'], batchNorm: 'train', extraOutputs: [y] });
+    assert.deepEqual([...tg.state.keys()], ['mean', 'var']);
+    assert.deepEqual(
+      tg.inputs.filter((i) => i.role === 'state').map((i) => i.name),
+      ['mean', 'var'],
+    );
+    const s = await TrainingSession.create(tg);
+    try {
+      const values = new Map([
+        ['s', Float32Array.of(1.2, 0.8, -0.5)],
+        ['bb', Float32Array.of(0.1, 0, -0.3)],
+        ['mean', Float32Array.from(runMean)],
+        ['var', Float32Array.from(runVar)],
+      ]);
+      const r = await s.step({ input: xFeed, t: { dtype: DataType.FLOAT, dims: [N, C], data: new Float32Array(N * C) } }, values, [y]);
+      const { mean, v } = batchStats();
+      const got = r.extra[y].data as Float32Array;
+      const gamma = [1.2, 0.8, -0.5];
+      const beta = [0.1, 0, -0.3];
+      let err = 0;
+      for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let k = 0; k < HW; k++) {
+        const i = (n * C + c) * HW + k;
+        err = Math.max(err, Math.abs(got[i] - ((x[i] - mean[c]) / Math.sqrt(v[c] + 1e-5)) * gamma[c] - beta[c]));
+      }
+      assert.ok(err < 1e-4, `output max abs error ${err}`);
+      const m = 0.3;
+      const count = N * HW;
+      for (let c = 0; c < C; c++) {
+        assert.ok(Math.abs(r.state.get('mean')![c] - ((1 - m) * runMean[c] + m * mean[c])) < 1e-5, `running mean ${c}`);
+        assert.ok(Math.abs(r.state.get('var')![c] - ((1 - m) * runVar[c] + (m * v[c] * count) / (count - 1))) < 1e-5, `running var ${c}`);
+      }
+      // The caller's arrays are inputs only: the step does not write into them.
+      assert.deepEqual([...values.get('mean')!], [...runMean]);
+    } finally {
+      await s.release();
+    }
+  });
+
+  it('fit writes the original inference graph with the updated running statistics and leaves the input alone', async () => {
+    const { model, z } = bnModel(0.9);
+    const before = model.graph.nodes.map((n) => n.opType);
+    const data = tensorSampleSet({ input: xFeed, t: { dtype: DataType.FLOAT, dims: [N, C], data: new Float32Array(N * C) } });
+    const epochs = 3;
+    // BN reads the input, so every step (one batch of all samples) sees the same batch
+    // statistics whatever the weights, and the running ones follow r_k = 0.9^k·r_0 + (1 − 0.9^k)·batch.
+    const r = await fit(model, data, { losses: [{ kind: 'mse', prediction: z, target: 't' }], epochs, batchSize: N, optimizer: { kind: 'sgd', lr: 0.1 }, batchNorm: 'train' });
+    assert.deepEqual(r.model.graph.nodes.map((n) => n.opType), before);
+    assert.deepEqual(r.model.graph.nodes.find((n) => n.opType === 'BatchNormalization')!.inputs.slice(3), ['mean', 'var']);
+    const { mean, v } = batchStats();
+    const keep = 0.9 ** epochs;
+    const outMean = r.model.graph.initializers.get('mean')!.toFloat32();
+    const outVar = r.model.graph.initializers.get('var')!.toFloat32();
+    for (let c = 0; c < C; c++) {
+      assert.ok(Math.abs(outMean[c] - (keep * runMean[c] + (1 - keep) * mean[c])) < 1e-5, `running mean ${c}: ${outMean[c]}`);
+      assert.ok(Math.abs(outVar[c] - (keep * runVar[c] + ((1 - keep) * v[c] * N * HW) / (N * HW - 1))) < 1e-5, `running var ${c}: ${outVar[c]}`);
+    }
+    assert.deepEqual([...model.graph.initializers.get('mean')!.toFloat32()], [...runMean]);
+    // Frozen mode keeps the statistics exactly.
+    const frozen = await fit(model, data, { losses: [{ kind: 'mse', prediction: z, target: 't' }], epochs: 1, batchSize: N, optimizer: { kind: 'sgd', lr: 0.1 } });
+    assert.deepEqual([...frozen.model.graph.initializers.get('var')!.toFloat32()], [...runVar]);
+  });
+
+  it('refuses a BN node whose running statistics are not initializers, naming the node', () => {
+    const b = new ModelBuilder(17);
+    const inp = b.input('input', ['N', C]);
+    const [m] = b.node('Identity', [b.init('m0', [C])]);
+    const [y] = b.node('BatchNormalization', [inp, b.init('s', [C]), b.init('bb', [C]), m, b.init('var', [C], Float32Array.of(1, 1, 1))], {}, 1, 'bn1');
+    b.output(y);
+    assert.throws(
+      () => buildTrainingGraph(b.build(), { losses: [{ kind: 'mse', prediction: y, target: 't' }], trainable: ['s'], batchNorm: 'train' }),
+      (e: Error) => e instanceof UsageError && /BatchNormalization node 'bn1'.*initializers.*--bn frozen/.test(e.message),
+    );
   });
 });
 

@@ -26,7 +26,7 @@ export const trainCommand: Command = {
   usage:
     'model-compressor train <model> --train x.npy --train-labels y.npy [--eval ex.npy --labels ey.npy | --val-split f] [--epochs n] [--batch b] ' +
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
-    '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--resume] [--threads t] ' +
+    '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--bn frozen|train] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
   flags: { ...TRAIN_FLAGS.spec, ...OWN, ...withoutKeys(withoutKeys(JOB_FLAGS, OWN), TRAIN_FLAGS.spec) },
   example: trainStep.example,

@@ -192,8 +192,8 @@ export async function runStep<O>(job: OpenedJob, step: Step, options: Record<str
 
 /**
  * Runs a recipe on an opened job. `onTrainProgress` receives the training progress of steps
- * that train; with `keepOnCancel`, a cancel during training returns the best model so far
- * (`cancelled` says where) instead of throwing.
+ * that train (with the step's index and id); with `keepOnCancel`, a cancel during training
+ * returns the best model so far (`cancelled` says where) instead of throwing.
  */
 export async function runRecipeJob(
   job: OpenedJob,

@@ -81,13 +81,21 @@ export interface L2Penalty {
 }
 
 /**
- * How BatchNormalization nodes that remain in a model are differentiated. Only `'frozen'`
- * exists: the running mean and variance stay as they are and act as constants (the model's
- * own inference semantics, `training_mode` 0), while scale (γ) and bias (β) are trainable
- * like any weight. This keeps the trained graph exactly the inference graph and is what
- * fine-tuning with small batches wants (PyTorch's `model.eval()` for BN layers).
+ * How BatchNormalization nodes that remain in a model are trained (models exported with BN
+ * folded into the convolutions have none, and then the mode changes nothing).
+ * - `'frozen'` (default): the running mean and variance stay as they are and act as
+ *   constants (the model's own inference semantics, `training_mode` 0), while scale (γ) and
+ *   bias (β) are trainable like any weight. What fine-tuning with small batches wants
+ *   (PyTorch's `model.eval()` for BN layers).
+ * - `'train'`: PyTorch's `model.train()` semantics: each batch is normalised with its own
+ *   statistics (biased variance), the gradient flows through them, and the running mean and
+ *   variance are updated after every step with momentum 1 − the node's ONNX `momentum`
+ *   (0.1 for PyTorch exports) and the unbiased batch variance. Batches need more than one
+ *   value per channel. See `batchnorm.ts`.
+ * Either way the trained model is the original inference graph; in `'train'` mode it holds
+ * the updated running statistics.
  */
-export type BatchNormMode = 'frozen';
+export type BatchNormMode = 'frozen' | 'train';
 
 export interface TrainingGraphOptions {
   losses: LossTerm[];
@@ -104,8 +112,11 @@ export interface TrainingGraphOptions {
 /** A described input of the training graph. */
 export interface TrainingInput {
   name: string;
-  /** 'data': an input of the original model; 'loss': labels/targets/teacher logits; 'param': a trainable weight. */
-  role: 'data' | 'loss' | 'param';
+  /**
+   * 'data': an input of the original model; 'loss': labels/targets/teacher logits; 'param': a
+   * trainable weight; 'state': a BatchNormalization running statistic (BN train mode).
+   */
+  role: 'data' | 'loss' | 'param' | 'state';
   /** ONNX element type (`DataType`). */
   dtype: number;
   /** Dims; strings are symbolic (the batch axis). */
@@ -130,6 +141,13 @@ export interface TrainingGraph {
   params: string[];
   /** Dims of each trainable weight. */
   paramShapes: Map<string, number[]>;
+  /**
+   * BN train mode: running-statistic initializer name → name of the output holding its value
+   * after this step (empty otherwise). Each is also an input, fed with its current value.
+   */
+  state: Map<string, string>;
+  /** Dims of each running statistic in `state`. */
+  stateShapes: Map<string, number[]>;
 }
 
 /** Which weights train: glob-free names or prefixes, resolved by `selectTrainable`. */
@@ -149,6 +167,8 @@ export interface StepResult {
   grads: Map<string, Float32Array>;
   /** The `extraOutputs` asked for. */
   extra: Record<string, HostTensor>;
+  /** BN train mode: the updated running statistics, keyed by initializer name (empty otherwise). */
+  state: Map<string, Float32Array>;
 }
 
 /**

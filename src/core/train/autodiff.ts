@@ -4,6 +4,7 @@ import { AttrType, Graph, Model, Node, type Dim } from '../ir/graph';
 import { inferShapes } from '../ir/shape-inference';
 import { Tensor } from '../ir/tensor';
 import type { LossTerm, TrainingGraph, TrainingGraphOptions, TrainingInput } from './api';
+import { batchNormTrainMode } from './batchnorm';
 import { emitLosses } from './losses';
 import { NON_DIFFERENTIABLE, gradientRule, type GradContext } from './grad/registry';
 import './grad/all';
@@ -142,6 +143,9 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   }
 
   const e = new Emitter(g);
+  const bnState = opts.batchNorm === 'train' ? batchNormTrainMode(g, e, shapes, trainingOpset) : [];
+  for (const st of bnState) inputs.push({ name: st.name, role: 'state', dtype: DataType.FLOAT, shape: [...st.dims] });
+  const forwardCount = g.nodes.length;
   // Forward: which values depend on a trainable weight.
   const requires = new Set<string>(trainable);
   for (const n of g.nodes) {
@@ -196,7 +200,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   }
 
   // Backward, in reverse topological order.
-  const forward = g.nodes.slice(0, src.nodes.length);
+  const forward = g.nodes.slice(0, forwardCount);
   const constants = new Map<string, Tensor>(g.initializers);
   for (const n of forward) {
     const a = n.attr('value');
@@ -263,6 +267,13 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     floatOut(out, dims);
     gradOutputs.set(p, out);
   }
+  const state = new Map<string, string>();
+  const stateShapes = new Map<string, number[]>();
+  for (const st of bnState) {
+    floatOut(st.output, st.dims);
+    state.set(st.name, st.output);
+    stateShapes.set(st.name, st.dims);
+  }
   for (const x of opts.extraOutputs ?? []) {
     if (!known.has(x)) throw new UsageError(`extra output '${x}' is not a tensor of the model`);
     const t = shapes.get(x);
@@ -273,5 +284,5 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
   m.irVersion = 8;
   m.producerName = 'model-compressor-train';
   m.opsetImports = model.opsetImports.map((o) => (o.domain === '' || o.domain === 'ai.onnx' ? { domain: '', version: trainingOpset } : { ...o }));
-  return { model: m, inputs, lossOutput, termOutputs, gradOutputs, params: trainable, paramShapes };
+  return { model: m, inputs, lossOutput, termOutputs, gradOutputs, params: trainable, paramShapes, state, stateShapes };
 }

@@ -177,6 +177,10 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
   const trainable = selectTrainable(model, opts);
   const tg = buildTrainingGraph(model, { losses: opts.losses, trainable, batchNorm: opts.batchNorm });
   const params = new Map(trainable.map((n) => [n, model.graph.initializers.get(n)!.toFloat32()]));
+  // Everything the written model takes from training: the weights and, in BN train mode, the
+  // running statistics (updated by each step, not by the optimizer).
+  const values = new Map(params);
+  for (const n of tg.state.keys()) values.set(n, model.graph.initializers.get(n)!.toFloat32());
   const masks = new Map<string, Uint8Array>();
   for (const [k, m] of opts.masks ?? []) {
     const w = params.get(k);
@@ -192,18 +196,18 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
   const session = await TrainingSession.create(tg, opts.session);
   let validator: Validator | undefined;
   try {
-    validator = await Validator.create(model, trainable, opts, session);
+    validator = await Validator.create(model, [...values.keys()], opts, session);
     const steps = opts.dropLast ? Math.floor(train.count / opts.batchSize) : Math.ceil(train.count / opts.batchSize);
     if (steps < 1) throw new UsageError(`batch ${opts.batchSize} is larger than the ${train.count} training samples with dropLast`);
     const total = steps * opts.epochs;
     const seed = opts.seed ?? 0;
-    let state: Checkpoint = { epoch: 0, globalStep: 0, history: [], bestEpoch: 0, stale: 0, params, best: new Map(), optimizer: optimizer.state };
+    let state: Checkpoint = { epoch: 0, globalStep: 0, history: [], bestEpoch: 0, stale: 0, params: values, best: new Map(), optimizer: optimizer.state };
     if (opts.checkpoint?.resume && fs.existsSync(opts.checkpoint.path)) {
-      const loaded = readCheckpoint(opts.checkpoint.path, new Map([...params].map(([k, v]) => [k, v.length])));
-      for (const [k, v] of loaded.params) params.get(k)!.set(v);
+      const loaded = readCheckpoint(opts.checkpoint.path, new Map([...values].map(([k, v]) => [k, v.length])));
+      for (const [k, v] of loaded.params) values.get(k)!.set(v);
       optimizer.state.step = loaded.optimizer.step;
       for (const [k, v] of loaded.optimizer.slots) optimizer.state.slots.set(k, v);
-      state = { ...loaded, params, optimizer: optimizer.state };
+      state = { ...loaded, params: values, optimizer: optimizer.state };
     }
     let stopped: FitResult['stopped'] = 'completed';
     let stepMs = 0;
@@ -224,7 +228,8 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
         const idx = perm.slice(s * opts.batchSize, Math.min(train.count, (s + 1) * opts.batchSize));
         const ts = process.hrtime.bigint();
         const feeds = await train.gather(idx);
-        const r = await session.step(feeds, params);
+        const r = await session.step(feeds, values);
+        for (const [k, v] of r.state) values.get(k)!.set(v);
         for (const [k, m] of masks) {
           const g = r.grads.get(k)!;
           for (let i = 0; i < g.length; i++) if (!m[i]) g[i] = 0;
@@ -255,11 +260,11 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
       }
       const rec: EpochRecord = { epoch: epoch + 1, trainLoss: lossSum / Math.max(1, seen), lr, seconds: (Date.now() - t0) / 1000 };
       if (validator) {
-        rec.metric = await validator.measure(params, Math.max(opts.batchSize, 64), tg.paramShapes);
+        rec.metric = await validator.measure(values, Math.max(opts.batchSize, 64), new Map([...tg.paramShapes, ...tg.stateShapes]));
         if (better(rec.metric, state.bestMetric)) {
           state.bestMetric = rec.metric;
           state.bestEpoch = epoch + 1;
-          state.best = copyMap(params);
+          state.best = copyMap(values);
           state.stale = 0;
         } else state.stale++;
       } else state.bestEpoch = epoch + 1;
@@ -284,7 +289,7 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
         break;
       }
     }
-    const final = validator && state.best.size ? state.best : params;
+    const final = validator && state.best.size ? state.best : values;
     if (!(validator && state.best.size)) state.bestEpoch = state.epoch;
     return {
       model: withWeights(model, final),

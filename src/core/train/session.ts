@@ -20,7 +20,8 @@ export class TrainingSession {
 
   /**
    * One forward + backward pass. `feeds`: data and loss inputs (batch on axis 0);
-   * `params`: the current value of every trainable weight.
+   * `params`: the current value of every trainable weight, and in BN train mode of every
+   * running statistic (`graph.state`), whose updated values come back in `state`.
    */
   async step(feeds: Record<string, HostTensor>, params: Map<string, Float32Array>, extraOutputs: string[] = []): Promise<StepResult> {
     const all: Record<string, HostTensor> = { ...feeds };
@@ -29,10 +30,17 @@ export class TrainingSession {
       if (!data) throw new Error(`no value for trainable weight '${p}'`);
       all[p] = { dtype: DataType.FLOAT, dims: this.graph.paramShapes.get(p)!, data };
     }
-    const names = [this.graph.lossOutput, ...this.graph.termOutputs, ...this.graph.gradOutputs.values(), ...extraOutputs];
+    for (const [p, dims] of this.graph.stateShapes) {
+      const data = params.get(p);
+      if (!data) throw new Error(`no value for running statistic '${p}'`);
+      all[p] = { dtype: DataType.FLOAT, dims, data };
+    }
+    const names = [this.graph.lossOutput, ...this.graph.termOutputs, ...this.graph.gradOutputs.values(), ...this.graph.state.values(), ...extraOutputs];
     const out = await this.session.run(all, names);
     const grads = new Map<string, Float32Array>();
     for (const [p, o] of this.graph.gradOutputs) grads.set(p, out[o].data as Float32Array);
+    const state = new Map<string, Float32Array>();
+    for (const [p, o] of this.graph.state) state.set(p, out[o].data as Float32Array);
     const extra: Record<string, HostTensor> = {};
     for (const x of extraOutputs) extra[x] = out[x];
     return {
@@ -40,6 +48,7 @@ export class TrainingSession {
       terms: this.graph.termOutputs.map((t) => Number(out[t].data[0])),
       grads,
       extra,
+      state,
     };
   }
 

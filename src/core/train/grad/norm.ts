@@ -2,8 +2,8 @@ import { axis, reduceMean, registerGradient, type GradContext } from './registry
 
 /**
  * Normalisation layers.
- * - BatchNormalization, frozen statistics (the engine's documented mode, see
- *   `BatchNormMode`): y = (x − μ)·γ/√(σ² + ε) + β with μ, σ² constant, so
+ * - BatchNormalization, frozen statistics (the default `BatchNormMode`; train mode rewrites
+ *   BN nodes into batch-statistics ops before differentiation, see `../batchnorm.ts`): y = (x − μ)·γ/√(σ² + ε) + β with μ, σ² constant, so
  *   dX = dY·γ/√(σ² + ε), dγ = Σ dY·x̂, dβ = Σ dY over every axis but the channel axis 1.
  * - LayerNormalization (Ba et al. 2016) over the axes from `axis` on:
  *   dX = r·(g − mean(g) − x̂·mean(g·x̂)) with g = dY·γ, r = 1/√(var + ε).

@@ -33,6 +33,10 @@ export const trainOptions = z.strictObject({
   l1: option(z.number().min(0).max(1000).optional(), 'L1 penalty λ·Σ|w| on the trained weights (sparsity training).', { placeholder: 'λ' }),
   l2: option(z.number().min(0).max(1000).optional(), 'L2 penalty (λ/2)·Σw² on the trained weights.', { placeholder: 'λ' }),
   keepZeros: option(z.boolean().default(false), 'Weights that are exactly zero stay zero (retraining a pruned model).'),
+  bn: option(
+    z.enum(['frozen', 'train']).default('frozen'),
+    'BatchNormalization: frozen running statistics, or PyTorch train mode (batch statistics; running mean and variance updated each step and written to the model).',
+  ),
   seed: option(z.number().int().min(0).max(2 ** 31 - 1).optional(), 'Seed of the shuffles (default 0).', { placeholder: 's' }),
   threads: option(z.number().int().min(1).max(256).optional(), 'ONNX Runtime intra-op threads.', { placeholder: 't' }),
 });
@@ -107,6 +111,7 @@ export const trainStep = defineStep({
       clipGradNorm: o.clipGradNorm,
       seed: o.seed ?? 0,
       keepZeros: o.keepZeros,
+      batchNorm: o.bn,
       validation,
       earlyStopping: o.patience !== undefined ? { patience: o.patience } : undefined,
       checkpoint: ctx.checkpoint,
