@@ -44,6 +44,9 @@ export class TrainChart {
     this.runs = 0;
     this.box.hidden = true;
     this.box.replaceChildren();
+    // The spinner comes back for the new run (`done` removed it).
+    this.text.textContent = '';
+    this.status.replaceChildren(this.ring, this.text);
   }
 
   /** Stops the spinner (the run ended); the chart stays. */
