@@ -6,7 +6,7 @@ import { DataType } from '../../src/core/ir/dtype';
 import type { Model } from '../../src/core/ir/graph';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
 import { ModelSession } from '../../src/core/runtime/session';
-import { analyzeCuts, calibrateThresholds, chooseExits, crossValidate, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT } from '../../src/core/transforms/early-exit';
+import { analyzeCuts, calibrateThresholds, chooseExits, crossValidate, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT, exitStateOf } from '../../src/core/transforms/early-exit';
 import { ModelBuilder } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { assertNoStack, cli } from './cli.test';
@@ -225,6 +225,25 @@ describe('early exits: digits CNN end to end', function () {
 
 describe('early exits: a residual CNN and MobileNetV2 export', function () {
   this.timeout(600_000);
+  it('joint training: the If export carries the fine-tuned backbone its thresholds were calibrated on', async () => {
+    const { model } = residualCnn();
+    const inputs = [{ name: 'x', dtype: DataType.FLOAT, shape: ['n', 3, 16, 16] as Array<string | number> }];
+    const ds = (seed: number) => bindDataset(inputs, [], { randomSamples: 16, seed });
+    const r = await earlyExit(model, { train: ds(1), eval: ds(2), target: { kind: 'threshold', threshold: 1.5 }, joint: true, training: { epochs: 2, lr: 0.01 }, latencySamples: 0 });
+    const trained = exitStateOf(r.model)!.withHeads;
+    const feeds = ds(3).batch(0, 4);
+    const run = async (m: Model, name: string) => {
+      const s = await ModelSession.create(m);
+      try {
+        return (await s.run(feeds))[name].data as Float32Array;
+      } finally {
+        await s.release();
+      }
+    };
+    const [orig, fineTuned, exported] = [await run(model, 'y'), await run(trained, 'y'), await run(r.model, 'y')];
+    assert.ok(orig.some((v, i) => Math.abs(v - fineTuned[i]) > 1e-4), 'joint training changed the backbone');
+    exported.forEach((v, i) => assert.ok(Math.abs(v - fineTuned[i]) < 1e-5, `output ${i}: ${v} vs the fine-tuned ${fineTuned[i]}`));
+  });
   it('residual CNN: exits at its stage boundaries; the exported If model equals the original when no exit is taken', async () => {
     const { model, stageEnds } = residualCnn();
     const inputs = [{ name: 'x', dtype: DataType.FLOAT, shape: ['n', 3, 16, 16] as Array<string | number> }];

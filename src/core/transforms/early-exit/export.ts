@@ -112,6 +112,12 @@ export function exportIfModel(original: Model, withHeads: Model, enabled: Head[]
     n.outputs = n.outputs.map((o) => (o === out.name ? finalName : o));
     n.inputs = n.inputs.map((i) => (i === out.name ? finalName : i));
   }
+  // The backbone's weights come from the trained model too: with joint training (`joint`) they
+  // were fine-tuned with the heads, and the thresholds were calibrated on them.
+  for (const name of [...g.initializers.keys()]) {
+    const t = withHeads.graph.initializers.get(name);
+    if (t) g.initializers.set(name, t);
+  }
   // Head weights live in the main graph (read from the branches as outer-scope values).
   for (const h of enabled) for (const w of h.weights) g.initializers.set(w, withHeads.graph.initializers.get(w)!);
   const logitsType: ValueInfo['type'] = { kind: 'tensor', dtype: DataType.FLOAT, shape: out.type?.kind === 'tensor' ? out.type.shape : null };
