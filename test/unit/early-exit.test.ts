@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
 import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
-import { openModel } from '../../src/core/formats/registry';
+import { openModel, saveModel } from '../../src/core/formats/registry';
+import { evaluateCompression } from '../../src/core/runtime/evaluate';
 import { DataType } from '../../src/core/ir/dtype';
 import type { Model } from '../../src/core/ir/graph';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
@@ -135,6 +136,18 @@ describe('early exits: digits CNN end to end', function () {
       training: { epochs: 6, seed: 1 },
       latencySamples: 0,
     });
+  });
+
+  it('the compression report judges an early-exit model per sample by its decisions, not by cosine', async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'exits.onnx');
+    saveModel(r.model, out);
+    const rep = await evaluateCompression({ model: openModel(fx('digits_cnn.onnx')), path: fx('digits_cnn.onnx') }, out, { data: test(), labels, step: 'compress' });
+    // Exit heads answer with their own logits, so the values differ (cosine well below 0.98) …
+    assert.ok(rep.fidelity!.outputs[0].cosine < 0.98, `cosine ${rep.fidelity!.outputs[0].cosine}`);
+    // … while per sample (batch 1) the accuracy is the early-exit run's, and no collapse is flagged.
+    assert.ok(Math.abs(rep.fidelity!.accuracy!.candidate - r.earlyExit.score) < 1e-9, `${rep.fidelity!.accuracy!.candidate} vs ${r.earlyExit.score}`);
+    assert.deepEqual(rep.warnings, []);
   });
 
   it('meets the accuracy target at well under half the MACs, and the report adds up', () => {

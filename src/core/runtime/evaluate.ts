@@ -89,6 +89,10 @@ export async function evaluateCompression(original: { model: Model; path: string
     t0 = t;
     return Math.round(d);
   };
+  // An early-exit model (nested If with an `exit_index` output) answers from an exit head when it is
+  // confident: its logits differ from the original's by design, and a batch leaves an exit only when
+  // every sample in it is confident. It is compared per sample (batch 1) and judged by its decisions.
+  const earlyExit = outModel.metadata.some(([k]) => k === 'early_exit') && outModel.graph.outputs.some((o) => o.name === 'exit_index');
   if (opts.data) {
     opts.onProgress?.('measuring fidelity');
     const tfjsModel = original.model.format.startsWith('tfjs');
@@ -97,7 +101,7 @@ export async function evaluateCompression(original: { model: Model; path: string
     const cand = await open(outputPath);
     try {
       // TF.js holds each batch's activations at once: smaller batches keep the peak memory down.
-      const r = await compareModels(ref, cand, opts.data, { batchSize: opts.batchSize ?? (tfjsModel ? 8 : 32), labels: opts.labels, signal: opts.signal });
+      const r = await compareModels(ref, cand, opts.data, { batchSize: earlyExit ? 1 : (opts.batchSize ?? (tfjsModel ? 8 : 32)), labels: opts.labels, signal: opts.signal });
       const runtime = ref instanceof TfjsRunner ? `TensorFlow.js (${ref.backend} backend)` : 'ONNX Runtime';
       report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe(), runtime };
     } finally {
@@ -111,7 +115,7 @@ export async function evaluateCompression(original: { model: Model; path: string
       report.costMs.layers = lap();
     }
   }
-  report.warnings = fidelityWarnings(report, opts.step);
+  report.warnings = fidelityWarnings({ ...report, decisionsOnly: earlyExit }, opts.step);
   lap();
   if (opts.bench) {
     opts.onProgress?.('measuring latency (interleaved)');
@@ -119,6 +123,7 @@ export async function evaluateCompression(original: { model: Model; path: string
       const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal });
       report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
       if (original.model.format !== 'onnx') report.latencyNote = 'latency measured with ONNX Runtime on ONNX exports of both models (same NHWC inputs)';
+      if (earlyExit) report.latencyNote = 'latency measured on random inputs, which rarely leave at an early exit (the worst case: every head runs); the early-exit step measures batch-1 latency on the evaluation data';
     } catch (e) {
       // A TF.js model whose layers have no ONNX conversion: say so instead of failing the job.
       if (original.model.format === 'onnx' || !(e instanceof UsageError)) throw e;

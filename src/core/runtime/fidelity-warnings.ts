@@ -4,7 +4,8 @@ import type { CompareResult } from './compare';
  * The rule every report uses to flag a fidelity or accuracy collapse, in one place so that the
  * CLI and the editor say the same thing. A result is flagged when, on the first output:
  * - any candidate value is ±Infinity or NaN where the original is finite;
- * - cosine similarity is below COLLAPSE.cosine (0.98);
+ * - cosine similarity is below COLLAPSE.cosine (0.98), except for models whose values differ by
+ *   design and only their decisions compare (`decisionsOnly`: early exits);
  * - top-1 agreement (classifier-shaped outputs) is below COLLAPSE.top1 (0.90);
  * - with labels, accuracy drops by more than COLLAPSE.accuracyDrop (0.02 = 2 points).
  * Each warning names what helps, for the kind of step that was run.
@@ -24,6 +25,11 @@ const REMEDIES: Record<StepKind, string> = {
 export interface FidelityFigures {
   fidelity?: CompareResult & { data: string };
   layers?: Array<{ name: string; sqnrDb: number | null }>;
+  /**
+   * The candidate changes its output values by design and only its decisions compare (an
+   * early-exit model answers from an exit head's logits): cosine is not a collapse criterion.
+   */
+  decisionsOnly?: boolean;
 }
 
 export function fidelityWarnings(r: FidelityFigures, kind: StepKind | undefined): string[] {
@@ -32,7 +38,7 @@ export function fidelityWarnings(r: FidelityFigures, kind: StepKind | undefined)
   const o = f.outputs[0];
   const problems: string[] = [];
   if (o.nonFinite) problems.push(`${o.nonFinite} output value(s) are ±Infinity or NaN`);
-  else if (o.cosine < COLLAPSE.cosine) problems.push(`cosine ${o.cosine.toFixed(4)} < ${COLLAPSE.cosine}`);
+  else if (!r.decisionsOnly && o.cosine < COLLAPSE.cosine) problems.push(`cosine ${o.cosine.toFixed(4)} < ${COLLAPSE.cosine}`);
   if (o.top1Agreement !== undefined && o.top1Agreement < COLLAPSE.top1) problems.push(`top-1 agreement ${o.top1Agreement.toFixed(3)} < ${COLLAPSE.top1}`);
   const drop = f.accuracy ? f.accuracy.reference - f.accuracy.candidate : 0;
   if (drop > COLLAPSE.accuracyDrop) problems.push(`accuracy dropped ${(drop * 100).toFixed(1)} points`);

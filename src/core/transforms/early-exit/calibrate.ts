@@ -140,13 +140,20 @@ function meets(obs: ExitObservations, r: PolicyOutcome, n: number, target: ExitT
   return true;
 }
 
-/** Candidate thresholds of one exit: up to `limit` quantiles of its confidences, just below each. */
+/**
+ * Candidate thresholds of one exit: up to `limit` quantiles of its confidences, each halfway
+ * between that confidence and the next lower one. The exported model compares float32
+ * confidences with a float32 threshold, so a threshold just below a sample's confidence could
+ * round onto it and flip that sample's exit; halfway keeps the policy and the export in step.
+ */
 function candidates(conf: Float64Array, limit = 96): number[] {
   const s = Float64Array.from(conf).sort();
   const out = new Set<number>();
   for (let q = 0; q < limit; q++) {
-    const v = s[Math.min(s.length - 1, Math.floor((q / limit) * s.length))];
-    out.add(Math.max(0, v - 1e-9));
+    let j = Math.min(s.length - 1, Math.floor((q / limit) * s.length));
+    const v = s[j];
+    while (j > 0 && s[j - 1] === v) j--;
+    out.add(j > 0 ? (s[j - 1] + v) / 2 : Math.max(0, v - 1e-6));
   }
   return [...out].sort((a, b) => b - a);
 }
