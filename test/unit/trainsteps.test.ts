@@ -247,4 +247,20 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.equal(j.curves.length, 1);
     assert.ok(j.curves[0].metric > 0.5);
   });
+
+  it('train --val-split with --eval (the help example): best epoch chosen on the split, final accuracy on --eval', () => {
+    const out = path.join(tmpDir(), 't.onnx');
+    const r = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--val-split', '0.2', ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { validation: string; notes: string[]; accuracy: { after: number; selectedOn: boolean; data: string } };
+    assert.equal(j.validation, 'val-split');
+    assert.equal(j.accuracy.selectedOn, false);
+    assert.ok(j.accuracy.after > 0.5, `accuracy on --eval: ${j.accuracy.after}`);
+    assert.equal(j.notes.length, 1);
+    assert.match(j.notes[0], /chosen on the held-out split .* the accuracy reported on the evaluation data \(--eval\) is independent/);
+    const t = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--val-split', '0.2', ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /on the held-out split/);
+    assert.doesNotMatch(t.stdout, /not a test accuracy/);
+  });
 });

@@ -24,7 +24,7 @@ export const trainCommand: Command = {
   name: 'train',
   summary: trainStep.summary,
   usage:
-    'model-compressor train <model> --train x.npy --train-labels y.npy [--eval ex.npy --labels ey.npy | --val-split f] [--epochs n] [--batch b] ' +
+    'model-compressor train <model> --train x.npy --train-labels y.npy [--val-split f] [--eval ex.npy --labels ey.npy] [--epochs n] [--batch b] ' +
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
     '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--bn frozen|train] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
@@ -36,8 +36,7 @@ export const trainCommand: Command = {
     if (!flags.train) throw new UsageError('--train names the training inputs (.npy, .pb or an image folder)');
     if (!flags['train-labels']) throw new UsageError('--train-labels names the training labels (integers, one per sample)');
     if (!flags.output) throw new UsageError('-o names the trained model to write');
-    if (flags.eval && o.valSplit !== undefined) throw new UsageError('choose one of --eval (with --labels) or --val-split');
-    if (flags.eval && !flags.labels) throw new UsageError('validation on --eval needs --labels');
+    if (flags.eval && !flags.labels) throw new UsageError('accuracy on --eval needs --labels');
 
     const job = await openJob(positional, { ...flags, calib: undefined, 'calib-labels': undefined }, 'train', 'trained');
     if (job.train?.random) throw new UsageError('train learns from real inputs; --train cannot be random');
