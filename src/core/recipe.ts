@@ -149,6 +149,14 @@ export interface StepSummary {
   detail: string;
   params: number;
   macs: number;
+  /** Caveats the step reported (e.g. a best epoch chosen on the evaluation data); absent when none. */
+  notes?: string[];
+}
+
+/** The `notes` a step's outcome carries (train, early-exit), if any. */
+function outcomeNotes(r: { outcome?: unknown }): string[] {
+  const n = (r.outcome as { notes?: unknown } | undefined)?.notes;
+  return Array.isArray(n) ? n.filter((x): x is string => typeof x === 'string') : [];
 }
 
 /** Runs the steps in order on an in-memory model; each step starts from the previous result. */
@@ -178,7 +186,7 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
         opts.onTrainProgress?.(p, i, s.step);
       },
     };
-    let r: { model: Model; detail: string };
+    let r: { model: Model; detail: string; outcome?: unknown };
     try {
       r = opts.plan && step.plan ? await step.plan(current, s.options, ctx) : await step.apply(current, s.options, ctx);
     } catch (e) {
@@ -188,7 +196,8 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     }
     current = r.model;
     const t = analyzeModel(current).totals;
-    steps.push({ step: s.step, detail: r.detail, params: t.params, macs: t.macs });
+    const notes = outcomeNotes(r);
+    steps.push({ step: s.step, detail: r.detail, params: t.params, macs: t.macs, ...(notes.length ? { notes } : {}) });
     // A step that trains returns its best weights when cancelled (fit stops between steps).
     if (opts.keepOnCancel && opts.signal?.aborted && trained) return { model: current, steps, cancelled: { step: i + 1, stepId: s.step, detail: r.detail } };
   }

@@ -263,4 +263,20 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.match(t.stdout, /on the held-out split/);
     assert.doesNotMatch(t.stdout, /not a test accuracy/);
   });
+
+  it('compress with a train step that picks its best epoch on --eval shows the step note (text and --json)', () => {
+    const dir = tmpDir();
+    const recipe = path.join(dir, 'train.recipe.json');
+    fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'train', epochs: 1, batchSize: 64, lr: 1e-4 }] }));
+    const base = ['compress', fx('digits_mlp.onnx'), '--recipe', recipe, ...TRAIN, ...DIGITS, '--no-bench', '-o', path.join(dir, 'o.onnx')];
+    const j = cli([...base, '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    const steps = (JSON.parse(j.stdout) as { steps: Array<{ step: string; notes?: string[] }> }).steps;
+    assert.equal(steps[0].notes?.length, 1);
+    assert.match(steps[0].notes![0], /chosen on the evaluation data \(--eval\), so the accuracy reported on it is not a test accuracy/);
+    const t = cli(base);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /note: step 1 \(train\): the best epoch was chosen on the evaluation data/);
+  });
 });
+

@@ -27,7 +27,8 @@ export const compressCommand: Command = {
       io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, curves: trainingCurves(job) }));
       return 0;
     }
-    const text = renderReport('compress', job.input, job.output, report, [], r.steps.length, []);
+    const notes = r.steps.flatMap((s, i) => (s.notes ?? []).map((n) => `step ${i + 1} (${s.step}): ${n}`));
+    const text = renderReport('compress', job.input, job.output, report, notes, r.steps.length, []);
     io.out(`${text}\n\nsteps:\n${table(['step', 'what', 'params after', 'MACs after'], r.steps.map((s) => [s.step, s.detail, fmtCount(s.params), fmtCount(s.macs)]))}`);
     return 0;
   },
