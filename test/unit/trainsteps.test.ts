@@ -5,6 +5,7 @@ import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import { parseRecipe, recipeNeedsTrain, runRecipe } from '../../src/core/recipe';
+import { stepsTable } from '../../src/cli/commands/compress';
 import type { TrainProgress } from '../../src/core/train/api';
 import { distillStep } from '../../src/core/transforms/distill/step';
 import { pruneModel } from '../../src/core/transforms/prune';
@@ -277,6 +278,18 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     const t = cli(base);
     assert.equal(t.code, 0, t.stderr);
     assert.match(t.stdout, /note: step 1 \(train\): the best epoch was chosen on the evaluation data/);
+  });
+});
+
+describe('compress steps table', () => {
+  it('keeps every figure of a long step detail (no cut)', () => {
+    const detail = '12 epochs, α = 0.7, T = 4, accuracy 0.4439 → 0.9876, agreement with the teacher 0.9912 → 0.9954';
+    const text = stepsTable([
+      { step: 'prune', detail: '4 groups pruned', params: 178_000, macs: 1_200_000 },
+      { step: 'distill', detail, params: 178_000, macs: 1_200_000 },
+    ]);
+    assert.ok(text.split('\n').some((l) => l.endsWith(detail)), text);
+    assert.doesNotMatch(text, /…/);
   });
 });
 

@@ -1,10 +1,15 @@
-import { readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe } from '../../core/recipe';
+import { readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
 import { UsageError } from '../../core/errors';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { fmtCount, table } from '../format';
 import { JOB_FLAGS, finishJob, openJob, stepContext, trainingCurves } from '../job';
 import { renderReport } from '../report';
+
+/** The steps of a recipe run, one row each; the detail comes last and is never cut (its figures matter). */
+export function stepsTable(steps: readonly StepSummary[]): string {
+  return table(['#', 'step', 'params after', 'MACs after', 'what'], steps.map((s, i) => [String(i + 1), s.step, fmtCount(s.params), fmtCount(s.macs), s.detail]), Infinity);
+}
 
 export const compressCommand: Command = {
   name: 'compress',
@@ -29,7 +34,7 @@ export const compressCommand: Command = {
     }
     const notes = r.steps.flatMap((s, i) => (s.notes ?? []).map((n) => `step ${i + 1} (${s.step}): ${n}`));
     const text = renderReport('compress', job.input, job.output, report, notes, r.steps.length, []);
-    io.out(`${text}\n\nsteps:\n${table(['step', 'what', 'params after', 'MACs after'], r.steps.map((s) => [s.step, s.detail, fmtCount(s.params), fmtCount(s.macs)]))}`);
+    io.out(`${text}\n\nsteps:\n${stepsTable(r.steps)}`);
     return 0;
   },
 };
