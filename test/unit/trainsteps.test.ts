@@ -6,6 +6,8 @@ import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import { parseRecipe, recipeNeedsTrain, runRecipe } from '../../src/core/recipe';
 import { stepsTable } from '../../src/cli/commands/compress';
+import { fidelityWarnings } from '../../src/core/runtime/fidelity-warnings';
+import type { EvaluationReport } from '../../src/core/runtime/evaluate';
 import type { TrainProgress } from '../../src/core/train/api';
 import { distillStep } from '../../src/core/transforms/distill/step';
 import { pruneModel } from '../../src/core/transforms/prune';
@@ -290,6 +292,27 @@ describe('compress steps table', () => {
     ]);
     assert.ok(text.split('\n').some((l) => l.endsWith(detail)), text);
     assert.doesNotMatch(text, /…/);
+  });
+});
+
+describe('train report: judged by accuracy, not by closeness to the untrained original', () => {
+  const report = (cosine: number, top1: number, acc?: [number, number], nonFinite?: number): EvaluationReport =>
+    ({
+      before: {},
+      after: {},
+      fidelity: { samples: 32, batchSize: 32, data: '32 random samples', runtime: 'ONNX Runtime', accuracy: acc && { reference: acc[0], candidate: acc[1] }, outputs: [{ name: 'y', elements: 320, maxAbsDiff: 1, meanAbsDiff: 1, cosine, sqnrDb: 3, top1Agreement: top1, nonFinite }] },
+    }) as unknown as EvaluationReport;
+  it('moved outputs (low cosine and agreement) are no collapse after train; the same figures are one for prune', () => {
+    assert.deepEqual(fidelityWarnings(report(0.3, 0.2), 'train'), []);
+    assert.deepEqual(fidelityWarnings(report(0.3, 0.2, [0.2, 0.95]), 'train'), []);
+    assert.equal(fidelityWarnings(report(0.3, 0.2), 'prune').length, 1);
+  });
+  it('an accuracy drop or non-finite outputs after train warn with a training remedy', () => {
+    const w = fidelityWarnings(report(0.99, 0.99, [0.95, 0.8]), 'train');
+    assert.equal(w.length, 1);
+    assert.match(w[0], /^training made the model worse: accuracy dropped 15\.0 points\. What helps: a lower --lr/);
+    assert.doesNotMatch(w[0], /pruned|float|cosine/);
+    assert.match(fidelityWarnings(report(0, 0, undefined, 5), 'train')[0], /5 output value\(s\) are ±Infinity or NaN/);
   });
 });
 

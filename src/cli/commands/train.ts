@@ -61,7 +61,7 @@ export const trainCommand: Command = {
       io.err(`cancelled after ${r.fit.history.length} complete epoch(s): wrote ${kept} to ${output}${ckpt}`);
       return EXIT_CANCELLED;
     }
-    const report = await finishJob(job, result.model, flags);
+    const report = await finishJob(job, result.model, flags, { step: 'train' });
     const acc = report.fidelity?.accuracy;
     if (flags.json) {
       io.out(
