@@ -237,6 +237,42 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.ok(openModel(out).graph.nodes.length > 0);
   });
 
+  /** Runs `train` with --progress and sends SIGINT when stderr first matches `when`; resolves with the exit code and stderr. */
+  const interrupt = async (args: string[], when: RegExp) => {
+    const CLI = path.resolve(__dirname, '../../src/cli/main.js');
+    const child = spawn(process.execPath, [CLI, 'train', ...args, '--progress'], { env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' } });
+    let stderr = '';
+    let stdout = '';
+    let sent = false;
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (!sent && when.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    return { code, stderr, stdout, last: stderr.trim().split('\n').pop()! };
+  };
+
+  it('train cancelled before the first epoch completes writes nothing and says so', async () => {
+    const out = path.join(tmpDir(), 'cnn.onnx');
+    const r = await interrupt([fx('digits_cnn.onnx'), ...TRAIN, '--epochs', '1000', '--batch', '1', '--no-bench', '-o', out], /training, epoch 1\/1000/);
+    assert.equal(r.code, 130, r.stderr);
+    assert.equal(r.last, 'cancelled before the first epoch completed: wrote nothing');
+    assert.ok(!fs.existsSync(out));
+  });
+
+  it('train cancelled while measuring the result still says where the trained weights are', async () => {
+    const out = path.join(tmpDir(), 'mlp.onnx');
+    const r = await interrupt([fx('digits_mlp.onnx'), ...TRAIN, '--epochs', '1', '--batch', '64', '--runs', '100000', '-o', out], /measuring latency/);
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.last, /^cancelled while measuring the result \(no report\) after 1 complete epoch\(s\): wrote the latest weights to .*mlp\.onnx; checkpoint .*mlp\.onnx\.ckpt \(continue with --resume\)$/);
+    assert.equal(r.stdout, '');
+    assert.ok(openModel(out).graph.nodes.length > 0);
+  });
+
   it('train --eval chooses the best epoch on the evaluation data and says the reported accuracy is not a test accuracy', () => {
     const out = path.join(tmpDir(), 't.onnx');
     const r = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out]);
