@@ -244,6 +244,8 @@ describe('runtime widths', function () {
       assert.match(r.stdout, new RegExp(`note: measured at full width \\('${selector}' = 1\\)`));
       assert.match(r.stdout, /accuracy\s+0\.\d+\s+0\.\d+/);
       assert.match(r.stdout, /latency p50/);
+      // Fine-tuning moves the full width's logits by design: judged by decisions, never a cosine collapse.
+      assert.doesNotMatch(r.stdout, /fidelity collapsed: cosine/);
       assert.deepEqual(openModel(out).graph.inputs.map((i) => i.name), ['input', selector]);
       assert.equal(fullWidthSelector(openModel(out), openModel(fx('digits_cnn.onnx')))?.input, selector);
     }

@@ -144,7 +144,8 @@ export async function evaluateCompression(original: { model: Model; path: string
         report.costMs.layers = lap();
       }
     }
-    report.warnings = fidelityWarnings({ ...report, decisionsOnly: earlyExit }, opts.step);
+    // Runtime widths are fine-tuned (the full width too) by distillation: judged by their decisions as well.
+    report.warnings = fidelityWarnings({ ...report, decisionsOnly: earlyExit || selector !== undefined }, opts.step);
     lap();
     if (opts.bench) {
       opts.onProgress?.('measuring latency (interleaved)');
