@@ -119,7 +119,7 @@ export async function evaluateCompression(original: { model: Model; path: string
   const earlyExit = outModel.metadata.some(([k]) => k === 'early_exit') && outModel.graph.outputs.some((o) => o.name === 'exit_index');
   // A runtime-widths model has a selector input the original lacks: measured at its full width.
   const selector = fullWidthSelector(outModel, original.model);
-  if (selector) report.note = `measured at full width ('${selector.input}' = ${selector.value}); the early-exit step reports every width`;
+  if (selector) report.note = `measured at full width ('${selector.input}' = ${selector.value}); early-exit --widths reports every width`;
   const candidateFeeds: Record<string, HostTensor> = selector ? { [selector.input]: { dtype: DataType.FLOAT, dims: [1], data: Float32Array.of(selector.value) } } : {};
   try {
     if (opts.data) {
