@@ -12,6 +12,7 @@ import { printable } from '../core/util/text';
  * Every argument that is, or contains (`name=path`, comma lists), an existing path counts as
  * an input; the outputs are the values of `-o`/`--output` (and the `.data` file an ONNX
  * writer may create beside them). Hard links and symlinks are resolved (`assertNotInput`).
+ * An output that names an existing folder is refused here too, before any work.
  */
 export function assertOutputsNotAmongInputs(argv: readonly string[]): void {
   const outputs: string[] = [];
@@ -31,6 +32,9 @@ export function assertOutputsNotAmongInputs(argv: readonly string[]): void {
       for (const p of [part, part.slice(part.indexOf('=') + 1)]) if (p && fs.existsSync(p)) inputs.push(p);
     }
   }
+  for (const out of outputs) {
+    if (isDirectory(out)) throw new UsageError(`the output ${printable(out)} is an existing folder; give a file path (for example ${printable(path.join(out, 'model.onnx'))})`);
+  }
   if (!outputs.length || !inputs.length) return;
   for (const out of outputs) {
     const created = [out, `${out}.data`];
@@ -38,15 +42,17 @@ export function assertOutputsNotAmongInputs(argv: readonly string[]): void {
     // An output inside a folder the command reads (an image folder) would change its data.
     const dir = path.resolve(path.dirname(out));
     for (const i of inputs) {
-      let st: fs.Stats;
-      try {
-        st = fs.statSync(i);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory() && (dir === path.resolve(i) || dir.startsWith(path.resolve(i) + path.sep)) && !fs.existsSync(path.join(i, 'model.json'))) {
+      if (isDirectory(i) && (dir === path.resolve(i) || dir.startsWith(path.resolve(i) + path.sep)) && !fs.existsSync(path.join(i, 'model.json'))) {
         throw new UsageError(`refusing to write ${printable(out)} inside the data folder ${printable(i)}, which this command reads; choose another output path`);
       }
     }
+  }
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
   }
 }

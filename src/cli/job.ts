@@ -56,7 +56,7 @@ export async function openJob(positional: string[], flags: Record<string, unknow
 }
 
 /** Writes the result atomically (verified in its runtime), then measures it against the original. */
-export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step'> = {}): Promise<EvaluationReport> {
+export async function finishJob(job: Job, result: Model, flags: Record<string, unknown>, extra: Pick<EvaluateOptions, 'layerOutputs' | 'step' | 'signal'> = {}): Promise<EvaluationReport> {
   try {
     return await coreFinishJob(job, result, job.output, {
       benchRuns: flags['no-bench'] ? false : (flags.runs as number | undefined),

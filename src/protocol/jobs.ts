@@ -59,6 +59,8 @@ export interface StepSummaryDto {
   detail: string;
   params: number;
   macs: number;
+  /** Caveats the step reported; absent when none. */
+  notes?: string[];
 }
 
 export interface BenchDto {

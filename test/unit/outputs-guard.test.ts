@@ -39,4 +39,19 @@ describe('outputs never overwrite any input of the command line', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /inside the data folder/);
   });
+  for (const argv of [
+    ['quantize', p('digits_cnn.onnx'), '--mode', 'dynamic'],
+    ['train', p('digits_mlp.onnx'), '--train', p('digits_train_x.npy'), '--train-labels', p('digits_train_y.npy'), '--epochs', '1'],
+  ]) {
+    it(`refuses -o naming an existing folder before any work (${argv[0]})`, () => {
+      const out = path.join(dir, `out-${argv[0]}`);
+      fs.mkdirSync(out, { recursive: true });
+      const r = cli([...argv, '-o', out]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^error: the output .* is an existing folder; give a file path/);
+      assert.equal(r.stderr.trim().split('\n').filter((l) => !l.startsWith('usage:')).length, 1, 'one line');
+      assert.deepEqual(fs.readdirSync(out), [], 'the folder stays empty');
+      assert.ok(!fs.existsSync(`${out}.ckpt`), 'no checkpoint beside it');
+    });
+  }
 });

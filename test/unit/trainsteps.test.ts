@@ -5,6 +5,9 @@ import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import { parseRecipe, recipeNeedsTrain, runRecipe } from '../../src/core/recipe';
+import { stepsTable } from '../../src/cli/commands/compress';
+import { fidelityWarnings } from '../../src/core/runtime/fidelity-warnings';
+import type { EvaluationReport } from '../../src/core/runtime/evaluate';
 import type { TrainProgress } from '../../src/core/train/api';
 import { distillStep } from '../../src/core/transforms/distill/step';
 import { pruneModel } from '../../src/core/transforms/prune';
@@ -234,6 +237,42 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.ok(openModel(out).graph.nodes.length > 0);
   });
 
+  /** Runs `train` with --progress and sends SIGINT when stderr first matches `when`; resolves with the exit code and stderr. */
+  const interrupt = async (args: string[], when: RegExp) => {
+    const CLI = path.resolve(__dirname, '../../src/cli/main.js');
+    const child = spawn(process.execPath, [CLI, 'train', ...args, '--progress'], { env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' } });
+    let stderr = '';
+    let stdout = '';
+    let sent = false;
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (!sent && when.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    return { code, stderr, stdout, last: stderr.trim().split('\n').pop()! };
+  };
+
+  it('train cancelled before the first epoch completes writes nothing and says so', async () => {
+    const out = path.join(tmpDir(), 'cnn.onnx');
+    const r = await interrupt([fx('digits_cnn.onnx'), ...TRAIN, '--epochs', '1000', '--batch', '1', '--no-bench', '-o', out], /training, epoch 1\/1000/);
+    assert.equal(r.code, 130, r.stderr);
+    assert.equal(r.last, 'cancelled before the first epoch completed: wrote nothing');
+    assert.ok(!fs.existsSync(out));
+  });
+
+  it('train cancelled while measuring the result still says where the trained weights are', async () => {
+    const out = path.join(tmpDir(), 'mlp.onnx');
+    const r = await interrupt([fx('digits_mlp.onnx'), ...TRAIN, '--epochs', '1', '--batch', '64', '--runs', '100000', '-o', out], /measuring latency/);
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.last, /^cancelled while measuring the result \(no report\) after 1 complete epoch\(s\): wrote the latest weights to .*mlp\.onnx; checkpoint .*mlp\.onnx\.ckpt \(continue with --resume\)$/);
+    assert.equal(r.stdout, '');
+    assert.ok(openModel(out).graph.nodes.length > 0);
+  });
+
   it('train --eval chooses the best epoch on the evaluation data and says the reported accuracy is not a test accuracy', () => {
     const out = path.join(tmpDir(), 't.onnx');
     const r = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out]);
@@ -247,4 +286,69 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.equal(j.curves.length, 1);
     assert.ok(j.curves[0].metric > 0.5);
   });
+
+  it('train --val-split with --eval (the help example): best epoch chosen on the split, final accuracy on --eval', () => {
+    const out = path.join(tmpDir(), 't.onnx');
+    const r = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--val-split', '0.2', ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { validation: string; notes: string[]; accuracy: { after: number; selectedOn: boolean; data: string } };
+    assert.equal(j.validation, 'val-split');
+    assert.equal(j.accuracy.selectedOn, false);
+    assert.ok(j.accuracy.after > 0.5, `accuracy on --eval: ${j.accuracy.after}`);
+    assert.equal(j.notes.length, 1);
+    assert.match(j.notes[0], /chosen on the held-out split .* the accuracy reported on the evaluation data \(--eval\) is independent/);
+    const t = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--val-split', '0.2', ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /on the held-out split/);
+    assert.doesNotMatch(t.stdout, /not a test accuracy/);
+  });
+
+  it('compress with a train step that picks its best epoch on --eval shows the step note (text and --json)', () => {
+    const dir = tmpDir();
+    const recipe = path.join(dir, 'train.recipe.json');
+    fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'train', epochs: 1, batchSize: 64, lr: 1e-4 }] }));
+    const base = ['compress', fx('digits_mlp.onnx'), '--recipe', recipe, ...TRAIN, ...DIGITS, '--no-bench', '-o', path.join(dir, 'o.onnx')];
+    const j = cli([...base, '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    const steps = (JSON.parse(j.stdout) as { steps: Array<{ step: string; notes?: string[] }> }).steps;
+    assert.equal(steps[0].notes?.length, 1);
+    assert.match(steps[0].notes![0], /chosen on the evaluation data \(--eval\), so the accuracy reported on it is not a test accuracy/);
+    const t = cli(base);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /note: step 1 \(train\): the best epoch was chosen on the evaluation data/);
+  });
 });
+
+describe('compress steps table', () => {
+  it('keeps every figure of a long step detail (no cut)', () => {
+    const detail = '12 epochs, α = 0.7, T = 4, accuracy 0.4439 → 0.9876, agreement with the teacher 0.9912 → 0.9954';
+    const text = stepsTable([
+      { step: 'prune', detail: '4 groups pruned', params: 178_000, macs: 1_200_000 },
+      { step: 'distill', detail, params: 178_000, macs: 1_200_000 },
+    ]);
+    assert.ok(text.split('\n').some((l) => l.endsWith(detail)), text);
+    assert.doesNotMatch(text, /…/);
+  });
+});
+
+describe('train report: judged by accuracy, not by closeness to the untrained original', () => {
+  const report = (cosine: number, top1: number, acc?: [number, number], nonFinite?: number): EvaluationReport =>
+    ({
+      before: {},
+      after: {},
+      fidelity: { samples: 32, batchSize: 32, data: '32 random samples', runtime: 'ONNX Runtime', accuracy: acc && { reference: acc[0], candidate: acc[1] }, outputs: [{ name: 'y', elements: 320, maxAbsDiff: 1, meanAbsDiff: 1, cosine, sqnrDb: 3, top1Agreement: top1, nonFinite }] },
+    }) as unknown as EvaluationReport;
+  it('moved outputs (low cosine and agreement) are no collapse after train; the same figures are one for prune', () => {
+    assert.deepEqual(fidelityWarnings(report(0.3, 0.2), 'train'), []);
+    assert.deepEqual(fidelityWarnings(report(0.3, 0.2, [0.2, 0.95]), 'train'), []);
+    assert.equal(fidelityWarnings(report(0.3, 0.2), 'prune').length, 1);
+  });
+  it('an accuracy drop or non-finite outputs after train warn with a training remedy', () => {
+    const w = fidelityWarnings(report(0.99, 0.99, [0.95, 0.8]), 'train');
+    assert.equal(w.length, 1);
+    assert.match(w[0], /^training made the model worse: accuracy dropped 15\.0 points\. What helps: a lower --lr/);
+    assert.doesNotMatch(w[0], /pruned|float|cosine/);
+    assert.match(fidelityWarnings(report(0, 0, undefined, 5), 'train')[0], /5 output value\(s\) are ±Infinity or NaN/);
+  });
+});
+

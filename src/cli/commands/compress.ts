@@ -1,10 +1,15 @@
-import { readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe } from '../../core/recipe';
+import { assertRecipeOutput, readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
 import { UsageError } from '../../core/errors';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
 import { fmtCount, table } from '../format';
 import { JOB_FLAGS, finishJob, openJob, stepContext, trainingCurves } from '../job';
 import { renderReport } from '../report';
+
+/** The steps of a recipe run, one row each; the detail comes last and is never cut (its figures matter). */
+export function stepsTable(steps: readonly StepSummary[]): string {
+  return table(['#', 'step', 'params after', 'MACs after', 'what'], steps.map((s, i) => [String(i + 1), s.step, fmtCount(s.params), fmtCount(s.macs), s.detail]), Infinity);
+}
 
 export const compressCommand: Command = {
   name: 'compress',
@@ -21,14 +26,16 @@ export const compressCommand: Command = {
     const trains = recipeNeedsTrain(recipe);
     if (trains && !flags.train) throw new UsageError(`the recipe trains (${trains}): give training inputs (--train x.npy, and --train-labels y.npy for labelled training)`);
     const job = await openJob(positional, flags, 'compress', 'compressed');
+    assertRecipeOutput(recipe, job.output);
     const r = await runRecipe(job.model, recipe, { ...stepContext(job), onTrainProgress: (p, i, id) => job.progress.onTrainProgress(p, `${i + 1}:${id}`) });
     const report = await finishJob(job, r.model, flags, { step: 'compress' });
     if (flags.json) {
-      io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, curves: trainingCurves(job) }));
+      io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, warnings: report.warnings ?? [], curves: trainingCurves(job) }));
       return 0;
     }
-    const text = renderReport('compress', job.input, job.output, report, [], r.steps.length, []);
-    io.out(`${text}\n\nsteps:\n${table(['step', 'what', 'params after', 'MACs after'], r.steps.map((s) => [s.step, s.detail, fmtCount(s.params), fmtCount(s.macs)]))}`);
+    const notes = r.steps.flatMap((s, i) => (s.notes ?? []).map((n) => `step ${i + 1} (${s.step}): ${n}`));
+    const text = renderReport('compress', job.input, job.output, report, notes, r.steps.length, []);
+    io.out(`${text}\n\nsteps:\n${stepsTable(r.steps)}`);
     return 0;
   },
 };

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
-import { UsageError } from '../../core/errors';
+import { CancelledError, UsageError } from '../../core/errors';
+import type { EvaluationReport } from '../../core/runtime/evaluate';
 import { saveVerified } from '../../core/runtime/verified-save';
-import { trainStep } from '../../core/transforms/train/step';
+import { trainStep, type TrainOutcome } from '../../core/transforms/train/step';
 import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
 import { JOB_FLAGS, finishJob, openJob, stepContext, trainingCurves } from '../job';
@@ -24,7 +25,7 @@ export const trainCommand: Command = {
   name: 'train',
   summary: trainStep.summary,
   usage:
-    'model-compressor train <model> --train x.npy --train-labels y.npy [--eval ex.npy --labels ey.npy | --val-split f] [--epochs n] [--batch b] ' +
+    'model-compressor train <model> --train x.npy --train-labels y.npy [--val-split f] [--eval ex.npy --labels ey.npy] [--epochs n] [--batch b] ' +
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
     '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--bn frozen|train] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
@@ -36,64 +37,81 @@ export const trainCommand: Command = {
     if (!flags.train) throw new UsageError('--train names the training inputs (.npy, .pb or an image folder)');
     if (!flags['train-labels']) throw new UsageError('--train-labels names the training labels (integers, one per sample)');
     if (!flags.output) throw new UsageError('-o names the trained model to write');
-    if (flags.eval && o.valSplit !== undefined) throw new UsageError('choose one of --eval (with --labels) or --val-split');
-    if (flags.eval && !flags.labels) throw new UsageError('validation on --eval needs --labels');
+    if (flags.eval && !flags.labels) throw new UsageError('accuracy on --eval needs --labels');
 
     const job = await openJob(positional, { ...flags, calib: undefined, 'calib-labels': undefined }, 'train', 'trained');
     if (job.train?.random) throw new UsageError('train learns from real inputs; --train cannot be random');
     const { output } = job;
     const checkpoint = `${output}.ckpt`;
-    // SIGINT stops training between steps; the best weights so far are written, then the exit code says it was cancelled.
+    // SIGINT stops training between steps, or the measurement after it; the best weights so far are
+    // written, then the exit code says it was cancelled. Cancelled before any epoch completed, nothing is written.
     const ac = new AbortController();
     const onSig = () => ac.abort();
     process.once('SIGINT', onSig);
-    let result;
     try {
-      result = await trainStep.apply(job.model, o, stepContext(job, { signal: ac.signal, checkpoint: { path: checkpoint, resume: !!flags.resume } }));
+      const result = await trainStep.apply(job.model, o, stepContext(job, { signal: ac.signal, checkpoint: { path: checkpoint, resume: !!flags.resume } }));
+      const { outcome: r } = result;
+      const f = r.fit;
+      const ckpt = () => (fs.existsSync(checkpoint) ? `; checkpoint ${checkpoint} (continue with --resume)` : '');
+      const cancelled = async (when: string) => {
+        job.progress.done();
+        if (!f.history.length) {
+          io.err(`cancelled before the first epoch completed: wrote nothing${ckpt()}`);
+          return EXIT_CANCELLED;
+        }
+        await saveVerified(result.model, output);
+        const kept = r.validation === 'none' ? 'the latest weights' : `the best weights (epoch ${f.bestEpoch})`;
+        io.err(`cancelled ${when}after ${f.history.length} complete epoch(s): wrote ${kept} to ${output}${ckpt()}`);
+        return EXIT_CANCELLED;
+      };
+      if (f.stopped === 'cancelled') return await cancelled('');
+      let report;
+      try {
+        report = await finishJob(job, result.model, flags, { step: 'train', signal: ac.signal });
+      } catch (e) {
+        // The measurement was cancelled (it removes what it wrote): the trained weights are still written.
+        if (e instanceof CancelledError && ac.signal.aborted) return await cancelled('while measuring the result (no report) ');
+        throw e;
+      }
+      return print(report, r);
     } finally {
       process.removeListener('SIGINT', onSig);
     }
-    const { outcome: r } = result;
-    if (r.fit.stopped === 'cancelled') {
-      job.progress.done();
-      await saveVerified(result.model, output);
-      const kept = r.validation === 'none' ? 'the latest weights' : `the best weights (epoch ${r.fit.bestEpoch})`;
-      const ckpt = fs.existsSync(checkpoint) ? `; checkpoint ${checkpoint} (continue with --resume)` : '';
-      io.err(`cancelled after ${r.fit.history.length} complete epoch(s): wrote ${kept} to ${output}${ckpt}`);
-      return EXIT_CANCELLED;
-    }
-    const report = await finishJob(job, result.model, flags);
-    const acc = report.fidelity?.accuracy;
-    if (flags.json) {
-      io.out(
-        JSON.stringify({
-          output,
-          checkpoint,
-          trainable: r.fit.trainable,
-          epochs: r.fit.history,
-          bestEpoch: r.fit.bestEpoch,
-          bestValidation: r.fit.bestMetric ?? null,
-          validation: r.validation,
-          stopped: r.fit.stopped,
-          msPerStep: r.fit.msPerStep,
-          steps: r.fit.steps,
-          accuracy: acc ? { before: acc.reference, after: acc.candidate, data: report.fidelity?.data, selectedOn: r.validation === 'eval' } : null,
-          before: report.before,
-          after: report.after,
-          latencyMs: report.latencyMs ?? null,
-          curves: trainingCurves(job),
-          notes: r.notes,
-        }),
-      );
+
+    function print(report: EvaluationReport, r: TrainOutcome): number {
+      const acc = report.fidelity?.accuracy;
+      if (flags.json) {
+        io.out(
+          JSON.stringify({
+            output,
+            checkpoint,
+            trainable: r.fit.trainable,
+            epochs: r.fit.history,
+            bestEpoch: r.fit.bestEpoch,
+            bestValidation: r.fit.bestMetric ?? null,
+            validation: r.validation,
+            stopped: r.fit.stopped,
+            msPerStep: r.fit.msPerStep,
+            steps: r.fit.steps,
+            accuracy: acc ? { before: acc.reference, after: acc.candidate, data: report.fidelity?.data, selectedOn: r.validation === 'eval' } : null,
+            before: report.before,
+            after: report.after,
+            latencyMs: report.latencyMs ?? null,
+            warnings: report.warnings ?? [],
+            curves: trainingCurves(job),
+            notes: r.notes,
+          }),
+        );
+        return 0;
+      }
+      const f = r.fit;
+      const notes = [
+        `trained ${f.trainable.length} weight tensors for ${f.history.length} epoch(s) (${f.stopped}); kept epoch ${f.bestEpoch}${f.bestMetric !== undefined ? ` (validation accuracy ${f.bestMetric.toFixed(4)}${r.validation === 'val-split' ? ' on the held-out split' : ''})` : ''}; ${f.msPerStep.toFixed(1)} ms per step`,
+        ...r.notes,
+        `checkpoint: ${checkpoint} (continue with --resume)`,
+      ];
+      io.out(renderReport('train', job.input, output, report, notes, f.trainable.length, []));
       return 0;
     }
-    const f = r.fit;
-    const notes = [
-      `trained ${f.trainable.length} weight tensors for ${f.history.length} epoch(s) (${f.stopped}); kept epoch ${f.bestEpoch}${f.bestMetric !== undefined ? ` (validation accuracy ${f.bestMetric.toFixed(4)}${r.validation === 'val-split' ? ' on the held-out split' : ''})` : ''}; ${f.msPerStep.toFixed(1)} ms per step`,
-      ...r.notes,
-      `checkpoint: ${checkpoint} (continue with --resume)`,
-    ];
-    io.out(renderReport('train', job.input, output, report, notes, f.trainable.length, []));
-    return 0;
   },
 };

@@ -9,8 +9,9 @@ import { defineStep, option } from '../step';
  * (`--train`, `--train-labels`), optionally with L1/L2 penalties on the trained weights
  * (sparsity training: λ‖W‖₁ + (λ₂/2)‖W‖₂²). Optimizers and schedules follow PyTorch's update
  * rules (SGD with momentum/Nesterov; Adam, Kingma & Ba 2015; AdamW, Loshchilov & Hutter 2019).
- * Validation picks the best epoch: a held-out `valSplit` of the training data, else the
- * evaluation data with labels (then the accuracy reported on that data is not a test accuracy).
+ * Validation picks the best epoch: a held-out `valSplit` of the training data (the evaluation
+ * data, if given, then only reports), else the evaluation data with labels (then the accuracy
+ * reported on that data is not a test accuracy).
  */
 
 const list = z.array(z.string().min(1)).max(4096);
@@ -95,6 +96,7 @@ export const trainStep = defineStep({
       train = { count: nTrain, gather: (idx) => all.gather(idx) };
       validation = { data: { count: nVal, gather: (idx) => all.gather(idx.map((i) => nTrain + i)) }, metric: 'accuracy', labels: labelsName };
       where = 'val-split';
+      if (ctx.eval && ctx.labels && !ctx.evalIsRandom) notes.push(`the best epoch was chosen on the held-out split (the last ${nVal} training samples); the accuracy reported on the evaluation data (--eval) is independent of that choice`);
     } else if (ctx.eval && ctx.labels && !ctx.evalIsRandom) {
       validation = { data: datasetSampleSet(ctx.eval, { [labelsName]: labelsTensor(ctx.labels) }), metric: 'accuracy', labels: labelsName };
       where = 'eval';
