@@ -181,7 +181,7 @@ function showResult(r: CompressResultDto) {
   if (l) rows.push(['latency p50', `${l.before.p50.toFixed(2)} ms`, `${l.after.p50.toFixed(2)} ms`, `${l.ratioP50.toFixed(3)}x`]);
   if (f?.accuracy) rows.push(['accuracy', f.accuracy.reference.toFixed(4), f.accuracy.candidate.toFixed(4), `${((f.accuracy.candidate - f.accuracy.reference) * 100).toFixed(2)} pp`]);
   if (f) rows.push(['fidelity (cosine)', '1', f.outputs[0].cosine.toFixed(5), f.outputs[0].top1Agreement !== undefined ? `top-1 agreement ${f.outputs[0].top1Agreement.toFixed(3)}` : '']);
-  const on = [f ? `Fidelity measured on ${f.data}${f.data.includes(`${f.samples} `) ? '' : ` (${f.samples} samples)`}${f.runtime ? `, run by ${f.runtime}` : ''}${/random/.test(f.data) ? ': pick evaluation data and labels for accuracy' : ''}.` : '', r.report.latencyNote ? `Note: ${r.report.latencyNote}.` : ''].filter(Boolean).join(' ');
+  const on = [f ? `Fidelity measured on ${f.data}${f.data.includes(`${f.samples} `) ? '' : ` (${f.samples} samples)`}${f.runtime ? `, run by ${f.runtime}` : ''}${/random/.test(f.data) ? ': pick evaluation data and labels for accuracy' : ''}.` : '', r.report.latencyNote ? `Note: ${r.report.latencyNote}.` : '', r.report.note ? `Note: ${r.report.note}.` : ''].filter(Boolean).join(' ');
   const chartBox = el('div');
   chartBox.style.height = '200px';
   chartBox.style.maxWidth = '640px';

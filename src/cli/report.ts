@@ -39,6 +39,7 @@ export function renderReport(
     );
   }
   if (r.latencyNote) lines.push(`note: ${printable(r.latencyNote)}`);
+  if (r.note) lines.push(`note: ${printable(r.note)}`);
   if (r.latencyMs && r.latencyMs.ratioP50 > 1.02) {
     lines.push(`note: the result is slower than the original here (${r.latencyMs.ratioP50.toFixed(2)}x p50, interleaved runs on this CPU)${slowerBecause ? `: ${printable(slowerBecause)}` : ''}`);
   }

@@ -48,6 +48,8 @@ export interface EvaluationReportDto {
   latencyMs?: { before: LatencyDto; after: LatencyDto; ratioP50: number; runs: number; batch: number };
   /** How latency was measured, or why it was not. */
   latencyNote?: string;
+  /** How the output was run when it needs more than the original's inputs (a runtime-widths selector). */
+  note?: string;
   warnings?: string[];
 }
 

@@ -7,7 +7,7 @@ import { DataType } from '../../src/core/ir/dtype';
 import type { Model } from '../../src/core/ir/graph';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
 import { ModelSession } from '../../src/core/runtime/session';
-import { analyzeCuts, calibrateThresholds, chooseExits, crossValidate, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT, exitStateOf } from '../../src/core/transforms/early-exit';
+import { analyzeCuts, calibrateThresholds, chooseExits, crossValidate, earlyExit, evaluatePolicy, EXIT_INDEX_OUTPUT, exitStateOf, targetMissed } from '../../src/core/transforms/early-exit';
 import { ModelBuilder } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
 import { assertNoStack, cli } from './cli.test';
@@ -150,6 +150,16 @@ describe('early exits: digits CNN end to end', function () {
     assert.deepEqual(rep.warnings, []);
   });
 
+  it('warns when the out-of-sample accuracy misses the target, and only then', () => {
+    const missed = r.original.score - r.outOfSample.score > 0.005 + 1e-12;
+    assert.equal(r.warnings.some((w) => /out-of-sample accuracy misses the target .*larger --margin.*more evaluation data/.test(w)), missed, r.warnings.join('\n'));
+    assert.equal(targetMissed({ kind: 'max-accuracy-drop', drop: 0.005 }, 0.99, 0.9833), '0.67 pp below the original, target 0.50 pp');
+    assert.equal(targetMissed({ kind: 'max-accuracy-drop', drop: 0.005 }, 0.99, 0.986), undefined);
+    assert.equal(targetMissed({ kind: 'min-agreement', agreement: 0.98 }, 1, 0.97), 'agreement 0.9700, target 0.98');
+    assert.equal(targetMissed({ kind: 'min-agreement', agreement: 0.98 }, 1, 0.98), undefined);
+    assert.equal(targetMissed({ kind: 'threshold', threshold: 0.9 }, 1, 0), undefined);
+  });
+
   it('meets the accuracy target at well under half the MACs, and the report adds up', () => {
     assert.equal(r.metric, 'accuracy');
     assert.ok(r.original.score - r.earlyExit.score <= 0.005 + 1e-12, `drop ${r.original.score - r.earlyExit.score}`);
@@ -264,6 +274,10 @@ describe('early exits: a residual CNN and MobileNetV2 export', function () {
     const r = await earlyExit(model, { train: ds(1), eval: ds(2), target: { kind: 'threshold', threshold: 1.5 }, training: { epochs: 1 }, latencySamples: 0 });
     assert.ok(r.exits.every((e) => stageEnds.includes(e.tensor)), r.exits.map((e) => e.tensor).join());
     assert.equal(r.final.samples, 1, 'a threshold above 1 never exits');
+    // A threshold no confidence can pass is warned about, and never described as calibrated.
+    assert.ok(r.warnings.some((w) => /^no exit can fire: .*--threshold is 1\.5/.test(w)), r.warnings.join('\n'));
+    assert.ok(r.notes.some((n) => /threshold 1\.5 given for every exit \(not calibrated\)/.test(n)), r.notes.join('\n'));
+    assert.ok(!r.notes.some((n) => /thresholds calibrated/.test(n)), r.notes.join('\n'));
     const a = await ModelSession.create(model);
     const b = await ModelSession.create(r.model);
     try {
@@ -366,6 +380,10 @@ describe('CLI: early-exit', function () {
     const m = openModel(out);
     assert.equal(m.graph.outputs.length, 2);
     assert.ok(m.metadata.some(([k]) => k === 'early_exit'));
+    const t = cli([...base(), '--threshold', '1.5', '--form', 'multi-output', '--epochs', '1', '--no-bench', '-o', path.join(tmpDir(), 't.onnx')]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /^warning: no exit can fire: .*--threshold is 1\.5/m);
+    assert.doesNotMatch(t.stdout, /thresholds calibrated/);
   });
 
   it('refuses bad requests with one error line and exit 2', () => {

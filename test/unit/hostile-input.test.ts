@@ -266,7 +266,9 @@ describe('hostile input: calibration, evaluation and label data', () => {
     bytes.writeFloatLE(Infinity, dataOffset + (7 * 64 + 5) * 4);
     const inf = path.join(dir, 'one-inf.npy');
     fs.writeFileSync(inf, bytes);
-    expectRefused(['quantize', cnn, '--mode', 'static', '--calib', inf], 3, /one-inf\.npy: sample 7 holds a non-finite value .* element 5/);
+    expectRefused(['quantize', cnn, '--mode', 'static', '--calib', inf], 3, /one-inf\.npy: sample 7 holds a non-finite value .* element 5; calibration and evaluation data must be finite/);
+    // Training data is named as such.
+    expectRefused(['train', cnn, '--train', inf, '--train-labels', path.join(FIXTURES, 'digits_test_y.npy'), '--val-split', '0.1', '--epochs', '1'], 3, /one-inf\.npy: sample 7 holds a non-finite value .* element 5; training data must be finite/);
     expectRefused(['quantize', cnn, '--mode', 'static', '--calib', path.join(CASES, 'calib-zero-samples.npy')], 3, /calib-zero-samples\.npy: holds no samples/);
   });
 

@@ -1,11 +1,14 @@
 import { strict as assert } from 'assert';
 import * as path from 'path';
-import { UsageError } from '../../src/core/errors';
+import * as fs from 'fs';
+import { ModelError, UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
 import { DataType } from '../../src/core/ir/dtype';
 import type { Graph, Model, Node } from '../../src/core/ir/graph';
 import { bindDataset, parseDataSpecs, readLabels, type Dataset } from '../../src/core/runtime/data/dataset';
+import { evaluateCompression, fullWidthSelector } from '../../src/core/runtime/evaluate';
 import { ModelSession } from '../../src/core/runtime/session';
+import { saveVerified } from '../../src/core/runtime/verified-save';
 import { BUDGET_INPUT, runtimeWidths, WIDTH_INPUT } from '../../src/core/transforms/widths';
 import { ModelBuilder } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
@@ -228,5 +231,38 @@ describe('runtime widths', function () {
       assert.match(x.stderr, re);
       assertNoStack(x.stderr);
     }
+  });
+
+  it('compress --recipe with an early-exit widths step: the report runs the output at full width (width and budget selectors)', () => {
+    for (const selector of ['width', 'budget']) {
+      const dir = tmpDir();
+      const recipe = path.join(dir, 'r.json');
+      fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'early-exit', widths: [0.5, 1], epochs: 1, selector }] }));
+      const out = path.join(dir, 'o.onnx');
+      const r = cli(['compress', fx('digits_cnn.onnx'), '--recipe', recipe, '--train', fx('digits_calib_x.npy'), '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--runs', '3', '-o', out]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`note: measured at full width \\('${selector}' = 1\\)`));
+      assert.match(r.stdout, /accuracy\s+0\.\d+\s+0\.\d+/);
+      assert.match(r.stdout, /latency p50/);
+      // Fine-tuning moves the full width's logits by design: judged by decisions, never a cosine collapse.
+      assert.doesNotMatch(r.stdout, /fidelity collapsed: cosine/);
+      assert.deepEqual(openModel(out).graph.inputs.map((i) => i.name), ['input', selector]);
+      assert.equal(fullWidthSelector(openModel(out), openModel(fx('digits_cnn.onnx')))?.input, selector);
+    }
+  });
+
+  it('a failure to run the written output while verifying it is an internal error (exit 1), not a bad input file (exit 3)', async () => {
+    // A widths model whose selector is not recognised (metadata removed) cannot run without it.
+    const r = await runtimeWidths(openModel(fx('digits_cnn.onnx')), { widths: [0.5], train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), training: { epochs: 0 }, latencySamples: 0 });
+    r.model.metadata = r.model.metadata.filter(([k]) => k !== 'runtime_widths');
+    const out = path.join(tmpDir(), 'w.onnx');
+    await saveVerified(r.model, out);
+    const orig = openModel(fx('digits_cnn.onnx'));
+    const err = await evaluateCompression({ model: orig, path: fx('digits_cnn.onnx') }, out, { data: data('digits_test_x.npy'), bench: false }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof Error && !(err instanceof ModelError) && !(err instanceof UsageError), String(err));
+    assert.match(err.message, /verifying the written output .*w\.onnx failed: .*'width'/);
   });
 });

@@ -65,6 +65,7 @@ function text(rep: ReturnType<typeof earlyExitReport>): string {
     `heads trained ${rep.training.epochs} epochs (${rep.training.trainable} trainable tensors, ${rep.training.secondsPerEpoch.toFixed(2)} s/epoch) on ${rep.train}; evaluated on ${rep.eval}`,
     `curve: ${rep.curve.length} thresholds (accuracy against expected MACs in --json)`,
     ...rep.notes.map((n) => `note: ${n}`),
+    ...rep.warnings.map((w) => `warning: ${w}`),
   ].join('\n');
 }
 

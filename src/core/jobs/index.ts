@@ -91,12 +91,12 @@ export function randomData(inputs: IOSpec[], count: number, opts: Pick<DataOptio
 }
 
 /** Binds a data option; `random:N` asks for N random samples explicitly (never implied). */
-export function bindData(values: string | string[] | undefined, inputs: IOSpec[], opts: DataOptions = {}): BoundData | undefined {
+export function bindData(values: string | string[] | undefined, inputs: IOSpec[], opts: DataOptions = {}, role?: string): BoundData | undefined {
   if (values === undefined) return undefined;
   const list = (Array.isArray(values) ? values : [values]).flatMap((v) => v.split(',')).filter(Boolean);
   const n = randomSpec(list, opts.samples ?? JOB_DEFAULTS.randomSamples);
   if (n !== undefined) return randomData(inputs, n, opts);
-  const data = bindDataset(inputs, parseDataSpecs(list), { shapes: opts.shapes, image: opts.image, metadata: opts.metadata });
+  const data = bindDataset(inputs, parseDataSpecs(list), { shapes: opts.shapes, image: opts.image, metadata: opts.metadata, role });
   return { data, label: data.describe(), random: false };
 }
 
@@ -148,7 +148,7 @@ export async function openJob(input: string, options: DataOptions = {}, model = 
   const labels = readLabelsFor(opts.labels, evalData.data.count, classes);
   if (labels && evalData.random) throw new UsageError('--labels needs real evaluation data (--eval)');
   const calibLabels = readCalibLabels(opts.calibLabels, calib, classes);
-  const train = bindData(opts.train, inputs, opts);
+  const train = bindData(opts.train, inputs, opts, 'training');
   let trainLabels: Int32Array | undefined;
   if (opts.trainLabels) {
     trainLabels = readLabels(opts.trainLabels);

@@ -10,7 +10,7 @@ import { batchAxisOf, randomSource } from './data/sources';
 import { ModelSession, ort, ortTypeName, type SessionOptions } from './session';
 
 export type ChildRequest =
-  | { cmd: 'load'; path: string; session: SessionOptions; batch: number; shapes: Record<string, number[]> }
+  | { cmd: 'load'; path: string; session: SessionOptions; batch: number; shapes: Record<string, number[]>; constants?: Record<string, number> }
   | { cmd: 'run'; n: number }
   | { cmd: 'stats' };
 
@@ -43,6 +43,11 @@ async function handle(m: ChildRequest): Promise<ChildReply> {
         });
         const batch = typeof input.shape[ax] === 'number' ? (input.shape[ax] as number) : m.batch;
         const data = randomSource(input.name, input.dtype, sample, batch, 0, ax).read(0, batch);
+        const c = m.constants?.[input.name];
+        if (c !== undefined) {
+          if (data instanceof BigInt64Array) data.fill(BigInt(Math.round(c)));
+          else (data as { fill(v: number): unknown }).fill(c);
+        }
         feeds[input.name] = new (ort().Tensor)(ortTypeName(input.dtype), data as never, [...sample.slice(0, ax), batch, ...sample.slice(ax)]);
       }
       return { ok: true, createMs: session.createMs };

@@ -22,6 +22,8 @@ export interface BenchOptions {
   executionProvider?: string;
   batch?: number;
   shapes?: Record<string, number[]>;
+  /** Inputs filled with one value instead of random data (e.g. a runtime-widths selector = 1). */
+  constants?: Record<string, number>;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -123,6 +125,7 @@ export async function benchmarkModels(paths: string[], opts: BenchOptions = {}):
         path: runnable[i].path,
         batch,
         shapes: opts.shapes ?? {},
+        constants: opts.constants ?? {},
         // Spinning thread pools steal the CPU from the other model's runs when interleaved.
         session: { intraOpThreads: opts.threads, interOpThreads: opts.interThreads ?? 1, executionProvider: opts.executionProvider, allowSpinning: !interleaved },
       });

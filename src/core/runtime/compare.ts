@@ -49,6 +49,11 @@ export interface CompareOptions {
   limit?: number;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /**
+   * Inputs only the candidate has, fed the same tensor with every batch (e.g. a runtime-widths
+   * model's selector); they take no part in choosing the batch.
+   */
+  candidateFeeds?: Record<string, HostTensor>;
 }
 
 /** Numbers of any output tensor (float16 decoded, int64 converted). */
@@ -204,7 +209,8 @@ export async function compareModels(ref: Runner, cand: Runner, data: Dataset, op
     throw new UsageError(`the labels hold ${opts.labels.length} entries but the data holds ${data.count} samples; they must match one to one`);
   }
   // Feed batches the model accepts: a fixed batch (e.g. [1, 128, 128, 3]) wins over the request.
-  const plan = batchPlan([...ref.inputs, ...cand.inputs], opts.batchSize, Math.min(opts.limit ?? data.count, data.count));
+  const extra = opts.candidateFeeds ?? {};
+  const plan = batchPlan([...ref.inputs, ...cand.inputs.filter((i) => !(i.name in extra))], opts.batchSize, Math.min(opts.limit ?? data.count, data.count));
   const total = plan.samples;
   const batchSize = plan.batchSize;
   let correctRef = 0;
@@ -214,7 +220,7 @@ export async function compareModels(ref: Runner, cand: Runner, data: Dataset, op
   for (const { start, size, feeds } of data.batches(batchSize, total)) {
     if (opts.signal?.aborted) throw new CancelledError();
     const ro = await ref.run(feeds);
-    const co = await cand.run(feeds);
+    const co = await cand.run({ ...feeds, ...extra });
     pairs.forEach(([rn, cn], k) => {
       const a = ro[rn];
       const b = co[cn];

@@ -1,13 +1,14 @@
 import { analyzeModel } from '../analysis/analyze';
-import { UsageError } from '../errors';
+import { ModelError, UsageError } from '../errors';
 import { openModel } from '../formats/registry';
+import { DataType } from '../ir/dtype';
 import type { Model } from '../ir/graph';
 import { benchmarkModels, modelSizeBytes, type LatencyStats } from './bench';
 import { activationBytesPerSample, captureLockstep, DEFAULT_BATCH_BYTES, modelFixedBatch, planCaptureGroups } from './capture';
 import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
 import { fidelityWarnings, type StepKind } from './fidelity-warnings';
-import { ModelSession } from './session';
+import { ModelSession, type HostTensor } from './session';
 import { TfjsRunner } from './tfjs';
 
 /**
@@ -37,6 +38,8 @@ export interface EvaluationReport {
   layers?: LayerError[];
   /** How latency was measured, or why it was not. */
   latencyNote?: string;
+  /** How the output was run when it needs more than the original's inputs (a runtime-widths selector). */
+  note?: string;
   /**
    * What the verification cost, in ms of wall time per stage (fidelity on the evaluation
    * data, per-layer SQNR, interleaved latency); `--samples` and `--no-bench` trim them.
@@ -74,6 +77,27 @@ export function verificationSamples(model: Model): { count: number; macs: number
   return { count, macs };
 }
 
+/**
+ * The selector input of a runtime-widths model (metadata `runtime_widths`, written by
+ * transforms/widths) with the value that runs its full width: `width` = 1 (the narrowest listed
+ * width ≥ 1, the full one) or `budget` = 1 (all of the full width's MACs). Undefined for any
+ * other model. The input must be one the original model does not have.
+ */
+export function fullWidthSelector(model: Model, original?: Model): { input: string; value: number } | undefined {
+  const meta = model.metadata.find(([k]) => k === 'runtime_widths');
+  if (!meta) return undefined;
+  let named: unknown;
+  try {
+    named = (JSON.parse(meta[1]) as { input?: unknown }).input;
+  } catch {
+    named = undefined;
+  }
+  // Files written before the metadata named the budget input say 'width' for both selectors.
+  const names = [...(typeof named === 'string' ? [named] : []), 'width', 'budget'];
+  const input = names.find((n) => model.graph.inputs.some((i) => i.name === n) && !original?.graph.inputs.some((i) => i.name === n));
+  return input === undefined ? undefined : { input, value: 1 };
+}
+
 export function figures(model: Model, path: string): ModelFigures {
   const a = analyzeModel(model);
   return { sizeBytes: modelSizeBytes(path), params: a.totals.params, macs: a.totals.macs };
@@ -93,43 +117,54 @@ export async function evaluateCompression(original: { model: Model; path: string
   // confident: its logits differ from the original's by design, and a batch leaves an exit only when
   // every sample in it is confident. It is compared per sample (batch 1) and judged by its decisions.
   const earlyExit = outModel.metadata.some(([k]) => k === 'early_exit') && outModel.graph.outputs.some((o) => o.name === 'exit_index');
-  if (opts.data) {
-    opts.onProgress?.('measuring fidelity');
-    const tfjsModel = original.model.format.startsWith('tfjs');
-    const open = (p: string) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(p, { allowSpinning: false }));
-    const ref = await open(original.path);
-    const cand = await open(outputPath);
-    try {
-      // TF.js holds each batch's activations at once: smaller batches keep the peak memory down.
-      const r = await compareModels(ref, cand, opts.data, { batchSize: earlyExit ? 1 : (opts.batchSize ?? (tfjsModel ? 8 : 32)), labels: opts.labels, signal: opts.signal });
-      const runtime = ref instanceof TfjsRunner ? `TensorFlow.js (${ref.backend} backend)` : 'ONNX Runtime';
-      report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe(), runtime };
-    } finally {
-      await ref.release();
-      await cand.release();
+  // A runtime-widths model has a selector input the original lacks: measured at its full width.
+  const selector = fullWidthSelector(outModel, original.model);
+  if (selector) report.note = `measured at full width ('${selector.input}' = ${selector.value}); early-exit --widths reports every width`;
+  const candidateFeeds: Record<string, HostTensor> = selector ? { [selector.input]: { dtype: DataType.FLOAT, dims: [1], data: Float32Array.of(selector.value) } } : {};
+  try {
+    if (opts.data) {
+      opts.onProgress?.('measuring fidelity');
+      const tfjsModel = original.model.format.startsWith('tfjs');
+      const open = (p: string) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(p, { allowSpinning: false }));
+      const ref = await open(original.path);
+      const cand = await open(outputPath);
+      try {
+        // TF.js holds each batch's activations at once: smaller batches keep the peak memory down.
+        const r = await compareModels(ref, cand, opts.data, { batchSize: earlyExit ? 1 : (opts.batchSize ?? (tfjsModel ? 8 : 32)), labels: opts.labels, signal: opts.signal, candidateFeeds });
+        const runtime = ref instanceof TfjsRunner ? `TensorFlow.js (${ref.backend} backend)` : 'ONNX Runtime';
+        report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe(), runtime };
+      } finally {
+        await ref.release();
+        await cand.release();
+      }
+      report.costMs.fidelity = lap();
+      if (opts.layerOutputs?.length && !tfjsModel) {
+        opts.onProgress?.('measuring per-layer error');
+        report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
+        report.costMs.layers = lap();
+      }
     }
-    report.costMs.fidelity = lap();
-    if (opts.layerOutputs?.length && !tfjsModel) {
-      opts.onProgress?.('measuring per-layer error');
-      report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
-      report.costMs.layers = lap();
+    // Runtime widths are fine-tuned (the full width too) by distillation: judged by their decisions as well.
+    report.warnings = fidelityWarnings({ ...report, decisionsOnly: earlyExit || selector !== undefined }, opts.step);
+    lap();
+    if (opts.bench) {
+      opts.onProgress?.('measuring latency (interleaved)');
+      try {
+        const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal, constants: selector ? { [selector.input]: selector.value } : undefined });
+        report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
+        if (original.model.format !== 'onnx') report.latencyNote = 'latency measured with ONNX Runtime on ONNX exports of both models (same NHWC inputs)';
+        if (earlyExit) report.latencyNote = 'latency measured on random inputs, which rarely leave at an early exit (the worst case: every head runs); the early-exit step measures batch-1 latency on the evaluation data';
+      } catch (e) {
+        // A TF.js model whose layers have no ONNX conversion: say so instead of failing the job.
+        if (original.model.format === 'onnx' || !(e instanceof UsageError)) throw e;
+        report.latencyNote = `latency not measured: ${e.message}`;
+      }
+      report.costMs.latency = lap();
     }
-  }
-  report.warnings = fidelityWarnings({ ...report, decisionsOnly: earlyExit }, opts.step);
-  lap();
-  if (opts.bench) {
-    opts.onProgress?.('measuring latency (interleaved)');
-    try {
-      const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal });
-      report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
-      if (original.model.format !== 'onnx') report.latencyNote = 'latency measured with ONNX Runtime on ONNX exports of both models (same NHWC inputs)';
-      if (earlyExit) report.latencyNote = 'latency measured on random inputs, which rarely leave at an early exit (the worst case: every head runs); the early-exit step measures batch-1 latency on the evaluation data';
-    } catch (e) {
-      // A TF.js model whose layers have no ONNX conversion: say so instead of failing the job.
-      if (original.model.format === 'onnx' || !(e instanceof UsageError)) throw e;
-      report.latencyNote = `latency not measured: ${e.message}`;
-    }
-    report.costMs.latency = lap();
+  } catch (e) {
+    // The output was written and checked by this tool: failing to run it is the tool's bug, not a bad input.
+    if (e instanceof ModelError && e.file === outputPath) throw new Error(`verifying the written output ${outputPath} failed: ${e.problem}`);
+    throw e;
   }
   return report;
 }

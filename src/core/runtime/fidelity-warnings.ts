@@ -5,7 +5,7 @@ import type { CompareResult } from './compare';
  * CLI and the editor say the same thing. A result is flagged when, on the first output:
  * - any candidate value is ±Infinity or NaN where the original is finite;
  * - cosine similarity is below COLLAPSE.cosine (0.98), except for models whose values differ by
- *   design and only their decisions compare (`decisionsOnly`: early exits);
+ *   design and only their decisions compare (`decisionsOnly`: early exits, fine-tuned runtime widths);
  * - top-1 agreement (classifier-shaped outputs) is below COLLAPSE.top1 (0.90);
  * - with labels, accuracy drops by more than COLLAPSE.accuracyDrop (0.02 = 2 points).
  * After `train` the outputs are meant to move: only non-finite outputs and the accuracy drop
@@ -30,7 +30,8 @@ export interface FidelityFigures {
   layers?: Array<{ name: string; sqnrDb: number | null }>;
   /**
    * The candidate changes its output values by design and only its decisions compare (an
-   * early-exit model answers from an exit head's logits): cosine is not a collapse criterion.
+   * early-exit model answers from an exit head's logits; runtime widths fine-tune the full width
+   * by distillation): cosine is not a collapse criterion.
    */
   decisionsOnly?: boolean;
 }

@@ -24,9 +24,9 @@ function firstNonFinite(dtype: DataType, data: ArrayLike<number | bigint>): numb
 
 /**
  * Refuses a data file with no samples, or with a NaN or infinite value: a ModelError naming
- * the file and the first bad sample. Float data is scanned once, in bounded steps.
+ * the file, the first bad sample and the data's `role` (e.g. 'training'). Float data is scanned once, in bounded steps.
  */
-export function checkSamples(s: SampleSource): void {
+export function checkSamples(s: SampleSource, role = 'calibration and evaluation'): void {
   if (s.count === 0) throw new ModelError(s.label, 'holds no samples (the first axis is 0)');
   if (![DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16].includes(s.dtype)) return;
   const per = Math.max(1, s.sampleShape.reduce((a, b) => a * b, 1));
@@ -36,7 +36,7 @@ export function checkSamples(s: SampleSource): void {
     const bad = firstNonFinite(s.dtype, s.read(start, n) as ArrayLike<number>);
     if (bad >= 0) {
       const sample = start + Math.floor(bad / per);
-      throw new ModelError(s.label, `sample ${sample} holds a non-finite value (NaN or infinity) at element ${bad % per}; calibration and evaluation data must be finite`);
+      throw new ModelError(s.label, `sample ${sample} holds a non-finite value (NaN or infinity) at element ${bad % per}; ${role} data must be finite`);
     }
   }
 }

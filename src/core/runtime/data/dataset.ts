@@ -28,6 +28,8 @@ export interface BindOptions {
   requireData?: boolean;
   /** Model metadata (`shape:<input>` = `1x3x48x320` declares a nominal input size). */
   metadata?: Array<[string, string]>;
+  /** What the data is for (e.g. 'training'), named in errors; default: calibration and evaluation. */
+  role?: string;
 }
 
 /** Parses `--data` values: `x.npy` or `name=x.npy`. */
@@ -151,7 +153,7 @@ export function bindDataset(inputs: IOSpec[], specs: DataSpec[], opts: BindOptio
     if (sources.has(name)) throw new UsageError(`input '${name}' is given data twice`);
     const s = openSource(spec, input, opts);
     checkSource(input, s, opts);
-    checkSamples(s);
+    checkSamples(s, opts.role);
     sources.set(name, s);
   }
   const missing = inputs.filter((i) => !sources.has(i.name));

@@ -103,6 +103,8 @@ export interface EarlyExitOutcome {
   latency?: { samples: number; originalMs: { mean: number; p50: number }; earlyExitMs: { mean: number; p50: number }; ratioMean: number };
   training: { epochs: number; secondsPerEpoch: number; msPerStep: number; trainable: number };
   notes: string[];
+  /** Figures that miss what was asked (the out-of-sample score below the target), each with what helps. */
+  warnings: string[];
 }
 
 const TEACHER = 'early_exit_teacher';
@@ -175,6 +177,7 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
   if (opts.trainLabels && opts.trainLabels.length !== opts.train.count) throw new UsageError(`the training labels hold ${opts.trainLabels.length} entries but the training data holds ${opts.train.count} samples`);
   if (opts.labels && opts.labels.length !== opts.eval.count) throw new UsageError(`the evaluation labels hold ${opts.labels.length} entries but the evaluation data holds ${opts.eval.count} samples`);
   if (opts.target.kind === 'max-accuracy-drop' && !opts.labels) throw new UsageError('--max-accuracy-drop needs evaluation labels (--labels); without labels use --min-agreement');
+  if (opts.target.kind === 'threshold' && !Number.isFinite(opts.target.threshold)) throw new UsageError(`--threshold must be a finite number, got ${opts.target.threshold}`);
 
   opts.onProgress?.('finding stage boundaries');
   const cuts = analyzeCuts(model);
@@ -275,7 +278,13 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
   const enabled = heads.filter((_, k) => Number.isFinite(policy.thresholds[k]));
   const thresholds = policy.thresholds.filter((t) => Number.isFinite(t));
   if (!enabled.length) notes.push('no exit met the target on the evaluation data: the written model always runs the whole network (try a looser target, more training epochs, --head-width, or other --exits)');
-  notes.push(`thresholds calibrated on the evaluation data (${n} samples) with safety margin z = ${z}; the out-of-sample figures are a ${cv.folds}-fold cross-fit (each fold measured with thresholds calibrated on the others)`);
+  if (opts.target.kind === 'threshold') notes.push(`threshold ${opts.target.threshold} given for every exit (not calibrated): the out-of-sample figures use it on every fold too`);
+  else notes.push(`thresholds calibrated on the evaluation data (${n} samples) with safety margin z = ${z}; the out-of-sample figures are a ${cv.folds}-fold cross-fit (each fold measured with thresholds calibrated on the others)`);
+  const warnings: string[] = [];
+  // A sample leaves when its confidence (in [0, 1] for both scores) is strictly above the threshold.
+  if (opts.target.kind === 'threshold' && opts.target.threshold >= 1) warnings.push(`no exit can fire: a sample leaves an exit when its confidence (${score}, in [0, 1]) is above the threshold, and --threshold is ${opts.target.threshold}; the written model always runs the whole network. What helps: a threshold below 1 (e.g. 0.9), or a target (--max-accuracy-drop, --min-agreement) to calibrate one`);
+  const missed = targetMissed(opts.target, obs.originalScore, cv.score);
+  if (missed) warnings.push(`the out-of-sample ${opts.labels ? 'accuracy' : 'agreement'} misses the target (${missed}): the thresholds fit this evaluation data more closely than new data. What helps: a larger --margin (now z = ${z}), more evaluation data, or a looser target`);
   notes.push('per-sample semantics at batch 1; at batch > 1 a batch leaves an exit only when every sample in it is confident');
 
   let written: Model;
@@ -314,7 +323,15 @@ export async function earlyExit(model: Model, opts: EarlyExitOptions): Promise<E
     latency,
     training,
     notes,
+    warnings,
   };
+}
+
+/** How the out-of-sample score misses a calibrated target (e.g. "0.67 pp below the original, target 0.50 pp"), or undefined. */
+export function targetMissed(target: ExitTarget, originalScore: number, score: number): string | undefined {
+  if (target.kind === 'max-accuracy-drop' && originalScore - score > target.drop + 1e-12) return `${(100 * (originalScore - score)).toFixed(2)} pp below the original, target ${(100 * target.drop).toFixed(2)} pp`;
+  if (target.kind === 'min-agreement' && score < target.agreement - 1e-12) return `agreement ${score.toFixed(4)}, target ${target.agreement}`;
+  return undefined;
 }
 
 /**

@@ -463,7 +463,7 @@ export async function runtimeWidths(model: Model, opts: WidthsOptions): Promise<
   out.graph.nodes = [...select, ...level(0, outName)];
   out.graph.inputs = [...out.graph.inputs, { name: selector === 'budget' ? BUDGET_INPUT : WIDTH_INPUT, type: { kind: 'tensor', dtype: DataType.FLOAT, shape: [1] } }];
   out.graph.valueInfo = new Map();
-  out.metadata = [...out.metadata.filter(([k]) => k !== 'runtime_widths'), ['runtime_widths', JSON.stringify({ input: WIDTH_INPUT, widths: ws })]];
+  out.metadata = [...out.metadata.filter(([k]) => k !== 'runtime_widths'), ['runtime_widths', JSON.stringify({ input: selector === 'budget' ? BUDGET_INPUT : WIDTH_INPUT, widths: ws })]];
 
   // Measure every width: accuracy (or agreement), MACs, latency at batch 1.
   opts.onProgress?.('measuring each width');
