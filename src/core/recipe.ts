@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import { analyzeModel } from './analysis/analyze';
 import { CancelledError, CancelledWithResult, ModelError, UsageError } from './errors';
+import { assertOutputNotInput, openModel } from './formats/registry';
 import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
 import type { TrainProgress } from './train/api';
@@ -94,8 +95,19 @@ export function recipeChoices(format: string): RecipeChoices {
   };
 }
 
+/** The largest recipe file read (a recipe is a short list of steps; this bounds a mistaken path). */
+export const MAX_RECIPE_BYTES = 1 << 20;
+
 export function readRecipe(file: string): Recipe {
   let text: string;
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new ModelError(file, 'cannot read the recipe');
+  }
+  if (!stat.isFile()) throw new UsageError(`${file}: a recipe is a JSON file, and this is not a regular file`);
+  if (stat.size > MAX_RECIPE_BYTES) throw new UsageError(`${file}: ${stat.size} bytes is too large for a recipe (at most ${MAX_RECIPE_BYTES} bytes of JSON)`);
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
@@ -202,4 +214,24 @@ export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOption
     if (opts.keepOnCancel && opts.signal?.aborted && trained) return { model: current, steps, cancelled: { step: i + 1, stepId: s.step, detail: r.detail } };
   }
   return { model: current, steps };
+}
+
+/**
+ * Refuses an output that names a file a recipe's steps read (a distill step's teacher, with
+ * its external data): the engine never modifies an input. Checked before any work, by the CLI
+ * and the worker alike.
+ */
+export function assertRecipeOutput(recipe: Recipe, output: string): void {
+  for (const s of recipe.steps) {
+    for (const v of Object.values(s.options)) {
+      if (typeof v !== 'string' || !fs.existsSync(v) || !fs.statSync(v).isFile()) continue;
+      let model: Model | undefined;
+      try {
+        model = openModel(v);
+      } catch {
+        model = undefined;
+      }
+      assertOutputNotInput(model ?? ({ path: v, inputFiles: [v] } as unknown as Model), output);
+    }
+  }
 }

@@ -7,7 +7,7 @@ import { CancelledError, UsageError } from '../core/errors';
 import { assertOutputNotInput, modelSizeBytes, openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
 import { quickQuantize } from '../core/jobs/quick-int8';
-import { parseRecipe } from '../core/recipe';
+import { assertRecipeOutput, parseRecipe } from '../core/recipe';
 import { stepForms } from '../core/transforms/registry';
 import { benchmarkModels } from '../core/runtime/bench';
 import { compareModels } from '../core/runtime/compare';
@@ -95,6 +95,7 @@ const partials = new Map<string, { dir: string; file: string; output: string }>(
  */
 async function compress(job: JobRequestOf<'compress'>, ctx: JobContext): Promise<JobResult<'compress'>> {
   const recipe = parseRecipe(job.recipe, 'recipe');
+  assertRecipeOutput(recipe, job.output);
   const opened = await openJob(job.model, { calib: job.calib, eval: job.eval, labels: job.labels, train: job.train, trainLabels: job.trainLabels });
   assertOutputNotInput(opened.model, job.output);
   const r = await runRecipeJob(opened, recipe, { signal: ctx.signal, onProgress: ctx.progress, onTrainProgress: ctx.train, keepOnCancel: job.keepOnCancel });

@@ -45,6 +45,29 @@ describe('recipes', () => {
     assert.match(bj.stderr.split('\n')[0], /^error: .*bad\.json: not valid JSON/);
   });
 
+  it('never writes over a file a recipe reads (a distill teacher), and refuses a recipe that is not a small regular file', () => {
+    const dir = tmpDir();
+    const teacher = path.join(dir, 'teacher.onnx');
+    fs.copyFileSync(path.join(FIXTURES, 'digits_cnn.onnx'), teacher);
+    const before = fs.readFileSync(teacher);
+    const recipe = path.join(dir, 'r.json');
+    fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'distill', epochs: 1, teacher }] }));
+    const train = path.join(FIXTURES, '../../examples/digits_calib_x.npy');
+    const r = cli(['compress', path.join(FIXTURES, 'digits_cnn.onnx'), '--recipe', recipe, '--train', train, '-o', teacher]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.split('\n')[0], /refusing to overwrite the input file .*teacher\.onnx/);
+    assert.ok(fs.readFileSync(teacher).equals(before), 'the teacher is unchanged');
+    // A device or a huge file passed as --recipe is refused from its size and type, before reading it.
+    const dev = cli(['compress', path.join(FIXTURES, 'digits_cnn.onnx'), '--recipe', '/dev/zero', '-o', path.join(dir, 'o.onnx')]);
+    assert.equal(dev.code, 2);
+    assert.match(dev.stderr.split('\n')[0], /\/dev\/zero: a recipe is a JSON file, and this is not a regular file/);
+    const big = path.join(dir, 'big.json');
+    fs.writeFileSync(big, Buffer.alloc(2 << 20, 0x20));
+    const b = cli(['compress', path.join(FIXTURES, 'digits_cnn.onnx'), '--recipe', big, '-o', path.join(dir, 'o.onnx')]);
+    assert.equal(b.code, 2);
+    assert.match(b.stderr.split('\n')[0], /too large for a recipe/);
+  });
+
   it('one-click INT8 picks dynamic for MatMul-heavy models and static for convolutional ones', async () => {
     const dir = tmpDir();
     const t = path.join(dir, 'transformer.onnx');

@@ -1,4 +1,4 @@
-import { readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
+import { assertRecipeOutput, readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
 import { UsageError } from '../../core/errors';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
@@ -26,6 +26,7 @@ export const compressCommand: Command = {
     const trains = recipeNeedsTrain(recipe);
     if (trains && !flags.train) throw new UsageError(`the recipe trains (${trains}): give training inputs (--train x.npy, and --train-labels y.npy for labelled training)`);
     const job = await openJob(positional, flags, 'compress', 'compressed');
+    assertRecipeOutput(recipe, job.output);
     const r = await runRecipe(job.model, recipe, { ...stepContext(job), onTrainProgress: (p, i, id) => job.progress.onTrainProgress(p, `${i + 1}:${id}`) });
     const report = await finishJob(job, r.model, flags, { step: 'compress' });
     if (flags.json) {
