@@ -120,7 +120,7 @@ export function benchMemory(): void {
     rows.push([
       `${name} (${(size / 2 ** 20).toFixed(0)} MiB)`,
       `static int8, 256 samples: exit ${q.code}, ${(q.ms / 1000).toFixed(0)} s, peak RSS ${(q.maxRssBytes / gib).toFixed(2)} GiB ` +
-        `(${(q.maxRssBytes / size).toFixed(1)}x the file; ${(q.maxRssBytes / base.maxRssBytes).toFixed(2)}x one ORT run at ${(base.maxRssBytes / gib).toFixed(2)} GiB; target <= 2 GiB)` +
+        `(${(q.maxRssBytes / size).toFixed(1)}x the file; ${(q.maxRssBytes / base.maxRssBytes).toFixed(2)}x one ORT run at ${(base.maxRssBytes / gib).toFixed(2)} GiB; target <= 2 GiB: ${q.maxRssBytes <= 2 * gib ? 'met' : 'MISSED'})` +
         (v ? `; of which verification: fidelity on the 256 samples ${(v.fidelity / 1000).toFixed(0)} s, per-layer SQNR ${(v.layers / 1000).toFixed(0)} s` : ''),
     ]);
     fs.rmSync(out, { force: true });

@@ -68,6 +68,16 @@ describe('recipes', () => {
     assert.match(b.stderr.split('\n')[0], /too large for a recipe/);
   });
 
+  it('--json reports carry the collapse warnings the text report prints', () => {
+    const out = path.join(tmpDir(), 'p.onnx');
+    const ex = path.resolve(FIXTURES, '../../examples');
+    const r = cli(['prune', path.join(ex, 'digits_cnn.onnx'), '--structured', '--ratio', '0.9', '--eval', path.join(ex, 'digits_test_x.npy'), '--labels', path.join(ex, 'digits_test_y.npy'), '--no-bench', '-o', out, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { warnings: string[] };
+    assert.equal(j.warnings.length, 1, JSON.stringify(j.warnings));
+    assert.match(j.warnings[0], /^fidelity collapsed: .*What helps: /);
+  });
+
   it('one-click INT8 picks dynamic for MatMul-heavy models and static for convolutional ones', async () => {
     const dir = tmpDir();
     const t = path.join(dir, 'transformer.onnx');

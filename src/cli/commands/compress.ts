@@ -33,7 +33,7 @@ export const compressCommand: Command = {
     const r = await runRecipe(job.model, recipe, { ...stepContext(job), onTrainProgress: (p, i, id) => job.progress.onTrainProgress(p, `${i + 1}:${id}`) });
     const report = await finishJob(job, r.model, flags, { step: 'compress' });
     if (flags.json) {
-      io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, curves: trainingCurves(job) }));
+      io.out(JSON.stringify({ output: job.output, steps: r.steps, before: report.before, after: report.after, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, warnings: report.warnings ?? [], curves: trainingCurves(job) }));
       return 0;
     }
     const notes = r.steps.flatMap((s, i) => (s.notes ?? []).map((n) => `step ${i + 1} (${s.step}): ${n}`));

@@ -48,7 +48,7 @@ export const pruneCommand: Command = {
     const zipAll = (f: string) => deflatedSize(modelFiles(f));
     const zipped = !o.structured ? { before: zipAll(input), after: zipAll(output) } : undefined;
     if (flags.json) {
-      io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, allocation: outcome.allocation ?? null, recovery: (outcome as { recovery?: unknown }).recovery ?? null, notes: outcome.notes, curves: trainingCurves(job) }));
+      io.out(JSON.stringify({ output, before: report.before, after: report.after, groups: outcome.groups, skipped: outcome.skipped, reconstruction: outcome.reconstruction, sparsity: outcome.sparsity, zippedBytes: zipped, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, warnings: report.warnings ?? [], allocation: outcome.allocation ?? null, recovery: (outcome as { recovery?: unknown }).recovery ?? null, notes: outcome.notes, curves: trainingCurves(job) }));
       return 0;
     }
     const changed = o.structured ? outcome.groups.length : outcome.sparsity?.length ?? 0;

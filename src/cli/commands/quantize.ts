@@ -52,6 +52,8 @@ export function toJson(output: string, mode: string, o: QuantizeOutcome, r: Eval
     slowerThanOriginal: r.latencyMs ? r.latencyMs.ratioP50 > 1.02 : null,
     slowerBecause: r.latencyMs && r.latencyMs.ratioP50 > 1.02 ? o.slowerBecause : null,
     layers: r.layers ?? [],
+    /** Fidelity or accuracy collapses, each with what helps (the text report's `warning:` lines). */
+    warnings: r.warnings ?? [],
     /** Wall time of the verification stages, ms (`--samples`/`--eval` and `--no-bench` trim them). */
     verificationMs: r.costMs,
     mixedPrecision: o.mixedPrecision ?? null,

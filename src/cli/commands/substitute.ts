@@ -26,7 +26,7 @@ export const substituteCommand: Command = {
     const { outcome: r } = await substituteStep.apply(job.model, o, stepContext(job));
     const report = await finishJob(job, r.model, flags, { step: 'substitute' });
     if (flags.json) {
-      io.out(JSON.stringify({ output, kind: o.kind, before: report.before, after: report.after, layers: r.layers, skipped: r.skipped, recovery: r.recovery ?? null, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, curves: trainingCurves(job) }));
+      io.out(JSON.stringify({ output, kind: o.kind, before: report.before, after: report.after, layers: r.layers, skipped: r.skipped, recovery: r.recovery ?? null, fidelity: report.fidelity ?? null, latencyMs: report.latencyMs ?? null, warnings: report.warnings ?? [], curves: trainingCurves(job) }));
       return 0;
     }
     const text = renderReport(`substitute --${o.kind}`, input, output, report, [...(calib ? [] : ['no --calib: layers keep their SVD initialisation (no refit; the budget applies to the weight error)']), ...(r.layers.length ? [] : ['no layer was substituted within the error budget: the output is an unchanged copy (see the reasons above; raise --max-error or give --multiplier to force)']), ...recoveryNotes(r.recovery)], r.layers.length, r.skipped);

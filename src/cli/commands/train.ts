@@ -97,6 +97,7 @@ export const trainCommand: Command = {
             before: report.before,
             after: report.after,
             latencyMs: report.latencyMs ?? null,
+            warnings: report.warnings ?? [],
             curves: trainingCurves(job),
             notes: r.notes,
           }),
