@@ -73,6 +73,15 @@ export function recipeNeedsTrain(recipe: Recipe): string | undefined {
   return undefined;
 }
 
+/** Why a recipe needs real evaluation data (--eval), if it does (e.g. "step 2 (early-exit)"). */
+export function recipeNeedsEval(recipe: Recipe): string | undefined {
+  for (const [i, s] of recipe.steps.entries()) {
+    const why = stepById(s.step)!.needsEval?.(s.options);
+    if (why) return `step ${i + 1} (${s.step})${why === s.step ? '' : `: ${renderRule(why, (k) => k)}`}`;
+  }
+  return undefined;
+}
+
 /** What a recipe may contain for a model format: the Compress panel offers exactly these. */
 export interface RecipeChoices {
   steps: string[];

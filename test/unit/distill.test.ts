@@ -114,6 +114,27 @@ describe('knowledge distillation: digits', function () {
   });
 });
 
+describe('knowledge distillation: teacher checks before training', function () {
+  this.timeout(120000);
+
+  it('a teacher that cannot read the training data, or a --match pair of different shapes, is a usage error naming the file, tensors and shapes', async () => {
+    const cnn = openModel(fx('digits_cnn.onnx'));
+    const d = await digitsData(cnn);
+    const wrongTeacher = openModel(fx('mobilenet_v2.onnx'));
+    await assert.rejects(distill(cnn, wrongTeacher, { train: d.train, epochs: 1 }), (e: Error) => {
+      assert.ok(e instanceof UsageError, e.message);
+      assert.match(e.message, /mobilenet_v2\.onnx: the teacher's input 'input' expects \[n,3,224,224\], the student's training data is \[n,1,8,8\]/);
+      return true;
+    });
+    const half = (await pruneModel(cnn, { structured: true, ratio: 0.5 })).model;
+    await assert.rejects(distill(half, cnn, { train: d.train, epochs: 1, match: [{ teacher: '/Relu_output_0', student: '/Relu_output_0' }] }), (e: Error) => {
+      assert.ok(e instanceof UsageError, e.message);
+      assert.match(e.message, /^--match \/Relu_output_0=\/Relu_output_0: the teacher's '\/Relu_output_0' is \[1,32,8,8\] but the student's '\/Relu_output_0' is \[1,16,8,8\]/);
+      return true;
+    });
+  });
+});
+
 describe('CLI: distill', function () {
   this.timeout(300000);
 

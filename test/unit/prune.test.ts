@@ -191,6 +191,27 @@ describe('structured pruning: digits CNN at 50%', () => {
     assert.deepEqual(rec.skipped, [{ name: '/fc2/Gemm', reason: "the channels reach the graph output 'output'" }]);
   });
 
+  it('a multi-step ratio (cubic schedule, retraining hook) reaches the same channel counts as one shot: rounding does not compound', async () => {
+    const once = await pruneModel(model, { structured: true, ratio: 0.5 });
+    const want = analyzeModel(once.model).totals;
+    for (const steps of [2, 3]) {
+      const seen: number[] = [];
+      const r = await pruneModel(model, {
+        structured: true,
+        ratio: 0.5,
+        steps,
+        schedule: 'cubic',
+        recoveryHook: async (pruned) => {
+          seen.push(analyzeModel(pruned).totals.macs);
+          return pruned;
+        },
+      });
+      assert.equal(seen.length, steps);
+      const got = analyzeModel(r.model).totals;
+      assert.deepEqual([got.macs, got.params], [want.macs, want.params], `${steps} steps`);
+    }
+  });
+
   it('runs an iterative prune → reconstruct schedule', async () => {
     const r = await pruneModel(model, { structured: true, ratio: 0.5, recover: 'reconstruct', calib, steps: 2 });
     assert.equal(r.reconstruction.length, 6);

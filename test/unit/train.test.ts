@@ -16,11 +16,14 @@ import {
   fit,
   floatWeights,
   labelsTensor,
+  readCheckpoint,
   selectTrainable,
   shuffled,
   tensorSampleSet,
   withWeights,
+  writeCheckpoint,
   type BatchNormMode,
+  type EpochRecord,
   type LossTerm,
   type TrainProgress,
 } from '../../src/core/train';
@@ -462,6 +465,36 @@ describe('train: fit', function () {
       fit(other, tensorSampleSet({ input: split(X, 0, 10), labels: split(Y, 0, 10) }), { ...opts, epochs: 1, checkpoint: { path: ckpt, resume: true } }),
       (e: Error) => e instanceof ModelError && /not a usable training checkpoint/.test(e.message),
     );
+  });
+
+  it('refuses a checkpoint whose header counters are not usable (negative, text, null, inconsistent) in one line', () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'c.ckpt');
+    const w = Float32Array.of(1, 2, 3);
+    const rec: EpochRecord = { epoch: 1, trainLoss: 0.5, lr: 1e-3, seconds: 1 };
+    const good = { epoch: 2, globalStep: 8, history: [rec, rec], bestEpoch: 2, stale: 0, params: new Map([['w', w]]), best: new Map(), optimizer: { step: 8, slots: new Map() } };
+    const sizes = new Map([['w', 3]]);
+    writeCheckpoint(file, good);
+    assert.equal(readCheckpoint(file, sizes).epoch, 2);
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ epoch: -5 }, /bad epoch -5/],
+      [{ epoch: 'x' }, /bad epoch "x"/],
+      [{ epoch: null }, /bad epoch null/],
+      [{ epoch: 1.5 }, /bad epoch 1\.5/],
+      [{ epoch: 3 }, /2 epoch\(s\) of history for epoch 3/],
+      [{ globalStep: -1 }, /bad globalStep -1/],
+      [{ bestEpoch: 7 }, /bad bestEpoch 7 after 2 epoch/],
+      [{ stale: 'no' }, /bad stale "no"/],
+      [{ optimizer: { step: Number.NaN, slots: new Map() } }, /bad optimizerStep null/],
+    ];
+    for (const [change, message] of cases) {
+      writeCheckpoint(file, { ...good, ...change } as unknown as Parameters<typeof writeCheckpoint>[1]);
+      assert.throws(
+        () => readCheckpoint(file, sizes),
+        (e: Error) => e instanceof ModelError && /not a usable training checkpoint: /.test(e.message) && message.test(e.message) && !e.message.includes('\n'),
+        JSON.stringify(change),
+      );
+    }
   });
 
   it('stops early and returns the best epoch’s weights', async () => {

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { openModel } from '../../src/core/formats/registry';
-import { parseRecipe, recipeNeedsTrain, runRecipe } from '../../src/core/recipe';
+import { parseRecipe, recipeNeedsEval, recipeNeedsTrain, runRecipe } from '../../src/core/recipe';
 import { stepsTable } from '../../src/cli/commands/compress';
 import { fidelityWarnings } from '../../src/core/runtime/fidelity-warnings';
 import type { EvaluationReport } from '../../src/core/runtime/evaluate';
@@ -126,6 +126,25 @@ describe('training steps in recipes: validation', () => {
     assert.equal(b.code, 2, b.stderr);
     assert.match(b.stderr.split('\n')[0], /r\.recipe\.json: not valid JSON/);
     assertNoStack(r.stderr + b.stderr);
+  });
+
+  it('the CLI refuses an early-exit recipe without real --eval before running any step (exit 2, one line)', () => {
+    const dir = tmpDir();
+    const recipe = path.join(dir, 'ee.recipe.json');
+    fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'prune', ratio: 0.5 }, { step: 'early-exit', minAgreement: 0.99 }] }));
+    assert.equal(recipeNeedsEval(parseRecipe(JSON.parse(fs.readFileSync(recipe, 'utf8')))), 'step 2 (early-exit)');
+    assert.equal(recipeNeedsEval(parseRecipe({ steps: [{ step: 'early-exit', widths: [0.5, 1] }] })), 'step 1 (early-exit): widths');
+    assert.equal(recipeNeedsEval(parseRecipe({ steps: [{ step: 'prune', ratio: 0.5 }, { step: 'distill' }] })), undefined);
+    const out = path.join(dir, 'o.onnx');
+    for (const extra of [[], ['--eval', 'random:8']]) {
+      const r = cli(['compress', fx('digits_cnn.onnx'), '--recipe', recipe, '--train', fx('digits_calib_x.npy'), '--progress', ...extra, '-o', out]);
+      assert.equal(r.code, 2, r.stderr);
+      const lines = r.stderr.trim().split('\n');
+      assert.match(lines[0], /^error: the recipe's step 2 \(early-exit\) needs real evaluation data: give --eval ex\.npy/);
+      assert.ok(!/step 1\/2|prun/i.test(r.stderr), `no step ran: ${r.stderr}`);
+      assertNoStack(r.stderr);
+    }
+    assert.ok(!fs.existsSync(out));
   });
 
   it('--calib-labels follow the data-flag conventions: checked against the calibration count', () => {

@@ -154,6 +154,27 @@ describe('runtime widths', function () {
     }
   });
 
+  it('fine-tunes a Conv→BatchNormalization→Relu model: the running statistics are not trained (they stay as they were), the weights are', async () => {
+    const b = new ModelBuilder(13);
+    const x = b.input('x', ['n', 3, 8, 8]);
+    const mean = Float32Array.from({ length: 8 }, (_, i) => 0.1 * i - 0.3);
+    const variance = Float32Array.from({ length: 8 }, (_, i) => 0.5 + 0.25 * i);
+    const [bn] = b.node('BatchNormalization', [b.conv(x, 3, 8, 3), b.init('gamma', [8]), b.init('beta', [8]), b.init('bn_mean', [8], mean), b.init('bn_var', [8], variance)]);
+    const [f] = b.node('Flatten', [b.node('GlobalAveragePool', [b.node('Relu', [bn])[0]])[0]], { axis: 1 });
+    b.markOutput(b.gemm(f, 8, 4), 'y');
+    const model = b.build();
+    const ds = randomData('x', [3, 8, 8], 8);
+    const r = await runtimeWidths(model, { widths: [0.5, 1], train: ds, eval: ds, training: { epochs: 1, batchSize: 4, lr: 1e-2 }, latencySamples: 0 });
+    assert.equal(r.training.epochs, 1);
+    assert.deepEqual(r.widths.map((w) => w.width), [0.5, 1]);
+    const out = r.model.graph.initializers;
+    // Reordering permutes channels, so compare the statistics as multisets.
+    const sorted = (a: ArrayLike<number>) => Array.from(a).sort((p, q) => p - q);
+    assert.deepEqual(sorted(out.get('bn_mean')!.toFloat32()), sorted(mean));
+    assert.deepEqual(sorted(out.get('bn_var')!.toFloat32()), sorted(variance));
+    assert.notDeepEqual(sorted(out.get('gamma')!.toFloat32()), sorted(model.graph.initializers.get('gamma')!.toFloat32()), 'the BN scale was trained');
+  });
+
   it('a budget input (fraction of MACs) selects the widest width within it, in ORT', async () => {
     const cnn = openModel(fx('digits_cnn.onnx'));
     const opts = { widths: [0.5, 0.75], train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), training: { epochs: 0 }, latencySamples: 0 };

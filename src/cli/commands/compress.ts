@@ -1,4 +1,4 @@
-import { assertRecipeOutput, readRecipe, recipeNeedsCalib, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
+import { assertRecipeOutput, readRecipe, recipeNeedsCalib, recipeNeedsEval, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
 import { UsageError } from '../../core/errors';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
@@ -26,6 +26,9 @@ export const compressCommand: Command = {
     const trains = recipeNeedsTrain(recipe);
     if (trains && !flags.train) throw new UsageError(`the recipe trains (${trains}): give training inputs (--train x.npy, and --train-labels y.npy for labelled training)`);
     const job = await openJob(positional, flags, 'compress', 'compressed');
+    const evals = recipeNeedsEval(recipe);
+    // Without --eval the evaluation data is the calibration data, else random samples.
+    if (evals && job.evalData.random) throw new UsageError(`the recipe's ${evals} needs real evaluation data: give --eval ex.npy (held-out inputs${flags.eval ? ', not random' : ''})`);
     assertRecipeOutput(recipe, job.output);
     const r = await runRecipe(job.model, recipe, { ...stepContext(job), onTrainProgress: (p, i, id) => job.progress.onTrainProgress(p, `${i + 1}:${id}`) });
     const report = await finishJob(job, r.model, flags, { step: 'compress' });

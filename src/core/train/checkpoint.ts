@@ -85,7 +85,18 @@ export function readCheckpoint(file: string, sizes: Map<string, number>): Checkp
   } catch {
     throw bad('corrupt header');
   }
-  if (h.version !== 1 || !Array.isArray(h.blobs) || !Array.isArray(h.history)) throw bad('unknown version');
+  if (h === null || typeof h !== 'object' || h.version !== 1 || !Array.isArray(h.blobs) || !Array.isArray(h.history)) throw bad('unknown version');
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  for (const k of ['epoch', 'globalStep', 'bestEpoch', 'stale', 'optimizerStep'] as const) {
+    if (!count(h[k])) throw bad(`bad ${k} ${JSON.stringify(h[k]) ?? 'missing'} (a whole number ≥ 0)`);
+  }
+  if (h.history.length !== h.epoch) throw bad(`it records ${h.history.length} epoch(s) of history for epoch ${h.epoch}`);
+  if (h.bestEpoch > h.epoch || h.stale > h.epoch) throw bad(`bad ${h.bestEpoch > h.epoch ? `bestEpoch ${h.bestEpoch}` : `stale ${h.stale}`} after ${h.epoch} epoch(s)`);
+  if (h.bestMetric !== undefined && h.bestMetric !== null && typeof h.bestMetric !== 'number') throw bad('bad bestMetric');
+  for (const b of h.blobs as unknown[]) {
+    const o = b as Header['blobs'][number] | null;
+    if (!o || typeof o.name !== 'string' || !count(o.length) || !['param', 'best', 'slot'].includes(o.group) || (o.slot !== undefined && o.slot !== null && !count(o.slot))) throw bad('bad weight entry in the header');
+  }
   let at = 12 + len + ((4 - ((12 + len) % 4)) % 4);
   const c: Checkpoint = {
     epoch: h.epoch,

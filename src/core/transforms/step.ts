@@ -113,6 +113,8 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   needsCalib?(o: z.output<S>): RuleMessage;
   /** Why the step needs training inputs (`--train`) with these options, if it does. */
   needsTrain?(o: z.output<S>): RuleMessage;
+  /** Why the step needs real (not random) evaluation data (`--eval`), if it does. */
+  needsEval?(o: z.output<S>): RuleMessage;
   /** An example command line (after `model-compressor`). */
   example: string;
   /**

@@ -1,5 +1,6 @@
 import { UsageError } from '../../errors';
-import type { Model } from '../../ir/graph';
+import type { Dim, Model } from '../../ir/graph';
+import { inferShapes } from '../../ir/shape-inference';
 import { withExtraOutputs } from '../../runtime/capture';
 import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession } from '../../runtime/session';
@@ -102,7 +103,9 @@ export async function distill(student: Model, teacher: Model, opts: DistillOptio
   const match = opts.match ?? [];
   const teacherFeeds: Record<string, string> = { [tOut]: TEACHER_LOGITS };
   match.forEach((m, i) => (teacherFeeds[m.teacher] = matchFeed(i)));
-  const tSession = await ModelSession.create(withExtraOutputs(teacher, match.map((m) => m.teacher)), { allowSpinning: false }, '<teacher>');
+  const teacherName = teacher.path ?? 'the teacher';
+  checkTeacherFits(student, teacher, teacherName, opts.train, match);
+  const tSession = await ModelSession.create(withExtraOutputs(teacher, match.map((m) => m.teacher)), { allowSpinning: false }, teacherName);
   let result: FitResult;
   try {
     const base = datasetSampleSet(opts.train, hasLabels ? { [TRAIN_LABELS]: labelsTensor(opts.trainLabels!) } : {});
@@ -120,4 +123,42 @@ export async function distill(student: Model, teacher: Model, opts: DistillOptio
     out.after = a.candidate;
   }
   return out;
+}
+
+const showShape = (d: readonly Dim[]) => `[${d.map((x) => (typeof x === 'number' ? String(x) : x ?? '?')).join(',')}]`;
+
+/** Two shapes that cannot be the same tensor shape: different ranks, or a fixed dim that differs. */
+function clash(a: readonly Dim[], b: readonly Dim[]): boolean {
+  return a.length !== b.length || a.some((d, i) => typeof d === 'number' && typeof b[i] === 'number' && d !== b[i]);
+}
+
+/**
+ * Checks, before any training, that the teacher reads the student's training inputs (same
+ * names, compatible shapes) and that each `match` pair has one shape on both sides (by shape
+ * inference with the data's shapes). Errors: UsageError naming the teacher file, tensors and shapes.
+ */
+function checkTeacherFits(student: Model, teacher: Model, teacherName: string, train: Dataset, match: FeatureMatch[]): void {
+  if (train.count < 1) return; // the training loop says so
+  const sample = train.batch(0, 1);
+  const shapes: Record<string, Dim[]> = {};
+  for (const [name, t] of Object.entries(sample)) {
+    const input = teacher.graph.inputs.find((i) => i.name === name);
+    if (!input) throw new UsageError(`${teacherName}: the teacher has no input '${name}' (its inputs: ${teacher.graph.inputs.map((i) => i.name).join(', ')}); it must read the student's inputs`);
+    const want = input.type?.kind === 'tensor' ? input.type.shape : null;
+    const got: Dim[] = ['n', ...t.dims.slice(1)];
+    if (want && clash(want.slice(1), got.slice(1))) throw new UsageError(`${teacherName}: the teacher's input '${name}' expects ${showShape(['n', ...want.slice(1)])}, the student's training data is ${showShape(got)}`);
+    shapes[name] = [1, ...t.dims.slice(1)];
+  }
+  if (!match.length) return;
+  const ts = inferShapes(teacher, { inputShapes: shapes }).types;
+  const ss = inferShapes(student, { inputShapes: shapes }).types;
+  for (const m of match) {
+    const a = ts.get(m.teacher);
+    const b = ss.get(m.student);
+    const sa = a?.kind === 'tensor' ? a.shape : null;
+    const sb = b?.kind === 'tensor' ? b.shape : null;
+    if (sa && sb && clash(sa, sb)) {
+      throw new UsageError(`--match ${m.teacher}=${m.student}: the teacher's '${m.teacher}' is ${showShape(sa)} but the student's '${m.student}' is ${showShape(sb)} (at batch 1); matched tensors need the same shape`);
+    }
+  }
 }

@@ -12,7 +12,7 @@ import { groupImportance } from './importance';
 import { pruneKeras } from './tfjs-layers';
 import { reconstruct, type ReconstructReport } from './onnx/reconstruct';
 import { pushAll } from '../../util/arrays';
-import { incrementalRatio, scheduledTarget } from './schedule';
+import { scheduledTarget } from './schedule';
 
 /**
  * Pruning policy: which channels go (structured) or which weights become zero
@@ -81,6 +81,8 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
   let lastBefore = model;
   /** For layers whose output channels were pruned: current channel index → original index. */
   const originalIndex = new Map<string, number[]>();
+  /** Each group's channel count when first seen (before step 1), by group name. */
+  const firstSize = new Map<string, number>();
   for (let step = 1; step <= steps; step++) {
     opts.onProgress?.(`step ${step}/${steps}: planning`, (step - 1) / steps);
     const dg = buildDependencyGraph(current);
@@ -101,18 +103,25 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
       return typeof s !== 'string';
     });
     const roundTo = Math.max(1, Math.floor(opts.roundTo ?? 8));
-    const planFor = (ratioOf: (g: Group) => number): GroupPlan[] =>
+    for (const g of usable) if (!firstSize.has(groupName(g))) firstSize.set(groupName(g), g.size);
+    const planWith = (countOf: (g: Group) => number): GroupPlan[] =>
       usable.map((g) => {
         const s = scores.get(g) as Float64Array;
-        const n = removeCount(g.size, ratioOf(g), roundTo);
+        const n = countOf(g);
         const order = [...s.keys()].sort((a, b) => s[a] - s[b] || a - b);
         return { group: g, remove: order.slice(0, Math.max(0, n)).sort((a, b) => a - b) };
       });
+    const planFor = (ratioOf: (g: Group) => number): GroupPlan[] => planWith((g) => removeCount(g.size, ratioOf(g), roundTo));
     let plans: GroupPlan[];
     if (opts.groupRatios) plans = planFor((g) => opts.groupRatios![groupName(g)] ?? 0);
     else if (opts.ratio !== undefined) {
-      const r = opts.schedule ? incrementalRatio(opts.ratio, step, steps, opts.schedule) : 1 - (1 - opts.ratio) ** (1 / steps);
-      plans = planFor(() => r);
+      // The cumulative target of this step, counted (and rounded) on each group's size before
+      // step 1: an increment on already-rounded counts would stop short of the final ratio.
+      const cumulative = opts.schedule ? scheduledTarget(opts.ratio, step, steps, opts.schedule) : 1 - (1 - opts.ratio) ** (step / steps);
+      plans = planWith((g) => {
+        const size0 = firstSize.get(groupName(g)) ?? g.size;
+        return Math.min(g.size - 1, Math.max(0, g.size - (size0 - removeCount(size0, cumulative, roundTo))));
+      });
     } else {
       const key = opts.targetMacs !== undefined ? 'macs' : 'params';
       const target = (opts.targetMacs ?? opts.targetParams)!;

@@ -5,7 +5,7 @@ import { AttrType, Graph, Node, type Model, type ValueInfo } from '../../ir/grap
 import { Tensor } from '../../ir/tensor';
 import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession, type HostTensor } from '../../runtime/session';
-import { datasetSampleSet, fit, labelsTensor, withTeacher, type FitResult, type LossTerm } from '../../train';
+import { datasetSampleSet, fit, floatWeights, labelsTensor, withTeacher, type FitResult, type LossTerm } from '../../train';
 import { fitSettings, secondsPerEpoch, type TrainSettings } from '../distill/common';
 import { cloneModel } from '../graph-edit';
 import { buildDependencyGraph, removedPositions, type Group } from '../prune/onnx/dependency';
@@ -319,7 +319,8 @@ async function sandwich(original: Model, trainModel: Model, ordered: Model, outN
       // Defaults apply to settings left undefined (the CLI passes every flag, given or not).
       ...fitSettings({ ...opts.training, epochs: opts.training?.epochs ?? 5, batchSize: opts.training?.batchSize ?? 32, lr: opts.training?.lr ?? 1e-3, signal: opts.signal }),
       losses,
-      trainable: [...ordered.graph.initializers.keys()].filter((k) => ordered.graph.initializers.get(k)!.isFloat()),
+      // The real weights only: BatchNormalization running statistics stay as they are (BN frozen).
+      trainable: floatWeights(ordered),
       onProgress: (p) => {
         opts.training?.onProgress?.(p);
         opts.onProgress?.('training the widths (sandwich rule)', ((p.epoch - 1) * p.steps + p.step) / (p.epochs * p.steps));
