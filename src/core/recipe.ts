@@ -5,7 +5,7 @@ import { assertOutputNotInput, openModel } from './formats/registry';
 import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
 import type { TrainProgress } from './train/api';
-import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById, stepForms } from './transforms/registry';
+import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById } from './transforms/registry';
 import { didYouMean, renderRule, validateOptions, type StepContext } from './transforms/step';
 
 /**
@@ -80,28 +80,6 @@ export function recipeNeedsEval(recipe: Recipe): string | undefined {
     if (why) return `step ${i + 1} (${s.step})${why === s.step ? '' : `: ${renderRule(why, (k) => k)}`}`;
   }
   return undefined;
-}
-
-/** What a recipe may contain for a model format: the Compress panel offers exactly these. */
-export interface RecipeChoices {
-  steps: string[];
-  quantizeModes: string[];
-  substituteKinds: string[];
-  pruneCriteria: string[];
-  recover: string[];
-}
-
-/** The choices of the panel's forms, flattened (kept for callers that want the lists). */
-export function recipeChoices(format: string): RecipeChoices {
-  const forms = stepForms(format);
-  const values = (step: string, key: string) => (forms.find((f) => f.step === step)?.fields.find((f) => f.key === key)?.values ?? []).map(String);
-  return {
-    steps: forms.map((f) => f.step),
-    quantizeModes: values('quantize', 'mode'),
-    substituteKinds: values('substitute', 'kind'),
-    pruneCriteria: values('prune', 'criterion'),
-    recover: values('prune', 'recover'),
-  };
 }
 
 /** The largest recipe file read (a recipe is a short list of steps; this bounds a mistaken path). */

@@ -18,7 +18,7 @@ import { pruneModel } from '../../src/core/transforms/prune';
 import { pruneWithRecovery, retrain } from '../../src/core/transforms/prune/recover';
 import { substituteLowRank } from '../../src/core/transforms/substitute';
 import { buildDependencyGraph } from '../../src/core/transforms/prune/onnx/dependency';
-import { incrementalRatio, scheduleTargets, scheduledTarget } from '../../src/core/transforms/prune/schedule';
+import { scheduleTargets, scheduledTarget } from '../../src/core/transforms/prune/schedule';
 import { TaylorAccumulator, taylorChannelSums, taylorScores } from '../../src/core/transforms/prune/taylor';
 import { digitsData } from './helpers/digits';
 import { ModelBuilder, randomFloats } from './helpers/builder';
@@ -43,14 +43,6 @@ describe('prune schedules (Zhu & Gupta cubic)', () => {
     assert.ok(Math.abs(scheduledTarget(0.8, 1, 4, 'cubic') - 0.4625) < 1e-12);
     assert.ok(Math.abs(scheduledTarget(0.8, 2, 4, 'cubic') - 0.7) < 1e-12);
     assert.ok(scheduledTarget(0.8, 1, 4, 'cubic') > scheduledTarget(0.8, 1, 4, 'linear'));
-  });
-
-  it('incremental ratios compose to the cumulative target', () => {
-    let left = 1;
-    for (let s = 1; s <= 6; s++) {
-      left *= 1 - incrementalRatio(0.75, s, 6, 'cubic');
-      assert.ok(Math.abs(1 - left - scheduledTarget(0.75, s, 6, 'cubic')) < 1e-12);
-    }
   });
 
   it('refuses bad steps and targets with a UsageError', () => {

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
-import { parseRecipe, recipeChoices } from '../../src/core/recipe';
+import { parseRecipe } from '../../src/core/recipe';
 import { recipeJsonSchema, STEPS, stepForms } from '../../src/core/transforms/registry';
 import { commands, runCli } from '../../src/cli/main';
 
@@ -14,6 +14,20 @@ async function run(argv: string[]) {
   const err: string[] = [];
   const code = await runCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
   return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+
+/** The panel's choices per format, flattened from its forms (what the assertions below compare). */
+function recipeChoices(format: string) {
+  const forms = stepForms(format);
+  const values = (step: string, key: string) => (forms.find((f) => f.step === step)?.fields.find((f) => f.key === key)?.values ?? []).map(String);
+  return {
+    steps: forms.map((f) => f.step),
+    quantizeModes: values('quantize', 'mode'),
+    substituteKinds: values('substitute', 'kind'),
+    pruneCriteria: values('prune', 'criterion'),
+    recover: values('prune', 'recover'),
+  };
 }
 
 describe('steps: one option schema for CLI, recipes, JSON Schema and the panel', () => {

@@ -30,14 +30,3 @@ export function scheduledTarget(final: number, step: number, steps: number, sche
 export function scheduleTargets(final: number, steps: number, schedule: PruneSchedule = 'cubic'): number[] {
   return Array.from({ length: steps }, (_, i) => scheduledTarget(final, i + 1, steps, schedule));
 }
-
-/**
- * The fraction of what is LEFT after step − 1 that step `step` removes, so that the cumulative
- * removed fraction follows the schedule: 1 − (1 − s_t)/(1 − s_{t−1}). Per-group channel ratios
- * compose this way (removing r of the remaining channels at each step).
- */
-export function incrementalRatio(final: number, step: number, steps: number, schedule: PruneSchedule = 'cubic'): number {
-  const prev = step > 1 ? scheduledTarget(final, step - 1, steps, schedule) : 0;
-  const cur = scheduledTarget(final, step, steps, schedule);
-  return 1 - (1 - cur) / (1 - prev);
-}
