@@ -5,7 +5,7 @@ import { saveVerified } from '../../core/runtime/verified-save';
 import { trainStep, type TrainOutcome } from '../../core/transforms/train/step';
 import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
-import { JOB_FLAGS, finishJob, openJob, stepContext, trainingCurves } from '../job';
+import { finishJob, jobFlagsFor, openJob, stepContext, trainingCurves } from '../job';
 import { renderReport } from '../report';
 import { stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 
@@ -29,7 +29,7 @@ export const trainCommand: Command = {
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
     '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--bn frozen|train] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
-  flags: { ...TRAIN_FLAGS.spec, ...OWN, ...withoutKeys(withoutKeys(JOB_FLAGS, OWN), TRAIN_FLAGS.spec) },
+  flags: { ...TRAIN_FLAGS.spec, ...OWN, ...withoutKeys(withoutKeys(jobFlagsFor(trainStep), OWN), TRAIN_FLAGS.spec) },
   example: trainStep.example,
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, this.flags);
@@ -39,7 +39,7 @@ export const trainCommand: Command = {
     if (!flags.output) throw new UsageError('-o names the trained model to write');
     if (flags.eval && !flags.labels) throw new UsageError('accuracy on --eval needs --labels');
 
-    const job = await openJob(positional, { ...flags, calib: undefined, 'calib-labels': undefined }, 'train', 'trained');
+    const job = await openJob(positional, flags, 'train', 'trained');
     if (job.train?.random) throw new UsageError('train learns from real inputs; --train cannot be random');
     const { output } = job;
     const checkpoint = `${output}.ckpt`;

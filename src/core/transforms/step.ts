@@ -99,6 +99,9 @@ export type RuleMessage = string | undefined;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyOptions = z.ZodObject<any>;
 
+/** A kind of job data: calibration (`--calib`), training (`--train`), evaluation (`--eval`). */
+export type StepData = 'calib' | 'train' | 'eval';
+
 export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   /** The recipe's `step` value and the CLI command name. */
   id: string;
@@ -115,6 +118,11 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   needsTrain?(o: z.output<S>): RuleMessage;
   /** Why the step needs real (not random) evaluation data (`--eval`), if it does. */
   needsEval?(o: z.output<S>): RuleMessage;
+  /**
+   * The kinds of job data the step reads (default: every kind). The CLI offers only these
+   * kinds' flags (`jobFlagsFor`).
+   */
+  data?: ReadonlyArray<StepData>;
   /** An example command line (after `model-compressor`). */
   example: string;
   /**
