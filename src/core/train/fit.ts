@@ -7,7 +7,7 @@ import { ModelSession, type HostTensor } from '../runtime/session';
 import { cloneModel } from '../ir/clone';
 import type { AccumulateOptions, EpochRecord, FitOptions, FitResult, LossTerm, SampleSet, TrainableSelection, TrainProgress } from './api';
 import { buildTrainingGraph, floatWeights } from './autodiff';
-import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
+import { assertCheckpointExists, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
 import { shuffled } from './data';
 import { Optimizer, clipGradNorm, learningRate, validateSchedule } from './optim';
 import { TrainingSession } from './session';
@@ -242,7 +242,8 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
     const total = steps * opts.epochs;
     const seed = opts.seed ?? 0;
     let state: Checkpoint = { epoch: 0, globalStep: 0, history: [], bestEpoch: 0, stale: 0, params: values, best: new Map(), optimizer: optimizer.state };
-    if (opts.checkpoint?.resume && fs.existsSync(opts.checkpoint.path)) {
+    if (opts.checkpoint?.resume) {
+      assertCheckpointExists(opts.checkpoint.path);
       const loaded = readCheckpoint(opts.checkpoint.path, new Map([...values].map(([k, v]) => [k, v.length])));
       for (const [k, v] of loaded.params) values.get(k)!.set(v);
       optimizer.state.step = loaded.optimizer.step;
@@ -254,6 +255,14 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
     let stepsTimed = 0;
     const better = (m: number, best: number | undefined) =>
       best === undefined || (validator!.higherIsBetter ? m > best + (opts.earlyStopping?.minDelta ?? 0) : m < best - (opts.earlyStopping?.minDelta ?? 0));
+    const shapes = new Map([...tg.paramShapes, ...tg.stateShapes]);
+    // Epoch 0: the weights before training are the baseline every epoch must beat; kept when none does.
+    if (validator && state.epoch === 0) {
+      state.initialMetric = await validator.measure(values, Math.max(opts.batchSize, 64), shapes);
+      state.bestMetric = state.initialMetric;
+      state.bestEpoch = 0;
+      state.best = copyMap(values);
+    }
     outer: for (let epoch = state.epoch; epoch < opts.epochs; epoch++) {
       const t0 = Date.now();
       const perm = shuffled(train.count, seed, epoch);
@@ -300,7 +309,7 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
       }
       const rec: EpochRecord = { epoch: epoch + 1, trainLoss: lossSum / Math.max(1, seen), lr, seconds: (Date.now() - t0) / 1000 };
       if (validator) {
-        rec.metric = await validator.measure(values, Math.max(opts.batchSize, 64), new Map([...tg.paramShapes, ...tg.stateShapes]));
+        rec.metric = await validator.measure(values, Math.max(opts.batchSize, 64), shapes);
         if (better(rec.metric, state.bestMetric)) {
           state.bestMetric = rec.metric;
           state.bestEpoch = epoch + 1;
@@ -336,6 +345,7 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
       history: state.history,
       bestEpoch: state.bestEpoch,
       bestMetric: state.bestMetric,
+      initialMetric: state.initialMetric,
       msPerStep: stepsTimed ? stepMs / stepsTimed : 0,
       steps: state.globalStep,
       stopped,

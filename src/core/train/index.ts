@@ -10,4 +10,4 @@ export { fit, accumulateGradients, assertTrainable, trainingRefusal, channelSali
 export { tensorSampleSet, datasetSampleSet, labelsTensor, withTeacher, withTeacherOutputs, shuffled } from './data';
 export { Optimizer, clipGradNorm, learningRate } from './optim';
 export { registerGradient, differentiableOps, type GradRule, type GradContext, type GradRuleEntry } from './grad/registry';
-export { writeCheckpoint, readCheckpoint } from './checkpoint';
+export { writeCheckpoint, readCheckpoint, assertCheckpointExists } from './checkpoint';

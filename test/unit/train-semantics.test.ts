@@ -3,7 +3,10 @@ import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { DataType } from '../../src/core/ir/dtype';
 import { Graph, Node } from '../../src/core/ir/graph';
-import { fit, trainingRefusal } from '../../src/core/train';
+import { openModel } from '../../src/core/formats/registry';
+import { readNpy } from '../../src/core/runtime/data/npy';
+import type { HostTensor } from '../../src/core/runtime/session';
+import { fit, tensorSampleSet, trainingRefusal, type FitOptions } from '../../src/core/train';
 import { assertNoStack, cli } from './cli.test';
 import { ModelBuilder } from './helpers/builder';
 import { FIXTURES, tmpDir } from './helpers/ort';
@@ -75,5 +78,53 @@ describe('training refuses models it cannot train as one graph', function () {
       fit(model, { count: 4, gather: async () => ({}) }, { losses: [{ kind: 'cross-entropy', logits: 'logits', labels: 'labels' }], epochs: 1, batchSize: 2, optimizer: { kind: 'sgd', lr: 0.1 } }),
       (e: unknown) => e instanceof UsageError && /node 'gate' \(If\)/.test(e.message),
     );
+  });
+});
+
+function npyTensor(file: string): HostTensor {
+  const a = readNpy(fx(file));
+  const b = new Uint8Array(a.data.length);
+  b.set(a.data);
+  return { dtype: a.dtype, dims: a.shape, data: a.dtype === DataType.INT64 ? new BigInt64Array(b.buffer) : new Float32Array(b.buffer) };
+}
+
+describe('training: the original weights compete as epoch 0', function () {
+  this.timeout(300_000);
+  const data = (x: string, y: string) => tensorSampleSet({ input: npyTensor(x), labels: npyTensor(y) });
+  const train = data('digits_train_x.npy', 'digits_train_y.npy');
+  const validation: FitOptions['validation'] = { data: data('digits_test_x.npy', 'digits_test_y.npy'), metric: 'accuracy' };
+  const base = { losses: [{ kind: 'cross-entropy' as const, logits: 'output', labels: 'labels' }], batchSize: 64, seed: 1, validation };
+
+  it('when every epoch is worse on validation than the original weights, those are returned (bestEpoch 0), and patience counts from epoch 0', async () => {
+    const model = openModel(fx('digits_mlp.onnx'));
+    // A learning rate far too high: every epoch ends near chance.
+    const r = await fit(model, train, { ...base, epochs: 2, optimizer: { kind: 'sgd', lr: 0.5, momentum: 0.9 } });
+    assert.equal(r.history.length, 2);
+    assert.ok(r.initialMetric! > 0.95, `original accuracy ${r.initialMetric}`);
+    assert.ok(r.history.every((h) => h.metric! < r.initialMetric!), JSON.stringify(r.history));
+    assert.equal(r.bestEpoch, 0);
+    assert.equal(r.bestMetric, r.initialMetric);
+    for (const name of r.trainable) assert.deepEqual(r.model.graph.initializers.get(name)!.toFloat32(), model.graph.initializers.get(name)!.toFloat32(), name);
+    const stopped = await fit(model, train, { ...base, epochs: 5, optimizer: { kind: 'sgd', lr: 0.5, momentum: 0.9 }, earlyStopping: { patience: 1 } });
+    assert.equal(stopped.stopped, 'early-stopped');
+    assert.equal(stopped.history.length, 1, 'one epoch worse than epoch 0 exhausts patience 1');
+    // A sensible rate that improves on the original keeps a trained epoch.
+    const good = await fit(model, train, { ...base, epochs: 1, optimizer: { kind: 'adamw', lr: 1e-4 } });
+    if (good.history[0].metric! > good.initialMetric!) assert.equal(good.bestEpoch, 1);
+    else assert.equal(good.bestEpoch, 0);
+  });
+
+  it('train says so: kept the original weights, no layer changed, exit 0 (text and --json)', () => {
+    const out = path.join(tmpDir(), 'worse.onnx');
+    const args = ['train', fx('digits_mlp.onnx'), ...TRAIN, ...EVAL, '--epochs', '1', '--optimizer', 'sgd', '--lr', '0.5', '--no-bench', '-o', out];
+    const r = cli(args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /kept the original weights \(epoch 0\) \(validation accuracy 0\.9\d+\)/);
+    assert.match(r.stdout, /note: no epoch beat the original weights on validation \(accuracy 0\.9\d+ before training, 0\.\d+ at best after an epoch\): the original weights are kept/);
+    assert.match(r.stdout, /changed: 0 /);
+    const j = JSON.parse(cli([...args, '--json']).stdout) as { bestEpoch: number; initialValidation: number; bestValidation: number; accuracy: { before: number; after: number } };
+    assert.equal(j.bestEpoch, 0);
+    assert.equal(j.bestValidation, j.initialValidation);
+    assert.equal(j.accuracy.after, j.accuracy.before);
   });
 });
