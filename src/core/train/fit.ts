@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import { UsageError } from '../errors';
 import { DataType } from '../ir/dtype';
 import { Model, outerRefs } from '../ir/graph';
