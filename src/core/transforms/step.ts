@@ -35,6 +35,8 @@ export interface OptionInfo {
   repeatable?: boolean;
   /** CLI placeholder for the value, e.g. `f` or `n1,n2`. */
   placeholder?: string;
+  /** The value is a file path: in a recipe file, a relative one resolves against the recipe's folder (`readRecipe`). */
+  file?: boolean;
   /**
    * Data slots a value of this option reads (enum values, or 'true' for a boolean), so the
    * Compress panel can say what to pick before the engine refuses (e.g. recover finetune: train, trainLabels).

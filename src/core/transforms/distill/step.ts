@@ -9,6 +9,7 @@ import { distill, parseMatches, type DistillResult } from './index';
 export const distillOptions = z.strictObject({
   teacher: option(z.string().min(1).optional(), 'The teacher model (same inputs; class logits as its first output). In a recipe the default is the model the recipe started from.', {
     placeholder: 'teacher.onnx',
+    file: true,
   }),
   temperature: option(z.number().gt(0).max(100).default(4), 'Softening temperature T of softmax(z/T).', { placeholder: 'T', form: { min: 1, max: 20, step: 0.5, initial: 4 } }),
   alpha: option(z.number().min(0).max(1).optional(), 'Weight α of the distillation term, 1 − α on the labels (default 0.7; 1 without labels).', { placeholder: 'a' }),
