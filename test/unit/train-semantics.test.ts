@@ -39,6 +39,11 @@ describe('training refuses models it cannot train as one graph', function () {
       assert.equal(r.code, 0, r.stderr);
       made.push([out, what]);
     }
+    // compare runs an early-exit model per sample (its decisions are per batch) and says so.
+    const c = cli(['compare', fx('digits_cnn.onnx'), made[0][0], '--data', fx('digits_test_x.npy')]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /\(597 samples, batch 1\)/);
+    assert.match(c.stdout, /note: an early-exit model is compared per sample \(batch 1\)/);
     for (const [file, what] of made) {
       for (const args of [
         ['train', file, ...TRAIN, '--epochs', '1', '-o', path.join(dir, 't.onnx')],

@@ -298,6 +298,43 @@ describe('runtime widths', function () {
     }
   });
 
+  it('compare feeds a runtime-widths model its selector: full width by default, --width to choose; --width without such a model is refused', async () => {
+    const dir = tmpDir();
+    const ref = fx('digits_cnn.onnx');
+    const files: Record<string, string> = {};
+    for (const selector of ['width', 'budget'] as const) {
+      const r = await runtimeWidths(openModel(ref), { widths: [0.5], selector, train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), training: { epochs: 0 }, latencySamples: 0 });
+      files[selector] = path.join(dir, `${selector}.onnx`);
+      await saveVerified(r.model, files[selector]);
+    }
+    const DATA = ['--data', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy')];
+    type Out = { widths: { reference: { input: string; value: number } | null; candidate: { input: string; value: number } | null }; outputs: Array<{ cosine: number; top1Agreement: number }> };
+    const run = (args: string[]) => {
+      const r = cli(['compare', ...args, ...DATA, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Out;
+    };
+    // Not fine-tuned: the full width is the original (exact reordering).
+    const full = run([ref, files.width]);
+    assert.deepEqual(full.widths, { reference: null, candidate: { input: 'width', value: 1 } });
+    assert.ok(full.outputs[0].cosine > 0.99999 && full.outputs[0].top1Agreement === 1, JSON.stringify(full.outputs[0]));
+    const half = run([ref, files.width, '--width', '0.5']);
+    assert.ok(half.outputs[0].cosine < 0.999, 'half width computes another function');
+    // As the reference, and with a budget selector.
+    assert.deepEqual(run([files.budget, ref]).widths, { reference: { input: 'budget', value: 1 }, candidate: null });
+    assert.ok(run([files.budget, ref]).outputs[0].cosine > 0.99999);
+    const text = cli(['compare', ref, files.width, ...DATA]);
+    assert.match(text.stdout, /note: candidate runs at width 1 \(a runtime-widths model; --width picks another width\)/);
+    for (const [args, re] of [
+      [[ref, ref, '--width', '0.5'], /^error: --width runs a runtime-widths model \(written by early-exit --widths\) at a width, and neither model is one$/],
+      [[ref, files.width, '--width', '1.5'], /^error: --width is a fraction in \(0, 1\], got 1\.5$/],
+    ] as Array<[string[], RegExp]>) {
+      const x = cli(['compare', ...args]);
+      assert.equal(x.code, 2, x.stderr);
+      assert.match(x.stderr.trim(), re);
+    }
+  });
+
   it('compress --recipe with an early-exit widths step: the report runs the output at full width (width and budget selectors)', () => {
     for (const selector of ['width', 'budget']) {
       const dir = tmpDir();
