@@ -148,6 +148,8 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
       assert.equal(r.stderr, "error: unknown option '--calib'", name);
     }
     assert.match((await run(['prune', '--help'])).stdout, /--calib <data>/, 'prune still reads --calib');
+    // early-exit reads real data only: no random-sample count.
+    assert.doesNotMatch((await run(['early-exit', '--help'])).stdout, /--samples/);
   });
 
   it('CLI flags come from the same schema: ranges, rules and typos are usage errors', async () => {
