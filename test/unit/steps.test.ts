@@ -139,6 +139,8 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
       assert.equal(r.stderr.split('\n').length, 1, `${c.name}: ${r.stderr}`);
       assert.match(r.stderr, /^error: unknown option '--bogus-flag'/);
     }
+    assert.deepEqual(await run(['prun', m]), { code: 2, stdout: '', stderr: "error: unknown command 'prun'; did you mean 'prune'?" });
+    assert.match((await run(['frobnicate'])).stderr, /^error: unknown command 'frobnicate' \(commands: inspect, .*train\)$/);
     for (const name of ['train', 'distill', 'early-exit']) {
       const help = (await run([name, '--help'])).stdout;
       assert.doesNotMatch(help, /--calib/, `${name} --help`);
