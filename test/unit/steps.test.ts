@@ -149,7 +149,13 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
       assert.equal(r.code, 2);
       assert.equal(r.stderr, "error: unknown option '--calib'", name);
     }
-    assert.match((await run(['prune', '--help'])).stdout, /--calib <data>/, 'prune still reads --calib');
+    assert.match((await run(['prune', '--help'])).stdout, /--calib <data>[\s\S]*--calib-labels <y\.npy>/, 'prune reads --calib and, for Taylor, --calib-labels');
+    // quantize and substitute read calibration inputs but no calibration labels.
+    for (const name of ['quantize', 'substitute']) {
+      const help = (await run([name, '--help'])).stdout;
+      assert.match(help, /--calib <data>/, name);
+      assert.doesNotMatch(help, /--calib-labels/, name);
+    }
     // early-exit reads real data only: no random-sample count.
     assert.doesNotMatch((await run(['early-exit', '--help'])).stdout, /--samples/);
   });
