@@ -58,6 +58,12 @@ export interface SessionOptions {
    */
   allowSpinning?: boolean;
   graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * ORT's memory pattern (default on): after the first run it allocates one block laid out
+   * from that run's trace. Off for training graphs, where it held 2130 MiB against 1263 MiB
+   * without it on MobileNetV2 at batch 16 (same step time).
+   */
+  memoryPattern?: boolean;
 }
 
 export interface IOSpec {
@@ -202,6 +208,7 @@ function sessionOptions(opts: SessionOptions): OrtTypes.InferenceSession.Session
   }
   if (opts.intraOpThreads !== undefined) so.intraOpNumThreads = opts.intraOpThreads;
   if (opts.interOpThreads !== undefined) so.interOpNumThreads = opts.interOpThreads;
+  if (opts.memoryPattern === false) so.enableMemPattern = false;
   if (opts.allowSpinning === false) so.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
   return so;
 }
