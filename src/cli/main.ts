@@ -61,7 +61,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`error: ${e.message}\nusage: ${cmd.usage}`);
+      io.err(`error: ${e.message}`);
       return EXIT.usage;
     }
     if (e instanceof ModelError) {

@@ -506,19 +506,21 @@ describe('train: fit', function () {
     }
   });
 
-  it('stops early and returns the best epoch’s weights', async () => {
-    const r = await fit(mlp(), trainSet(0, 200), {
+  it('stops early and returns the best epoch’s weights (the original ones, epoch 0, when no epoch beats them)', async () => {
+    const model = mlp();
+    const r = await fit(model, trainSet(0, 200), {
       losses: ce,
       epochs: 10,
       batchSize: 50,
       optimizer: { kind: 'sgd', lr: 0.01 },
       validation: { data: trainSet(1000, 1100), metric: 'accuracy' },
-      // Nothing can beat the first epoch by a whole unit of accuracy.
+      // Nothing can beat the original weights (epoch 0) by a whole unit of accuracy.
       earlyStopping: { patience: 2, minDelta: 1 },
     });
     assert.equal(r.stopped, 'early-stopped');
-    assert.equal(r.history.length, 3);
-    assert.equal(r.bestEpoch, 1);
+    assert.equal(r.history.length, 2);
+    assert.equal(r.bestEpoch, 0);
+    for (const name of r.trainable) assert.deepEqual(r.model.graph.initializers.get(name)!.toFloat32(), model.graph.initializers.get(name)!.toFloat32(), name);
   });
 
   it('accumulates gradients without updating (Taylor importance) and freezes with --freeze', async () => {
@@ -565,19 +567,21 @@ describe('CLI: train', function () {
     const out = path.join(dir, 'mlp.trained.onnx');
     const r = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--epochs', '2', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
+    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; initialValidation: number; bestValidation: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
     assert.equal(j.epochs.length, 2);
     assert.ok(j.epochs.every((e) => e.metric > 0.9 && e.trainLoss > 0));
-    assert.ok(j.bestEpoch >= 1 && j.msPerStep > 0 && j.stopped === 'completed');
+    assert.ok(j.msPerStep > 0 && j.stopped === 'completed');
+    // The best epoch beats the original weights (epoch 0), or the original weights are kept.
+    const top = Math.max(...j.epochs.map((e) => e.metric));
+    assert.equal(j.bestEpoch, top > j.initialValidation ? j.epochs.findIndex((e) => e.metric === top) + 1 : 0);
+    assert.equal(j.bestValidation, Math.max(top, j.initialValidation));
     assert.ok(Math.abs(j.accuracy.before - 0.9715) < 0.002 && j.accuracy.after > 0.94, JSON.stringify(j.accuracy));
-    assert.ok(require('fs').existsSync(`${out}.ckpt`));
-    // --resume continues from the checkpoint beside the output: one more epoch, not three.
+    // A completed run removes its checkpoint (kept only on cancel or crash, for --resume), so --resume is refused in one line.
+    assert.ok(!require('fs').existsSync(`${out}.ckpt`), 'no checkpoint left after a successful run');
     const again = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--epochs', '3', '--batch', '64', '--lr', '1e-4', '--no-bench', '--resume', '-o', out, '--json']);
-    assert.equal(again.code, 0, again.stderr);
-    const k = JSON.parse(again.stdout) as { epochs: Array<{ trainLoss: number }>; steps: number };
-    assert.equal(k.epochs.length, 3);
-    assert.deepEqual(k.epochs.slice(0, 2), j.epochs);
-    assert.equal(k.steps, 3 * Math.ceil(1200 / 64));
+    assert.equal(again.code, 2, again.stderr);
+    assert.equal(again.stderr.trim(), `error: --resume: no checkpoint at ${out}.ckpt (one is written after each epoch and removed when training completes); run without --resume to start from epoch 1`);
+    assert.equal(again.stdout, '');
   });
 
   it('refuses bad requests in one line: missing labels, a count mismatch, a pattern that matches no weight', () => {
