@@ -1,6 +1,7 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import { nearest } from '../core/transforms/step';
 import { program } from './args';
+import { installInterruptCleanup } from '../core/util/scratch';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { assertOutputsNotAmongInputs } from './inputs-guard';
@@ -81,6 +82,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 }
 
 export function main(): void {
+  // Ctrl-C or a kill leaves no temporary model copies behind (TMPDIR, or staged beside -o).
+  installInterruptCleanup();
   const io: CliIO = {
     out: (t) => process.stdout.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
     err: (t) => process.stderr.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
