@@ -82,12 +82,13 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 }
 
 export function main(): void {
-  // Ctrl-C or a kill leaves no temporary model copies behind (TMPDIR, or staged beside -o).
-  installInterruptCleanup();
   const io: CliIO = {
     out: (t) => process.stdout.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
     err: (t) => process.stderr.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
   };
+  // Ctrl-C or a kill leaves no temporary model copies behind (TMPDIR, or staged beside -o).
+  // Outputs are renamed into place only once verified, so one written before the signal is complete.
+  installInterruptCleanup((sig) => io.err(`cancelled (${sig}): temporary files removed; no output is left half-written`));
   runCli(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;

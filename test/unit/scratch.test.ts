@@ -57,11 +57,11 @@ describe('scratch files', () => {
   });
 
   /** Runs a child that makes scratch files, then signals itself; returns its exit status. */
-  function interrupted(parent: string, out: string, extra: string): number | null {
+  function interrupted(parent: string, out: string, extra: string, stderr = ''): number | null {
     const script = `
       const s = require(${JSON.stringify(SCRATCH)});
       const { AtomicFile } = require(${JSON.stringify(ATOMIC)});
-      s.installInterruptCleanup();
+      s.installInterruptCleanup(${stderr ? `(sig) => process.stderr.write('cancelled (' + sig + ')')` : ''});
       ${extra}
       const d = s.makeScratchDir('mc-session-', ${JSON.stringify(parent)});
       require('fs').writeFileSync(d + '/model.onnx.data', Buffer.alloc(1024));
@@ -71,14 +71,14 @@ describe('scratch files', () => {
       process.kill(process.pid, 'SIGINT');
     `;
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
-    assert.equal(r.stderr, '');
+    assert.equal(r.stderr, stderr);
     return r.status;
   }
 
   it('SIGINT removes the scratch folder and the half-written output, and exits 130', () => {
     const parent = tmpDir();
     const outDir = tmpDir();
-    assert.equal(interrupted(parent, path.join(outDir, 'q.onnx'), ''), 130);
+    assert.equal(interrupted(parent, path.join(outDir, 'q.onnx'), '', 'cancelled (SIGINT)'), 130);
     assert.deepEqual(fs.readdirSync(parent), []);
     assert.deepEqual(fs.readdirSync(outDir), []);
   });

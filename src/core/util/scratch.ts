@@ -87,9 +87,10 @@ let installed = false;
 /**
  * Makes an interrupted process clean up its scratch paths: at 'exit', and on SIGINT/SIGTERM
  * when no other handler has claimed the signal (a command that handles SIGINT itself, like
- * `train`, ends through its own path and the 'exit' handler). Ends with 128 + signal number.
+ * `train`, ends through its own path and the 'exit' handler). Ends with 128 + signal number,
+ * after `onSignal` (for example, one line saying so).
  */
-export function installInterruptCleanup(): void {
+export function installInterruptCleanup(onSignal?: (signal: NodeJS.Signals) => void): void {
   if (installed) return;
   installed = true;
   process.on('exit', removeAllScratch);
@@ -100,6 +101,7 @@ export function installInterruptCleanup(): void {
     process.on(sig, () => {
       if (process.listenerCount(sig) > 1) return;
       removeAllScratch();
+      onSignal?.(sig);
       process.exit(code);
     });
   }
