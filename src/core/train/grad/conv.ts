@@ -107,11 +107,16 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
     const s = c.op('ReduceSum', [c.op('Mul', [cr, dr]), c.ints([0, 3])], { keepdims: 0 });
     return c.op('Reshape', [s, c.ints([outChannels, 1, ...geo.kernel])]);
   }
-  // Batched over (n, g): [cg·K, L] × [L, mg] → [cg·K, mg], summed over n.
+  // Batched over (n, g), the side with more rows first: MLAS packs the second operand (a copy
+  // of it per sample) and reuses it for every row of the first. dY·colsᵀ ([mg, L]×[L, cg·K])
+  // needs no final transpose; on MobileNetV2's 16→96 1×1 layer at 112² it took 9 ms against
+  // 19 ms for cols·dYᵀ, on 24→144 at 56² 4.9 against 6.2 ms.
   const cr = c.op('Reshape', [cols, c.ints([0, group, cg * K, L])]);
-  const dr = c.op('Transpose', [c.op('Reshape', [dy, c.ints([0, group, mg, L])])], { perm: [0, 1, 3, 2] });
-  const prod = c.op('ReduceSum', [c.op('MatMul', [cr, dr]), c.ints([0])], { keepdims: 0 });
-  const t = c.op('Transpose', [prod], { perm: [0, 2, 1] });
+  const dr = c.op('Reshape', [dy, c.ints([0, group, mg, L])]);
+  const lhsIsDy = mg >= cg * K;
+  const [a, b] = lhsIsDy ? [dr, cr] : [cr, dr];
+  const prod = c.op('ReduceSum', [c.op('MatMul', [a, c.op('Transpose', [b], { perm: [0, 1, 3, 2] })]), c.ints([0])], { keepdims: 0 });
+  const t = lhsIsDy ? prod : c.op('Transpose', [prod], { perm: [0, 2, 1] });
   return c.op('Reshape', [t, c.ints([outChannels, cg, ...geo.kernel])]);
 }
 
