@@ -124,16 +124,18 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
  * Whether the windows of a strided convolution are taken from a `SpaceToDepth` of the padded
  * input (2-D, one stride s > 1 on both axes): each of the s² phases is then a contiguous
  * block of channels, and every kernel tap a unit-stride Slice of one phase. ORT's strided
- * Slice and the Reshape + Transpose split both gather element by element (on MobileNetV2's
- * 96×112² stride-2 layer the Transpose alone took 66–95 ms; SpaceToDepth 22–25 ms).
+ * Slice and a Reshape + Transpose split both gather element by element: on MobileNetV2's
+ * 96×112² stride-2 layer the nine strided Slices took 208–228 ms, the Transpose split
+ * 66–95 ms, SpaceToDepth 22–43 ms and its nine unit-stride Slices 13–17 ms (ORT itself
+ * rewrites s² strided phase Slices + Concat into one SpaceToDepth).
  */
 function phaseSplit(geo: Geometry): boolean {
   return geo.spatial.length === 2 && geo.strides[0] === geo.strides[1] && geo.strides[0] > 1;
 }
 
 /**
- * The input window of each kernel tap (row-major over the kernel) of `x` (C = `channels`), each [N, C, out…]:
- * window k holds X_pad[n, c, l·s + k·d]. At stride 1, unit-stride `Slice`s of the padded
+ * The input window of each kernel tap (row-major over the kernel) of `x` (C = `channels`),
+ * each [N, C, out…]: window k holds X_pad[n, c, l·s + k·d]. At stride 1, unit-stride `Slice`s of the padded
  * input; with a phase split (see `phaseSplit`), Slices of its SpaceToDepth, where tap
  * position p = k·d lies in phase p mod s at offset ⌊p/s⌋; otherwise strided Slices.
  */
