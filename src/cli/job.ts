@@ -27,7 +27,7 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
 };
 
 /** Each kind of job data and its flags. */
-const DATA_KIND_FLAGS: Record<StepData, string[]> = { calib: ['calib', 'calib-labels'], train: ['train', 'train-labels'], eval: ['eval', 'labels'] };
+const DATA_KIND_FLAGS: Record<StepData, string[]> = { calib: ['calib'], calibLabels: ['calib-labels'], train: ['train', 'train-labels'], eval: ['eval', 'labels'] };
 
 /**
  * JOB_FLAGS for a step: without the data flags of the kinds the step does not read (its
@@ -35,7 +35,7 @@ const DATA_KIND_FLAGS: Record<StepData, string[]> = { calib: ['calib', 'calib-la
  * ignore is an unknown option.
  */
 export function jobFlagsFor(step: Pick<Step, 'data'>): Record<string, FlagSpec> {
-  const reads = new Set<StepData>(step.data ?? ['calib', 'train', 'eval']);
+  const reads = new Set<StepData>(step.data ?? ['calib', 'calibLabels', 'train', 'eval']);
   const drop = new Set(Object.entries(DATA_KIND_FLAGS).flatMap(([k, flags]) => (reads.has(k as StepData) ? [] : flags)));
   const flags = Object.fromEntries(Object.entries(JOB_FLAGS).filter(([k]) => !drop.has(k)));
   if (!reads.has('calib')) {

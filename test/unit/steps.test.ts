@@ -139,6 +139,8 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
       assert.equal(r.stderr.split('\n').length, 1, `${c.name}: ${r.stderr}`);
       assert.match(r.stderr, /^error: unknown option '--bogus-flag'/);
     }
+    assert.deepEqual(await run(['prun', m]), { code: 2, stdout: '', stderr: "error: unknown command 'prun'; did you mean 'prune'?" });
+    assert.match((await run(['frobnicate'])).stderr, /^error: unknown command 'frobnicate' \(commands: inspect, .*train\)$/);
     for (const name of ['train', 'distill', 'early-exit']) {
       const help = (await run([name, '--help'])).stdout;
       assert.doesNotMatch(help, /--calib/, `${name} --help`);
@@ -147,7 +149,15 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
       assert.equal(r.code, 2);
       assert.equal(r.stderr, "error: unknown option '--calib'", name);
     }
-    assert.match((await run(['prune', '--help'])).stdout, /--calib <data>/, 'prune still reads --calib');
+    assert.match((await run(['prune', '--help'])).stdout, /--calib <data>[\s\S]*--calib-labels <y\.npy>/, 'prune reads --calib and, for Taylor, --calib-labels');
+    // quantize and substitute read calibration inputs but no calibration labels.
+    for (const name of ['quantize', 'substitute']) {
+      const help = (await run([name, '--help'])).stdout;
+      assert.match(help, /--calib <data>/, name);
+      assert.doesNotMatch(help, /--calib-labels/, name);
+    }
+    // early-exit reads real data only: no random-sample count.
+    assert.doesNotMatch((await run(['early-exit', '--help'])).stdout, /--samples/);
   });
 
   it('CLI flags come from the same schema: ranges, rules and typos are usage errors', async () => {

@@ -223,6 +223,7 @@ const CASES: FdCase[] = [
   { op: 'Clip', variant: 'min -0.5, max 0.5', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(-0.5)), b.init('hi', [], Float32Array.of(0.55))]), frozen: ['lo', 'hi'] },
   { op: 'Clip', variant: 'min 0, max 0.3 (ReLU6 form)', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(0)), b.init('hi', [], Float32Array.of(0.3))]), frozen: ['lo', 'hi'] },
   { op: 'Clip', variant: 'min only', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(0))]), frozen: ['lo'] },
+  { op: 'Clip', variant: 'max only', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), '', b.init('hi', [], Float32Array.of(0.4))]), frozen: ['hi'] },
   { op: 'Sigmoid', variant: '', build: (b) => b.node('Sigmoid', [w(b, 'x', [3, 7], 1)]) },
   { op: 'Tanh', variant: '', build: (b) => b.node('Tanh', [w(b, 'x', [3, 7], 1)]) },
   { op: 'HardSigmoid', variant: 'alpha 0.5 beta 0.4', build: (b) => b.node('HardSigmoid', [w(b, 'x', [3, 7], 1)], { alpha: { float: 0.5 }, beta: { float: 0.4 } }) },
@@ -336,6 +337,97 @@ describe('train: gradient rules against central finite differences', function ()
       const err = await fdCheck(c);
       table.push(`| ${c.op} | ${c.variant || '—'} | ${err.toExponential(1)} |`);
       assert.ok(err < 1e-2, `max relative error ${err}`);
+    });
+  }
+});
+
+/**
+ * PyTorch's max_pool2d (CPU) and its backward: each window's dY goes to ONE input, the first
+ * maximum in row-major order (`val > max`), windows clamped to the input; overlapping windows
+ * accumulate. Returns dX for dY.
+ */
+function maxPoolBackwardRef(x: Float32Array, dims: number[], k: number, s: number, p: number, ceil: boolean, dy: Float32Array): { y: Float32Array; dx: Float32Array; tied: number } {
+  const [N, C, H, W] = dims;
+  const size = (L: number) => {
+    let o = (ceil ? Math.ceil : Math.floor)((L + 2 * p - k) / s) + 1;
+    if (ceil && (o - 1) * s >= L + p) o--;
+    return o;
+  };
+  const [Ho, Wo] = [size(H), size(W)];
+  const y = new Float32Array(N * C * Ho * Wo);
+  const dx = new Float32Array(x.length);
+  let tied = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      for (let wo = 0; wo < Wo; wo++) {
+        let best = -Infinity;
+        let at = -1;
+        let count = 0;
+        for (let h = Math.max(0, ho * s - p); h < Math.min(H, ho * s - p + k); h++) {
+          for (let w = Math.max(0, wo * s - p); w < Math.min(W, wo * s - p + k); w++) {
+            const v = x[nc * H * W + h * W + w];
+            if (at < 0 || v > best) [best, at, count] = [v, nc * H * W + h * W + w, 1];
+            else if (v === best) count++;
+          }
+        }
+        const o = nc * Ho * Wo + ho * Wo + wo;
+        y[o] = best;
+        dx[at] += dy[o];
+        if (count > 1) tied++;
+      }
+    }
+  }
+  return { y, dx, tied };
+}
+
+describe('train: activation and pooling backward forms', function () {
+  this.timeout(30000);
+
+  it('Relu and Clip backward read only the activation output, so the Conv before them keeps one consumer (ORT fuses Conv+activation)', () => {
+    for (const act of ['Relu', 'Clip']) {
+      const b = new ModelBuilder(17);
+      const x = b.input('x', [1, 2, 5, 5]);
+      const c = b.conv(x, 2, 3, 3);
+      const bounds = act === 'Clip' ? [b.init('lo', [], Float32Array.of(0)), b.init('hi', [], Float32Array.of(6))] : [];
+      const [y] = b.node(act, [c, ...bounds]);
+      b.output(y);
+      const model = b.build();
+      const tg = buildTrainingGraph(model, { losses: [{ kind: 'mse', prediction: y, target: 't' }], trainable: floatWeights(model) });
+      const readers = tg.model.graph.nodes.filter((n) => n.inputs.includes(c)).map((n) => n.opType);
+      assert.deepEqual(readers, [act], `${act}: the conv output is read by ${readers.join(', ')}`);
+    }
+  });
+
+  for (const v of [
+    { name: '3x3 stride 2 pads 1', k: 3, s: 2, p: 1, ceil: false, dims: [2, 3, 7, 7] },
+    { name: '3x3 stride 2 ceil_mode', k: 3, s: 2, p: 0, ceil: true, dims: [1, 2, 8, 8] },
+    { name: '2x2 stride 1', k: 2, s: 1, p: 0, ceil: false, dims: [1, 2, 5, 6] },
+  ]) {
+    it(`MaxPool ${v.name} with ties routes each window's gradient to its first maximum, as PyTorch does`, async () => {
+      const r = rng(5);
+      // Few distinct values (many zeros, as after a Relu): most windows have tied maxima.
+      const n = v.dims.reduce((a, b) => a * b, 1);
+      const xv = Float32Array.from({ length: n }, () => [0, 0, 0, 0.5, 1][Math.floor(r() * 5)]);
+      const b = new ModelBuilder(17);
+      const [y] = b.node('MaxPool', [b.init('x', v.dims, xv)], { kernel_shape: [v.k, v.k], strides: [v.s, v.s], pads: [v.p, v.p, v.p, v.p], ceil_mode: v.ceil ? 1 : 0 });
+      b.output(y);
+      const model = b.build();
+      const tg = buildTrainingGraph(model, { losses: [{ kind: 'mse', prediction: y, target: 't' }], trainable: ['x'], extraOutputs: [y] });
+      const s = await TrainingSession.create(tg);
+      try {
+        const yDims = inferShapes(model).types.get(y)!.shape as number[];
+        const t = randomFloats(yDims.reduce((a, b) => a * b, 1), 8, 2);
+        const res = await s.step({ t: { dtype: DataType.FLOAT, dims: yDims, data: t } }, new Map([['x', xv]]), [y]);
+        const yv = res.extra[y].data as Float32Array;
+        // MSE: dY = 2·(Y − T)/numel.
+        const dy = Float32Array.from(yv, (a, i) => (2 * (a - t[i])) / yv.length);
+        const ref = maxPoolBackwardRef(xv, v.dims, v.k, v.s, v.p, v.ceil, dy);
+        assert.deepEqual(Array.from(yv), Array.from(ref.y));
+        assert.ok(relErr(res.grads.get('x')!, ref.dx) < 1e-6, `relative error ${relErr(res.grads.get('x')!, ref.dx)}`);
+        assert.ok(ref.tied > yv.length / 4, `only ${ref.tied} of ${yv.length} windows have tied maxima`);
+      } finally {
+        await s.release();
+      }
     });
   }
 });

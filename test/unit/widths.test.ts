@@ -259,6 +259,21 @@ describe('runtime widths', function () {
     assert.ok(close(run.at[1][0], run.want[0], 1e-3), 'full width = original');
     assert.ok(run.at[0][0].every(Number.isFinite));
   });
+
+  it('SqueezeNet 1.1 (fire modules) runs at 0.5 and 1: the first expand branch of each Concat stays at full width, the rest narrow', async () => {
+    const model = openModel(fx('squeezenet1_1.onnx'));
+    const input = model.graph.inputs[0].name;
+    const ds = randomData(input, [3, 224, 224], 2);
+    const r = await runtimeWidths(model, { widths: [0.5], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 0 });
+    assert.equal(r.groups, 17);
+    assert.ok(r.notes.some((n) => /^8 of 25 channel groups stay at full width at every width/.test(n)), r.notes.join('\n'));
+    assert.ok(r.widths[0].macs < 0.5 * r.original.macs, `${r.widths[0].macs} of ${r.original.macs}`);
+    const run = await outputsAt(r.model, model, ds, WIDTH_INPUT, [0.5, 1], 1);
+    assert.equal(run.at[0][0].length, 1000);
+    assert.ok(close(run.at[1][0], run.want[0], 1e-3), 'full width = original');
+    assert.ok(run.at[0][0].every(Number.isFinite));
+  });
+
   it('CLI: --widths writes the model and reports each width in JSON; wrong combinations exit 2', () => {
     const out = path.join(tmpDir(), 'w.onnx');
     const base = ['early-exit', fx('digits_cnn.onnx'), '--train', fx('digits_calib_x.npy'), '--eval', fx('digits_test_x.npy')];

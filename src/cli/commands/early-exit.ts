@@ -9,8 +9,11 @@ import { fmtCount, table } from '../format';
 import { jobFlagsFor, openJob, stepContext, trainingCurves } from '../job';
 import { stepFlags, stepOptionsFromFlags } from '../step-flags';
 
-/** The job's flags the step reads, without --runs (latency is timed per sample; thresholds calibrate on --eval). */
-const JOB = Object.fromEntries(Object.entries(jobFlagsFor(earlyExitStep)).filter(([k]) => k !== 'runs'));
+/**
+ * The job's flags the step reads, without --runs (latency is timed per sample; thresholds
+ * calibrate on --eval) and --samples (training and evaluation data are real, never random).
+ */
+const JOB = Object.fromEntries(Object.entries(jobFlagsFor(earlyExitStep)).filter(([k]) => k !== 'runs' && k !== 'samples'));
 
 const EXIT_FLAGS = stepFlags(earlyExitStep);
 

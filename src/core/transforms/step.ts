@@ -101,8 +101,11 @@ export type RuleMessage = string | undefined;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyOptions = z.ZodObject<any>;
 
-/** A kind of job data: calibration (`--calib`), training (`--train`), evaluation (`--eval`). */
-export type StepData = 'calib' | 'train' | 'eval';
+/**
+ * A kind of job data: calibration inputs (`--calib`) and their labels (`--calib-labels`, the
+ * Taylor criterion), training (`--train`, `--train-labels`), evaluation (`--eval`, `--labels`).
+ */
+export type StepData = 'calib' | 'calibLabels' | 'train' | 'eval';
 
 export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   /** The recipe's `step` value and the CLI command name. */
