@@ -128,6 +128,8 @@ interface FdCase {
   losses?: LossTerm[];
   feeds?: Record<string, HostTensor>;
   batchNorm?: BatchNormMode;
+  /** Op types the training graph must contain (the gradient form the variant names). */
+  forms?: string[];
 }
 
 const H = 1e-2;
@@ -141,6 +143,7 @@ async function fdCheck(c: FdCase): Promise<number> {
   const losses: LossTerm[] = c.losses ?? outs.map((o, i) => ({ kind: 'mse', prediction: o, target: `target${i}` }));
   const trainable = floatWeights(model).filter((w) => !(c.frozen ?? []).includes(w));
   const tg = buildTrainingGraph(model, { losses, trainable, batchNorm: c.batchNorm });
+  for (const op of c.forms ?? []) assert.ok(tg.model.graph.nodes.some((n) => n.opType === op), `${c.op} ${c.variant}: the training graph has no ${op}`);
   const s = await TrainingSession.create(tg);
   try {
     const feeds: Record<string, HostTensor> = { ...c.feeds };
@@ -189,13 +192,19 @@ const CASES: FdCase[] = [
   { op: 'Conv', variant: 'dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 7], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], dilations: [2, 2], pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'groups 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 5, 5], 1), w(b, 'w', [6, 2, 3, 3], 2), w(b, 'b', [6], 3)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'depthwise stride 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 6, 6], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }) },
-  { op: 'Conv', variant: 'depthwise dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 7, 7], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [2, 2, 2, 2], dilations: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise dilation 2 (dW by kernel rows)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 7, 7], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [2, 2, 2, 2], dilations: [2, 2] }), forms: ['Constant'] },
+  { op: 'Conv', variant: 'depthwise 3x5 kernel, asymmetric pads (dW by kernel rows)', build: (b) => b.node('Conv', [w(b, 'x', [2, 2, 6, 7], 1), w(b, 'w', [2, 1, 3, 5], 2)], { kernel_shape: [3, 5], group: 2, pads: [0, 2, 1, 1] }), forms: ['Constant'] },
+  { op: 'Conv', variant: 'depthwise stride 2 (Mul + ReduceSum per tap)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 8, 8], 1), w(b, 'w', [3, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1], strides: [2, 2] }), forms: ['SpaceToDepth'] },
   { op: 'Conv', variant: 'depthwise stride 2 no pads, odd size', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 6], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [2, 2] }) },
   { op: 'Conv', variant: 'depthwise stride 3 pads 2 (ConvTranspose fallback)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 8, 8], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [3, 3], pads: [2, 2, 2, 2] }) },
   { op: 'Conv', variant: 'auto_pad SAME_UPPER stride 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 6, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
   { op: 'Conv', variant: '1x1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
   { op: 'Conv', variant: '1x1 on 1x2 pixels (dW as one Gemm)', build: (b) => b.node('Conv', [w(b, 'x', [2, 8, 1, 2], 1), w(b, 'w', [6, 8, 1, 1], 2), w(b, 'b', [6], 3)], { kernel_shape: [1, 1] }) },
-  { op: 'Conv', variant: 'depthwise stride 1 pads 1 (dW per tap)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 5, 4], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1] }) },
+  { op: 'Conv', variant: 'depthwise stride 1 pads 1 (dW by kernel rows)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 5, 4], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1] }), forms: ['Constant'] },
+  { op: 'Conv', variant: 'depthwise stride 1 on 24x24 (dW as one dot product per tap)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 24, 24], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }), forms: ['MatMul'] },
+  { op: 'Conv', variant: 'depthwise stride 2 on 46x46 (SpaceToDepth phases, dot per tap)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 46, 46], 1), w(b, 'w', [2, 1, 3, 3], 2), w(b, 'b', [2], 3)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1], strides: [2, 2] }), forms: ['SpaceToDepth', 'MatMul'] },
+  { op: 'Conv', variant: 'depthwise stride 2 dilation 2 (SpaceToDepth phases)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 9, 9], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, pads: [2, 2, 2, 2], strides: [2, 2], dilations: [2, 2] }), forms: ['SpaceToDepth'] },
+  { op: 'Conv', variant: 'kernel 2 stride 2 on 7x7 (SpaceToDepth phases of a cropped input)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 7], 1), w(b, 'w', [3, 2, 2, 2], 2)], { kernel_shape: [2, 2], strides: [2, 2] }), forms: ['SpaceToDepth', 'Slice'] },
   { op: 'Conv', variant: '1-D', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 9], 1), w(b, 'w', [4, 3, 3], 2)], { kernel_shape: [3], strides: [2], pads: [1, 1] }) },
   { op: 'ConvTranspose', variant: 'stride 2, pads 1, output_padding 1', build: (b) => b.node('ConvTranspose', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [3, 2, 3, 3], 2), w(b, 'b', [2], 3)], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }) },
   { op: 'ConvTranspose', variant: 'groups 2', build: (b) => b.node('ConvTranspose', [w(b, 'x', [1, 4, 3, 3], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2 }) },
@@ -647,19 +656,21 @@ describe('train: fit', function () {
     }
   });
 
-  it('stops early and returns the best epoch’s weights', async () => {
-    const r = await fit(mlp(), trainSet(0, 200), {
+  it('stops early and returns the best epoch’s weights (the original ones, epoch 0, when no epoch beats them)', async () => {
+    const model = mlp();
+    const r = await fit(model, trainSet(0, 200), {
       losses: ce,
       epochs: 10,
       batchSize: 50,
       optimizer: { kind: 'sgd', lr: 0.01 },
       validation: { data: trainSet(1000, 1100), metric: 'accuracy' },
-      // Nothing can beat the first epoch by a whole unit of accuracy.
+      // Nothing can beat the original weights (epoch 0) by a whole unit of accuracy.
       earlyStopping: { patience: 2, minDelta: 1 },
     });
     assert.equal(r.stopped, 'early-stopped');
-    assert.equal(r.history.length, 3);
-    assert.equal(r.bestEpoch, 1);
+    assert.equal(r.history.length, 2);
+    assert.equal(r.bestEpoch, 0);
+    for (const name of r.trainable) assert.deepEqual(r.model.graph.initializers.get(name)!.toFloat32(), model.graph.initializers.get(name)!.toFloat32(), name);
   });
 
   it('accumulates gradients without updating (Taylor importance) and freezes with --freeze', async () => {
@@ -706,19 +717,21 @@ describe('CLI: train', function () {
     const out = path.join(dir, 'mlp.trained.onnx');
     const r = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--epochs', '2', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
+    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; initialValidation: number; bestValidation: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
     assert.equal(j.epochs.length, 2);
     assert.ok(j.epochs.every((e) => e.metric > 0.9 && e.trainLoss > 0));
-    assert.ok(j.bestEpoch >= 1 && j.msPerStep > 0 && j.stopped === 'completed');
+    assert.ok(j.msPerStep > 0 && j.stopped === 'completed');
+    // The best epoch beats the original weights (epoch 0), or the original weights are kept.
+    const top = Math.max(...j.epochs.map((e) => e.metric));
+    assert.equal(j.bestEpoch, top > j.initialValidation ? j.epochs.findIndex((e) => e.metric === top) + 1 : 0);
+    assert.equal(j.bestValidation, Math.max(top, j.initialValidation));
     assert.ok(Math.abs(j.accuracy.before - 0.9715) < 0.002 && j.accuracy.after > 0.94, JSON.stringify(j.accuracy));
-    assert.ok(require('fs').existsSync(`${out}.ckpt`));
-    // --resume continues from the checkpoint beside the output: one more epoch, not three.
+    // A completed run removes its checkpoint (kept only on cancel or crash, for --resume), so --resume is refused in one line.
+    assert.ok(!require('fs').existsSync(`${out}.ckpt`), 'no checkpoint left after a successful run');
     const again = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--epochs', '3', '--batch', '64', '--lr', '1e-4', '--no-bench', '--resume', '-o', out, '--json']);
-    assert.equal(again.code, 0, again.stderr);
-    const k = JSON.parse(again.stdout) as { epochs: Array<{ trainLoss: number }>; steps: number };
-    assert.equal(k.epochs.length, 3);
-    assert.deepEqual(k.epochs.slice(0, 2), j.epochs);
-    assert.equal(k.steps, 3 * Math.ceil(1200 / 64));
+    assert.equal(again.code, 2, again.stderr);
+    assert.equal(again.stderr.trim(), `error: --resume: no checkpoint at ${out}.ckpt (one is written after each epoch and removed when training completes); run without --resume to start from epoch 1`);
+    assert.equal(again.stdout, '');
   });
 
   it('refuses bad requests in one line: missing labels, a count mismatch, a pattern that matches no weight', () => {

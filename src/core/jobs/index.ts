@@ -12,6 +12,7 @@ import { evaluateCompression, verificationSamples, type EvaluateOptions, type Ev
 import type { IOSpec } from '../runtime/session';
 import { modelInputs } from '../runtime/tfjs';
 import { saveVerified } from '../runtime/verified-save';
+import { rssStage } from '../runtime/rss-log';
 import { runRecipe, type Recipe, type RecipeCancelled, type RecipeOptions, type StepSummary } from '../recipe';
 import type { Step, StepContext, StepResult } from '../transforms/step';
 
@@ -140,6 +141,7 @@ export interface OpenedJob {
 
 /** Opens the model and binds its data: evaluation defaults to the calibration data, else scaled random samples. */
 export async function openJob(input: string, options: DataOptions = {}, model = openModel(input)): Promise<OpenedJob> {
+  rssStage(`opened ${input}`);
   const opts: DataOptions = { metadata: model.metadata, ...options };
   const inputs = await inputSpecs(model, input);
   const calib = bindData(opts.calib, inputs, opts);
@@ -214,6 +216,7 @@ export interface FinishOptions extends Pick<EvaluateOptions, 'layerOutputs' | 's
 
 /** Writes the result atomically (verified), then measures it against the original. */
 export async function finishJob(job: OpenedJob, result: Model, output: string, opts: FinishOptions = {}): Promise<EvaluationReport> {
+  rssStage('step done');
   await saveVerified(result, output);
   // The files just written (read back from the output), never one of the input's.
   let written: string[];

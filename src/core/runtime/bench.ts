@@ -24,6 +24,8 @@ export interface BenchOptions {
   shapes?: Record<string, number[]>;
   /** Inputs filled with one value instead of random data (e.g. a runtime-widths selector = 1). */
   constants?: Record<string, number>;
+  /** Bytes on disk of each model, when the caller has them (else each file is opened to list its weight files). */
+  sizes?: number[];
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -111,7 +113,7 @@ export async function benchmarkModels(paths: string[], opts: BenchOptions = {}):
   const batch = opts.batch ?? 1;
   checkProvider(opts.executionProvider);
   const interleaved = paths.length > 1;
-  const sizes = paths.map((f) => modelSizeBytes(f));
+  const sizes = opts.sizes ?? paths.map((f) => modelSizeBytes(f));
   // TF.js layers models run through an ONNX export (sizes above are the originals').
   const runnable: RunnableOnnx[] = [];
   const children: Child[] = [];

@@ -197,6 +197,38 @@ function matchOutputs(ref: Runner, cand: Runner): Array<[string, string]> {
 /** What comparison needs of a model: ORT sessions and TensorFlow.js runners both qualify. */
 export type Runner = Pick<ModelSession, 'inputs' | 'outputs'> & { run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> };
 
+/**
+ * Runs `ref` once over the batches `compareModels` feeds it against a candidate with the same
+ * inputs (`batchSize` and `limit` as given there) and keeps its outputs: each `replay()` is a
+ * runner answering those batches, in order, from what was kept. `ref` may then be released, so
+ * the reference and a candidate session are never in memory together. Holds `limit` samples
+ * of every output.
+ */
+export async function recordOutputs(ref: Runner, data: Dataset, opts: Pick<CompareOptions, 'batchSize' | 'limit' | 'signal'>): Promise<{ replay(): Runner }> {
+  const plan = batchPlan(ref.inputs, opts.batchSize, Math.min(opts.limit ?? data.count, data.count));
+  const batches: Array<{ size: number; out: Record<string, HostTensor> }> = [];
+  for (const { size, feeds } of data.batches(plan.batchSize, plan.samples)) {
+    if (opts.signal?.aborted) throw new CancelledError();
+    batches.push({ size, out: await ref.run(feeds) });
+  }
+  const { inputs, outputs } = ref;
+  return {
+    replay() {
+      let next = 0;
+      return {
+        inputs,
+        outputs,
+        run: async (feeds: Record<string, HostTensor>) => {
+          const b = batches[next++];
+          const size = Object.values(feeds)[0]?.dims[0];
+          if (!b || (size !== undefined && size !== b.size)) throw new Error('recorded outputs replayed over other batches than they were recorded on');
+          return b.out;
+        },
+      };
+    },
+  };
+}
+
 export async function compareModels(ref: Runner, cand: Runner, data: Dataset, opts: CompareOptions): Promise<CompareResult> {
   for (const i of ref.inputs) {
     if (!cand.inputs.some((c) => c.name === i.name)) {

@@ -8,7 +8,8 @@ import { activationBytesPerSample, captureLockstep, DEFAULT_BATCH_BYTES, modelFi
 import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
 import { fidelityWarnings, type StepKind } from './fidelity-warnings';
-import { ModelSession, type HostTensor } from './session';
+import { rssStage } from './rss-log';
+import { ModelSession, sessionSource, type HostTensor } from './session';
 import { TfjsRunner } from './tfjs';
 
 /**
@@ -100,11 +101,12 @@ export function fullWidthSelector(model: Model, original?: Model): { input: stri
 
 export function figures(model: Model, path: string): ModelFigures {
   const a = analyzeModel(model);
-  return { sizeBytes: modelSizeBytes(path), params: a.totals.params, macs: a.totals.macs };
+  return { sizeBytes: modelSizeBytes(path, model), params: a.totals.params, macs: a.totals.macs };
 }
 
 export async function evaluateCompression(original: { model: Model; path: string }, outputPath: string, opts: EvaluateOptions): Promise<EvaluationReport> {
   const outModel = openModel(outputPath);
+  rssStage('output reopened');
   const report: EvaluationReport = { before: figures(original.model, original.path), after: figures(outModel, outputPath), costMs: { fidelity: 0, layers: 0, latency: 0 } };
   let t0 = performance.now();
   const lap = () => {
@@ -125,14 +127,15 @@ export async function evaluateCompression(original: { model: Model; path: string
     if (opts.data) {
       opts.onProgress?.('measuring fidelity');
       const tfjsModel = original.model.format.startsWith('tfjs');
-      const open = (p: string) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(p, { allowSpinning: false }));
-      const ref = await open(original.path);
-      const cand = await open(outputPath);
+      const open = (p: string, m: Model) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(sessionSource(m, p), { allowSpinning: false }, p));
+      const ref = await open(original.path, original.model);
+      const cand = await open(outputPath, outModel);
       try {
         // TF.js holds each batch's activations at once: smaller batches keep the peak memory down.
         const r = await compareModels(ref, cand, opts.data, { batchSize: earlyExit ? 1 : (opts.batchSize ?? (tfjsModel ? 8 : 32)), labels: opts.labels, signal: opts.signal, candidateFeeds });
         const runtime = ref instanceof TfjsRunner ? `TensorFlow.js (${ref.backend} backend)` : 'ONNX Runtime';
         report.fidelity = { ...r, data: opts.dataLabel ?? opts.data.describe(), runtime };
+        rssStage('fidelity measured');
       } finally {
         await ref.release();
         await cand.release();
@@ -142,6 +145,7 @@ export async function evaluateCompression(original: { model: Model; path: string
         opts.onProgress?.('measuring per-layer error');
         report.layers = await layerErrors(original.model, outModel, opts.layerOutputs, opts.data, opts.layerSamples ?? 16, opts.batchSize ?? 16);
         report.costMs.layers = lap();
+        rssStage('per-layer SQNR measured');
       }
     }
     // Runtime widths are fine-tuned (the full width too) by distillation: judged by their decisions as well.
@@ -150,7 +154,7 @@ export async function evaluateCompression(original: { model: Model; path: string
     if (opts.bench) {
       opts.onProgress?.('measuring latency (interleaved)');
       try {
-        const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal, constants: selector ? { [selector.input]: selector.value } : undefined });
+        const b = await benchmarkModels([original.path, outputPath], { runs: opts.bench.runs, warmup: opts.bench.warmup ?? 5, batch: opts.bench.batch ?? 1, shapes: opts.bench.shapes, threads: opts.bench.threads, signal: opts.signal, constants: selector ? { [selector.input]: selector.value } : undefined, sizes: [report.before.sizeBytes, report.after.sizeBytes] });
         report.latencyMs = { before: b.models[0].latencyMs, after: b.models[1].latencyMs, ratioP50: b.models[1].ratioP50, runs: b.runs, batch: b.batch };
         if (original.model.format !== 'onnx') report.latencyNote = 'latency measured with ONNX Runtime on ONNX exports of both models (same NHWC inputs)';
         if (earlyExit) report.latencyNote = 'latency measured on random inputs, which rarely leave at an early exit (the worst case: every head runs); the early-exit step measures batch-1 latency on the evaluation data';
@@ -160,6 +164,7 @@ export async function evaluateCompression(original: { model: Model; path: string
         report.latencyNote = `latency not measured: ${e.message}`;
       }
       report.costMs.latency = lap();
+      rssStage('latency measured');
     }
   } catch (e) {
     // The output was written and checked by this tool: failing to run it is the tool's bug, not a bad input.

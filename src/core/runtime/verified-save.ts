@@ -7,6 +7,7 @@ import { saveModel } from '../formats/registry';
 import { tfjsDocument } from '../formats/tfjs/document';
 import type { Model } from '../ir/graph';
 import { assertNotInput } from '../util/atomic-write';
+import { rssStage } from './rss-log';
 import { ModelSession } from './session';
 import { TfjsRunner } from './tfjs';
 
@@ -26,6 +27,7 @@ export async function saveVerified(model: Model, output: string, opts?: SaveOpti
   try {
     const staged = path.join(staging, path.basename(output));
     const r = saveModel(model, staged, opts);
+    rssStage('output serialized and written');
     await loadCheck(model, staged, output);
     const files = fs.readdirSync(staging).sort((a, b) => Number(a === path.basename(output)) - Number(b === path.basename(output)));
     for (const f of files) assertNotInput(path.join(dir, f), protect);

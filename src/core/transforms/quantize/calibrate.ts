@@ -6,7 +6,7 @@ import type { Dataset } from '../../runtime/data/dataset';
 /**
  * Activation ranges from calibration data, streamed batch by batch: only one batch of one
  * group of activations is in memory at a time (`captureGrouped` bounds it, default
- * 256 MiB), and each tensor keeps only its running min/max and a 2048-bin histogram.
+ * 128 MiB), and each tensor keeps only its running min/max and a 2048-bin histogram.
  *
  * - minmax: the observed minimum and maximum.
  * - percentile: the p-th and (100−p)-th percentiles, from a 2048-bin histogram over the

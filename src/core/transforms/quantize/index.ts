@@ -3,6 +3,7 @@ import type { Model } from '../../ir/graph';
 import { compareModels, type CompareResult } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
 import { ModelSession } from '../../runtime/session';
+import { rssStage } from '../../runtime/rss-log';
 import { calibrate, type CalibrationMethod, type Ranges } from './calibrate';
 import { clusterWeights, type ClusterForm } from './cluster';
 import { quantizeDynamic, type DynamicForm } from './dynamic';
@@ -98,11 +99,13 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         signal: opts.signal,
         onProgress: (pass, done, group, groups) => opts.onProgress?.(`calibrating (pass ${pass})`, (group + done / opts.calib!.count) / groups),
       });
+      rssStage('calibrated');
       const build = (ex: Set<string>) => {
         const plan = planStatic(model, { ...sopts, exclude: ex });
         return { model: applyStatic(model, plan, ranges, { ...sopts, exclude: ex }), plan };
       };
       const base = build(exclude);
+      rssStage('quantized model built');
       const outcome: QuantizeOutcome = {
         model: base.model,
         mode: 'static',
@@ -116,6 +119,7 @@ export async function quantizeModel(model: Model, opts: QuantizeOptions): Promis
         opts.onProgress?.('comparing the int8 kernels with the exact QDQ arithmetic');
         const gap = kernelGapWarning(await kernelFidelity(model, outcome.model, opts.calib), reduceRange);
         if (gap) outcome.notes.push(gap);
+        rssStage('kernel fidelity measured');
       }
       return outcome;
     }

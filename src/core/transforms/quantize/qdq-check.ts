@@ -1,5 +1,5 @@
 import type { Model } from '../../ir/graph';
-import { compareModels } from '../../runtime/compare';
+import { compareModels, recordOutputs } from '../../runtime/compare';
 import { chooseBatchSize, type Dataset } from '../../runtime/data/dataset';
 import { ModelSession } from '../../runtime/session';
 
@@ -21,21 +21,28 @@ export interface KernelFidelity {
 export const KERNEL_GAP_DB = 6;
 
 export async function kernelFidelity(reference: Model, quantized: Model, data: Dataset, samples = 8): Promise<KernelFidelity> {
+  // One session at a time: the reference's outputs are recorded, then each quantized form runs.
   const ref = await ModelSession.create(reference, { allowSpinning: false });
-  const fused = await ModelSession.create(quantized, { allowSpinning: false });
-  const exact = await ModelSession.create(quantized, { allowSpinning: false, graphOptimization: 'disabled' });
+  const batchSize = chooseBatchSize(ref.inputs, 1);
+  const limit = Math.min(data.count, Math.max(batchSize, samples));
+  let recorded: Awaited<ReturnType<typeof recordOutputs>>;
   try {
-    const batchSize = chooseBatchSize(ref.inputs, 1);
-    const limit = Math.min(data.count, Math.max(batchSize, samples));
-    const db = (r: Awaited<ReturnType<typeof compareModels>>) => r.outputs[0]?.sqnrDb ?? Infinity;
-    const measuredDb = db(await compareModels(ref, fused, data, { batchSize, limit }));
-    const exactDb = db(await compareModels(ref, exact, data, { batchSize, limit }));
-    return { measuredDb, exactDb };
+    recorded = await recordOutputs(ref, data, { batchSize, limit });
   } finally {
     await ref.release();
-    await fused.release();
-    await exact.release();
   }
+  const db = async (graphOptimization?: 'disabled') => {
+    const s = await ModelSession.create(quantized, { allowSpinning: false, graphOptimization });
+    try {
+      const r = await compareModels(recorded.replay(), s, data, { batchSize, limit });
+      return r.outputs[0]?.sqnrDb ?? Infinity;
+    } finally {
+      await s.release();
+    }
+  };
+  const measuredDb = await db();
+  const exactDb = await db('disabled');
+  return { measuredDb, exactDb };
 }
 
 /** The report line when the kernels lose more than KERNEL_GAP_DB against the exact arithmetic. */
