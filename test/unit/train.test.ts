@@ -9,6 +9,7 @@ import { ModelError, UsageError } from '../../src/core/errors';
 import type { Model } from '../../src/core/ir/graph';
 import { ModelSession } from '../../src/core/runtime/session';
 import {
+  Optimizer,
   TrainingSession,
   accumulateGradients,
   buildTrainingGraph,
@@ -25,6 +26,7 @@ import {
   type BatchNormMode,
   type EpochRecord,
   type LossTerm,
+  type OptimizerConfig,
   type TrainProgress,
 } from '../../src/core/train';
 import { ModelBuilder, randomFloats, rng } from './helpers/builder';
@@ -486,6 +488,62 @@ describe('train: backward forms and execution order', function () {
       } finally {
         await s.release();
       }
+    });
+  }
+});
+
+describe('train: optimizer updates', () => {
+  /** PyTorch's update rules (torch.optim.SGD, Adam, AdamW docs), element by element in float64. */
+  function reference(o: OptimizerConfig, w0: Float64Array, grads: Float64Array[], lr: number): Float64Array {
+    const w = Float64Array.from(w0);
+    const m = new Float64Array(w.length);
+    const v = new Float64Array(w.length);
+    grads.forEach((g, k) => {
+      const t = k + 1;
+      for (let i = 0; i < w.length; i++) {
+        if (o.kind === 'sgd') {
+          const d = g[i] + (o.weightDecay ?? 0) * w[i];
+          const mu = o.momentum ?? 0;
+          if (mu === 0) w[i] -= lr * d;
+          else {
+            v[i] = t === 1 ? d : mu * v[i] + d;
+            w[i] -= lr * (o.nesterov ? d + mu * v[i] : v[i]);
+          }
+        } else {
+          const [b1, b2, eps] = [o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8];
+          let d = g[i];
+          if (o.kind === 'adamw') w[i] *= 1 - lr * (o.weightDecay ?? 0.01);
+          else d += (o.weightDecay ?? 0) * w[i];
+          m[i] = b1 * m[i] + (1 - b1) * d;
+          v[i] = b2 * v[i] + (1 - b2) * d * d;
+          w[i] -= ((lr / (1 - b1 ** t)) * m[i]) / (Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** t) + eps);
+        }
+      }
+    });
+    return w;
+  }
+
+  for (const o of [
+    { kind: 'sgd', lr: 0.1 },
+    { kind: 'sgd', lr: 0.1, weightDecay: 0.01 },
+    { kind: 'sgd', lr: 0.1, momentum: 0.9 },
+    { kind: 'sgd', lr: 0.1, momentum: 0.8, nesterov: true, weightDecay: 0.05 },
+    { kind: 'adam', lr: 0.01 },
+    { kind: 'adam', lr: 0.01, weightDecay: 0.1, beta1: 0.8, beta2: 0.99 },
+    { kind: 'adamw', lr: 0.01 },
+    { kind: 'adamw', lr: 0.01, weightDecay: 0.2, eps: 1e-6 },
+  ] as OptimizerConfig[]) {
+    it(`${JSON.stringify(o)}: 5 steps match PyTorch's update rule`, () => {
+      const n = 257;
+      const w0 = randomFloats(n, 1, 1);
+      const grads = Array.from({ length: 5 }, (_, k) => randomFloats(n, 10 + k, 0.5));
+      const w = Float32Array.from(w0);
+      const opt = new Optimizer(o);
+      for (const g of grads) opt.update(new Map([['w', w]]), new Map([['w', g]]), o.lr);
+      const ref = reference(o, Float64Array.from(w0), grads.map((g) => Float64Array.from(g)), o.lr);
+      const moved = Float64Array.from(w, (x, i) => x - w0[i]);
+      const refMoved = ref.map((x, i) => x - w0[i]);
+      assert.ok(relErr(moved, refMoved) < 1e-5, `relative error of the update ${relErr(moved, refMoved)}`);
     });
   }
 });
