@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
 import * as path from 'path';
 import { UsageError } from '../../src/core/errors';
 import { DataType } from '../../src/core/ir/dtype';
@@ -54,6 +55,22 @@ describe('training refuses models it cannot train as one graph', function () {
         const line = oneLine(r.stderr);
         assert.match(line, what);
         assert.ok(line.includes(file), `names the file: ${line}`);
+      }
+      // As a teacher (distill --teacher, or a recipe's distill step) it is refused before any data
+      // is read: the training inputs named here do not exist, and the error is about the teacher.
+      const missing = path.join(dir, 'missing_x.npy');
+      const recipe = path.join(dir, 'teacher.recipe.json');
+      fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'prune', ratio: 0.25 }, { step: 'distill', teacher: file, epochs: 1 }] }));
+      for (const args of [
+        ['distill', fx('digits_cnn.onnx'), '--teacher', file, '--train', missing, '--epochs', '1', '-o', path.join(dir, 'd.onnx')],
+        ['compress', fx('digits_cnn.onnx'), '--recipe', recipe, '--train', missing, '-o', path.join(dir, 'c.onnx')],
+      ]) {
+        const r = cli(args);
+        assert.equal(r.code, 2, `${args[0]} with teacher ${file}: ${r.stderr}`);
+        const line = oneLine(r.stderr);
+        assert.ok(line.startsWith(`error: ${args[0] === 'compress' ? 'step 2 (distill): ' : ''}${file} is a`), `names the teacher first: ${line}`);
+        assert.match(line, / is an? (early-exit|runtime-widths) model: as a teacher .* as the teacher$/);
+        assert.ok(!fs.existsSync(path.join(dir, 'd.onnx')) && !fs.existsSync(path.join(dir, 'c.onnx')));
       }
     }
   });

@@ -124,6 +124,11 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   /** Why the step needs real (not random) evaluation data (`--eval`), if it does. */
   needsEval?(o: z.output<S>): RuleMessage;
   /**
+   * Checks of the files the options name (a distill teacher), run before any data is read or
+   * any step runs; throws a UsageError/ModelError naming the file.
+   */
+  preflight?(o: z.output<S>): void;
+  /**
    * The kinds of job data the step reads (default: every kind). The CLI offers only these
    * kinds' flags (`jobFlagsFor`).
    */
