@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import { CancelledError, UsageError } from '../../core/errors';
-import { assertCheckpointExists } from '../../core/train';
+import { assertCheckpointExists, floatWeights } from '../../core/train';
 import type { EvaluationReport } from '../../core/runtime/evaluate';
 import { saveVerified } from '../../core/runtime/verified-save';
 import { trainStep, type TrainOutcome } from '../../core/transforms/train/step';
@@ -115,8 +115,12 @@ export const trainCommand: Command = {
         `trained ${f.trainable.length} weight tensors for ${f.history.length} epoch(s) (${f.stopped}); kept ${f.bestEpoch === 0 ? 'the original weights (epoch 0)' : `epoch ${f.bestEpoch}`}${f.bestMetric !== undefined ? ` (validation accuracy ${f.bestMetric.toFixed(4)}${r.validation === 'val-split' ? ' on the held-out split' : ''})` : ''}; ${f.msPerStep.toFixed(1)} ms per step`,
         ...r.notes,
       ];
-      // The original weights kept (epoch 0): no layer changed.
-      io.out(renderReport('train', job.input, output, report, notes, f.bestEpoch === 0 && f.initialMetric !== undefined ? 0 : f.trainable.length, []));
+      // Weight tensors: trained ones changed, frozen ones did not; with the original weights kept (epoch 0) none changed.
+      const all = floatWeights(job.model).length;
+      const keptOriginal = f.bestEpoch === 0 && f.initialMetric !== undefined;
+      const changed = keptOriginal ? 0 : f.trainable.length;
+      const why = keptOriginal ? ' (kept the original weights: no epoch beat them on validation)' : all > changed ? ' (frozen)' : '';
+      io.out(renderReport('train', job.input, output, report, notes, `weight tensors changed: ${changed}   left as they were: ${all - changed}${why}`, []));
       return 0;
     }
   },
