@@ -45,6 +45,15 @@ describe('training refuses models it cannot train as one graph', function () {
     assert.equal(c.code, 0, c.stderr);
     assert.match(c.stdout, /\(597 samples, batch 1\)/);
     assert.match(c.stdout, /note: an early-exit model is compared per sample \(batch 1\)/);
+    // As the reference (If and multi-output forms) it is compared on the plain model's outputs, as the other way round.
+    const agreement = (args: string[]) => {
+      const r = cli(['compare', ...args, '--data', fx('digits_test_x.npy'), '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { outputs: Array<{ name: string; top1Agreement: number }> };
+      assert.deepEqual(j.outputs.map((o) => o.name), ['output']);
+      return j.outputs[0].top1Agreement;
+    };
+    for (const ee of [made[0][0], made[1][0]]) assert.equal(agreement([ee, fx('digits_cnn.onnx')]), agreement([fx('digits_cnn.onnx'), ee]), ee);
     for (const [file, what] of made) {
       for (const args of [
         ['train', file, ...TRAIN, '--epochs', '1', '-o', path.join(dir, 't.onnx')],

@@ -52,8 +52,12 @@ export const compareCommand: Command = {
       const earlyExit = models.some(isEarlyExit);
       ref = await ModelSession.create(runnable[0].path, session, refPath);
       cand = await ModelSession.create(runnable[1].path, session, candPath);
-      const refRun = atWidth(ref, widths[0]);
       const candRun = atWidth(cand, widths[1]);
+      // An early-exit reference has outputs a plain candidate lacks (exit_index, or every head in the
+      // multi-output form): compared on the candidate's outputs, as extra candidate outputs are.
+      const hasExits = (m: Model) => m.metadata.some(([k]) => k === 'early_exit');
+      const refEarlyExit = hasExits(models[0]) && !hasExits(models[1]);
+      const refRun = refEarlyExit ? onOutputsOf(atWidth(ref, widths[0]), candRun) : atWidth(ref, widths[0]);
       const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), refRun.inputs.map((i) => i.name)) as Record<string, number[]>;
       const samples = (flags.samples as number | undefined) ?? 32;
       const data = bindDataset(refRun.inputs, parseDataSpecs(flags.data as string[] | undefined), {
@@ -113,6 +117,13 @@ function atWidth(s: ModelSession, sel: { input: string; value: number } | undefi
   if (!sel) return s;
   const feed = { dtype: DataType.FLOAT, dims: [1], data: Float32Array.of(sel.value) };
   return { inputs: s.inputs.filter((i) => i.name !== sel.input), outputs: s.outputs, run: (feeds) => s.run({ ...feeds, [sel.input]: feed }) };
+}
+
+/** `r` reporting only the outputs `other` also has (when `other` has all of them among `r`'s). */
+function onOutputsOf(r: Runner, other: Runner): Runner {
+  const names = new Set(other.outputs.map((o) => o.name));
+  if (!other.outputs.every((o) => r.outputs.some((x) => x.name === o.name))) return r;
+  return { inputs: r.inputs, outputs: r.outputs.filter((o) => names.has(o.name)), run: r.run.bind(r) };
 }
 
 const isEarlyExit = (m: Model) => m.metadata.some(([k]) => k === 'early_exit') && m.graph.outputs.some((o) => o.name === 'exit_index');
