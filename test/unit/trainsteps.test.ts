@@ -259,6 +259,11 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.ok(openModel(out).graph.nodes.length > 0);
     // --resume continues from the checkpoint: one more epoch, not k + 1; success then removes the checkpoint.
     const k = Number(/after (\d+) complete epoch/.exec(last)![1]);
+    // Other training files than the checkpoint's are refused in one line (the checkpoint stays).
+    const other = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_test_x.npy'), '--train-labels', fx('digits_test_y.npy'), '--epochs', String(k + 1), '--batch', '8', '--val-split', '0.2', '--no-bench', '--resume', '-o', out]);
+    assert.equal(other.code, 2, other.stderr);
+    assert.match(other.stderr.trim(), /^error: --resume: the checkpoint .*mlp\.onnx\.ckpt was trained on --train \/\S+digits_train_x\.npy --train-labels \/\S+digits_train_y\.npy, this run gives --train \/\S+digits_test_x\.npy/);
+    assert.ok(fs.existsSync(`${out}.ckpt`));
     const again = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--epochs', String(k + 1), '--batch', '8', '--val-split', '0.2', '--no-bench', '--resume', '-o', out, '--json']);
     assert.equal(again.code, 0, again.stderr);
     const j = JSON.parse(again.stdout) as { epochs: unknown[]; steps: number; checkpoint: unknown };

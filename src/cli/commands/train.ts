@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import { CancelledError, UsageError } from '../../core/errors';
 import { assertCheckpointExists, floatWeights } from '../../core/train';
 import type { EvaluationReport } from '../../core/runtime/evaluate';
@@ -52,7 +53,7 @@ export const trainCommand: Command = {
     const onSig = () => ac.abort();
     process.once('SIGINT', onSig);
     try {
-      const result = await trainStep.apply(job.model, o, stepContext(job, { signal: ac.signal, checkpoint: { path: checkpoint, resume: !!flags.resume } }));
+      const result = await trainStep.apply(job.model, o, stepContext(job, { signal: ac.signal, checkpoint: { path: checkpoint, resume: !!flags.resume, data: trainingFiles(flags) } }));
       const { outcome: r } = result;
       const f = r.fit;
       const ckpt = () => (fs.existsSync(checkpoint) ? `; checkpoint ${checkpoint} (continue with --resume)` : '');
@@ -125,3 +126,19 @@ export const trainCommand: Command = {
     }
   },
 };
+
+/**
+ * The training files of a run, as absolute paths (`--train` may be `x.npy`, a folder, or
+ * `name=path` lists), so that `--resume` from another folder still matches its checkpoint.
+ */
+function trainingFiles(flags: Record<string, unknown>): string {
+  const abs = (v: string) =>
+    v
+      .split(',')
+      .map((p) => {
+        const eq = p.indexOf('=');
+        return eq > 0 && !fs.existsSync(p) ? `${p.slice(0, eq)}=${path.resolve(p.slice(eq + 1))}` : path.resolve(p);
+      })
+      .join(',');
+  return `--train ${abs(String(flags.train))} --train-labels ${abs(String(flags['train-labels']))}`;
+}

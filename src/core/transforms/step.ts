@@ -71,7 +71,7 @@ export interface StepContext {
   /** The model the job started from (a recipe's input): the default teacher of `distill`. */
   original?: Model;
   /** Where a step that trains writes its per-epoch checkpoint, and whether it continues from it (`train --resume`). */
-  checkpoint?: { path: string; resume?: boolean };
+  checkpoint?: { path: string; resume?: boolean; data?: string };
   /** The model's file, when the step runs on the model as opened (latency targets bench it). */
   input?: string;
   signal?: AbortSignal;
