@@ -6,6 +6,7 @@ import { DataType } from '../../src/core/ir/dtype';
 import { Graph, Node } from '../../src/core/ir/graph';
 import { openModel } from '../../src/core/formats/registry';
 import { readNpy } from '../../src/core/runtime/data/npy';
+import { parseRecipe, runRecipe } from '../../src/core/recipe';
 import type { HostTensor } from '../../src/core/runtime/session';
 import { fit, tensorSampleSet, trainingRefusal, type FitOptions } from '../../src/core/train';
 import { assertNoStack, cli } from './cli.test';
@@ -27,7 +28,7 @@ function oneLine(stderr: string): string {
 describe('training refuses models it cannot train as one graph', function () {
   this.timeout(300_000);
 
-  it('early-exit (If and multi-output forms) and runtime-widths models: train and distill say what the model is and what to do, exit 2', () => {
+  it('early-exit (If and multi-output forms) and runtime-widths models: train and distill say what the model is and what to do, exit 2', async () => {
     const dir = tmpDir();
     const made: Array<[string, RegExp]> = [];
     for (const [name, extra, what] of [
@@ -54,6 +55,27 @@ describe('training refuses models it cannot train as one graph', function () {
       return j.outputs[0].top1Agreement;
     };
     for (const ee of [made[0][0], made[1][0]]) assert.equal(agreement([ee, fx('digits_cnn.onnx')]), agreement([fx('digits_cnn.onnx'), ee]), ee);
+    // Every compression refuses a runtime-widths model before any work: a step would change its widths unevenly
+    // (fp16 left the sliced half width at SQNR ~9 dB) and be measured at one arbitrary width.
+    const widthsFile = made[2][0];
+    const recipe0 = path.join(dir, 'q.recipe.json');
+    fs.writeFileSync(recipe0, JSON.stringify({ steps: [{ step: 'quantize', mode: 'fp16' }] }));
+    for (const args of [
+      ['quantize', widthsFile, '--mode', 'fp16'],
+      ['prune', widthsFile, '--structured', '--ratio', '0.5'],
+      ['substitute', widthsFile, '--lowrank'],
+      ['compress', widthsFile, '--recipe', recipe0],
+      ['early-exit', widthsFile, '--widths', '0.5', ...TRAIN, '--eval', fx('digits_test_x.npy')],
+    ]) {
+      const out = path.join(dir, 'refused.onnx');
+      const r = cli([...args, '--no-bench', '-o', out]);
+      assert.equal(r.code, 2, `${args[0]}: ${r.stderr}`);
+      // early-exit trains (heads, or the widths' fine-tuning): refused as training is.
+      const why = args[0] === 'early-exit' ? 'it cannot be trained or distilled; train the full-width model' : `${args[0]} would change its widths unevenly and measure only one; compress the full-width model`;
+      assert.ok(oneLine(r.stderr).startsWith(`error: ${widthsFile} is a runtime-widths model (an If on its width input picks a sub-network of shared, sliced weights): ${why} (the one before early-exit --widths), then build the widths again`), r.stderr);
+      assert.ok(!fs.existsSync(out));
+    }
+    await assert.rejects(runRecipe(openModel(widthsFile), parseRecipe({ steps: [{ step: 'quantize', mode: 'fp16' }] })), (e: Error) => e instanceof UsageError && /is a runtime-widths model .*: a recipe would change/.test(e.message));
     for (const [file, what] of made) {
       for (const args of [
         ['train', file, ...TRAIN, '--epochs', '1', '-o', path.join(dir, 't.onnx')],
