@@ -172,18 +172,6 @@ function outcomeNotes(r: { outcome?: unknown }): string[] {
 }
 
 /**
- * Why `model` cannot be compressed by `command` (a step or a recipe), or undefined: a
- * runtime-widths model (metadata `runtime_widths`, written by `early-exit --widths`) holds its
- * widths as Slices of shared weights behind an If on its width input. A step would change the
- * widths unevenly (the sliced copies in the If branches are not the weights a step rewrites) and
- * be measured at one arbitrary width, so every step refuses it.
- */
-export function compressionRefusal(model: Model, command: string): string | undefined {
-  if (!model.metadata.some(([k]) => k === 'runtime_widths')) return undefined;
-  return `${model.path ?? 'the model'} is a runtime-widths model (an If on its width input picks a sub-network of shared, sliced weights): ${command} would change its widths unevenly and measure only one; compress the full-width model (the one before early-exit --widths), then build the widths again`;
-}
-
-/**
  * Checks the files a recipe's steps name (a distill step's teacher: `Step.preflight`) before
  * any data is read or any step runs. Errors name the step and the file.
  */
@@ -203,8 +191,6 @@ export function preflightRecipe(recipe: Recipe): void {
  * The steps' files are checked first (`preflightRecipe`).
  */
 export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOptions = {}): Promise<{ model: Model; steps: StepSummary[]; cancelled?: RecipeCancelled }> {
-  const refused = compressionRefusal(model, 'a recipe');
-  if (refused) throw new UsageError(refused);
   preflightRecipe(recipe);
   let current = model;
   const steps: StepSummary[] = [];

@@ -36,6 +36,7 @@ export const distillStep = defineStep({
   example: 'distill student.onnx --teacher model.onnx --train x.npy --train-labels y.npy --eval ex.npy --labels ey.npy -o student.distilled.onnx',
   needsTrain: () => 'distill',
   data: ['train', 'eval'],
+  checksDynamicModels: true,
   // The teacher file is checked before any data is read or any earlier recipe step runs.
   preflight: (o) => {
     if (o.teacher) assertTeacher(openModel(o.teacher));
