@@ -2,6 +2,7 @@ import * as path from 'path';
 import { UsageError } from '../core/errors';
 import { assertOutputNotInput, assertWritableFormat, openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
+import { dynamicModelRefusal } from '../core/analysis/dynamic-models';
 import { assertTrainable } from '../core/train';
 import { finishJob as coreFinishJob, inputSpecs, JOB_DEFAULTS, openJob as coreOpenJob, stepContext as coreStepContext, type OpenedJob } from '../core/jobs';
 import type { EvaluationReport, EvaluateOptions } from '../core/runtime/evaluate';
@@ -71,6 +72,9 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   // A command given training data refuses a model it cannot train before binding any data (an
   // early-exit or runtime-widths model); the weights' own checks come with training.
   if (flags.train) assertTrainable(model, []);
+  // Any other step refuses an early-exit or runtime-widths model too (defineStep); said here before the data is read.
+  const refused = dynamicModelRefusal(model, command);
+  if (refused) throw new UsageError(refused);
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
   assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);

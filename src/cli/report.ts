@@ -11,7 +11,8 @@ export function renderReport(
   output: string,
   r: EvaluationReport,
   notes: string[],
-  changed: number,
+  /** How many nodes/layers the command changed, or its own line for it (train counts weight tensors). */
+  changed: number | string,
   skipped: Array<{ name: string; op: string; reason: string }>,
   mixed?: { target: string; keptInFloat: string[]; achieved: number },
   slowerBecause?: string,
@@ -43,7 +44,7 @@ export function renderReport(
   if (r.latencyMs && r.latencyMs.ratioP50 > 1.02) {
     lines.push(`note: the result is slower than the original here (${r.latencyMs.ratioP50.toFixed(2)}x p50, interleaved runs on this CPU)${slowerBecause ? `: ${printable(slowerBecause)}` : ''}`);
   }
-  lines.push('', `changed: ${changed}   left as they were: ${skipped.length}`);
+  lines.push('', typeof changed === 'string' ? changed : `changed: ${changed}   left as they were: ${skipped.length}`);
   const reasons = new Map<string, number>();
   for (const s of skipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
   for (const [why, n] of reasons) lines.push(`  ${n} × ${printable(why)}`);

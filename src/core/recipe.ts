@@ -171,8 +171,27 @@ function outcomeNotes(r: { outcome?: unknown }): string[] {
   return Array.isArray(n) ? n.filter((x): x is string => typeof x === 'string') : [];
 }
 
-/** Runs the steps in order on an in-memory model; each step starts from the previous result. */
+/**
+ * Checks the files a recipe's steps name (a distill step's teacher: `Step.preflight`) before
+ * any data is read or any step runs. Errors name the step and the file.
+ */
+export function preflightRecipe(recipe: Recipe): void {
+  for (const [i, s] of recipe.steps.entries()) {
+    try {
+      stepById(s.step)!.preflight?.(s.options);
+    } catch (e) {
+      if (e instanceof UsageError) throw new UsageError(`step ${i + 1} (${s.step}): ${e.message}`);
+      throw e;
+    }
+  }
+}
+
+/**
+ * Runs the steps in order on an in-memory model; each step starts from the previous result.
+ * The steps' files are checked first (`preflightRecipe`).
+ */
 export async function runRecipe(model: Model, recipe: Recipe, opts: RecipeOptions = {}): Promise<{ model: Model; steps: StepSummary[]; cancelled?: RecipeCancelled }> {
+  preflightRecipe(recipe);
   let current = model;
   const steps: StepSummary[] = [];
   for (const [i, s] of recipe.steps.entries()) {

@@ -54,6 +54,22 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
     rejects({ steps: Array.from({ length: 33 }, () => ({ step: 'prune', ratio: 0.1 })) }, /at most 32 steps/);
   });
 
+  it('words the length bound of a text or a list option (characters, values; never as a number)', async () => {
+    rejects({ steps: [{ step: 'distill', teacher: '' }] }, /^r\.json: step 1 \(distill\): teacher must not be empty$/);
+    rejects({ steps: [{ step: 'distill', match: ['ab'] }] }, /^r\.json: step 1 \(distill\): match\.0 must have at least 3 characters$/);
+    rejects({ steps: [{ step: 'distill', match: Array.from({ length: 257 }, () => 'a=b') }] }, /step 1 \(distill\): match must have at most 256 values$/);
+    rejects({ steps: [{ step: 'early-exit', widths: [] }] }, /^r\.json: step 1 \(early-exit\): widths must not be empty$/);
+    rejects({ steps: [{ step: 'early-exit', widths: Array.from({ length: 17 }, (_, i) => (i + 1) / 17) }] }, /widths must have at most 16 values$/);
+    rejects({ steps: [{ step: 'early-exit', exits: [''] }] }, /exits\.0 must not be empty$/);
+    rejects({ steps: [{ step: 'train', freeze: [''] }] }, /freeze\.0 must not be empty$/);
+    // Numbers keep their bounds as numbers.
+    rejects({ steps: [{ step: 'early-exit', widths: [0] }] }, /widths\.0 must be > 0$/);
+    // The CLI renders the same words with the flag.
+    const r = await run(['distill', 'student.onnx', '--teacher', '', '--train', 'x.npy']);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, 'error: --teacher must not be empty');
+  });
+
   it('fills defaults from the schema', () => {
     const r = parseRecipe({ steps: [{ step: 'prune', ratio: 0.3 }, { step: 'quantize', mode: 'int4' }] });
     assert.deepEqual(r.steps[0].options, { structured: true, ratio: 0.3, criterion: 'l1', recover: 'none', steps: 1, allocate: 'uniform', scope: 'layer', roundTo: 8 });

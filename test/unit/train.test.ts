@@ -659,7 +659,7 @@ describe('train: fit', function () {
     const first = await fit(mlp(), trainSet(0, 300), {
       ...opts,
       epochs: 3,
-      checkpoint: { path: ckpt },
+      checkpoint: { path: ckpt, data: 'set A' },
       signal: ac.signal,
       onProgress: (p) => {
         if (p.phase === 'step' && ++stepsSeen === 8) ac.abort();
@@ -668,13 +668,21 @@ describe('train: fit', function () {
     assert.equal(first.stopped, 'cancelled');
     assert.equal(first.steps, 8);
     assert.equal(first.history.length, 1, 'one epoch (6 steps) completed before the cancel');
-    const resumed = await fit(mlp(), trainSet(0, 300), { ...opts, epochs: 3, checkpoint: { path: ckpt, resume: true } });
+    const resumed = await fit(mlp(), trainSet(0, 300), { ...opts, epochs: 3, checkpoint: { path: ckpt, resume: true, data: 'set A' } });
     assert.equal(resumed.history.length, 3);
     assert.equal(resumed.stopped, 'completed');
     for (const name of full.trainable) {
       const a = full.model.graph.initializers.get(name)!.toFloat32();
       const b = resumed.model.graph.initializers.get(name)!.toFloat32();
       assert.ok(relErr(b, a) < 1e-5, `${name} differs after resume`);
+    }
+    // Resuming continues the same run: fewer epochs than it completed, other data, or another sample count are refused.
+    for (const [set, epochs, data, re] of [
+      [trainSet(0, 300), 2, 'set A', /^--resume: the checkpoint .*train\.ckpt has completed 3 epoch\(s\), more than --epochs 2; give --epochs above 3/],
+      [trainSet(0, 300), 4, 'set B', /^--resume: the checkpoint .*train\.ckpt was trained on set A, this run gives set B; resume with the same training data/],
+      [trainSet(0, 200), 4, 'set A', /^--resume: the checkpoint .*train\.ckpt was trained on 300 samples, this run has 200/],
+    ] as const) {
+      await assert.rejects(fit(mlp(), set, { ...opts, epochs, checkpoint: { path: ckpt, resume: true, data } }), (e: Error) => e instanceof UsageError && re.test(e.message));
     }
     // A checkpoint of another model is refused in one line.
     const other = openModel(path.join(FIXTURES, 'digits_cnn.onnx'));

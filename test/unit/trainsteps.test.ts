@@ -259,6 +259,11 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     assert.ok(openModel(out).graph.nodes.length > 0);
     // --resume continues from the checkpoint: one more epoch, not k + 1; success then removes the checkpoint.
     const k = Number(/after (\d+) complete epoch/.exec(last)![1]);
+    // Other training files than the checkpoint's are refused in one line (the checkpoint stays).
+    const other = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_test_x.npy'), '--train-labels', fx('digits_test_y.npy'), '--epochs', String(k + 1), '--batch', '8', '--val-split', '0.2', '--no-bench', '--resume', '-o', out]);
+    assert.equal(other.code, 2, other.stderr);
+    assert.match(other.stderr.trim(), /^error: --resume: the checkpoint .*mlp\.onnx\.ckpt was trained on --train \/\S+digits_train_x\.npy --train-labels \/\S+digits_train_y\.npy, this run gives --train \/\S+digits_test_x\.npy/);
+    assert.ok(fs.existsSync(`${out}.ckpt`));
     const again = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--epochs', String(k + 1), '--batch', '8', '--val-split', '0.2', '--no-bench', '--resume', '-o', out, '--json']);
     assert.equal(again.code, 0, again.stderr);
     const j = JSON.parse(again.stdout) as { epochs: unknown[]; steps: number; checkpoint: unknown };
@@ -309,6 +314,12 @@ describe('training steps: Taylor with labels, progress, recipes, substitute reco
     const r = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, ...DIGITS, '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /note: the best epoch was chosen on the evaluation data \(--eval\), so the accuracy reported on it is not a test accuracy/);
+    // Trained tensors changed (unless the original weights were kept), none frozen: the counts add up to the trained ones.
+    const trained = Number(/trained (\d+) weight tensors/.exec(r.stdout)?.[1]);
+    assert.match(r.stdout, new RegExp(`^weight tensors changed: (${trained}   left as they were: 0|0   left as they were: ${trained} \\(kept the original weights: no epoch beat them on validation\\))$`, 'm'));
+    const frozen = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, ...DIGITS, '--freeze', 'l1.', '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out]);
+    assert.equal(frozen.code, 0, frozen.stderr);
+    assert.match(frozen.stdout, /^weight tensors changed: (4   left as they were: 2 \(frozen\)|0   left as they were: 6 \(kept the original weights: no epoch beat them on validation\))$/m);
     const s = cli(['train', fx('digits_mlp.onnx'), ...TRAIN, '--val-split', '0.2', '--epochs', '1', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
     assert.equal(s.code, 0, s.stderr);
     const j = JSON.parse(s.stdout) as { validation: string; notes: string[]; curves: Array<{ epoch: number; metric: number }> };

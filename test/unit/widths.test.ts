@@ -323,7 +323,8 @@ describe('runtime widths', function () {
       await saveVerified(r.model, files[selector]);
     }
     const DATA = ['--data', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy')];
-    type Out = { widths: { reference: { input: string; value: number } | null; candidate: { input: string; value: number } | null }; outputs: Array<{ cosine: number; top1Agreement: number }> };
+    type Sel = { input: string; value: number; width?: number } | null;
+    type Out = { widths: { reference: Sel; candidate: Sel }; outputs: Array<{ cosine: number; top1Agreement: number }> };
     const run = (args: string[]) => {
       const r = cli(['compare', ...args, ...DATA, '--json']);
       assert.equal(r.code, 0, r.stderr);
@@ -331,18 +332,26 @@ describe('runtime widths', function () {
     };
     // Not fine-tuned: the full width is the original (exact reordering).
     const full = run([ref, files.width]);
-    assert.deepEqual(full.widths, { reference: null, candidate: { input: 'width', value: 1 } });
+    assert.deepEqual(full.widths, { reference: null, candidate: { input: 'width', value: 1, width: 1 } });
     assert.ok(full.outputs[0].cosine > 0.99999 && full.outputs[0].top1Agreement === 1, JSON.stringify(full.outputs[0]));
     const half = run([ref, files.width, '--width', '0.5']);
     assert.ok(half.outputs[0].cosine < 0.999, 'half width computes another function');
     // As the reference, and with a budget selector.
-    assert.deepEqual(run([files.budget, ref]).widths, { reference: { input: 'budget', value: 1 }, candidate: null });
+    assert.deepEqual(run([files.budget, ref]).widths, { reference: { input: 'budget', value: 1, width: 1 }, candidate: null });
+    // A budget selects the widest width within it: a budget under the full width's MACs runs the half width, and says so.
+    const budgetHalf = run([ref, files.budget, '--width', '0.9']);
+    assert.deepEqual(budgetHalf.widths.candidate, { input: 'budget', value: 0.9, width: 0.5 });
+    assert.deepEqual(budgetHalf.outputs, half.outputs, 'the same figures as width 0.5');
+    assert.match(cli(['compare', ref, files.budget, '--width', '0.9', ...DATA]).stdout, /note: candidate runs at budget 0\.9, which selects width 0\.5 \(a runtime-widths model\)/);
     assert.ok(run([files.budget, ref]).outputs[0].cosine > 0.99999);
     const text = cli(['compare', ref, files.width, ...DATA]);
     assert.match(text.stdout, /note: candidate runs at width 1 \(a runtime-widths model; --width picks another width\)/);
     for (const [args, re] of [
       [[ref, ref, '--width', '0.5'], /^error: --width runs a runtime-widths model \(written by early-exit --widths\) at a width, and neither model is one$/],
       [[ref, files.width, '--width', '1.5'], /^error: --width is a fraction in \(0, 1\], got 1\.5$/],
+      // A width the file does not list would run the next wider one under its label: refused, listing the widths.
+      [[ref, files.width, '--width', '0.7'], new RegExp(`^error: --width 0\\.7 is not a width of ${files.width.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(its widths: 0\\.5, 1\\)$`)],
+      [[ref, files.width, '--width', '0.3'], /is not a width of .* \(its widths: 0\.5, 1\)$/],
     ] as Array<[string[], RegExp]>) {
       const x = cli(['compare', ...args]);
       assert.equal(x.code, 2, x.stderr);

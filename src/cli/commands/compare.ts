@@ -4,6 +4,7 @@ import { DataType } from '../../core/ir/dtype';
 import type { Model } from '../../core/ir/graph';
 import { compareModels, type CompareResult, type Runner } from '../../core/runtime/compare';
 import { fullWidthSelector } from '../../core/runtime/evaluate';
+import { BUDGET_INPUT, declaredWidths, widthForBudget } from '../../core/transforms/widths';
 import { bindDataset, chooseBatchSize, parseDataSpecs, readLabels } from '../../core/runtime/data/dataset';
 import { runnableOnnx } from '../../core/runtime/onnx-file';
 import { ModelSession } from '../../core/runtime/session';
@@ -29,7 +30,7 @@ export const compareCommand: Command = {
     width: {
       type: 'number',
       placeholder: 'w',
-      help: "A runtime-widths model (early-exit --widths) runs at this width: the value fed to its selector input ('width', or 'budget' as a fraction of the full width's MACs); default 1, the full width.",
+      help: "A runtime-widths model (early-exit --widths) runs at this width: the value fed to its selector input ('width': one of the widths it lists; 'budget': a fraction of the full width's MACs, which selects the widest width within it); default 1, the full width.",
     },
     json: { type: 'boolean', help: 'Print JSON.' },
   },
@@ -46,13 +47,17 @@ export const compareCommand: Command = {
     try {
       runnable.push(runnableOnnx(candPath));
       const models = [openModel(runnable[0].path), openModel(runnable[1].path)];
-      const widths = selectors(models, flags.width as number | undefined);
+      const widths = selectors(models, positional, flags.width as number | undefined);
       // An early-exit model decides per batch (a batch leaves an exit only when every sample is confident): compared per sample.
       const earlyExit = models.some(isEarlyExit);
       ref = await ModelSession.create(runnable[0].path, session, refPath);
       cand = await ModelSession.create(runnable[1].path, session, candPath);
-      const refRun = atWidth(ref, widths[0]);
       const candRun = atWidth(cand, widths[1]);
+      // An early-exit reference has outputs a plain candidate lacks (exit_index, or every head in the
+      // multi-output form): compared on the candidate's outputs, as extra candidate outputs are.
+      const hasExits = (m: Model) => m.metadata.some(([k]) => k === 'early_exit');
+      const refEarlyExit = hasExits(models[0]) && !hasExits(models[1]);
+      const refRun = refEarlyExit ? onOutputsOf(atWidth(ref, widths[0]), candRun) : atWidth(ref, widths[0]);
       const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), refRun.inputs.map((i) => i.name)) as Record<string, number[]>;
       const samples = (flags.samples as number | undefined) ?? 32;
       const data = bindDataset(refRun.inputs, parseDataSpecs(flags.data as string[] | undefined), {
@@ -71,7 +76,8 @@ export const compareCommand: Command = {
       const at = { reference: widths[0] ?? null, candidate: widths[1] ?? null };
       if (flags.json) io.out(JSON.stringify({ reference: refPath, candidate: candPath, data: data.describe(), randomData: usedRandom, widths: at, ...r }));
       else {
-        const notes = (['reference', 'candidate'] as const).flatMap((k) => (at[k] ? [`${k} runs at ${at[k]!.input} ${at[k]!.value} (a runtime-widths model${flags.width === undefined ? '; --width picks another width' : ''})`] : []));
+        const runsAt = (s: { input: string; value: number; width?: number }) => `${s.input} ${s.value}${s.input === BUDGET_INPUT && s.width !== undefined ? `, which selects width ${s.width}` : ''}`;
+        const notes = (['reference', 'candidate'] as const).flatMap((k) => (at[k] ? [`${k} runs at ${runsAt(at[k]!)} (a runtime-widths model${flags.width === undefined ? '; --width picks another width' : ''})`] : []));
         if (earlyExit && flags.batch === undefined) notes.push('an early-exit model is compared per sample (batch 1): at batch > 1 a batch leaves an exit only when every sample in it is confident');
         io.out([renderCompare(refPath, candPath, data.describe(), r), ...notes.map((n) => `note: ${n}`)].join('\n'));
       }
@@ -84,14 +90,26 @@ export const compareCommand: Command = {
   },
 };
 
-/** The selector input each model (reference, candidate) is fed when it is a runtime-widths model; `--width` is refused when neither is. */
-function selectors(models: Model[], width: number | undefined): Array<{ input: string; value: number } | undefined> {
+/**
+ * The selector input each model (reference, candidate) is fed when it is a runtime-widths model,
+ * with the width that runs (a `budget` value selects one of the listed widths). `--width` is
+ * refused when neither model is one, and, for a model selected by width, when it is not one of
+ * the widths the file lists (the model would silently run the next wider one).
+ */
+function selectors(models: Model[], files: string[], width: number | undefined): Array<{ input: string; value: number; width?: number } | undefined> {
   const found = models.map((m) => fullWidthSelector(m));
   if (width !== undefined) {
     if (!found.some(Boolean)) throw new UsageError('--width runs a runtime-widths model (written by early-exit --widths) at a width, and neither model is one');
     if (!(width > 0 && width <= 1)) throw new UsageError(`--width is a fraction in (0, 1], got ${width}`);
   }
-  return found.map((s) => (s ? { input: s.input, value: width ?? s.value } : undefined));
+  return found.map((s, i) => {
+    if (!s) return undefined;
+    const value = width ?? s.value;
+    const listed = declaredWidths(models[i])?.widths;
+    if (s.input === BUDGET_INPUT) return { input: s.input, value, width: widthForBudget(models[i], value) };
+    if (listed && !listed.some((w) => Math.abs(w - value) <= 1e-6)) throw new UsageError(`--width ${value} is not a width of ${files[i]} (its widths: ${listed.join(', ')})`);
+    return { input: s.input, value, width: value };
+  });
 }
 
 /** `s` with its selector input fed `sel.value` on every run and hidden from its inputs (data binds to the others). */
@@ -99,6 +117,13 @@ function atWidth(s: ModelSession, sel: { input: string; value: number } | undefi
   if (!sel) return s;
   const feed = { dtype: DataType.FLOAT, dims: [1], data: Float32Array.of(sel.value) };
   return { inputs: s.inputs.filter((i) => i.name !== sel.input), outputs: s.outputs, run: (feeds) => s.run({ ...feeds, [sel.input]: feed }) };
+}
+
+/** `r` reporting only the outputs `other` also has (when `other` has all of them among `r`'s). */
+function onOutputsOf(r: Runner, other: Runner): Runner {
+  const names = new Set(other.outputs.map((o) => o.name));
+  if (!other.outputs.every((o) => r.outputs.some((x) => x.name === o.name))) return r;
+  return { inputs: r.inputs, outputs: r.outputs.filter((o) => names.has(o.name)), run: r.run.bind(r) };
 }
 
 const isEarlyExit = (m: Model) => m.metadata.some(([k]) => k === 'early_exit') && m.graph.outputs.some((o) => o.name === 'exit_index');

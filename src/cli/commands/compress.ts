@@ -1,4 +1,4 @@
-import { assertRecipeOutput, readRecipe, recipeNeedsCalib, recipeNeedsEval, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
+import { assertRecipeOutput, preflightRecipe, readRecipe, recipeNeedsCalib, recipeNeedsEval, recipeNeedsTrain, runRecipe, type StepSummary } from '../../core/recipe';
 import { UsageError } from '../../core/errors';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
@@ -25,6 +25,7 @@ export const compressCommand: Command = {
     if (why && !flags.calib) throw new UsageError(`the recipe needs calibration data (${why}): give --calib data (or, explicitly, --calib random:N)`);
     const trains = recipeNeedsTrain(recipe);
     if (trains && !flags.train) throw new UsageError(`the recipe trains (${trains}): give training inputs (--train x.npy, and --train-labels y.npy for labelled training)`);
+    preflightRecipe(recipe);
     const job = await openJob(positional, flags, 'compress', 'compressed');
     const evals = recipeNeedsEval(recipe);
     // Without --eval the evaluation data is the calibration data, else random samples.

@@ -3,6 +3,7 @@ import { UsageError } from '../../core/errors';
 import { modelSizeBytes, openModel } from '../../core/formats/registry';
 import { benchmarkModels } from '../../core/runtime/bench';
 import { saveVerified } from '../../core/runtime/verified-save';
+import { assertTeacher } from '../../core/transforms/distill';
 import { distillStep } from '../../core/transforms/distill/step';
 import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
@@ -35,9 +36,11 @@ export const distillCommand: Command = Object.assign(
       const o = stepOptionsFromFlags(distillStep, DISTILL_FLAGS, f);
       if (!o.teacher) throw new UsageError('distill needs a teacher (--teacher model.onnx)');
       if (!f.train) throw new UsageError('distill needs training inputs (--train x.npy)');
-      const job = await openJob(parsed.positional, f, 'distill', 'distilled');
       const teacherPath = o.teacher;
+      // The teacher is checked before the student's data is read (an early-exit or runtime-widths teacher is refused).
       const teacher = openModel(teacherPath);
+      assertTeacher(teacher);
+      const job = await openJob(parsed.positional, f, 'distill', 'distilled');
       if (job.train?.random) throw new UsageError('distill trains on real inputs; --train cannot be random');
       const evalReal = !job.evalData.random;
       const { model: student, outcome: r } = await distillStep.apply(job.model, o, stepContext(job));

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
+import * as path from 'path';
 import { CancelledError, UsageError } from '../../core/errors';
-import { assertCheckpointExists } from '../../core/train';
+import { assertCheckpointExists, floatWeights } from '../../core/train';
 import type { EvaluationReport } from '../../core/runtime/evaluate';
 import { saveVerified } from '../../core/runtime/verified-save';
 import { trainStep, type TrainOutcome } from '../../core/transforms/train/step';
@@ -52,7 +53,7 @@ export const trainCommand: Command = {
     const onSig = () => ac.abort();
     process.once('SIGINT', onSig);
     try {
-      const result = await trainStep.apply(job.model, o, stepContext(job, { signal: ac.signal, checkpoint: { path: checkpoint, resume: !!flags.resume } }));
+      const result = await trainStep.apply(job.model, o, stepContext(job, { signal: ac.signal, checkpoint: { path: checkpoint, resume: !!flags.resume, data: trainingFiles(flags) } }));
       const { outcome: r } = result;
       const f = r.fit;
       const ckpt = () => (fs.existsSync(checkpoint) ? `; checkpoint ${checkpoint} (continue with --resume)` : '');
@@ -115,9 +116,29 @@ export const trainCommand: Command = {
         `trained ${f.trainable.length} weight tensors for ${f.history.length} epoch(s) (${f.stopped}); kept ${f.bestEpoch === 0 ? 'the original weights (epoch 0)' : `epoch ${f.bestEpoch}`}${f.bestMetric !== undefined ? ` (validation accuracy ${f.bestMetric.toFixed(4)}${r.validation === 'val-split' ? ' on the held-out split' : ''})` : ''}; ${f.msPerStep.toFixed(1)} ms per step`,
         ...r.notes,
       ];
-      // The original weights kept (epoch 0): no layer changed.
-      io.out(renderReport('train', job.input, output, report, notes, f.bestEpoch === 0 && f.initialMetric !== undefined ? 0 : f.trainable.length, []));
+      // Weight tensors: trained ones changed, frozen ones did not; with the original weights kept (epoch 0) none changed.
+      const all = floatWeights(job.model).length;
+      const keptOriginal = f.bestEpoch === 0 && f.initialMetric !== undefined;
+      const changed = keptOriginal ? 0 : f.trainable.length;
+      const why = keptOriginal ? ' (kept the original weights: no epoch beat them on validation)' : all > changed ? ' (frozen)' : '';
+      io.out(renderReport('train', job.input, output, report, notes, `weight tensors changed: ${changed}   left as they were: ${all - changed}${why}`, []));
       return 0;
     }
   },
 };
+
+/**
+ * The training files of a run, as absolute paths (`--train` may be `x.npy`, a folder, or
+ * `name=path` lists), so that `--resume` from another folder still matches its checkpoint.
+ */
+function trainingFiles(flags: Record<string, unknown>): string {
+  const abs = (v: string) =>
+    v
+      .split(',')
+      .map((p) => {
+        const eq = p.indexOf('=');
+        return eq > 0 && !fs.existsSync(p) ? `${p.slice(0, eq)}=${path.resolve(p.slice(eq + 1))}` : path.resolve(p);
+      })
+      .join(',');
+  return `--train ${abs(String(flags.train))} --train-labels ${abs(String(flags['train-labels']))}`;
+}

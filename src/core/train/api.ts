@@ -274,9 +274,11 @@ export interface FitOptions extends TrainableSelection {
   /**
    * A checkpoint file written atomically after each epoch; with `resume`, training continues
    * from it, and a missing file is a UsageError (as Hugging Face's Trainer refuses
-   * `resume_from_checkpoint` without one): resuming never silently starts over.
+   * `resume_from_checkpoint` without one): resuming never silently starts over. `data` describes
+   * what the run trains on (e.g. its files); a resume is refused when the checkpoint was written
+   * for other data (or another sample count), or has already completed more than `epochs`.
    */
-  checkpoint?: { path: string; resume?: boolean };
+  checkpoint?: { path: string; resume?: boolean; data?: string };
   onProgress?: (p: TrainProgress) => void;
   /** Honoured between steps: `fit` then returns the best weights so far with `stopped: 'cancelled'`. */
   signal?: AbortSignal;

@@ -23,6 +23,9 @@ export interface Checkpoint {
   /** The validation metric of the weights before training (epoch 0). */
   initialMetric?: number;
   stale: number;
+  /** What the run trained on: its sample count, and the caller's description (files). */
+  samples?: number;
+  data?: string;
   params: Map<string, Float32Array>;
   best: Map<string, Float32Array>;
   optimizer: OptimizerState;
@@ -37,6 +40,8 @@ interface Header {
   bestMetric?: number;
   initialMetric?: number;
   stale: number;
+  samples?: number;
+  data?: string;
   blobs: Array<{ group: 'param' | 'best' | 'slot'; name: string; slot?: number; length: number }>;
   optimizerStep: number;
 }
@@ -60,6 +65,8 @@ export function writeCheckpoint(file: string, c: Checkpoint): void {
     bestMetric: c.bestMetric,
     initialMetric: c.initialMetric,
     stale: c.stale,
+    samples: c.samples,
+    data: c.data,
     blobs,
     optimizerStep: c.optimizer.step,
   };
@@ -108,6 +115,8 @@ export function readCheckpoint(file: string, sizes: Map<string, number>): Checkp
   if (h.history.length !== h.epoch) throw bad(`it records ${h.history.length} epoch(s) of history for epoch ${h.epoch}`);
   if (h.bestEpoch > h.epoch || h.stale > h.epoch) throw bad(`bad ${h.bestEpoch > h.epoch ? `bestEpoch ${h.bestEpoch}` : `stale ${h.stale}`} after ${h.epoch} epoch(s)`);
   for (const k of ['bestMetric', 'initialMetric'] as const) if (h[k] !== undefined && h[k] !== null && typeof h[k] !== 'number') throw bad(`bad ${k}`);
+  if (h.samples !== undefined && h.samples !== null && !count(h.samples)) throw bad('bad samples');
+  if (h.data !== undefined && h.data !== null && typeof h.data !== 'string') throw bad('bad data');
   for (const b of h.blobs as unknown[]) {
     const o = b as Header['blobs'][number] | null;
     if (!o || typeof o.name !== 'string' || !count(o.length) || !['param', 'best', 'slot'].includes(o.group) || (o.slot !== undefined && o.slot !== null && !count(o.slot))) throw bad('bad weight entry in the header');
@@ -121,6 +130,8 @@ export function readCheckpoint(file: string, sizes: Map<string, number>): Checkp
     bestMetric: h.bestMetric ?? undefined,
     initialMetric: h.initialMetric ?? undefined,
     stale: h.stale,
+    samples: h.samples ?? undefined,
+    data: h.data ?? undefined,
     params: new Map(),
     best: new Map(),
     optimizer: { step: h.optimizerStep, slots: new Map() },

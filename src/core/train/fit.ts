@@ -241,10 +241,21 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
     if (steps < 1) throw new UsageError(`batch ${opts.batchSize} is larger than the ${train.count} training samples with dropLast`);
     const total = steps * opts.epochs;
     const seed = opts.seed ?? 0;
-    let state: Checkpoint = { epoch: 0, globalStep: 0, history: [], bestEpoch: 0, stale: 0, params: values, best: new Map(), optimizer: optimizer.state };
+    let state: Checkpoint = { epoch: 0, globalStep: 0, history: [], bestEpoch: 0, stale: 0, samples: train.count, data: opts.checkpoint?.data, params: values, best: new Map(), optimizer: optimizer.state };
     if (opts.checkpoint?.resume) {
-      assertCheckpointExists(opts.checkpoint.path);
-      const loaded = readCheckpoint(opts.checkpoint.path, new Map([...values].map(([k, v]) => [k, v.length])));
+      const file = opts.checkpoint.path;
+      assertCheckpointExists(file);
+      const loaded = readCheckpoint(file, new Map([...values].map(([k, v]) => [k, v.length])));
+      // Resuming continues the same run: the same data, and epochs still to train.
+      if (loaded.data !== undefined && opts.checkpoint.data !== undefined && loaded.data !== opts.checkpoint.data) {
+        throw new UsageError(`--resume: the checkpoint ${file} was trained on ${loaded.data}, this run gives ${opts.checkpoint.data}; resume with the same training data, or run without --resume to start over`);
+      }
+      if (loaded.samples !== undefined && loaded.samples !== train.count) {
+        throw new UsageError(`--resume: the checkpoint ${file} was trained on ${loaded.samples} samples, this run has ${train.count}; resume with the same training data, or run without --resume to start over`);
+      }
+      if (loaded.epoch > opts.epochs) {
+        throw new UsageError(`--resume: the checkpoint ${file} has completed ${loaded.epoch} epoch(s), more than --epochs ${opts.epochs}; give --epochs above ${loaded.epoch} to train on, or run without --resume to start over`);
+      }
       for (const [k, v] of loaded.params) values.get(k)!.set(v);
       optimizer.state.step = loaded.optimizer.step;
       for (const [k, v] of loaded.optimizer.slots) optimizer.state.slots.set(k, v);

@@ -73,7 +73,7 @@ export interface StepContext {
   /** The model the job started from (a recipe's input): the default teacher of `distill`. */
   original?: Model;
   /** Where a step that trains writes its per-epoch checkpoint, and whether it continues from it (`train --resume`). */
-  checkpoint?: { path: string; resume?: boolean };
+  checkpoint?: { path: string; resume?: boolean; data?: string };
   /** The model's file, when the step runs on the model as opened (latency targets bench it). */
   input?: string;
   signal?: AbortSignal;
@@ -125,6 +125,11 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   needsTrain?(o: z.output<S>): RuleMessage;
   /** Why the step needs real (not random) evaluation data (`--eval`), if it does. */
   needsEval?(o: z.output<S>): RuleMessage;
+  /**
+   * Checks of the files the options name (a distill teacher), run before any data is read or
+   * any step runs; throws a UsageError/ModelError naming the file.
+   */
+  preflight?(o: z.output<S>): void;
   /**
    * The kinds of job data the step reads (default: every kind). The CLI offers only these
    * kinds' flags (`jobFlagsFor`).
@@ -214,13 +219,31 @@ export function enumValues(schema: z.ZodType): Array<string | number> | undefine
   return undefined;
 }
 
+/**
+ * A length bound of a string (characters) or a list (values), in words: "must not be empty",
+ * "must have at least 3 characters", "must have at most 16 values". Undefined for a number's bound.
+ */
+function lengthBound(n: string, issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string | undefined {
+  if (issue.origin !== 'string' && issue.origin !== 'array' && issue.origin !== 'set') return undefined;
+  const unit = issue.origin === 'string' ? 'character' : 'value';
+  const count = (k: number) => `${k} ${unit}${k === 1 ? '' : 's'}`;
+  if (issue.code === 'too_small') {
+    const k = Number(issue.minimum) + (issue.inclusive === false ? 1 : 0);
+    if (issue.exact) return `${n} must have exactly ${count(k)}`;
+    return k <= 1 ? `${n} must not be empty` : `${n} must have at least ${count(k)}`;
+  }
+  const k = Number(issue.maximum) - (issue.inclusive === false ? 1 : 0);
+  if (issue.exact) return `${n} must have exactly ${count(k)}`;
+  return k <= 0 ? `${n} must be empty` : `${n} must have at most ${count(k)}`;
+}
+
 function describeIssue(issue: z.core.$ZodIssue, name: (path: PropertyKey[]) => string, schema: z.ZodType): string {
   const n = name(issue.path);
   switch (issue.code) {
     case 'too_small':
-      return `${n} must be ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}`;
+      return lengthBound(n, issue) ?? `${n} must be ${issue.inclusive ? '≥' : '>'} ${String(issue.minimum)}`;
     case 'too_big':
-      return `${n} must be ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}`;
+      return lengthBound(n, issue) ?? `${n} must be ${issue.inclusive ? '≤' : '<'} ${String(issue.maximum)}`;
     case 'invalid_value':
       return `${n} is one of ${issue.values.map(String).join(', ')}`;
     case 'invalid_type': {

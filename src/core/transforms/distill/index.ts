@@ -86,11 +86,41 @@ export function parseMatches(values: string[] | undefined): FeatureMatch[] {
 }
 
 /**
+ * Why `teacher` cannot teach, in the user's terms, or undefined. A teacher gives one set of
+ * logits per batch of the student's inputs, so distillation refuses:
+ * - an early-exit model (metadata `early_exit`): its output switches between exit heads by
+ *   confidence, batch by batch;
+ * - a runtime-widths model (metadata `runtime_widths`): it needs a width input the student's
+ *   data does not have. It is refused rather than run at one width, so that the teacher is
+ *   always a model the user can run and score as it is: its full width is the model before
+ *   `early-exit --widths` (fine-tuned towards it).
+ */
+export function teacherRefusal(teacher: Model): string | undefined {
+  const file = teacher.path ?? 'the teacher';
+  const meta = new Map(teacher.metadata);
+  if (meta.has('early_exit')) {
+    return `${file} is an early-exit model: as a teacher its output would switch between exit heads by confidence, batch by batch; give the backbone (the model before early-exit) as the teacher`;
+  }
+  if (meta.has('runtime_widths')) {
+    return `${file} is a runtime-widths model: as a teacher it needs a width input that the training data does not have; give the full-width model (the one before early-exit --widths) as the teacher`;
+  }
+  return undefined;
+}
+
+/** Throws the UsageError of `teacherRefusal` (see there). */
+export function assertTeacher(teacher: Model): void {
+  const why = teacherRefusal(teacher);
+  if (why) throw new UsageError(why);
+}
+
+/**
  * Trains `student` to follow `teacher` (see the module docs). Neither model is modified; the
  * result holds the student's inference graph with new weights.
- * Errors: UsageError for bad settings, labels that do not match the data, unknown tensors.
+ * Errors: UsageError for bad settings, labels that do not match the data, unknown tensors, a
+ * teacher that cannot teach (`teacherRefusal`).
  */
 export async function distill(student: Model, teacher: Model, opts: DistillOptions): Promise<DistillResult> {
+  assertTeacher(teacher);
   const logits = student.graph.outputs[0]?.name;
   if (!logits) throw new UsageError('the student model has no output');
   const hasLabels = !!opts.trainLabels;

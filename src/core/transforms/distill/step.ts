@@ -3,7 +3,7 @@ import { UsageError } from '../../errors';
 import { openModel } from '../../formats/registry';
 import type { Model } from '../../ir/graph';
 import { defineStep, option } from '../step';
-import { distill, parseMatches, type DistillResult } from './index';
+import { assertTeacher, distill, parseMatches, type DistillResult } from './index';
 
 /** Distillation options, declared once: CLI flags, recipe keys, JSON Schema. */
 export const distillOptions = z.strictObject({
@@ -37,6 +37,10 @@ export const distillStep = defineStep({
   needsTrain: () => 'distill',
   data: ['train', 'eval'],
   checksDynamicModels: true,
+  // The teacher file is checked before any data is read or any earlier recipe step runs.
+  preflight: (o) => {
+    if (o.teacher) assertTeacher(openModel(o.teacher));
+  },
   plan: async (model, o) => ({ model, detail: `retrains the weights for ${o.epochs} epoch(s) from the teacher; same structure` }),
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: DistillOutcome }> {
     if (model.format !== 'onnx') throw new UsageError('distillation trains an ONNX model (export a TF.js model to ONNX first: model-compressor export)');

@@ -113,6 +113,41 @@ function budgetNodes(m: Model, ws: number[], fractions: number[]): Node[] {
   return nodes;
 }
 
+/**
+ * What a runtime-widths file (metadata `runtime_widths`) declares: its selector input and its
+ * widths, ascending (the last is 1, the full width). Undefined for any other model, or a file
+ * whose metadata does not list its widths.
+ */
+export function declaredWidths(model: Model): { input: string; widths: number[] } | undefined {
+  const meta = model.metadata.find(([k]) => k === 'runtime_widths');
+  if (!meta) return undefined;
+  let v: { input?: unknown; widths?: unknown };
+  try {
+    v = JSON.parse(meta[1]) as typeof v;
+  } catch {
+    return undefined;
+  }
+  const widths = Array.isArray(v.widths) && v.widths.length && v.widths.every((w) => typeof w === 'number' && w > 0 && w <= 1) ? [...(v.widths as number[])].sort((a, b) => a - b) : undefined;
+  return widths ? { input: typeof v.input === 'string' ? v.input : WIDTH_INPUT, widths } : undefined;
+}
+
+/**
+ * The width a `budget` value selects in a file written with the budget selector (see
+ * `budgetNodes`: the widest width whose MAC fraction, stored as `budget.macs_j`, the budget
+ * reaches; the narrowest when none). Undefined when the file is not such a model.
+ */
+export function widthForBudget(model: Model, budget: number): number | undefined {
+  const d = declaredWidths(model);
+  if (!d || d.input !== BUDGET_INPUT) return undefined;
+  let w = d.widths[0];
+  for (let j = 1; j < d.widths.length; j++) {
+    const t = model.graph.initializers.get(`budget.macs_${j}`);
+    if (!t) return undefined;
+    if (budget >= t.toFloat32()[0]) w = d.widths[j];
+  }
+  return w;
+}
+
 /** A slice of one node input: keep [start, end) on each listed axis. */
 type Cut = Map<number, [number, number]>;
 
