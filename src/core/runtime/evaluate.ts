@@ -9,7 +9,7 @@ import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
 import { fidelityWarnings, type StepKind } from './fidelity-warnings';
 import { rssStage } from './rss-log';
-import { ModelSession, sessionSource, type HostTensor } from './session';
+import { ALTERNATING, ModelSession, sessionSource, type HostTensor } from './session';
 import { TfjsRunner } from './tfjs';
 
 /**
@@ -127,7 +127,7 @@ export async function evaluateCompression(original: { model: Model; path: string
     if (opts.data) {
       opts.onProgress?.('measuring fidelity');
       const tfjsModel = original.model.format.startsWith('tfjs');
-      const open = (p: string, m: Model) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(sessionSource(m, p), { allowSpinning: false }, p));
+      const open = (p: string, m: Model) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(sessionSource(m, p), ALTERNATING, p));
       const ref = await open(original.path, original.model);
       const cand = await open(outputPath, outModel);
       try {
@@ -195,7 +195,7 @@ async function layerErrors(ref: Model, cand: Model, layers: Array<{ name: string
         { model: cand, names: group },
       ],
       data,
-      { batchSize: plan.batchSize, limit, session: { allowSpinning: false } },
+      { batchSize: plan.batchSize, limit, session: ALTERNATING },
       ({ values: [a, b] }) => {
         for (const n of group) {
           const x = hostValues(a[n]);
