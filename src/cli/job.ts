@@ -2,10 +2,11 @@ import * as path from 'path';
 import { UsageError } from '../core/errors';
 import { assertOutputNotInput, assertWritableFormat, openModel } from '../core/formats/registry';
 import type { Model } from '../core/ir/graph';
+import { assertTrainable } from '../core/train';
 import { finishJob as coreFinishJob, inputSpecs, JOB_DEFAULTS, openJob as coreOpenJob, stepContext as coreStepContext, type OpenedJob } from '../core/jobs';
 import type { EvaluationReport, EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
-import type { StepContext } from '../core/transforms/step';
+import type { Step, StepContext, StepData } from '../core/transforms/step';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, dataOptions, shapeFlags } from './data-flags';
 import { cliProgress, type CliProgress } from './progress';
@@ -24,6 +25,25 @@ export const JOB_FLAGS: Record<string, FlagSpec> = {
   train: { type: 'string', placeholder: 'data', help: 'Training inputs for steps that fine-tune or distill (--recover finetune|distill, --qat).' },
   'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the training inputs.' },
 };
+
+/** Each kind of job data and its flags. */
+const DATA_KIND_FLAGS: Record<StepData, string[]> = { calib: ['calib'], calibLabels: ['calib-labels'], train: ['train', 'train-labels'], eval: ['eval', 'labels'] };
+
+/**
+ * JOB_FLAGS for a step: without the data flags of the kinds the step does not read (its
+ * `data` declaration), so `--help` lists only flags the command reads and a flag it would
+ * ignore is an unknown option.
+ */
+export function jobFlagsFor(step: Pick<Step, 'data'>): Record<string, FlagSpec> {
+  const reads = new Set<StepData>(step.data ?? ['calib', 'calibLabels', 'train', 'eval']);
+  const drop = new Set(Object.entries(DATA_KIND_FLAGS).flatMap(([k, flags]) => (reads.has(k as StepData) ? [] : flags)));
+  const flags = Object.fromEntries(Object.entries(JOB_FLAGS).filter(([k]) => !drop.has(k)));
+  if (!reads.has('calib')) {
+    flags.samples = { ...flags.samples, help: 'Random evaluation samples when no --eval is given (random:N says it explicitly).' };
+    if (flags.eval) flags.eval = { ...flags.eval, help: 'Evaluation data for the before/after report (default: random samples).' };
+  }
+  return flags;
+}
 
 /** `<name>.<suffix>.onnx` (or `.json` for TF.js) beside the input. */
 export function defaultOutput(input: string, suffix: string): string {
@@ -48,6 +68,9 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const input = positional[0];
   const model = openModel(input);
   assertWritableFormat(model, input, command);
+  // A command given training data refuses a model it cannot train before binding any data (an
+  // early-exit or runtime-widths model); the weights' own checks come with training.
+  if (flags.train) assertTrainable(model, []);
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
   assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);

@@ -1,4 +1,5 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
+import { nearest } from '../core/transforms/step';
 import { program } from './args';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
@@ -49,7 +50,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   }
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
-    io.err(`error: unknown command '${name}'\n\n${help()}`);
+    const near = nearest(name, commands.map((c) => c.name));
+    io.err(`error: unknown command '${name}'${near ? `; did you mean '${near}'?` : ` (commands: ${commands.map((c) => c.name).join(', ')})`}`);
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -61,7 +63,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`error: ${e.message}\nusage: ${cmd.usage}`);
+      io.err(`error: ${e.message}`);
       return EXIT.usage;
     }
     if (e instanceof ModelError) {

@@ -1,4 +1,6 @@
 import * as fs from 'fs';
+import * as path from 'path';
+import type { z } from 'zod';
 import { analyzeModel } from './analysis/analyze';
 import { CancelledError, CancelledWithResult, ModelError, UsageError } from './errors';
 import { assertOutputNotInput, openModel } from './formats/registry';
@@ -6,7 +8,7 @@ import type { Model } from './ir/graph';
 import type { Dataset } from './runtime/data/dataset';
 import type { TrainProgress } from './train/api';
 import { LAST_STEPS, MAX_RECIPE_STEPS, STEP_IDS, stepById } from './transforms/registry';
-import { didYouMean, renderRule, validateOptions, type StepContext } from './transforms/step';
+import { didYouMean, optionInfo, renderRule, validateOptions, type StepContext } from './transforms/step';
 
 /**
  * Compression recipes: an ordered list of steps (prune, substitute, train, distill, quantize,
@@ -27,9 +29,11 @@ export interface Recipe {
 /**
  * Validates untrusted recipe JSON (from a file or a webview) before any work starts, with
  * each step's own option schema: unknown keys are errors naming the nearest valid key, and
- * every range is checked (UsageError, exit 2).
+ * every range is checked (UsageError, exit 2). With `baseDir` (the folder of a recipe file),
+ * relative values of file options (`OptionInfo.file`: a distill step's teacher) are resolved
+ * against it; a recipe given as data (from the panel) keeps its paths as they are.
  */
-export function parseRecipe(value: unknown, source = 'recipe'): Recipe {
+export function parseRecipe(value: unknown, source = 'recipe', baseDir?: string): Recipe {
   const fail = (why: string): never => {
     throw new UsageError(`${source}: ${why}`);
   };
@@ -48,7 +52,15 @@ export function parseRecipe(value: unknown, source = 'recipe'): Recipe {
       if (r.unknownKey) fail(`unknown key '${r.unknownKey.key}' in step ${i + 1} (${step.id})${r.unknownKey.hint}`);
       fail(`step ${i + 1} (${step.id}): ${r.message}`);
     }
-    return { step: step.id, options: (r as { value: Record<string, unknown> }).value };
+    const options = (r as { value: Record<string, unknown> }).value;
+    // File options (a distill step's teacher) are relative to the recipe's folder, not the cwd.
+    if (baseDir) {
+      for (const [k, field] of Object.entries(step.options.shape)) {
+        const v = options[k];
+        if (optionInfo.get(field as z.ZodType)?.file && typeof v === 'string' && !path.isAbsolute(v)) options[k] = path.resolve(baseDir, v);
+      }
+    }
+    return { step: step.id, options };
   });
   const early = out.findIndex((s, i) => i < out.length - 1 && s.step in LAST_STEPS);
   if (early >= 0) fail(`step ${early + 1} (${out[early].step}) must be the last step: ${LAST_STEPS[out[early].step]}`);
@@ -85,6 +97,7 @@ export function recipeNeedsEval(recipe: Recipe): string | undefined {
 /** The largest recipe file read (a recipe is a short list of steps; this bounds a mistaken path). */
 export const MAX_RECIPE_BYTES = 1 << 20;
 
+/** Reads and validates a recipe file; relative file paths in it (a teacher) resolve against its folder. */
 export function readRecipe(file: string): Recipe {
   let text: string;
   let stat: fs.Stats;
@@ -107,7 +120,7 @@ export function readRecipe(file: string): Recipe {
     // A broken recipe is a usage problem like any other recipe error (exit 2), not a bad model.
     throw new UsageError(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  return parseRecipe(json, file);
+  return parseRecipe(json, file, path.dirname(path.resolve(file)));
 }
 
 export interface RecipeOptions {

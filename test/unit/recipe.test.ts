@@ -68,6 +68,31 @@ describe('recipes', () => {
     assert.match(b.stderr.split('\n')[0], /too large for a recipe/);
   });
 
+  it("a recipe's relative file paths (a distill teacher) resolve against the recipe's folder, not the cwd", () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'models'));
+    const teacher = path.join(dir, 'models', 'teacher.onnx');
+    fs.copyFileSync(path.join(FIXTURES, 'digits_cnn.onnx'), teacher);
+    const recipe = path.join(dir, 'models', 'distill.recipe.json');
+    fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'distill', epochs: 1, teacher: 'teacher.onnx' }] }));
+    // Run from another folder, which holds no teacher.onnx, with a relative --recipe path.
+    const cwd = path.join(dir, 'elsewhere');
+    fs.mkdirSync(cwd);
+    const out = path.join(dir, 'out.onnx');
+    const args = ['compress', path.join(FIXTURES, 'digits_cnn.onnx'), '--recipe', path.join('..', 'models', 'distill.recipe.json'), '--train', path.join(FIXTURES, 'digits_train_x.npy'), '--no-bench', '-o', out, '--json'];
+    const r = cli(args, { cwd });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(fs.existsSync(out));
+    // The output may not overwrite the teacher named relative to the recipe.
+    const clash = cli([...args.slice(0, -3), '-o', teacher], { cwd });
+    assert.equal(clash.code, 2, clash.stderr);
+    assert.match(clash.stderr, /refusing to overwrite the input file .*models\/teacher\.onnx/);
+    // Absolute paths are kept; a recipe given as data (the panel) keeps its paths as they are.
+    assert.equal(parseRecipe({ steps: [{ step: 'distill', teacher }] }, 'r', cwd).steps[0].options.teacher, teacher);
+    assert.equal(parseRecipe({ steps: [{ step: 'distill', teacher: 't.onnx' }] }, 'r', cwd).steps[0].options.teacher, path.join(cwd, 't.onnx'));
+    assert.equal(parseRecipe({ steps: [{ step: 'distill', teacher: 't.onnx' }] }).steps[0].options.teacher, 't.onnx');
+  });
+
   it('--json reports carry the collapse warnings the text report prints', () => {
     const out = path.join(tmpDir(), 'p.onnx');
     const ex = path.resolve(FIXTURES, '../../examples');

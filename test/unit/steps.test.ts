@@ -131,6 +131,35 @@ describe('steps: one option schema for CLI, recipes, JSON Schema and the panel',
     assert.match((await run(['compare', '--help'])).stdout, /--seed/);
   });
 
+  it('a usage error is one line (no usage dump); train, distill and early-exit list and accept no calibration flags they would ignore', async () => {
+    const m = path.resolve(__dirname, '../../../test/fixtures/digits_cnn.onnx');
+    for (const c of commands) {
+      const r = await run([c.name, m, '--bogus-flag']);
+      assert.equal(r.code, 2, c.name);
+      assert.equal(r.stderr.split('\n').length, 1, `${c.name}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: unknown option '--bogus-flag'/);
+    }
+    assert.deepEqual(await run(['prun', m]), { code: 2, stdout: '', stderr: "error: unknown command 'prun'; did you mean 'prune'?" });
+    assert.match((await run(['frobnicate'])).stderr, /^error: unknown command 'frobnicate' \(commands: inspect, .*train\)$/);
+    for (const name of ['train', 'distill', 'early-exit']) {
+      const help = (await run([name, '--help'])).stdout;
+      assert.doesNotMatch(help, /--calib/, `${name} --help`);
+      assert.match(help, /--train <data>|--train <x\.npy>/, `${name} --help lists --train`);
+      const r = await run([name, m, '--calib', 'x.npy']);
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr, "error: unknown option '--calib'", name);
+    }
+    assert.match((await run(['prune', '--help'])).stdout, /--calib <data>[\s\S]*--calib-labels <y\.npy>/, 'prune reads --calib and, for Taylor, --calib-labels');
+    // quantize and substitute read calibration inputs but no calibration labels.
+    for (const name of ['quantize', 'substitute']) {
+      const help = (await run([name, '--help'])).stdout;
+      assert.match(help, /--calib <data>/, name);
+      assert.doesNotMatch(help, /--calib-labels/, name);
+    }
+    // early-exit reads real data only: no random-sample count.
+    assert.doesNotMatch((await run(['early-exit', '--help'])).stdout, /--samples/);
+  });
+
   it('CLI flags come from the same schema: ranges, rules and typos are usage errors', async () => {
     const m = path.resolve(__dirname, '../../../test/fixtures/digits_cnn.onnx');
     const cases: Array<[string[], RegExp]> = [

@@ -493,11 +493,11 @@ describe('TF.js layers models (structured pruning)', () => {
     const cos: number[] = [];
     for (const recover of ['none', 'reconstruct'] as const) {
       const r = await pruneModel(openModel(file), { structured: true, ratio: 0.5, steps: 3, recover, calib, roundTo: 1 });
-      // 16 → 13 → 11 → 9: each step removes ⌊0.206·n⌋ of what is left.
+      // 16 → 13 → 11 → 8: each step's cumulative share is counted on the 16 channels before step 1.
       const out = path.join(path.dirname(file), `steps-${recover}.json`);
       saveModel(r.model, out);
       const layers = JSON.parse(fs.readFileSync(out, 'utf8')).modelTopology.config.layers;
-      assert.equal(layers[0].config.filters, 9);
+      assert.equal(layers[0].config.filters, 8);
       if (recover === 'reconstruct') {
         // Every step refits the conv and the last dense; the dense after Flatten once it has fewer inputs than samples.
         const refits = r.reconstruction.map((x) => x.layer);
@@ -509,6 +509,25 @@ describe('TF.js layers models (structured pruning)', () => {
       cos.push((await agreement(m, out, [8, 12, 12, 3])).cosine);
     }
     assert.ok(cos[1] > cos[0], `cosine without ${cos[0]}, with ${cos[1]}`);
+  });
+
+  it('--ratio r --steps s removes r of the prunable channels in the end, as one shot and as the ONNX path do (any schedule, any rounding)', async () => {
+    const file = await save(convNet(7), tmpDir());
+    const filters = (r: { model: Parameters<typeof saveModel>[0] }) => {
+      const out = path.join(tmpDir(), 'model.json');
+      saveModel(r.model, out);
+      return JSON.parse(fs.readFileSync(out, 'utf8')).modelTopology.config.layers.filter((l: { config: { filters?: number; units?: number } }) => l.config.filters ?? l.config.units).map((l: { config: { filters?: number; units?: number } }) => l.config.filters ?? l.config.units);
+    };
+    for (const [ratio, roundTo, want] of [[0.5, 1, [8, 12, 16, 10]], [0.3, 1, [12, 17, 23, 10]], [0.5, 8, [8, 16, 16, 10]]] as const) {
+      const once = filters(await pruneModel(openModel(file), { structured: true, ratio, roundTo }));
+      assert.deepEqual(once, want, `one shot at ${ratio}`);
+      for (const steps of [2, 3]) {
+        for (const schedule of [undefined, 'linear', 'cubic'] as const) {
+          const r = await pruneModel(openModel(file), { structured: true, ratio, steps, schedule, roundTo });
+          assert.deepEqual(filters(r), want, `ratio ${ratio}, ${steps} steps, schedule ${schedule}, round to ${roundTo}`);
+        }
+      }
+    }
   });
 
   it('prune --allocate sensitivity gives each group its own ratio from TensorFlow.js curves', async () => {

@@ -128,6 +128,8 @@ interface FdCase {
   losses?: LossTerm[];
   feeds?: Record<string, HostTensor>;
   batchNorm?: BatchNormMode;
+  /** Op types the training graph must contain (the gradient form the variant names). */
+  forms?: string[];
 }
 
 const H = 1e-2;
@@ -141,6 +143,7 @@ async function fdCheck(c: FdCase): Promise<number> {
   const losses: LossTerm[] = c.losses ?? outs.map((o, i) => ({ kind: 'mse', prediction: o, target: `target${i}` }));
   const trainable = floatWeights(model).filter((w) => !(c.frozen ?? []).includes(w));
   const tg = buildTrainingGraph(model, { losses, trainable, batchNorm: c.batchNorm });
+  for (const op of c.forms ?? []) assert.ok(tg.model.graph.nodes.some((n) => n.opType === op), `${c.op} ${c.variant}: the training graph has no ${op}`);
   const s = await TrainingSession.create(tg);
   try {
     const feeds: Record<string, HostTensor> = { ...c.feeds };
@@ -189,13 +192,19 @@ const CASES: FdCase[] = [
   { op: 'Conv', variant: 'dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 7], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], dilations: [2, 2], pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'groups 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 5, 5], 1), w(b, 'w', [6, 2, 3, 3], 2), w(b, 'b', [6], 3)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }) },
   { op: 'Conv', variant: 'depthwise stride 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 4, 6, 6], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 4, pads: [1, 1, 1, 1], strides: [2, 2] }) },
-  { op: 'Conv', variant: 'depthwise dilation 2', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 7, 7], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [2, 2, 2, 2], dilations: [2, 2] }) },
+  { op: 'Conv', variant: 'depthwise dilation 2 (dW by kernel rows)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 7, 7], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [2, 2, 2, 2], dilations: [2, 2] }), forms: ['Constant'] },
+  { op: 'Conv', variant: 'depthwise 3x5 kernel, asymmetric pads (dW by kernel rows)', build: (b) => b.node('Conv', [w(b, 'x', [2, 2, 6, 7], 1), w(b, 'w', [2, 1, 3, 5], 2)], { kernel_shape: [3, 5], group: 2, pads: [0, 2, 1, 1] }), forms: ['Constant'] },
+  { op: 'Conv', variant: 'depthwise stride 2 (Mul + ReduceSum per tap)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 8, 8], 1), w(b, 'w', [3, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1], strides: [2, 2] }), forms: ['SpaceToDepth'] },
   { op: 'Conv', variant: 'depthwise stride 2 no pads, odd size', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 6], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [2, 2] }) },
   { op: 'Conv', variant: 'depthwise stride 3 pads 2 (ConvTranspose fallback)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 8, 8], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [3, 3], pads: [2, 2, 2, 2] }) },
   { op: 'Conv', variant: 'auto_pad SAME_UPPER stride 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 6, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
   { op: 'Conv', variant: '1x1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
   { op: 'Conv', variant: '1x1 on 1x2 pixels (dW as one Gemm)', build: (b) => b.node('Conv', [w(b, 'x', [2, 8, 1, 2], 1), w(b, 'w', [6, 8, 1, 1], 2), w(b, 'b', [6], 3)], { kernel_shape: [1, 1] }) },
-  { op: 'Conv', variant: 'depthwise stride 1 pads 1 (dW per tap)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 5, 4], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1] }) },
+  { op: 'Conv', variant: 'depthwise stride 1 pads 1 (dW by kernel rows)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 5, 4], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1] }), forms: ['Constant'] },
+  { op: 'Conv', variant: 'depthwise stride 1 on 24x24 (dW as one dot product per tap)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 24, 24], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }), forms: ['MatMul'] },
+  { op: 'Conv', variant: 'depthwise stride 2 on 46x46 (SpaceToDepth phases, dot per tap)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 46, 46], 1), w(b, 'w', [2, 1, 3, 3], 2), w(b, 'b', [2], 3)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1], strides: [2, 2] }), forms: ['SpaceToDepth', 'MatMul'] },
+  { op: 'Conv', variant: 'depthwise stride 2 dilation 2 (SpaceToDepth phases)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 9, 9], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, pads: [2, 2, 2, 2], strides: [2, 2], dilations: [2, 2] }), forms: ['SpaceToDepth'] },
+  { op: 'Conv', variant: 'kernel 2 stride 2 on 7x7 (SpaceToDepth phases of a cropped input)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 7], 1), w(b, 'w', [3, 2, 2, 2], 2)], { kernel_shape: [2, 2], strides: [2, 2] }), forms: ['SpaceToDepth', 'Slice'] },
   { op: 'Conv', variant: '1-D', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 9], 1), w(b, 'w', [4, 3, 3], 2)], { kernel_shape: [3], strides: [2], pads: [1, 1] }) },
   { op: 'ConvTranspose', variant: 'stride 2, pads 1, output_padding 1', build: (b) => b.node('ConvTranspose', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [3, 2, 3, 3], 2), w(b, 'b', [2], 3)], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }) },
   { op: 'ConvTranspose', variant: 'groups 2', build: (b) => b.node('ConvTranspose', [w(b, 'x', [1, 4, 3, 3], 1), w(b, 'w', [4, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2 }) },
@@ -214,6 +223,7 @@ const CASES: FdCase[] = [
   { op: 'Clip', variant: 'min -0.5, max 0.5', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(-0.5)), b.init('hi', [], Float32Array.of(0.55))]), frozen: ['lo', 'hi'] },
   { op: 'Clip', variant: 'min 0, max 0.3 (ReLU6 form)', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(0)), b.init('hi', [], Float32Array.of(0.3))]), frozen: ['lo', 'hi'] },
   { op: 'Clip', variant: 'min only', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), b.init('lo', [], Float32Array.of(0))]), frozen: ['lo'] },
+  { op: 'Clip', variant: 'max only', build: (b) => b.node('Clip', [w(b, 'x', [3, 7], 1), '', b.init('hi', [], Float32Array.of(0.4))]), frozen: ['hi'] },
   { op: 'Sigmoid', variant: '', build: (b) => b.node('Sigmoid', [w(b, 'x', [3, 7], 1)]) },
   { op: 'Tanh', variant: '', build: (b) => b.node('Tanh', [w(b, 'x', [3, 7], 1)]) },
   { op: 'HardSigmoid', variant: 'alpha 0.5 beta 0.4', build: (b) => b.node('HardSigmoid', [w(b, 'x', [3, 7], 1)], { alpha: { float: 0.5 }, beta: { float: 0.4 } }) },
@@ -327,6 +337,97 @@ describe('train: gradient rules against central finite differences', function ()
       const err = await fdCheck(c);
       table.push(`| ${c.op} | ${c.variant || '—'} | ${err.toExponential(1)} |`);
       assert.ok(err < 1e-2, `max relative error ${err}`);
+    });
+  }
+});
+
+/**
+ * PyTorch's max_pool2d (CPU) and its backward: each window's dY goes to ONE input, the first
+ * maximum in row-major order (`val > max`), windows clamped to the input; overlapping windows
+ * accumulate. Returns dX for dY.
+ */
+function maxPoolBackwardRef(x: Float32Array, dims: number[], k: number, s: number, p: number, ceil: boolean, dy: Float32Array): { y: Float32Array; dx: Float32Array; tied: number } {
+  const [N, C, H, W] = dims;
+  const size = (L: number) => {
+    let o = (ceil ? Math.ceil : Math.floor)((L + 2 * p - k) / s) + 1;
+    if (ceil && (o - 1) * s >= L + p) o--;
+    return o;
+  };
+  const [Ho, Wo] = [size(H), size(W)];
+  const y = new Float32Array(N * C * Ho * Wo);
+  const dx = new Float32Array(x.length);
+  let tied = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      for (let wo = 0; wo < Wo; wo++) {
+        let best = -Infinity;
+        let at = -1;
+        let count = 0;
+        for (let h = Math.max(0, ho * s - p); h < Math.min(H, ho * s - p + k); h++) {
+          for (let w = Math.max(0, wo * s - p); w < Math.min(W, wo * s - p + k); w++) {
+            const v = x[nc * H * W + h * W + w];
+            if (at < 0 || v > best) [best, at, count] = [v, nc * H * W + h * W + w, 1];
+            else if (v === best) count++;
+          }
+        }
+        const o = nc * Ho * Wo + ho * Wo + wo;
+        y[o] = best;
+        dx[at] += dy[o];
+        if (count > 1) tied++;
+      }
+    }
+  }
+  return { y, dx, tied };
+}
+
+describe('train: activation and pooling backward forms', function () {
+  this.timeout(30000);
+
+  it('Relu and Clip backward read only the activation output, so the Conv before them keeps one consumer (ORT fuses Conv+activation)', () => {
+    for (const act of ['Relu', 'Clip']) {
+      const b = new ModelBuilder(17);
+      const x = b.input('x', [1, 2, 5, 5]);
+      const c = b.conv(x, 2, 3, 3);
+      const bounds = act === 'Clip' ? [b.init('lo', [], Float32Array.of(0)), b.init('hi', [], Float32Array.of(6))] : [];
+      const [y] = b.node(act, [c, ...bounds]);
+      b.output(y);
+      const model = b.build();
+      const tg = buildTrainingGraph(model, { losses: [{ kind: 'mse', prediction: y, target: 't' }], trainable: floatWeights(model) });
+      const readers = tg.model.graph.nodes.filter((n) => n.inputs.includes(c)).map((n) => n.opType);
+      assert.deepEqual(readers, [act], `${act}: the conv output is read by ${readers.join(', ')}`);
+    }
+  });
+
+  for (const v of [
+    { name: '3x3 stride 2 pads 1', k: 3, s: 2, p: 1, ceil: false, dims: [2, 3, 7, 7] },
+    { name: '3x3 stride 2 ceil_mode', k: 3, s: 2, p: 0, ceil: true, dims: [1, 2, 8, 8] },
+    { name: '2x2 stride 1', k: 2, s: 1, p: 0, ceil: false, dims: [1, 2, 5, 6] },
+  ]) {
+    it(`MaxPool ${v.name} with ties routes each window's gradient to its first maximum, as PyTorch does`, async () => {
+      const r = rng(5);
+      // Few distinct values (many zeros, as after a Relu): most windows have tied maxima.
+      const n = v.dims.reduce((a, b) => a * b, 1);
+      const xv = Float32Array.from({ length: n }, () => [0, 0, 0, 0.5, 1][Math.floor(r() * 5)]);
+      const b = new ModelBuilder(17);
+      const [y] = b.node('MaxPool', [b.init('x', v.dims, xv)], { kernel_shape: [v.k, v.k], strides: [v.s, v.s], pads: [v.p, v.p, v.p, v.p], ceil_mode: v.ceil ? 1 : 0 });
+      b.output(y);
+      const model = b.build();
+      const tg = buildTrainingGraph(model, { losses: [{ kind: 'mse', prediction: y, target: 't' }], trainable: ['x'], extraOutputs: [y] });
+      const s = await TrainingSession.create(tg);
+      try {
+        const yDims = inferShapes(model).types.get(y)!.shape as number[];
+        const t = randomFloats(yDims.reduce((a, b) => a * b, 1), 8, 2);
+        const res = await s.step({ t: { dtype: DataType.FLOAT, dims: yDims, data: t } }, new Map([['x', xv]]), [y]);
+        const yv = res.extra[y].data as Float32Array;
+        // MSE: dY = 2·(Y − T)/numel.
+        const dy = Float32Array.from(yv, (a, i) => (2 * (a - t[i])) / yv.length);
+        const ref = maxPoolBackwardRef(xv, v.dims, v.k, v.s, v.p, v.ceil, dy);
+        assert.deepEqual(Array.from(yv), Array.from(ref.y));
+        assert.ok(relErr(res.grads.get('x')!, ref.dx) < 1e-6, `relative error ${relErr(res.grads.get('x')!, ref.dx)}`);
+        assert.ok(ref.tied > yv.length / 4, `only ${ref.tied} of ${yv.length} windows have tied maxima`);
+      } finally {
+        await s.release();
+      }
     });
   }
 });
@@ -497,19 +598,21 @@ describe('train: fit', function () {
     }
   });
 
-  it('stops early and returns the best epoch’s weights', async () => {
-    const r = await fit(mlp(), trainSet(0, 200), {
+  it('stops early and returns the best epoch’s weights (the original ones, epoch 0, when no epoch beats them)', async () => {
+    const model = mlp();
+    const r = await fit(model, trainSet(0, 200), {
       losses: ce,
       epochs: 10,
       batchSize: 50,
       optimizer: { kind: 'sgd', lr: 0.01 },
       validation: { data: trainSet(1000, 1100), metric: 'accuracy' },
-      // Nothing can beat the first epoch by a whole unit of accuracy.
+      // Nothing can beat the original weights (epoch 0) by a whole unit of accuracy.
       earlyStopping: { patience: 2, minDelta: 1 },
     });
     assert.equal(r.stopped, 'early-stopped');
-    assert.equal(r.history.length, 3);
-    assert.equal(r.bestEpoch, 1);
+    assert.equal(r.history.length, 2);
+    assert.equal(r.bestEpoch, 0);
+    for (const name of r.trainable) assert.deepEqual(r.model.graph.initializers.get(name)!.toFloat32(), model.graph.initializers.get(name)!.toFloat32(), name);
   });
 
   it('accumulates gradients without updating (Taylor importance) and freezes with --freeze', async () => {
@@ -556,19 +659,21 @@ describe('CLI: train', function () {
     const out = path.join(dir, 'mlp.trained.onnx');
     const r = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--eval', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy'), '--epochs', '2', '--batch', '64', '--lr', '1e-4', '--no-bench', '-o', out, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
+    const j = JSON.parse(r.stdout) as { epochs: Array<{ trainLoss: number; metric: number }>; bestEpoch: number; initialValidation: number; bestValidation: number; msPerStep: number; accuracy: { before: number; after: number }; stopped: string };
     assert.equal(j.epochs.length, 2);
     assert.ok(j.epochs.every((e) => e.metric > 0.9 && e.trainLoss > 0));
-    assert.ok(j.bestEpoch >= 1 && j.msPerStep > 0 && j.stopped === 'completed');
+    assert.ok(j.msPerStep > 0 && j.stopped === 'completed');
+    // The best epoch beats the original weights (epoch 0), or the original weights are kept.
+    const top = Math.max(...j.epochs.map((e) => e.metric));
+    assert.equal(j.bestEpoch, top > j.initialValidation ? j.epochs.findIndex((e) => e.metric === top) + 1 : 0);
+    assert.equal(j.bestValidation, Math.max(top, j.initialValidation));
     assert.ok(Math.abs(j.accuracy.before - 0.9715) < 0.002 && j.accuracy.after > 0.94, JSON.stringify(j.accuracy));
-    assert.ok(require('fs').existsSync(`${out}.ckpt`));
-    // --resume continues from the checkpoint beside the output: one more epoch, not three.
+    // A completed run removes its checkpoint (kept only on cancel or crash, for --resume), so --resume is refused in one line.
+    assert.ok(!require('fs').existsSync(`${out}.ckpt`), 'no checkpoint left after a successful run');
     const again = cli(['train', fx('digits_mlp.onnx'), '--train', fx('digits_train_x.npy'), '--train-labels', fx('digits_train_y.npy'), '--epochs', '3', '--batch', '64', '--lr', '1e-4', '--no-bench', '--resume', '-o', out, '--json']);
-    assert.equal(again.code, 0, again.stderr);
-    const k = JSON.parse(again.stdout) as { epochs: Array<{ trainLoss: number }>; steps: number };
-    assert.equal(k.epochs.length, 3);
-    assert.deepEqual(k.epochs.slice(0, 2), j.epochs);
-    assert.equal(k.steps, 3 * Math.ceil(1200 / 64));
+    assert.equal(again.code, 2, again.stderr);
+    assert.equal(again.stderr.trim(), `error: --resume: no checkpoint at ${out}.ckpt (one is written after each epoch and removed when training completes); run without --resume to start from epoch 1`);
+    assert.equal(again.stdout, '');
   });
 
   it('refuses bad requests in one line: missing labels, a count mismatch, a pattern that matches no weight', () => {

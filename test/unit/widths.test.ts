@@ -71,7 +71,7 @@ describe('runtime widths', function () {
     const x = b.input('x', ['n', 8]);
     b.markOutput(b.gemm(x, 8, 4), 'y');
     const ds = bindDataset([{ name: 'x', dtype: DataType.FLOAT, shape: [4, 8] }], [], { randomSamples: 4, seed: 0 });
-    await assert.rejects(runtimeWidths(b.build(), { widths: [0.5], train: ds, eval: ds, training: { epochs: 1 }, latencySamples: 0 }), (e: Error) => e instanceof UsageError && /no channel group that can be narrowed/.test(e.message));
+    await assert.rejects(runtimeWidths(b.build(), { widths: [0.5], train: ds, eval: ds, training: { epochs: 1 }, latencySamples: 0 }), (e: Error) => e instanceof UsageError && /runtime widths slice a leading block of each layer's channels, and here no layer has output channels that can be narrowed/.test(e.message) && /use prune --structured, or early exits/.test(e.message));
     await assert.rejects(runtimeWidths(openModel(fx('digits_cnn.onnx')), { widths: [1.5], train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), latencySamples: 0 }), /fractions in \(0, 1\]/);
     await assert.rejects(runtimeWidths(openModel(fx('digits_cnn.onnx')), { widths: [0.5], train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), training: { epochs: -1 }, latencySamples: 0 }), /--epochs is a whole number ≥ 0/);
   });
@@ -126,6 +126,50 @@ describe('runtime widths', function () {
       assert.ok(close(run.at[2][i], run.want[i]), `full width, sample ${i}`);
       assert.ok(!close(run.at[0][i], run.want[i], 1e-3) && !close(run.at[1][i], run.want[i], 1e-3), 'narrower widths compute other functions');
     }
+  });
+
+  it('a fire module (SqueezeNet): the Concat\'s first branch stays at full width, the rest narrow; where nothing can narrow, one line says why and what works', async () => {
+    // squeeze 1×1 (3→4) → expand 1×1 (4→8) ‖ expand 3×3 (4→8) → Concat → 1×1 (16→6) → GAP → Gemm.
+    const b = new ModelBuilder(13);
+    const x = b.input('x', ['n', 3, 8, 8]);
+    const [sq] = b.node('Relu', [b.conv(x, 3, 4, 1)]);
+    const [e1] = b.node('Relu', [b.conv(sq, 4, 8, 1)]);
+    const [e3] = b.node('Relu', [b.conv(sq, 4, 8, 3, { pad: 1 })]);
+    const [cat] = b.node('Concat', [e1, e3], { axis: 1 });
+    const [c] = b.node('Relu', [b.conv(cat, 16, 6, 1)]);
+    const [f] = b.node('Flatten', [b.node('GlobalAveragePool', [c])[0]], { axis: 1 });
+    b.markOutput(b.gemm(f, 6, 4), 'y');
+    const model = b.build();
+    const ds = randomData('x', [3, 8, 8]);
+    const r = await runtimeWidths(model, { widths: [0.5], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 0 });
+    assert.equal(r.groups, 3, 'squeeze, the second expand and the last conv narrow');
+    assert.ok(r.notes.some((n) => /^1 of 4 channel groups stay at full width at every width: .*reads its channels followed by other layers' channels \(a Concat\)/.test(n)), r.notes.join('\n'));
+    // At half width: squeeze 2, expand1×1 8 (full) reading 2, expand3×3 4, the 1×1 reads 8 + 4 and writes 3, the Gemm reads 3.
+    const conv = (cout: number, cin: number, k: number) => convMacs(cout, cin, k, 64);
+    const weighted = (s: number, a: number, e: number, o: number) => conv(s, 3, 1) + conv(a, s, 1) + conv(e, s, 3) + conv(o, a + e, 1) + o * 4;
+    assert.equal(r.widths[0].macs, r.original.macs - weighted(4, 8, 8, 6) + weighted(2, 8, 4, 3));
+    const run = await outputsAt(r.model, model, ds, WIDTH_INPUT, [0.5, 1]);
+    for (let i = 0; i < run.want.length; i++) {
+      assert.ok(close(run.at[1][i], run.want[i]), `full width, sample ${i}`);
+      assert.equal(run.at[0][i].length, 4);
+      assert.ok(!close(run.at[0][i], run.want[i], 1e-3), 'half width computes another function');
+    }
+    // Both expands feeding the Concat twice (e1 ‖ e3 ‖ e1) and the last layer writing the output: nothing can narrow.
+    const b2 = new ModelBuilder(13);
+    const x2 = b2.input('x', ['n', 3, 8, 8]);
+    const [p] = b2.node('Relu', [b2.conv(x2, 3, 8, 1)]);
+    const [q] = b2.node('Relu', [b2.conv(x2, 3, 8, 1)]);
+    const [cat2] = b2.node('Concat', [p, q, p], { axis: 1 });
+    b2.markOutput(b2.node('Flatten', [b2.node('GlobalAveragePool', [b2.conv(cat2, 24, 4, 1)])[0]], { axis: 1 })[0], 'y');
+    const m2 = b2.build();
+    m2.path = 'fire.onnx';
+    await assert.rejects(
+      runtimeWidths(m2, { widths: [0.5], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 0 }),
+      (e: Error) =>
+        e instanceof UsageError &&
+        /^fire\.onnx: runtime widths slice a leading block of each layer's channels, and here every channel group either feeds a Concat together with other layers' channels \(as in SqueezeNet's fire modules, Inception or DenseNet blocks\).*; for a smaller model use prune --structured, or early exits \(early-exit without --widths\)/.test(e.message) &&
+        !e.message.includes('\n'),
+    );
   });
 
   it('depthwise convs in an inverted residual block: the group count follows the channel slice', async () => {
@@ -215,6 +259,21 @@ describe('runtime widths', function () {
     assert.ok(close(run.at[1][0], run.want[0], 1e-3), 'full width = original');
     assert.ok(run.at[0][0].every(Number.isFinite));
   });
+
+  it('SqueezeNet 1.1 (fire modules) runs at 0.5 and 1: the first expand branch of each Concat stays at full width, the rest narrow', async () => {
+    const model = openModel(fx('squeezenet1_1.onnx'));
+    const input = model.graph.inputs[0].name;
+    const ds = randomData(input, [3, 224, 224], 2);
+    const r = await runtimeWidths(model, { widths: [0.5], train: ds, eval: ds, training: { epochs: 0 }, latencySamples: 0 });
+    assert.equal(r.groups, 17);
+    assert.ok(r.notes.some((n) => /^8 of 25 channel groups stay at full width at every width/.test(n)), r.notes.join('\n'));
+    assert.ok(r.widths[0].macs < 0.5 * r.original.macs, `${r.widths[0].macs} of ${r.original.macs}`);
+    const run = await outputsAt(r.model, model, ds, WIDTH_INPUT, [0.5, 1], 1);
+    assert.equal(run.at[0][0].length, 1000);
+    assert.ok(close(run.at[1][0], run.want[0], 1e-3), 'full width = original');
+    assert.ok(run.at[0][0].every(Number.isFinite));
+  });
+
   it('CLI: --widths writes the model and reports each width in JSON; wrong combinations exit 2', () => {
     const out = path.join(tmpDir(), 'w.onnx');
     const base = ['early-exit', fx('digits_cnn.onnx'), '--train', fx('digits_calib_x.npy'), '--eval', fx('digits_test_x.npy')];
@@ -251,6 +310,43 @@ describe('runtime widths', function () {
       assert.equal(x.code, 2, x.stderr);
       assert.match(x.stderr, re);
       assertNoStack(x.stderr);
+    }
+  });
+
+  it('compare feeds a runtime-widths model its selector: full width by default, --width to choose; --width without such a model is refused', async () => {
+    const dir = tmpDir();
+    const ref = fx('digits_cnn.onnx');
+    const files: Record<string, string> = {};
+    for (const selector of ['width', 'budget'] as const) {
+      const r = await runtimeWidths(openModel(ref), { widths: [0.5], selector, train: data('digits_calib_x.npy'), eval: data('digits_test_x.npy'), training: { epochs: 0 }, latencySamples: 0 });
+      files[selector] = path.join(dir, `${selector}.onnx`);
+      await saveVerified(r.model, files[selector]);
+    }
+    const DATA = ['--data', fx('digits_test_x.npy'), '--labels', fx('digits_test_y.npy')];
+    type Out = { widths: { reference: { input: string; value: number } | null; candidate: { input: string; value: number } | null }; outputs: Array<{ cosine: number; top1Agreement: number }> };
+    const run = (args: string[]) => {
+      const r = cli(['compare', ...args, ...DATA, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Out;
+    };
+    // Not fine-tuned: the full width is the original (exact reordering).
+    const full = run([ref, files.width]);
+    assert.deepEqual(full.widths, { reference: null, candidate: { input: 'width', value: 1 } });
+    assert.ok(full.outputs[0].cosine > 0.99999 && full.outputs[0].top1Agreement === 1, JSON.stringify(full.outputs[0]));
+    const half = run([ref, files.width, '--width', '0.5']);
+    assert.ok(half.outputs[0].cosine < 0.999, 'half width computes another function');
+    // As the reference, and with a budget selector.
+    assert.deepEqual(run([files.budget, ref]).widths, { reference: { input: 'budget', value: 1 }, candidate: null });
+    assert.ok(run([files.budget, ref]).outputs[0].cosine > 0.99999);
+    const text = cli(['compare', ref, files.width, ...DATA]);
+    assert.match(text.stdout, /note: candidate runs at width 1 \(a runtime-widths model; --width picks another width\)/);
+    for (const [args, re] of [
+      [[ref, ref, '--width', '0.5'], /^error: --width runs a runtime-widths model \(written by early-exit --widths\) at a width, and neither model is one$/],
+      [[ref, files.width, '--width', '1.5'], /^error: --width is a fraction in \(0, 1\], got 1\.5$/],
+    ] as Array<[string[], RegExp]>) {
+      const x = cli(['compare', ...args]);
+      assert.equal(x.code, 2, x.stderr);
+      assert.match(x.stderr.trim(), re);
     }
   });
 

@@ -1,5 +1,9 @@
 import { UsageError } from '../../core/errors';
-import { compareModels, type CompareResult } from '../../core/runtime/compare';
+import { openModel } from '../../core/formats/registry';
+import { DataType } from '../../core/ir/dtype';
+import type { Model } from '../../core/ir/graph';
+import { compareModels, type CompareResult, type Runner } from '../../core/runtime/compare';
+import { fullWidthSelector } from '../../core/runtime/evaluate';
 import { bindDataset, chooseBatchSize, parseDataSpecs, readLabels } from '../../core/runtime/data/dataset';
 import { runnableOnnx } from '../../core/runtime/onnx-file';
 import { ModelSession } from '../../core/runtime/session';
@@ -13,7 +17,7 @@ export const compareCommand: Command = {
   name: 'compare',
   summary: 'measure a candidate model’s fidelity (and accuracy) against a reference',
   usage:
-    'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--samples N] [--shape name=1x3x224x224] [--threads T] [--inter-threads T] [--ep cpu] [--layout NCHW|NHWC] [--image-scale s] [--image-mean m,m,m] [--image-std s,s,s] [--json]',
+    'model-compressor compare <reference> <candidate> [--data x.npy | --data name=x.npy …] [--labels y.npy] [--batch B] [--width w] [--samples N] [--shape name=1x3x224x224] [--threads T] [--inter-threads T] [--ep cpu] [--layout NCHW|NHWC] [--image-scale s] [--image-mean m,m,m] [--image-std s,s,s] [--json]',
   flags: {
     ...DATA_FLAGS,
     data: { type: 'string', multiple: true, placeholder: 'data', help: 'Samples (.npy, .pb, image folder; name=path per input; default: random samples).' },
@@ -22,6 +26,11 @@ export const compareCommand: Command = {
     threads: { type: 'number', placeholder: 'T', help: 'ONNX Runtime intra-op threads.' },
     'inter-threads': { type: 'number', placeholder: 'T', help: 'ONNX Runtime inter-op threads.' },
     ep: { type: 'string', placeholder: 'cpu', help: 'Execution provider.' },
+    width: {
+      type: 'number',
+      placeholder: 'w',
+      help: "A runtime-widths model (early-exit --widths) runs at this width: the value fed to its selector input ('width', or 'budget' as a fraction of the full width's MACs); default 1, the full width.",
+    },
     json: { type: 'boolean', help: 'Print JSON.' },
   },
   example: 'compare model.onnx model.int8.onnx --data test_x.npy --labels test_y.npy --seed 1',
@@ -36,25 +45,36 @@ export const compareCommand: Command = {
     let cand: ModelSession | undefined;
     try {
       runnable.push(runnableOnnx(candPath));
+      const models = [openModel(runnable[0].path), openModel(runnable[1].path)];
+      const widths = selectors(models, flags.width as number | undefined);
+      // An early-exit model decides per batch (a batch leaves an exit only when every sample is confident): compared per sample.
+      const earlyExit = models.some(isEarlyExit);
       ref = await ModelSession.create(runnable[0].path, session, refPath);
       cand = await ModelSession.create(runnable[1].path, session, candPath);
-      const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), ref.inputs.map((i) => i.name)) as Record<string, number[]>;
+      const refRun = atWidth(ref, widths[0]);
+      const candRun = atWidth(cand, widths[1]);
+      const shapes = bindShapes(parseShapeFlags(flags.shape as string[] | undefined), refRun.inputs.map((i) => i.name)) as Record<string, number[]>;
       const samples = (flags.samples as number | undefined) ?? 32;
-      const data = bindDataset(ref.inputs, parseDataSpecs(flags.data as string[] | undefined), {
+      const data = bindDataset(refRun.inputs, parseDataSpecs(flags.data as string[] | undefined), {
         randomSamples: samples,
         seed: (flags.seed as number | undefined) ?? 0,
         shapes,
         image: imageFlags(flags),
       });
       const labels = flags.labels ? readLabels(flags.labels as string) : undefined;
-      const r = await compareModels(ref, cand, data, {
-        batchSize: chooseBatchSize(ref.inputs, (flags.batch as number | undefined) ?? 32),
+      const r = await compareModels(refRun, candRun, data, {
+        batchSize: chooseBatchSize(refRun.inputs, (flags.batch as number | undefined) ?? (earlyExit ? 1 : 32)),
         labels,
         limit: flags.limit as number | undefined,
       });
-      const usedRandom = (flags.data as string[] | undefined)?.length !== ref.inputs.length;
-      if (flags.json) io.out(JSON.stringify({ reference: refPath, candidate: candPath, data: data.describe(), randomData: usedRandom, ...r }));
-      else io.out(renderCompare(refPath, candPath, data.describe(), r));
+      const usedRandom = (flags.data as string[] | undefined)?.length !== refRun.inputs.length;
+      const at = { reference: widths[0] ?? null, candidate: widths[1] ?? null };
+      if (flags.json) io.out(JSON.stringify({ reference: refPath, candidate: candPath, data: data.describe(), randomData: usedRandom, widths: at, ...r }));
+      else {
+        const notes = (['reference', 'candidate'] as const).flatMap((k) => (at[k] ? [`${k} runs at ${at[k]!.input} ${at[k]!.value} (a runtime-widths model${flags.width === undefined ? '; --width picks another width' : ''})`] : []));
+        if (earlyExit && flags.batch === undefined) notes.push('an early-exit model is compared per sample (batch 1): at batch > 1 a batch leaves an exit only when every sample in it is confident');
+        io.out([renderCompare(refPath, candPath, data.describe(), r), ...notes.map((n) => `note: ${n}`)].join('\n'));
+      }
       return 0;
     } finally {
       await ref?.release();
@@ -64,7 +84,24 @@ export const compareCommand: Command = {
   },
 };
 
-/** Image-folder preprocessing flags, shared by every command that reads data. */
+/** The selector input each model (reference, candidate) is fed when it is a runtime-widths model; `--width` is refused when neither is. */
+function selectors(models: Model[], width: number | undefined): Array<{ input: string; value: number } | undefined> {
+  const found = models.map((m) => fullWidthSelector(m));
+  if (width !== undefined) {
+    if (!found.some(Boolean)) throw new UsageError('--width runs a runtime-widths model (written by early-exit --widths) at a width, and neither model is one');
+    if (!(width > 0 && width <= 1)) throw new UsageError(`--width is a fraction in (0, 1], got ${width}`);
+  }
+  return found.map((s) => (s ? { input: s.input, value: width ?? s.value } : undefined));
+}
+
+/** `s` with its selector input fed `sel.value` on every run and hidden from its inputs (data binds to the others). */
+function atWidth(s: ModelSession, sel: { input: string; value: number } | undefined): Runner {
+  if (!sel) return s;
+  const feed = { dtype: DataType.FLOAT, dims: [1], data: Float32Array.of(sel.value) };
+  return { inputs: s.inputs.filter((i) => i.name !== sel.input), outputs: s.outputs, run: (feeds) => s.run({ ...feeds, [sel.input]: feed }) };
+}
+
+const isEarlyExit = (m: Model) => m.metadata.some(([k]) => k === 'early_exit') && m.graph.outputs.some((o) => o.name === 'exit_index');
 
 const f = (x: number | undefined, d = 4) => (x === undefined ? '' : Number.isNaN(x) ? 'NaN' : x.toFixed(d));
 

@@ -7,7 +7,7 @@ import { distillStep } from '../../core/transforms/distill/step';
 import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
 import { fmtBytes, fmtCount, table } from '../format';
-import { JOB_FLAGS, openJob, stepContext, trainingCurves } from '../job';
+import { jobFlagsFor, openJob, stepContext, trainingCurves } from '../job';
 import { stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 
 const DISTILL_FLAGS = stepFlags(distillStep);
@@ -15,7 +15,7 @@ const flags: Record<string, FlagSpec> = {
   ...DISTILL_FLAGS.spec,
   train: { type: 'string', placeholder: 'x.npy', help: 'Training inputs (.npy, .pb, an image folder, or name=path per input).' },
   'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the training inputs (optional: without them α = 1).' },
-  ...withoutKeys(JOB_FLAGS, { ...DISTILL_FLAGS.spec, train: {} as FlagSpec, 'train-labels': {} as FlagSpec }),
+  ...withoutKeys(jobFlagsFor(distillStep), { ...DISTILL_FLAGS.spec, train: {} as FlagSpec, 'train-labels': {} as FlagSpec }),
 };
 
 /**

@@ -6,11 +6,14 @@ import type { WidthsOutcome } from '../../core/transforms/widths';
 import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
 import { fmtCount, table } from '../format';
-import { JOB_FLAGS, openJob, stepContext, trainingCurves } from '../job';
+import { jobFlagsFor, openJob, stepContext, trainingCurves } from '../job';
 import { stepFlags, stepOptionsFromFlags } from '../step-flags';
 
-/** The job's flags without --runs and --calib (latency is timed per sample; thresholds calibrate on --eval). */
-const JOB = Object.fromEntries(Object.entries(JOB_FLAGS).filter(([k]) => k !== 'runs' && k !== 'calib' && k !== 'calib-labels'));
+/**
+ * The job's flags the step reads, without --runs (latency is timed per sample; thresholds
+ * calibrate on --eval) and --samples (training and evaluation data are real, never random).
+ */
+const JOB = Object.fromEntries(Object.entries(jobFlagsFor(earlyExitStep)).filter(([k]) => k !== 'runs' && k !== 'samples'));
 
 const EXIT_FLAGS = stepFlags(earlyExitStep);
 

@@ -4,7 +4,7 @@ import { QUANTIZE_MODES, type QuantizeMode, type QuantizeOutcome } from '../../c
 import { quantizeStep } from '../../core/transforms/quantize/step';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
-import { JOB_FLAGS, finishJob, openJob, stepContext } from '../job';
+import { finishJob, jobFlagsFor, openJob, stepContext } from '../job';
 import { checkCalib, checkTrain, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 import { renderReport } from '../report';
 
@@ -16,7 +16,7 @@ export const quantizeCommand: Command = {
   name: 'quantize',
   summary: quantizeStep.summary,
   usage: 'model-compressor quantize <model> --mode dynamic|static|fp16|int4|cluster (ONNX) | fp16|uint8|uint16 (TF.js) [options]',
-  flags: { ...QUANTIZE_FLAGS.spec, ...withoutKeys(JOB_FLAGS, QUANTIZE_FLAGS.spec) },
+  flags: { ...QUANTIZE_FLAGS.spec, ...withoutKeys(jobFlagsFor(quantizeStep), QUANTIZE_FLAGS.spec) },
   example: quantizeStep.example,
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, this.flags);

@@ -3,7 +3,7 @@ import { substituteStep, type SubstituteRecovery } from '../../core/transforms/s
 import type { Score } from '../../core/transforms/distill/common';
 import { parseArgs } from '../args';
 import type { Command } from '../command';
-import { JOB_FLAGS, finishJob, openJob, stepContext, trainingCurves } from '../job';
+import { finishJob, jobFlagsFor, openJob, stepContext, trainingCurves } from '../job';
 import { checkCalib, checkTrain, stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 import { fmtCount, table } from '../format';
 import { renderReport } from '../report';
@@ -14,7 +14,7 @@ export const substituteCommand: Command = {
   name: 'substitute',
   summary: substituteStep.summary,
   usage: 'model-compressor substitute <model> (--depthwise [--multiplier m] | --lowrank [--energy f | --rank r | --target-params f] [--plain]) [--recover finetune|distill --train x.npy [--train-labels y.npy] [--epochs e]] [options]',
-  flags: { ...SUBSTITUTE_FLAGS.spec, ...withoutKeys(JOB_FLAGS, SUBSTITUTE_FLAGS.spec) },
+  flags: { ...SUBSTITUTE_FLAGS.spec, ...withoutKeys(jobFlagsFor(substituteStep), SUBSTITUTE_FLAGS.spec) },
   example: substituteStep.example,
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, this.flags);

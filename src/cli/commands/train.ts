@@ -1,11 +1,12 @@
 import * as fs from 'fs';
 import { CancelledError, UsageError } from '../../core/errors';
+import { assertCheckpointExists } from '../../core/train';
 import type { EvaluationReport } from '../../core/runtime/evaluate';
 import { saveVerified } from '../../core/runtime/verified-save';
 import { trainStep, type TrainOutcome } from '../../core/transforms/train/step';
 import { parseArgs, type FlagSpec } from '../args';
 import type { Command } from '../command';
-import { JOB_FLAGS, finishJob, openJob, stepContext, trainingCurves } from '../job';
+import { finishJob, jobFlagsFor, openJob, stepContext, trainingCurves } from '../job';
 import { renderReport } from '../report';
 import { stepFlags, stepOptionsFromFlags, withoutKeys } from '../step-flags';
 
@@ -13,7 +14,7 @@ const TRAIN_FLAGS = stepFlags(trainStep);
 
 /** Flags of the command only (not recipe keys): the checkpoint lives beside the output. */
 const OWN: Record<string, FlagSpec> = {
-  resume: { type: 'boolean', help: 'Continue from the checkpoint beside the output (<output>.ckpt).' },
+  resume: { type: 'boolean', help: 'Continue a cancelled or crashed run from the checkpoint beside the output (<output>.ckpt); without one, refused.' },
   train: { type: 'string', placeholder: 'data', help: 'Training inputs (.npy, .pb, an image folder, or name=path per input).' },
   'train-labels': { type: 'string', placeholder: 'y.npy', help: 'Integer class labels of the training inputs, one per sample.' },
 };
@@ -29,7 +30,7 @@ export const trainCommand: Command = {
     '[--lr r] [--optimizer adamw|adam|sgd] [--momentum m] [--nesterov] [--weight-decay w] [--schedule constant|step|cosine] [--warmup steps] ' +
     '[--clip-grad-norm g] [--patience p] [--seed s] [--trainable n1,n2 | --freeze n1,n2] [--l1 λ] [--l2 λ] [--keep-zeros] [--bn frozen|train] [--resume] [--threads t] ' +
     '[--runs N] [--no-bench] -o out.onnx [--json]',
-  flags: { ...TRAIN_FLAGS.spec, ...OWN, ...withoutKeys(withoutKeys(JOB_FLAGS, OWN), TRAIN_FLAGS.spec) },
+  flags: { ...TRAIN_FLAGS.spec, ...OWN, ...withoutKeys(withoutKeys(jobFlagsFor(trainStep), OWN), TRAIN_FLAGS.spec) },
   example: trainStep.example,
   async run(argv, io) {
     const { positional, flags } = parseArgs(argv, this.flags);
@@ -38,11 +39,13 @@ export const trainCommand: Command = {
     if (!flags['train-labels']) throw new UsageError('--train-labels names the training labels (integers, one per sample)');
     if (!flags.output) throw new UsageError('-o names the trained model to write');
     if (flags.eval && !flags.labels) throw new UsageError('accuracy on --eval needs --labels');
+    // The checkpoint lives beside the output: kept on cancel or crash (for --resume), removed on success.
+    const checkpoint = `${flags.output as string}.ckpt`;
+    if (flags.resume) assertCheckpointExists(checkpoint);
 
-    const job = await openJob(positional, { ...flags, calib: undefined, 'calib-labels': undefined }, 'train', 'trained');
+    const job = await openJob(positional, flags, 'train', 'trained');
     if (job.train?.random) throw new UsageError('train learns from real inputs; --train cannot be random');
     const { output } = job;
-    const checkpoint = `${output}.ckpt`;
     // SIGINT stops training between steps, or the measurement after it; the best weights so far are
     // written, then the exit code says it was cancelled. Cancelled before any epoch completed, nothing is written.
     const ac = new AbortController();
@@ -60,7 +63,7 @@ export const trainCommand: Command = {
           return EXIT_CANCELLED;
         }
         await saveVerified(result.model, output);
-        const kept = r.validation === 'none' ? 'the latest weights' : `the best weights (epoch ${f.bestEpoch})`;
+        const kept = r.validation === 'none' ? 'the latest weights' : f.bestEpoch === 0 ? 'the original weights (no epoch beat them on validation)' : `the best weights (epoch ${f.bestEpoch})`;
         io.err(`cancelled ${when}after ${f.history.length} complete epoch(s): wrote ${kept} to ${output}${ckpt()}`);
         return EXIT_CANCELLED;
       };
@@ -73,6 +76,8 @@ export const trainCommand: Command = {
         if (e instanceof CancelledError && ac.signal.aborted) return await cancelled('while measuring the result (no report) ');
         throw e;
       }
+      // Success: the checkpoint has served its purpose (resuming a cancelled or crashed run).
+      fs.rmSync(checkpoint, { force: true });
       return print(report, r);
     } finally {
       process.removeListener('SIGINT', onSig);
@@ -84,11 +89,12 @@ export const trainCommand: Command = {
         io.out(
           JSON.stringify({
             output,
-            checkpoint,
+            checkpoint: null,
             trainable: r.fit.trainable,
             epochs: r.fit.history,
             bestEpoch: r.fit.bestEpoch,
             bestValidation: r.fit.bestMetric ?? null,
+            initialValidation: r.fit.initialMetric ?? null,
             validation: r.validation,
             stopped: r.fit.stopped,
             msPerStep: r.fit.msPerStep,
@@ -106,11 +112,11 @@ export const trainCommand: Command = {
       }
       const f = r.fit;
       const notes = [
-        `trained ${f.trainable.length} weight tensors for ${f.history.length} epoch(s) (${f.stopped}); kept epoch ${f.bestEpoch}${f.bestMetric !== undefined ? ` (validation accuracy ${f.bestMetric.toFixed(4)}${r.validation === 'val-split' ? ' on the held-out split' : ''})` : ''}; ${f.msPerStep.toFixed(1)} ms per step`,
+        `trained ${f.trainable.length} weight tensors for ${f.history.length} epoch(s) (${f.stopped}); kept ${f.bestEpoch === 0 ? 'the original weights (epoch 0)' : `epoch ${f.bestEpoch}`}${f.bestMetric !== undefined ? ` (validation accuracy ${f.bestMetric.toFixed(4)}${r.validation === 'val-split' ? ' on the held-out split' : ''})` : ''}; ${f.msPerStep.toFixed(1)} ms per step`,
         ...r.notes,
-        `checkpoint: ${checkpoint} (continue with --resume)`,
       ];
-      io.out(renderReport('train', job.input, output, report, notes, f.trainable.length, []));
+      // The original weights kept (epoch 0): no layer changed.
+      io.out(renderReport('train', job.input, output, report, notes, f.bestEpoch === 0 && f.initialMetric !== undefined ? 0 : f.trainable.length, []));
       return 0;
     }
   },

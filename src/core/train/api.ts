@@ -271,7 +271,11 @@ export interface FitOptions extends TrainableSelection {
   validation?: ValidationOptions;
   /** Stop when the validation metric has not improved for `patience` epochs; the best weights are returned. */
   earlyStopping?: { patience: number; minDelta?: number };
-  /** A checkpoint file written atomically after each epoch; with `resume`, training continues from it. */
+  /**
+   * A checkpoint file written atomically after each epoch; with `resume`, training continues
+   * from it, and a missing file is a UsageError (as Hugging Face's Trainer refuses
+   * `resume_from_checkpoint` without one): resuming never silently starts over.
+   */
   checkpoint?: { path: string; resume?: boolean };
   onProgress?: (p: TrainProgress) => void;
   /** Honoured between steps: `fit` then returns the best weights so far with `stopped: 'cancelled'`. */
@@ -284,9 +288,16 @@ export interface FitResult {
   /** The original inference graph (a copy) with the trained weights: no training nodes. */
   model: Model;
   history: EpochRecord[];
-  /** Epoch (1-based) whose weights `model` holds: the best validated one, else the last. */
+  /**
+   * Epoch (1-based) whose weights `model` holds: the best validated one, else the last. With
+   * validation, the weights before training compete as epoch 0 (as a baseline, like Keras'
+   * EarlyStopping `baseline` with `restore_best_weights`): when no epoch beats them, `bestEpoch`
+   * is 0 and `model` holds the original weights.
+   */
   bestEpoch: number;
   bestMetric?: number;
+  /** The validation metric of the weights before training (epoch 0), when there is validation. */
+  initialMetric?: number;
   /** Mean wall time of one training step (forward + backward + optimizer), in ms. */
   msPerStep: number;
   steps: number;

@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { ModelError, fileError } from '../errors';
+import { ModelError, UsageError, fileError } from '../errors';
 import { writeFileAtomic } from '../util/atomic-write';
 import type { EpochRecord } from './api';
 import type { OptimizerState } from './optim';
@@ -17,8 +17,11 @@ export interface Checkpoint {
   epoch: number;
   globalStep: number;
   history: EpochRecord[];
+  /** 0 while no epoch has beaten the weights before training (then `best` holds those). */
   bestEpoch: number;
   bestMetric?: number;
+  /** The validation metric of the weights before training (epoch 0). */
+  initialMetric?: number;
   stale: number;
   params: Map<string, Float32Array>;
   best: Map<string, Float32Array>;
@@ -32,6 +35,7 @@ interface Header {
   history: EpochRecord[];
   bestEpoch: number;
   bestMetric?: number;
+  initialMetric?: number;
   stale: number;
   blobs: Array<{ group: 'param' | 'best' | 'slot'; name: string; slot?: number; length: number }>;
   optimizerStep: number;
@@ -54,6 +58,7 @@ export function writeCheckpoint(file: string, c: Checkpoint): void {
     history: c.history,
     bestEpoch: c.bestEpoch,
     bestMetric: c.bestMetric,
+    initialMetric: c.initialMetric,
     stale: c.stale,
     blobs,
     optimizerStep: c.optimizer.step,
@@ -65,6 +70,16 @@ export function writeCheckpoint(file: string, c: Checkpoint): void {
   // Blobs start 4-byte aligned.
   const pad = new Uint8Array((4 - ((12 + json.length) % 4)) % 4);
   writeFileAtomic(file, [pre, json, pad, ...chunks]);
+}
+
+/**
+ * Resuming needs a checkpoint: a missing one is a UsageError in one line (never a silent start
+ * from epoch 1), checked before any work.
+ */
+export function assertCheckpointExists(file: string): void {
+  if (!fs.existsSync(file)) {
+    throw new UsageError(`--resume: no checkpoint at ${file} (one is written after each epoch and removed when training completes); run without --resume to start from epoch 1`);
+  }
 }
 
 /** Reads a checkpoint; `shapes` (weight → element count) must match the model being trained. */
@@ -92,7 +107,7 @@ export function readCheckpoint(file: string, sizes: Map<string, number>): Checkp
   }
   if (h.history.length !== h.epoch) throw bad(`it records ${h.history.length} epoch(s) of history for epoch ${h.epoch}`);
   if (h.bestEpoch > h.epoch || h.stale > h.epoch) throw bad(`bad ${h.bestEpoch > h.epoch ? `bestEpoch ${h.bestEpoch}` : `stale ${h.stale}`} after ${h.epoch} epoch(s)`);
-  if (h.bestMetric !== undefined && h.bestMetric !== null && typeof h.bestMetric !== 'number') throw bad('bad bestMetric');
+  for (const k of ['bestMetric', 'initialMetric'] as const) if (h[k] !== undefined && h[k] !== null && typeof h[k] !== 'number') throw bad(`bad ${k}`);
   for (const b of h.blobs as unknown[]) {
     const o = b as Header['blobs'][number] | null;
     if (!o || typeof o.name !== 'string' || !count(o.length) || !['param', 'best', 'slot'].includes(o.group) || (o.slot !== undefined && o.slot !== null && !count(o.slot))) throw bad('bad weight entry in the header');
@@ -103,7 +118,8 @@ export function readCheckpoint(file: string, sizes: Map<string, number>): Checkp
     globalStep: h.globalStep,
     history: h.history,
     bestEpoch: h.bestEpoch,
-    bestMetric: h.bestMetric,
+    bestMetric: h.bestMetric ?? undefined,
+    initialMetric: h.initialMetric ?? undefined,
     stale: h.stale,
     params: new Map(),
     best: new Map(),

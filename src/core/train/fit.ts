@@ -1,13 +1,12 @@
-import * as fs from 'fs';
 import { UsageError } from '../errors';
 import { DataType } from '../ir/dtype';
-import { Model } from '../ir/graph';
+import { Model, outerRefs } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
 import { ModelSession, type HostTensor } from '../runtime/session';
 import { cloneModel } from '../ir/clone';
 import type { AccumulateOptions, EpochRecord, FitOptions, FitResult, LossTerm, SampleSet, TrainableSelection, TrainProgress } from './api';
 import { buildTrainingGraph, floatWeights } from './autodiff';
-import { readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
+import { assertCheckpointExists, readCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint';
 import { shuffled } from './data';
 import { Optimizer, clipGradNorm, learningRate, validateSchedule } from './optim';
 import { TrainingSession } from './session';
@@ -17,6 +16,45 @@ import { TrainingSession } from './session';
  * (masks keep pruned zeros), validation after each epoch, early stopping that keeps the
  * best weights, a checkpoint per epoch, progress and cancel between steps.
  */
+
+/**
+ * Why `model` cannot be trained as one graph, in the user's terms, or undefined. Training
+ * differentiates one static graph; it refuses:
+ * - an early-exit model (metadata `early_exit`, written by `early-exit`): its exits pick the
+ *   output by confidence (nested If), and its heads and thresholds were fitted to the current
+ *   backbone;
+ * - a runtime-widths model (metadata `runtime_widths`, written by `early-exit --widths`): an If
+ *   on its width input picks a sub-network whose weights are Slices of the shared weights;
+ * - any other control flow (If, Loop, Scan) that a trained weight reaches: a gradient does not
+ *   pass through subgraphs, so the weights behind it would silently get none.
+ * `trainable` defaults to every float weight.
+ */
+export function trainingRefusal(model: Model, trainable?: string[]): string | undefined {
+  const file = model.path ?? 'the model';
+  const meta = new Map(model.metadata);
+  if (meta.has('early_exit')) {
+    return `${file} is an early-exit model (its exits choose the output by confidence, with heads and thresholds fitted to its backbone): it cannot be trained or distilled; train the backbone (the model before early-exit), then add the exits again with early-exit`;
+  }
+  if (meta.has('runtime_widths')) {
+    return `${file} is a runtime-widths model (an If on its width input picks a sub-network of shared, sliced weights): it cannot be trained or distilled; train the full-width model (the one before early-exit --widths), then build the widths again (they are fine-tuned there)`;
+  }
+  const reached = new Set(trainable ?? floatWeights(model));
+  for (const n of model.graph.topoOrder()) {
+    const reads = [...n.inputs, ...outerRefs(n)];
+    if (!reads.some((v) => reached.has(v))) continue;
+    if (n.subgraphs().length) {
+      return `${file}: node '${n.label}' (${n.opType}) holds subgraphs (control flow) that trained weights reach; training does not go through control flow: freeze the weights before it (--freeze) or export the model without ${n.opType}`;
+    }
+    for (const o of n.outputs) if (o) reached.add(o);
+  }
+  return undefined;
+}
+
+/** Throws the UsageError of `trainingRefusal` (see there). */
+export function assertTrainable(model: Model, trainable?: string[]): void {
+  const why = trainingRefusal(model, trainable);
+  if (why) throw new UsageError(why);
+}
 
 /**
  * Resolves `trainable`/`freeze` (exact initializer names or name prefixes) to the float
@@ -175,6 +213,7 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
   validateFit(opts, train.count);
   const optimizer = new Optimizer(opts.optimizer);
   const trainable = selectTrainable(model, opts);
+  assertTrainable(model, trainable);
   const tg = buildTrainingGraph(model, { losses: opts.losses, trainable, batchNorm: opts.batchNorm });
   const params = new Map(trainable.map((n) => [n, model.graph.initializers.get(n)!.toFloat32()]));
   // Everything the written model takes from training: the weights and, in BN train mode, the
@@ -202,7 +241,8 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
     const total = steps * opts.epochs;
     const seed = opts.seed ?? 0;
     let state: Checkpoint = { epoch: 0, globalStep: 0, history: [], bestEpoch: 0, stale: 0, params: values, best: new Map(), optimizer: optimizer.state };
-    if (opts.checkpoint?.resume && fs.existsSync(opts.checkpoint.path)) {
+    if (opts.checkpoint?.resume) {
+      assertCheckpointExists(opts.checkpoint.path);
       const loaded = readCheckpoint(opts.checkpoint.path, new Map([...values].map(([k, v]) => [k, v.length])));
       for (const [k, v] of loaded.params) values.get(k)!.set(v);
       optimizer.state.step = loaded.optimizer.step;
@@ -214,6 +254,14 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
     let stepsTimed = 0;
     const better = (m: number, best: number | undefined) =>
       best === undefined || (validator!.higherIsBetter ? m > best + (opts.earlyStopping?.minDelta ?? 0) : m < best - (opts.earlyStopping?.minDelta ?? 0));
+    const shapes = new Map([...tg.paramShapes, ...tg.stateShapes]);
+    // Epoch 0: the weights before training are the baseline every epoch must beat; kept when none does.
+    if (validator && state.epoch === 0) {
+      state.initialMetric = await validator.measure(values, Math.max(opts.batchSize, 64), shapes);
+      state.bestMetric = state.initialMetric;
+      state.bestEpoch = 0;
+      state.best = copyMap(values);
+    }
     outer: for (let epoch = state.epoch; epoch < opts.epochs; epoch++) {
       const t0 = Date.now();
       const perm = shuffled(train.count, seed, epoch);
@@ -260,7 +308,7 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
       }
       const rec: EpochRecord = { epoch: epoch + 1, trainLoss: lossSum / Math.max(1, seen), lr, seconds: (Date.now() - t0) / 1000 };
       if (validator) {
-        rec.metric = await validator.measure(values, Math.max(opts.batchSize, 64), new Map([...tg.paramShapes, ...tg.stateShapes]));
+        rec.metric = await validator.measure(values, Math.max(opts.batchSize, 64), shapes);
         if (better(rec.metric, state.bestMetric)) {
           state.bestMetric = rec.metric;
           state.bestEpoch = epoch + 1;
@@ -296,6 +344,7 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
       history: state.history,
       bestEpoch: state.bestEpoch,
       bestMetric: state.bestMetric,
+      initialMetric: state.initialMetric,
       msPerStep: stepsTimed ? stepMs / stepsTimed : 0,
       steps: state.globalStep,
       stopped,
@@ -314,6 +363,7 @@ export async function fit(model: Model, train: SampleSet, opts: FitOptions): Pro
 export async function accumulateGradients(model: Model, data: SampleSet, opts: AccumulateOptions): Promise<Map<string, Float32Array>> {
   if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new UsageError(`batch size must be a whole number ≥ 1, got ${opts.batchSize}`);
   const trainable = selectTrainable(model, opts);
+  assertTrainable(model, trainable);
   const tg = buildTrainingGraph(model, { losses: opts.losses, trainable });
   const params = new Map(trainable.map((n) => [n, model.graph.initializers.get(n)!.toFloat32()]));
   const sums = new Map(trainable.map((n) => [n, new Float32Array(params.get(n)!.length)]));

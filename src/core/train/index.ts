@@ -6,8 +6,8 @@
 export * from './api';
 export { buildTrainingGraph, floatWeights, TRAINING_OPSET } from './autodiff';
 export { TrainingSession } from './session';
-export { fit, accumulateGradients, channelSaliency, selectTrainable, parameterised, withWeights } from './fit';
+export { fit, accumulateGradients, assertTrainable, trainingRefusal, channelSaliency, selectTrainable, parameterised, withWeights } from './fit';
 export { tensorSampleSet, datasetSampleSet, labelsTensor, withTeacher, withTeacherOutputs, shuffled } from './data';
 export { Optimizer, clipGradNorm, learningRate } from './optim';
 export { registerGradient, differentiableOps, type GradRule, type GradContext, type GradRuleEntry } from './grad/registry';
-export { writeCheckpoint, readCheckpoint } from './checkpoint';
+export { writeCheckpoint, readCheckpoint, assertCheckpointExists } from './checkpoint';

@@ -13,8 +13,9 @@ export class TrainingSession {
     private readonly session: ModelSession,
   ) {}
 
+  /** `opts.memoryPattern` defaults to false here: see `SessionOptions.memoryPattern`. */
   static async create(graph: TrainingGraph, opts: SessionOptions = {}): Promise<TrainingSession> {
-    const s = await ModelSession.create(graph.model, opts, '<training graph>');
+    const s = await ModelSession.create(graph.model, { memoryPattern: false, ...opts }, '<training graph>');
     return new TrainingSession(graph, s);
   }
 

@@ -35,6 +35,8 @@ export interface OptionInfo {
   repeatable?: boolean;
   /** CLI placeholder for the value, e.g. `f` or `n1,n2`. */
   placeholder?: string;
+  /** The value is a file path: in a recipe file, a relative one resolves against the recipe's folder (`readRecipe`). */
+  file?: boolean;
   /**
    * Data slots a value of this option reads (enum values, or 'true' for a boolean), so the
    * Compress panel can say what to pick before the engine refuses (e.g. recover finetune: train, trainLabels).
@@ -99,6 +101,12 @@ export type RuleMessage = string | undefined;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyOptions = z.ZodObject<any>;
 
+/**
+ * A kind of job data: calibration inputs (`--calib`) and their labels (`--calib-labels`, the
+ * Taylor criterion), training (`--train`, `--train-labels`), evaluation (`--eval`, `--labels`).
+ */
+export type StepData = 'calib' | 'calibLabels' | 'train' | 'eval';
+
 export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   /** The recipe's `step` value and the CLI command name. */
   id: string;
@@ -115,6 +123,11 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   needsTrain?(o: z.output<S>): RuleMessage;
   /** Why the step needs real (not random) evaluation data (`--eval`), if it does. */
   needsEval?(o: z.output<S>): RuleMessage;
+  /**
+   * The kinds of job data the step reads (default: every kind). The CLI offers only these
+   * kinds' flags (`jobFlagsFor`).
+   */
+  data?: ReadonlyArray<StepData>;
   /** An example command line (after `model-compressor`). */
   example: string;
   /**

@@ -1,3 +1,5 @@
+import { DataType } from '../../ir/dtype';
+import { Tensor } from '../../ir/tensor';
 import { registerGradient, type GradContext } from './registry';
 
 /**
@@ -8,12 +10,13 @@ import { registerGradient, type GradContext } from './registry';
  *   for 1×1 convolutions one batched MatMul Wᵀ·dY, for stride-1 depthwise ones a depthwise
  *   Conv with the flipped kernel (both faster in ORT than a ConvTranspose).
  * - dW of a 1×1 stride-1 convolution is one batched MatMul of X and dY (one Gemm at small
- *   spatial sizes); of a stride-1 depthwise one, a Mul + ReduceSum per kernel tap; of other
- *   stride-1 group-1 ones, k² `Slice`s (im2col) and one batched MatMul; otherwise one Conv
- *   of X (batch and channel axes swapped) with dY as its kernel, at stride d and dilation s.
- *   MC_TRAIN_DW=slices forces the Slice form everywhere (measurement only: on MobileNetV2's
- *   strided and depthwise layers it was 2x slower and used 1.7x the memory), MC_TRAIN_DW=conv
- *   the Conv form for depthwise layers.
+ *   spatial sizes); of a depthwise one, one dot product (or Mul + ReduceSum) per kernel tap,
+ *   or at small 2-D stride-1 sizes one channel-batched MatMul per kernel row;
+ *   of other group-1 ones, k² `Slice`s (im2col) and one batched MatMul. The windows are
+ *   Slices of the padded input, at stride s > 1 (2-D) of its SpaceToDepth. Otherwise dW is
+ *   one Conv of X (batch and channel axes swapped) with dY as its kernel, at stride d and
+ *   dilation s. MC_TRAIN_DW=slices forces the Slice form everywhere, MC_TRAIN_DW=conv the
+ *   Conv form (measurement only).
  * - dB sums dY over the batch and spatial axes.
  */
 
@@ -81,16 +84,18 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
   const L = geo.out.reduce((a, b) => a * b, 1);
   const trivial = K === 1 && geo.strides.every((s) => s === 1) && geo.out.every((o, i) => o === geo.spatial[i] + geo.padsBegin[i] + geo.padsEnd[i]);
   const depthwise = group > 1 && channels === group && outChannels === group;
+  const windowsCheap = geo.strides.every((s) => s === 1) || phaseSplit(geo);
+  const force = process.env.MC_TRAIN_DW;
   if (trivial && group === 1 && channels * outChannels >= L * (channels + outChannels)) return pointwiseWeightGradGemm(c, x, dy, channels, outChannels, L);
-  if (depthwise && !trivial && geo.strides.every((s) => s === 1) && process.env.MC_TRAIN_DW !== 'conv') return depthwiseWeightGradByTaps(c, x, dy, channels, geo);
-  // Group 1 at stride 1: the Slice form's per-sample MatMul [C·K, L]×[L, M] is a better GEMM
-  // than the Conv form's C GEMMs of width K (measured 4% faster per SqueezeNet 1.1 step).
-  const sliceForm = process.env.MC_TRAIN_DW === 'slices' || (group === 1 && geo.strides.every((s) => s === 1));
+  if (depthwise && !trivial && force !== 'conv' && (windowsCheap || force === 'slices')) return depthwiseWeightGradByTaps(c, x, dy, channels, geo);
+  // Group 1: the Slice form's per-sample MatMul [C·K, L]×[L, M] is a better GEMM than the
+  // Conv form's C GEMMs of width K (measured 4% faster per SqueezeNet 1.1 step at stride 1).
+  const sliceForm = force === 'slices' || (group === 1 && windowsCheap && force !== 'conv');
   if (!trivial && !sliceForm) return convWeightGradByConv(c, x, dy, channels, group, geo);
   let cols: string;
   if (trivial) cols = padded(c, x, geo);
   else {
-    const windows = kernelWindows(c, padded(c, x, geo), geo);
+    const windows = kernelWindows(c, x, channels, geo);
     cols = K === 1 ? windows[0] : c.op('Concat', windows.map((w) => c.op('Unsqueeze', [w, c.ints([2])])), { axis: 2 });
   }
   const cg = channels / group;
@@ -110,21 +115,39 @@ export function convWeightGrad(c: GradContext, x: string, dy: string, channels: 
   return c.op('Reshape', [t, c.ints([outChannels, cg, ...geo.kernel])]);
 }
 
-/** X with the convolution's pads applied (X itself when there are none). */
-function padded(c: GradContext, x: string, geo: Geometry): string {
-  const anyPad = geo.padsBegin.some((p) => p !== 0) || geo.padsEnd.some((p) => p !== 0);
-  return anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
+/**
+ * Whether the windows of a strided convolution are taken from a `SpaceToDepth` of the padded
+ * input (2-D, one stride s > 1 on both axes): each of the s² phases is then a contiguous
+ * block of channels, and every kernel tap a unit-stride Slice of one phase. ORT's strided
+ * Slice and the Reshape + Transpose split both gather element by element (on MobileNetV2's
+ * 96×112² stride-2 layer the Transpose alone took 66–95 ms; SpaceToDepth 22–25 ms).
+ */
+function phaseSplit(geo: Geometry): boolean {
+  return geo.spatial.length === 2 && geo.strides[0] === geo.strides[1] && geo.strides[0] > 1;
 }
 
 /**
- * The input window of each kernel tap (row-major over the kernel), as k² strided `Slice`s
- * of the padded input `xp`, each [N, C, out…]: window k holds X_pad[n, c, l·s + k·d].
+ * The input window of each kernel tap (row-major over the kernel) of `x` (C = `channels`), each [N, C, out…]:
+ * window k holds X_pad[n, c, l·s + k·d]. At stride 1, unit-stride `Slice`s of the padded
+ * input; with a phase split (see `phaseSplit`), Slices of its SpaceToDepth, where tap
+ * position p = k·d lies in phase p mod s at offset ⌊p/s⌋; otherwise strided Slices.
  */
-function kernelWindows(c: GradContext, xp: string, geo: Geometry): string[] {
+function kernelWindows(c: GradContext, x: string, channels: number, geo: Geometry): string[] {
   const r = geo.spatial.length;
   const K = geo.kernel.reduce((a, b) => a * b, 1);
   const axes = Array.from({ length: r }, (_, a) => a + 2);
   const unit = geo.strides.every((v) => v === 1);
+  const split = phaseSplit(geo);
+  let xp: string;
+  if (split) {
+    // Pad (or crop) each axis to s·q, q = ⌊(k−1)·d/s⌋ + out rows per phase, then split.
+    const s = geo.strides[0];
+    const total = geo.kernel.map((k, a) => s * (Math.floor(((k - 1) * geo.dilations[a]) / s) + geo.out[a]));
+    const padEnd = total.map((t, a) => Math.max(0, t - geo.spatial[a] - geo.padsBegin[a]));
+    xp = c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...padEnd])]);
+    if (total.some((t, a) => geo.spatial[a] + geo.padsBegin[a] + padEnd[a] > t)) xp = c.op('Slice', [xp, c.ints([0, 0]), c.ints(total), c.ints(axes)]);
+    xp = c.op('SpaceToDepth', [xp], { blocksize: s });
+  } else xp = padded(c, x, geo);
   const windows: string[] = [];
   const idx = Array(r).fill(0);
   for (let k = 0; k < K; k++) {
@@ -133,12 +156,26 @@ function kernelWindows(c: GradContext, xp: string, geo: Geometry): string[] {
       idx[a] = rem % geo.kernel[a];
       rem = Math.floor(rem / geo.kernel[a]);
     }
-    const starts = idx.map((i, a) => i * geo.dilations[a]);
-    const ends = starts.map((v, a) => v + geo.strides[a] * (geo.out[a] - 1) + 1);
-    const ins = [xp, c.ints(starts), c.ints(ends), c.ints(axes)];
+    const pos = idx.map((i, a) => i * geo.dilations[a]);
+    if (split) {
+      const s = geo.strides[0];
+      // SpaceToDepth puts phase (ph, pw) in channels [(ph·s + pw)·C, (ph·s + pw + 1)·C).
+      const phase = pos.reduce((acc, p) => acc * s + (p % s), 0);
+      const off = pos.map((p) => Math.floor(p / s));
+      windows.push(c.op('Slice', [xp, c.ints([phase * channels, ...off]), c.ints([(phase + 1) * channels, ...off.map((o, a) => o + geo.out[a])]), c.ints([1, ...axes])]));
+      continue;
+    }
+    const ends = pos.map((v, a) => v + geo.strides[a] * (geo.out[a] - 1) + 1);
+    const ins = [xp, c.ints(pos), c.ints(ends), c.ints(axes)];
     windows.push(c.op('Slice', unit ? ins : [...ins, c.ints(geo.strides)]));
   }
   return windows;
+}
+
+/** X with the convolution's pads applied (X itself when there are none). */
+function padded(c: GradContext, x: string, geo: Geometry): string {
+  const anyPad = geo.padsBegin.some((p) => p !== 0) || geo.padsEnd.some((p) => p !== 0);
+  return anyPad ? c.op('Pad', [x, c.ints([0, 0, ...geo.padsBegin, 0, 0, ...geo.padsEnd])]) : x;
 }
 
 /**
@@ -154,20 +191,72 @@ function pointwiseWeightGradGemm(c: GradContext, x: string, dy: string, channels
   return c.op('Reshape', [g, c.ints([outChannels, channels, ...Array(c.shape(x)!.length - 2).fill(1)])]);
 }
 
+/** Output pixels per sample from which a depthwise tap is one dot product (see below). */
+const DOT_MIN_PIXELS = 512;
+
 /**
- * ∂L/∂W of a stride-1 depthwise convolution, one kernel tap at a time:
- * dW[c, k] = Σ_n Σ_l X_pad[n, c, l + k·d]·dY[n, c, l], i.e. per tap one Slice of the padded
- * input, one Mul with dY and one ReduceSum over the pixels, then one ReduceSum over the
- * batch. Measured 1.3–1.4x faster than the grouped-Conv form at stride 1 on MobileNetV2's
- * shapes (ORT's im2col of a kernel as large as dY dominates there); at stride 2 the strided
- * Slices lose (2.4x slower), so strided ones keep the Conv form. MC_TRAIN_DW=conv forces it.
+ * ∂L/∂W of a depthwise convolution, one kernel tap at a time:
+ * dW[c, k] = Σ_n Σ_l window_k(X)[n, c, l]·dY[n, c, l] (windows from `kernelWindows`). With
+ * at least DOT_MIN_PIXELS output pixels per sample, each tap is one batched MatMul
+ * [N, C, 1, L]×[N, C, L, 1] whose transposed operand ORT fuses away (a vector dot product
+ * per sample and channel, 1.3–1.4x faster than Mul + ReduceSum on MobileNetV2's 28²–112²
+ * layers); below it the per-call cost of N·C tiny products loses (3x slower at 7²): 2-D
+ * stride-1 layers then take `depthwiseWeightGradByRows`, others a Mul and a ReduceSum over
+ * the pixels per tap. One ReduceSum over the batch follows. Measured 1.3–1.4x faster than
+ * the grouped-Conv form at stride 1 (ORT's im2col of a kernel as large as dY dominates
+ * there) and 1.2–1.7x at stride 2 (through the SpaceToDepth phase split). MC_TRAIN_DW=conv
+ * forces the Conv form.
  */
 function depthwiseWeightGradByTaps(c: GradContext, x: string, dy: string, channels: number, geo: Geometry): string {
   const axes = Array.from({ length: geo.spatial.length }, (_, a) => a + 2);
-  const taps = kernelWindows(c, padded(c, x, geo), geo).map((w) => c.op('ReduceSum', [c.op('Mul', [w, dy]), c.ints(axes)], { keepdims: 0 }));
-  const stacked = c.op('Concat', taps.map((t) => c.op('Unsqueeze', [t, c.ints([2])])), { axis: 2 });
-  const s = c.op('ReduceSum', [stacked, c.ints([0])], { keepdims: 0 });
+  const L = geo.out.reduce((a, b) => a * b, 1);
+  if (L < DOT_MIN_PIXELS && geo.spatial.length === 2 && geo.strides.every((v) => v === 1)) {
+    const byRows = depthwiseWeightGradByRows(c, x, dy, channels, geo);
+    if (byRows) return byRows;
+  }
+  const windows = kernelWindows(c, x, channels, geo);
+  let taps: string[];
+  if (L >= DOT_MIN_PIXELS) {
+    const flat = c.ints([0, channels, 1, L]);
+    const dyT = c.op('Transpose', [c.op('Reshape', [dy, flat])], { perm: [0, 1, 3, 2] });
+    taps = windows.map((w) => c.op('MatMul', [c.op('Reshape', [w, flat]), dyT]));
+  } else {
+    taps = windows.map((w) => c.op('Unsqueeze', [c.op('ReduceSum', [c.op('Mul', [w, dy]), c.ints(axes)], { keepdims: 0 }), c.ints([2])]));
+  }
+  const s = c.op('ReduceSum', [c.op('Concat', taps, { axis: 2 }), c.ints([0])], { keepdims: 0 });
   return c.op('Reshape', [s, c.ints([channels, 1, ...geo.kernel])]);
+}
+
+/** Largest diagonal-selector constant (floats) `depthwiseWeightGradByRows` builds. */
+const MAX_DIAGONAL_FLOATS = 1 << 16;
+
+/**
+ * ∂L/∂W of a 2-D stride-1 depthwise convolution with few output pixels, one kernel row at a
+ * time, channel-major: for kernel row i, T_i[c] = A_iᵀ·D[c] with A_i = the rows i·d_h … of
+ * the padded input as [C, N·H_out, W_pad] and D = dY as [C, N·H_out, W_out], a batched
+ * MatMul over channels contracting batch and rows; dW[c, i, j] is the sum of T_i[c]'s j-th
+ * diagonal (entries (q + j·d_w, q)), read by one MatMul with a constant 0/1 selector.
+ * C GEMMs instead of N·C dot products or 3k² passes of Mul + ReduceSum: on MobileNetV2's
+ * 7² and 14² layers 1.2–1.6x faster than the per-tap forms. Undefined when the selector
+ * would exceed MAX_DIAGONAL_FLOATS.
+ */
+function depthwiseWeightGradByRows(c: GradContext, x: string, dy: string, channels: number, geo: Geometry): string | undefined {
+  const [kh, kw] = geo.kernel;
+  const [dh, dw] = geo.dilations;
+  const [ho, wo] = geo.out;
+  const wp = wo + (kw - 1) * dw;
+  if (wp * wo * kw > MAX_DIAGONAL_FLOATS) return undefined;
+  const xp = c.op('Pad', [c.op('Transpose', [x], { perm: [1, 0, 2, 3] }), c.ints([0, 0, geo.padsBegin[0], geo.padsBegin[1], 0, 0, geo.padsEnd[0], geo.padsEnd[1]])]);
+  const d = c.op('Reshape', [c.op('Transpose', [dy], { perm: [1, 0, 2, 3] }), c.ints([channels, -1, wo])]);
+  const rows = Array.from({ length: kh }, (_, i) => {
+    const a = c.op('Reshape', [c.op('Slice', [xp, c.ints([i * dh]), c.ints([i * dh + ho]), c.ints([2])]), c.ints([channels, -1, wp])]);
+    return c.op('Unsqueeze', [c.op('MatMul', [c.op('Transpose', [a], { perm: [0, 2, 1] }), d]), c.ints([1])]);
+  });
+  const t = c.op('Reshape', [c.op('Concat', rows, { axis: 1 }), c.ints([channels, kh, wp * wo])]);
+  const selector = new Float32Array(wp * wo * kw);
+  for (let q = 0; q < wo; q++) for (let j = 0; j < kw; j++) selector[((q + j * dw) * wo + q) * kw + j] = 1;
+  const diagonals = c.op('Constant', [], { value: Tensor.fromArray('value', DataType.FLOAT, [wp * wo, kw], selector) });
+  return c.op('Reshape', [c.op('MatMul', [t, diagonals]), c.ints([channels, 1, kh, kw])]);
 }
 
 /**

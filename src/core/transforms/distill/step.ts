@@ -9,6 +9,7 @@ import { distill, parseMatches, type DistillResult } from './index';
 export const distillOptions = z.strictObject({
   teacher: option(z.string().min(1).optional(), 'The teacher model (same inputs; class logits as its first output). In a recipe the default is the model the recipe started from.', {
     placeholder: 'teacher.onnx',
+    file: true,
   }),
   temperature: option(z.number().gt(0).max(100).default(4), 'Softening temperature T of softmax(z/T).', { placeholder: 'T', form: { min: 1, max: 20, step: 0.5, initial: 4 } }),
   alpha: option(z.number().min(0).max(1).optional(), 'Weight α of the distillation term, 1 − α on the labels (default 0.7; 1 without labels).', { placeholder: 'a' }),
@@ -34,6 +35,7 @@ export const distillStep = defineStep({
   options: distillOptions,
   example: 'distill student.onnx --teacher model.onnx --train x.npy --train-labels y.npy --eval ex.npy --labels ey.npy -o student.distilled.onnx',
   needsTrain: () => 'distill',
+  data: ['train', 'eval'],
   plan: async (model, o) => ({ model, detail: `retrains the weights for ${o.epochs} epoch(s) from the teacher; same structure` }),
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: DistillOutcome }> {
     if (model.format !== 'onnx') throw new UsageError('distillation trains an ONNX model (export a TF.js model to ONNX first: model-compressor export)');

@@ -78,6 +78,7 @@ export const earlyExitStep = defineStep({
   },
   needsTrain: (o) => (o.widths ? '«widths»' : 'early-exit'),
   needsEval: (o) => (o.widths ? '«widths»' : 'early-exit'),
+  data: ['train', 'eval'],
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: EarlyExitStepOutcome }> {
     if (model.format !== 'onnx') throw new UsageError('early exits and runtime widths are written as ONNX If models (export a TF.js model to ONNX first: model-compressor export)');
     // Only the settings given: an absent one keeps each method's own default (10 epochs at 3e-3 for heads, 5 at 1e-3 for widths).

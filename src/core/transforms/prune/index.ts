@@ -6,13 +6,13 @@ import { cloneModel } from '../graph-edit';
 import { constantResolver } from '../quantize/registry';
 import { onFoldedWeights } from '../quantize/fold';
 import { applyPruning, type GroupPlan } from './onnx/apply';
-import { removeCount } from './shrink';
+import { removeCount, stepRemoveCount } from './shrink';
 import { buildDependencyGraph, type Group } from './onnx/dependency';
 import { groupImportance } from './importance';
 import { pruneKeras } from './tfjs-layers';
 import { reconstruct, type ReconstructReport } from './onnx/reconstruct';
 import { pushAll } from '../../util/arrays';
-import { scheduledTarget } from './schedule';
+import { cumulativeRatio, cumulativeTarget } from './schedule';
 
 /**
  * Pruning policy: which channels go (structured) or which weights become zero
@@ -117,15 +117,12 @@ async function pruneStructured(model: Model, opts: PruneOptions): Promise<PruneO
     else if (opts.ratio !== undefined) {
       // The cumulative target of this step, counted (and rounded) on each group's size before
       // step 1: an increment on already-rounded counts would stop short of the final ratio.
-      const cumulative = opts.schedule ? scheduledTarget(opts.ratio, step, steps, opts.schedule) : 1 - (1 - opts.ratio) ** (step / steps);
-      plans = planWith((g) => {
-        const size0 = firstSize.get(groupName(g)) ?? g.size;
-        return Math.min(g.size - 1, Math.max(0, g.size - (size0 - removeCount(size0, cumulative, roundTo))));
-      });
+      const cumulative = cumulativeRatio(opts.ratio, step, steps, opts.schedule);
+      plans = planWith((g) => stepRemoveCount(firstSize.get(groupName(g)) ?? g.size, g.size, cumulative, roundTo));
     } else {
       const key = opts.targetMacs !== undefined ? 'macs' : 'params';
       const target = (opts.targetMacs ?? opts.targetParams)!;
-      const goal = base[key] * (1 - (opts.schedule ? scheduledTarget(target, step, steps, opts.schedule) : (target * step) / steps));
+      const goal = base[key] * (1 - cumulativeTarget(target, step, steps, opts.schedule));
       const measure = (r: number) => analyzeModel(applyPruning(current, planFor(() => r))).totals[key];
       let lo = 0;
       let hi = 0.95;

@@ -30,3 +30,18 @@ export function scheduledTarget(final: number, step: number, steps: number, sche
 export function scheduleTargets(final: number, steps: number, schedule: PruneSchedule = 'cubic'): number[] {
   return Array.from({ length: steps }, (_, i) => scheduledTarget(final, i + 1, steps, schedule));
 }
+
+/**
+ * The cumulative share removed after step `step` of `steps` for a final `ratio` of channels or
+ * weights: the schedule when one is given, else equal per-step shares of what is left
+ * (1 − (1 − r)^(step/steps)). The last step always reaches `ratio` itself.
+ */
+export function cumulativeRatio(ratio: number, step: number, steps: number, schedule?: PruneSchedule): number {
+  if (step >= steps) return ratio;
+  return schedule ? scheduledTarget(ratio, step, steps, schedule) : 1 - (1 - ratio) ** (step / steps);
+}
+
+/** The cumulative share of a params/MACs target after step `step`: the schedule, else linear. */
+export function cumulativeTarget(target: number, step: number, steps: number, schedule?: PruneSchedule): number {
+  return schedule ? scheduledTarget(target, step, steps, schedule) : (target * step) / steps;
+}

@@ -36,3 +36,13 @@ export function removeCount(size: number, ratio: number, roundTo = 8): number {
   if (roundTo > 1 && size >= 2 * roundTo) keep = Math.min(size, Math.max(roundTo, Math.round(keep / roundTo) * roundTo));
   return Math.max(0, Math.min(size - 1, size - keep));
 }
+
+/**
+ * Channels to remove now from a group that had `size0` channels before step 1 and has `size`
+ * now, so that the cumulative removed share reaches `cumulative` of the ORIGINAL size (counted
+ * and rounded on `size0`): increments on already-rounded counts would stop short of the final
+ * ratio. Every format's multi-step pruning counts this way.
+ */
+export function stepRemoveCount(size0: number, size: number, cumulative: number, roundTo = 8): number {
+  return Math.min(size - 1, Math.max(0, size - (size0 - removeCount(size0, cumulative, roundTo))));
+}

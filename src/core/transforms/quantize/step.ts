@@ -77,6 +77,7 @@ export const quantizeStep = defineStep({
   },
   needsCalib: (o) => (o.mode === 'static' ? '«mode» static' : undefined),
   needsTrain: (o) => (o.options.qat ? '«options.qat»' : undefined),
+  data: ['calib', 'train', 'eval'],
   /** A preview of `qat` quantizes without the fine-tuning: the same nodes are quantized either way. */
   async plan(model, o, ctx): Promise<{ model: typeof model; detail: string; outcome: QuantizeOutcome }> {
     if (!o.options.qat) return quantizeStep.apply(model, o, ctx);

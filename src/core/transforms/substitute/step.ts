@@ -80,6 +80,7 @@ export const substituteStep = defineStep({
   },
   needsCalib: (o) => (o.maxError !== undefined && o.kind === 'lowrank' ? '«maxError» with «kind» lowrank (the error is measured on calibration data)' : undefined),
   needsTrain: (o) => (o.recover !== 'none' ? `«recover» ${o.recover}` : undefined),
+  data: ['calib', 'train', 'eval'],
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: SubstituteOutcome }> {
     const common = { layers: o.layers, maxError: o.maxError, calib: ctx.calib, signal: ctx.signal };
     const r =

@@ -62,6 +62,7 @@ export const trainStep = defineStep({
     return undefined;
   },
   needsTrain: () => 'train',
+  data: ['train', 'eval'],
   // Training changes weights, not structure: a preview shows the model as it is, without training.
   plan: async (model, o) => ({ model, detail: `retrains the weights for ${o.epochs} epoch(s); same structure` }),
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: TrainOutcome }> {
@@ -125,6 +126,10 @@ export const trainStep = defineStep({
       session: o.threads !== undefined ? { intraOpThreads: o.threads } : undefined,
     });
     const { model: trained, ...rest } = r;
-    return { model: trained, detail: `${r.history.length} epoch(s), kept epoch ${r.bestEpoch}${r.stopped === 'completed' ? '' : ` (${r.stopped})`}`, outcome: { fit: rest, validation: where, notes } };
+    if (r.bestEpoch === 0 && r.initialMetric !== undefined && r.history.length) {
+      const best = Math.max(...r.history.map((h) => h.metric ?? -Infinity));
+      notes.push(`no epoch beat the original weights on validation (accuracy ${r.initialMetric.toFixed(4)} before training, ${best.toFixed(4)} at best after an epoch): the original weights are kept`);
+    }
+    return { model: trained, detail: `${r.history.length} epoch(s), kept ${r.bestEpoch === 0 ? 'the original weights' : `epoch ${r.bestEpoch}`}${r.stopped === 'completed' ? '' : ` (${r.stopped})`}`, outcome: { fit: rest, validation: where, notes } };
   },
 });

@@ -35,9 +35,10 @@ import { groupImportance, type Criterion } from '../prune/importance';
  *
  * Shapes: the model has one output [N, K]. Units: MACs per sample; latency ms at batch 1.
  * Supported: CNNs and MLPs (Conv, depthwise Conv, Gemm/MatMul, BatchNormalization,
- * elementwise ops including residual Adds, pooling, Flatten). Refused (UsageError, naming the
- * node): channel Reshape/Split/Slice, a narrower width that is not a prefix slice of a
- * consumer's input (e.g. after Concat), a model with no prunable group.
+ * elementwise ops including residual Adds, pooling, Flatten). A group whose channels are
+ * reshaped or split, or read followed by other layers' channels (after a Concat, as in
+ * SqueezeNet's fire modules), stays at full width at every width (the report says how many);
+ * a model where no group can narrow is refused (UsageError saying why and what works instead).
  */
 export interface WidthsOptions {
   /** Fractions in (0, 1], ascending; 1 is added when missing. */
@@ -126,10 +127,31 @@ function permuteAxis(t: Tensor, axis: number, blockMap: (pos: number) => number)
   return Tensor.fromArray(t.name, DataType.FLOAT, [...dims], dst);
 }
 
-function refuseMember(g: Group): void {
+/** Consumer positions (on its weight's input axis) that vanish when the group keeps its first `k` channels, if they are one trailing block. */
+function trailingCut(mem: Extract<Group['members'][number], { kind: 'consumer' }>, g: Group, k: number): number | undefined {
+  const gone = removedPositions(mem.layout, g.id, Array.from({ length: g.size - k }, (_, i) => k + i));
+  const total = mem.weight.dims[mem.axis];
+  const first = gone[0];
+  return gone.some((p, i) => p !== first + i) || first + gone.length !== total ? undefined : first;
+}
+
+/**
+ * Why a group cannot narrow to a prefix of its channels, in user terms, or undefined. Such a
+ * group stays at full width in every sub-network (its channels are never sliced).
+ * - Its channels are reshaped or split (a channel Reshape/Split/Slice).
+ * - A layer reads them together with other channels after them (a channel Concat: SqueezeNet's
+ *   fire modules, Inception, DenseNet): a narrower width would keep a block in the middle of
+ *   that layer's inputs, which is not one Slice of its weight.
+ */
+function fullWidthReason(g: Group): string | undefined {
   for (const m of g.members) {
-    if (m.kind === 'reshape' || m.kind === 'split' || m.kind === 'slice') throw new UsageError(`runtime widths support plain CNNs and MLPs; node '${m.node.name}' (${m.node.opType}) reshapes or splits the channels of group ${g.id}`);
+    if (m.kind === 'reshape' || m.kind === 'split' || m.kind === 'slice') return `its channels are reshaped or split by '${m.node.name}' (${m.node.opType})`;
+    // The most and the fewest channels a width can drop.
+    if (m.kind === 'consumer' && g.size > 1 && (trailingCut(m, g, 1) === undefined || trailingCut(m, g, g.size - 1) === undefined)) {
+      return `'${m.node.name}' reads its channels followed by other layers' channels (a Concat)`;
+    }
   }
+  return undefined;
 }
 
 /**
@@ -204,7 +226,6 @@ function cutsAt(groups: Group[], w: number): { cuts: Map<Node, Map<number, Cut>>
   for (const g of groups) {
     const k = Math.max(1, Math.ceil(w * g.size - 1e-9));
     if (k >= g.size) continue;
-    const dropped = Array.from({ length: g.size - k }, (_, i) => k + i);
     for (const mem of g.members) {
       if (mem.kind === 'producer') {
         add(mem.node, mem.node.inputs.indexOf(mem.weight.name), mem.axis, 0, k);
@@ -213,13 +234,9 @@ function cutsAt(groups: Group[], w: number): { cuts: Map<Node, Map<number, Cut>>
         for (const p of mem.tensors) add(mem.node, p.input, p.axis, 0, k);
         if (mem.depthwise) convGroups.set(mem.node, k);
       } else if (mem.kind === 'consumer') {
-        const gone = removedPositions(mem.layout, g.id, dropped);
-        const total = mem.weight.dims[mem.axis];
-        // The kept positions must be one prefix-or-suffix-closed range to be a Slice.
-        const first = gone[0];
-        if (gone.some((p, i) => p !== first + i) || first + gone.length !== total) {
-          throw new UsageError(`runtime widths: node '${mem.node.name}' reads the channels of group ${g.id} where a narrower width is not a prefix slice`);
-        }
+        // The kept positions are one leading block (groups where they are not stay at full width: fullWidthReason).
+        const first = trailingCut(mem, g, k);
+        if (first === undefined) throw new Error(`runtime widths: '${mem.node.name}' would keep a block in the middle of its inputs (group ${g.id} should have stayed at full width)`);
         add(mem.node, mem.node.inputs.indexOf(mem.weight.name), mem.axis, 0, first);
       }
     }
@@ -378,9 +395,16 @@ export async function runtimeWidths(model: Model, opts: WidthsOptions): Promise<
   opts.onProgress?.('ordering channels by importance');
   const dep = buildDependencyGraph(model);
   const outName = model.graph.outputs[0].name;
-  const groups = dep.groups.filter((g) => !g.unsafe && g.tensor !== outName);
-  if (!groups.length) throw new UsageError('runtime widths: this model has no channel group that can be narrowed');
-  groups.forEach(refuseMember);
+  const candidates = dep.groups.filter((g) => !g.unsafe && g.tensor !== outName);
+  const fixed = candidates.map((g) => ({ g, why: fullWidthReason(g) })).filter((x) => x.why !== undefined);
+  const groups = candidates.filter((g) => !fixed.some((x) => x.g === g));
+  if (!groups.length) {
+    const why = fixed.length ? `every channel group either feeds a Concat together with other layers' channels (as in SqueezeNet's fire modules, Inception or DenseNet blocks) or is reshaped or split (e.g. ${fixed[0].why})` : 'no layer has output channels that can be narrowed safely (they reach the output, a subgraph or an unsupported op)';
+    throw new UsageError(`${model.path ?? 'the model'}: runtime widths slice a leading block of each layer's channels, and here ${why}; for a smaller model use prune --structured, or early exits (early-exit without --widths) to skip work on easy inputs`);
+  }
+  if (fixed.length) {
+    notes.push(`${fixed.length} of ${candidates.length} channel groups stay at full width at every width: a narrower width must keep a leading block of each layer's inputs (${fixed[0].why}${fixed.length > 1 ? ', …' : ''})`);
+  }
   const ordered = await reorder(model, groups, opts.criterion ?? 'l1', opts);
   // Members point at the original graph's nodes; map them to the reordered copy by identity of name.
   const byName = new Map(ordered.graph.nodes.map((n) => [n.name, n]));

@@ -10,7 +10,8 @@ import { DataType } from '../../../ir/dtype';
 import type { Model, Node } from '../../../ir/graph';
 import { Tensor } from '../../../ir/tensor';
 import { cloneModel } from '../../graph-edit';
-import { removeAlongAxis, removeCount } from '../shrink';
+import { removeAlongAxis, removeCount, stepRemoveCount } from '../shrink';
+import { cumulativeRatio, cumulativeTarget } from '../schedule';
 import type { PruneOptions, PruneOutcome } from '../types';
 import { pushAll } from '../../../util/arrays';
 
@@ -231,6 +232,8 @@ export async function pruneKeras(model: Model, opts: PruneOptions): Promise<Prun
   // refits against the original; kept channels are tracked in original positions.
   const base = analyzeModel(model).totals;
   const keptOriginal = new Map<string, number[]>();
+  /** Each group's channel count before step 1 (by its first producer): step targets are counted on it, as for ONNX. */
+  const firstSize = new Map<string, number>();
   const reconstruction: PruneOutcome['reconstruction'] = [];
   let current = model;
   let outcome: PruneOutcome | undefined;
@@ -240,12 +243,12 @@ export async function pruneKeras(model: Model, opts: PruneOptions): Promise<Prun
     let stepOpts: PruneOptions = { ...opts };
     if (steps > 1) {
       const now = analyzeModel(current).totals;
-      if (opts.ratio !== undefined) stepOpts.ratio = 1 - (1 - opts.ratio) ** (1 / steps);
-      else if (opts.targetParams !== undefined) stepOpts.targetParams = Math.min(0.95, Math.max(1e-6, 1 - (base.params * (1 - (opts.targetParams * step) / steps)) / now.params));
-      else if (opts.targetMacs !== undefined) stepOpts.targetMacs = Math.min(0.95, Math.max(1e-6, 1 - (base.macs * (1 - (opts.targetMacs * step) / steps)) / now.macs));
+      if (opts.ratio !== undefined) stepOpts.ratio = cumulativeRatio(opts.ratio, step, steps, opts.schedule);
+      else if (opts.targetParams !== undefined) stepOpts.targetParams = Math.min(0.95, Math.max(1e-6, 1 - (base.params * (1 - cumulativeTarget(opts.targetParams, step, steps, opts.schedule))) / now.params));
+      else if (opts.targetMacs !== undefined) stepOpts.targetMacs = Math.min(0.95, Math.max(1e-6, 1 - (base.macs * (1 - cumulativeTarget(opts.targetMacs, step, steps, opts.schedule))) / now.macs));
     }
     if (criterion === 'entropy' && (!opts.layerScores || step > 1)) stepOpts = { ...stepOpts, layerScores: await kerasEntropyScores(current, opts.calib, opts.signal) };
-    outcome = choose(current, stepOpts, criterion);
+    outcome = choose(current, stepOpts, criterion, firstSize);
     const info = refits.get(outcome)!;
     for (const [name, k] of info.kept) {
       const prev = keptOriginal.get(name);
@@ -267,11 +270,11 @@ export async function pruneKeras(model: Model, opts: PruneOptions): Promise<Prun
 /** What each outcome needs for reconstruction: the layers that lost inputs, the channels kept. */
 const refits = new WeakMap<PruneOutcome, KerasRefit>();
 
-function choose(model: Model, opts: PruneOptions, criterion: string): PruneOutcome {
+function choose(model: Model, opts: PruneOptions, criterion: string, firstSize: Map<string, number>): PruneOutcome {
   const target = opts.targetParams !== undefined ? 'params' : opts.targetMacs !== undefined ? 'macs' : undefined;
   if (opts.groupRatios) return pruneAt(model, 0, opts, criterion);
   if (opts.ratio === undefined && !target) throw new UsageError('TF.js structured pruning needs --ratio, --target-params or --target-macs');
-  if (!target) return pruneAt(model, opts.ratio!, opts, criterion);
+  if (!target) return pruneAt(model, opts.ratio!, opts, criterion, firstSize);
   // Bisection on the uniform ratio until the params/MACs goal is met.
   const base = analyzeModel(model).totals[target];
   const goal = base * (1 - (opts.targetParams ?? opts.targetMacs)!);
@@ -294,7 +297,11 @@ function choose(model: Model, opts: PruneOptions, criterion: string): PruneOutco
   return best;
 }
 
-function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: string): PruneOutcome {
+/**
+ * Prunes every group at `ratio`. With `firstSize` (a ratio's multi-step schedule), `ratio` is the
+ * cumulative share of each group's size before step 1, so steps add up to exactly one shot's counts.
+ */
+function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: string, firstSize?: Map<string, number>): PruneOutcome {
   const out = cloneModel(model);
   const doc = tfjsDocument(out.source)!;
   const g = out.graph;
@@ -321,8 +328,14 @@ function pruneAt(model: Model, ratio: number, opts: PruneOptions, criterion: str
       continue;
     }
     // Per-group ratios (from sensitivity allocation) name a group by its first producer.
-    const r = opts.groupRatios ? opts.groupRatios[plan.producers[0].name] ?? 0 : ratio;
-    const n = removeCount(plan.channels, r, Math.max(1, Math.floor(opts.roundTo ?? 8)));
+    const key = plan.producers[0].name;
+    const roundTo = Math.max(1, Math.floor(opts.roundTo ?? 8));
+    if (firstSize && !firstSize.has(key)) firstSize.set(key, plan.channels);
+    const n = opts.groupRatios
+      ? removeCount(plan.channels, opts.groupRatios[key] ?? 0, roundTo)
+      : firstSize
+        ? stepRemoveCount(firstSize.get(key)!, plan.channels, ratio, roundTo)
+        : removeCount(plan.channels, ratio, roundTo);
     if (n <= 0) continue;
     // Coupled producers share the channels: their importances add up.
     const s = new Float64Array(plan.channels);
