@@ -15,6 +15,14 @@ export default tseslint.config(
     },
   },
   {
+    // Temporary folders come from util/scratch.ts, which removes them on SIGINT, SIGTERM and exit.
+    files: ['src/**/*.ts'],
+    ignores: ['src/core/util/scratch.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'fs', property: 'mkdtempSync', message: 'use makeScratchDir (src/core/util/scratch.ts): it is removed when the process is interrupted.' }],
+    },
+  },
+  {
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {

@@ -1,6 +1,7 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import { nearest } from '../core/transforms/step';
 import { program } from './args';
+import { installInterruptCleanup } from '../core/util/scratch';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { assertOutputsNotAmongInputs } from './inputs-guard';
@@ -85,6 +86,9 @@ export function main(): void {
     out: (t) => process.stdout.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
     err: (t) => process.stderr.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
   };
+  // Ctrl-C or a kill leaves no temporary model copies behind (TMPDIR, or staged beside -o).
+  // Outputs are renamed into place only once verified, so one written before the signal is complete.
+  installInterruptCleanup((sig) => io.err(`cancelled (${sig}): temporary files removed; no output is left half-written`));
   runCli(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;

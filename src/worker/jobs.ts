@@ -8,6 +8,7 @@ import { assertOutputNotInput, modelSizeBytes, openModel } from '../core/formats
 import type { Model } from '../core/ir/graph';
 import { quickQuantize } from '../core/jobs/quick-int8';
 import { assertRecipeOutput, parseRecipe } from '../core/recipe';
+import { makeScratchDir, releaseScratch } from '../core/util/scratch';
 import { stepForms } from '../core/transforms/registry';
 import { benchmarkModels } from '../core/runtime/bench';
 import { compareModels } from '../core/runtime/compare';
@@ -105,7 +106,8 @@ async function compress(job: JobRequestOf<'compress'>, ctx: JobContext): Promise
     return wire('compress', { output: job.output, steps: r.steps, report, ...(exits ? { exits } : {}) });
   }
   ctx.progress('saving the best model so far');
-  const dir = fs.mkdtempSync(path.join(path.dirname(path.resolve(job.output)), '.mc-partial-'));
+  // Removed when the user resolves it, or when the worker ends first (no orphaned copies).
+  const dir = makeScratchDir('.mc-partial-', path.dirname(path.resolve(job.output)));
   const file = path.join(dir, path.basename(job.output));
   try {
     // The job's signal is aborted: saving and measuring the kept model runs to its end (no latency runs).
@@ -114,7 +116,7 @@ async function compress(job: JobRequestOf<'compress'>, ctx: JobContext): Promise
     partials.set(token, { dir, file, output: path.resolve(job.output) });
     return wire('compress', { output: file, steps: r.steps, report, cancelled: { ...r.cancelled, partial: token } });
   } catch (e) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    releaseScratch(dir);
     throw e;
   }
 }
@@ -133,7 +135,7 @@ function resolvePartial(job: JobRequestOf<'resolvePartial'>): JobResult<'resolve
     for (const n of names) fs.renameSync(path.join(p.dir, n), path.join(into, n));
     return { output: p.output };
   } finally {
-    fs.rmSync(p.dir, { recursive: true, force: true });
+    releaseScratch(p.dir);
   }
 }
 

@@ -9,6 +9,7 @@ import { ModelError, UsageError } from '../../src/core/errors';
 import type { Model } from '../../src/core/ir/graph';
 import { ModelSession } from '../../src/core/runtime/session';
 import {
+  Optimizer,
   TrainingSession,
   accumulateGradients,
   buildTrainingGraph,
@@ -25,6 +26,7 @@ import {
   type BatchNormMode,
   type EpochRecord,
   type LossTerm,
+  type OptimizerConfig,
   type TrainProgress,
 } from '../../src/core/train';
 import { ModelBuilder, randomFloats, rng } from './helpers/builder';
@@ -198,7 +200,7 @@ const CASES: FdCase[] = [
   { op: 'Conv', variant: 'depthwise stride 2 no pads, odd size', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 7, 6], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [2, 2] }) },
   { op: 'Conv', variant: 'depthwise stride 3 pads 2 (ConvTranspose fallback)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 8, 8], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, strides: [3, 3], pads: [2, 2, 2, 2] }) },
   { op: 'Conv', variant: 'auto_pad SAME_UPPER stride 2', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 6, 6], 1), w(b, 'w', [3, 2, 3, 3], 2)], { kernel_shape: [3, 3], auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
-  { op: 'Conv', variant: '1x1', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
+  { op: 'Conv', variant: '1x1 (dW as dY·Xᵀ per sample)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 4, 4], 1), w(b, 'w', [5, 3, 1, 1], 2), w(b, 'b', [5], 3)], { kernel_shape: [1, 1] }) },
   { op: 'Conv', variant: '1x1 on 1x2 pixels (dW as one Gemm)', build: (b) => b.node('Conv', [w(b, 'x', [2, 8, 1, 2], 1), w(b, 'w', [6, 8, 1, 1], 2), w(b, 'b', [6], 3)], { kernel_shape: [1, 1] }) },
   { op: 'Conv', variant: 'depthwise stride 1 pads 1 (dW by kernel rows)', build: (b) => b.node('Conv', [w(b, 'x', [2, 3, 5, 4], 1), w(b, 'w', [3, 1, 3, 3], 2), w(b, 'b', [3], 3)], { kernel_shape: [3, 3], group: 3, pads: [1, 1, 1, 1] }), forms: ['Constant'] },
   { op: 'Conv', variant: 'depthwise stride 1 on 24x24 (dW as one dot product per tap)', build: (b) => b.node('Conv', [w(b, 'x', [1, 2, 24, 24], 1), w(b, 'w', [2, 1, 3, 3], 2)], { kernel_shape: [3, 3], group: 2, pads: [1, 1, 1, 1] }), forms: ['MatMul'] },
@@ -380,8 +382,66 @@ function maxPoolBackwardRef(x: Float32Array, dims: number[], k: number, s: numbe
   return { y, dx, tied };
 }
 
-describe('train: activation and pooling backward forms', function () {
+/** The values of the graph that depend on `from` (transitively). */
+function dependents(model: Model, from: string): Set<string> {
+  const dep = new Set([from]);
+  for (const n of model.graph.nodes) if (n.inputs.some((i) => dep.has(i))) for (const o of n.outputs) dep.add(o);
+  return dep;
+}
+
+describe('train: backward forms and execution order', function () {
   this.timeout(30000);
+
+  const twoLayers = () => {
+    const b = new ModelBuilder(17);
+    const x = b.input('x', ['N', 2, 6, 6]);
+    const [r1] = b.node('Relu', [b.conv(x, 2, 4, 3)]);
+    const [r2] = b.node('Clip', [b.conv(r1, 4, 3, 3), b.init('lo', [], Float32Array.of(0)), b.init('hi', [], Float32Array.of(6))]);
+    b.output(r2);
+    const model = b.build();
+    const tg = buildTrainingGraph(model, { losses: [{ kind: 'mse', prediction: r2, target: 't' }], trainable: floatWeights(model).filter((w) => w !== 'lo' && w !== 'hi') });
+    return { model, tg, activations: new Set(model.graph.nodes.flatMap((n) => n.outputs)) };
+  };
+
+  it('backward nodes read forward activations only once the gradient exists (ORT cannot run them during the forward pass)', () => {
+    const { tg, activations } = twoLayers();
+    const late = dependents(tg.model, 't');
+    const early = tg.model.graph.nodes.filter((n) => n.name.startsWith('train/') && n.opType !== 'Shape' && n.opType !== 'Size' && n.inputs.some((i) => activations.has(i)) && !n.inputs.some((i) => late.has(i)));
+    assert.deepEqual(early.map((n) => `${n.opType}(${n.inputs.join(', ')})`), []);
+  });
+
+  it('a statically shaped model (Conv, Relu, MaxPool, Flatten, Gemm) gives the same gradients as with a symbolic batch', async () => {
+    const grads = async (batch: number | string) => {
+      const b = new ModelBuilder(17);
+      const x = b.input('x', [batch, 2, 6, 6]);
+      const [r] = b.node('Relu', [b.conv(x, 2, 3, 3)]);
+      const [p] = b.node('MaxPool', [r], { kernel_shape: [2, 2], strides: [2, 2] });
+      const [f] = b.node('Flatten', [p]);
+      const [y] = b.node('Gemm', [f, b.init('wf', [4, 27]), b.init('bf', [4])], { transB: 1 });
+      b.output(y);
+      const model = b.build();
+      const trainable = floatWeights(model);
+      const tg = buildTrainingGraph(model, { losses: [{ kind: 'cross-entropy', logits: y, labels: 'labels' }], trainable });
+      const s = await TrainingSession.create(tg);
+      try {
+        const params = new Map(trainable.map((w) => [w, model.graph.initializers.get(w)!.toFloat32()]));
+        const r = await s.step({ x: { dtype: DataType.FLOAT, dims: [2, 2, 6, 6], data: randomFloats(144, 3) }, labels: labelsTensor([1, 3]) }, params);
+        return trainable.map((w) => r.grads.get(w)!);
+      } finally {
+        await s.release();
+      }
+    };
+    const [fixed, symbolic] = [await grads(2), await grads('N')];
+    fixed.forEach((g, i) => assert.ok(relErr(g, symbolic[i]) < 1e-6));
+  });
+
+  it("the gradient passed down to a layer waits for the later layer's weight gradients (each layer's dY is freed before going on)", () => {
+    const { model, tg } = twoLayers();
+    const [w1, , w2, b2] = floatWeights(model);
+    // Each gradient output is an Identity of the gradient value.
+    const value = (w: string) => tg.model.graph.nodes.find((n) => n.outputs[0] === tg.gradOutputs.get(w))!.inputs[0];
+    for (const later of [w2, b2]) assert.ok(dependents(tg.model, value(later)).has(value(w1)), later);
+  });
 
   it('Relu and Clip backward read only the activation output, so the Conv before them keeps one consumer (ORT fuses Conv+activation)', () => {
     for (const act of ['Relu', 'Clip']) {
@@ -428,6 +488,62 @@ describe('train: activation and pooling backward forms', function () {
       } finally {
         await s.release();
       }
+    });
+  }
+});
+
+describe('train: optimizer updates', () => {
+  /** PyTorch's update rules (torch.optim.SGD, Adam, AdamW docs), element by element in float64. */
+  function reference(o: OptimizerConfig, w0: Float64Array, grads: Float64Array[], lr: number): Float64Array {
+    const w = Float64Array.from(w0);
+    const m = new Float64Array(w.length);
+    const v = new Float64Array(w.length);
+    grads.forEach((g, k) => {
+      const t = k + 1;
+      for (let i = 0; i < w.length; i++) {
+        if (o.kind === 'sgd') {
+          const d = g[i] + (o.weightDecay ?? 0) * w[i];
+          const mu = o.momentum ?? 0;
+          if (mu === 0) w[i] -= lr * d;
+          else {
+            v[i] = t === 1 ? d : mu * v[i] + d;
+            w[i] -= lr * (o.nesterov ? d + mu * v[i] : v[i]);
+          }
+        } else {
+          const [b1, b2, eps] = [o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8];
+          let d = g[i];
+          if (o.kind === 'adamw') w[i] *= 1 - lr * (o.weightDecay ?? 0.01);
+          else d += (o.weightDecay ?? 0) * w[i];
+          m[i] = b1 * m[i] + (1 - b1) * d;
+          v[i] = b2 * v[i] + (1 - b2) * d * d;
+          w[i] -= ((lr / (1 - b1 ** t)) * m[i]) / (Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** t) + eps);
+        }
+      }
+    });
+    return w;
+  }
+
+  for (const o of [
+    { kind: 'sgd', lr: 0.1 },
+    { kind: 'sgd', lr: 0.1, weightDecay: 0.01 },
+    { kind: 'sgd', lr: 0.1, momentum: 0.9 },
+    { kind: 'sgd', lr: 0.1, momentum: 0.8, nesterov: true, weightDecay: 0.05 },
+    { kind: 'adam', lr: 0.01 },
+    { kind: 'adam', lr: 0.01, weightDecay: 0.1, beta1: 0.8, beta2: 0.99 },
+    { kind: 'adamw', lr: 0.01 },
+    { kind: 'adamw', lr: 0.01, weightDecay: 0.2, eps: 1e-6 },
+  ] as OptimizerConfig[]) {
+    it(`${JSON.stringify(o)}: 5 steps match PyTorch's update rule`, () => {
+      const n = 257;
+      const w0 = randomFloats(n, 1, 1);
+      const grads = Array.from({ length: 5 }, (_, k) => randomFloats(n, 10 + k, 0.5));
+      const w = Float32Array.from(w0);
+      const opt = new Optimizer(o);
+      for (const g of grads) opt.update(new Map([['w', w]]), new Map([['w', g]]), o.lr);
+      const ref = reference(o, Float64Array.from(w0), grads.map((g) => Float64Array.from(g)), o.lr);
+      const moved = Float64Array.from(w, (x, i) => x - w0[i]);
+      const refMoved = ref.map((x, i) => x - w0[i]);
+      assert.ok(relErr(moved, refMoved) < 1e-5, `relative error of the update ${relErr(moved, refMoved)}`);
     });
   }
 });

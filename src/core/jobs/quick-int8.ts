@@ -1,4 +1,5 @@
 import { analyzeModel } from '../analysis/analyze';
+import { dynamicModelRefusal } from '../analysis/dynamic-models';
 import { UsageError } from '../errors';
 import { openModel } from '../formats/registry';
 import type { Dataset } from '../runtime/data/dataset';
@@ -15,6 +16,8 @@ export async function quickQuantize(file: string, output: string, opts: { signal
   const model = openModel(file);
   if (model.format.startsWith('tfjs')) throw new UsageError('one-click INT8 works on ONNX models; TF.js models are quantized in their own manifest: use Compress Model… or `quantize --mode uint8`');
   if (model.format !== 'onnx') throw new UsageError(`one-click INT8 works on ONNX models; ${model.format} models are read-only here`);
+  const dynamic = dynamicModelRefusal(model, 'quantize');
+  if (dynamic) throw new UsageError(dynamic);
   const a = analyzeModel(model);
   const dense = a.byOpType.filter((o) => o.op === 'MatMul' || o.op === 'Gemm').reduce((s, o) => s + o.macs, 0);
   const share = a.totals.macs ? dense / a.totals.macs : 1;

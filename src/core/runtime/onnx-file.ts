@@ -1,10 +1,9 @@
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { UsageError } from '../errors';
 import { saveOnnx } from '../formats/onnx';
 import { detectFormat, openModel } from '../formats/registry';
 import { exportKerasToOnnx } from '../formats/tfjs/to-onnx';
+import { fillScratchDir, makeScratchDir, releaseScratch } from '../util/scratch';
 
 /**
  * An ONNX file ONNX Runtime can run for `file`: the file itself for ONNX models; for TF.js
@@ -22,8 +21,8 @@ export function runnableOnnx(file: string): RunnableOnnx {
   if (fmt === 'onnx') return { path: file, exported: false, release: () => undefined };
   if (fmt !== 'tfjs-layers') throw new UsageError(`${file}: ONNX Runtime runs ONNX models and TF.js layers models (through an export); this is a ${fmt} model`);
   const onnx = exportKerasToOnnx(openModel(file));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-export-'));
+  const dir = makeScratchDir('mc-export-');
   const out = path.join(dir, `${path.basename(file).replace(/\.json$/i, '')}.onnx`);
-  saveOnnx(onnx, out);
-  return { path: out, exported: true, release: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  fillScratchDir(dir, 0, () => saveOnnx(onnx, out));
+  return { path: out, exported: true, release: () => releaseScratch(dir) };
 }

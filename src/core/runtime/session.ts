@@ -1,5 +1,3 @@
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type * as OrtTypes from 'onnxruntime-node';
 import { ModelError, UsageError } from '../errors';
@@ -8,6 +6,7 @@ import { DataType, dtypeName } from '../ir/dtype';
 import type { Model } from '../ir/graph';
 import type { NumericArray } from '../ir/tensor';
 import { rssStage } from './rss-log';
+import { fillScratchDir, makeScratchDir, releaseScratch } from '../util/scratch';
 
 /**
  * ONNX Runtime sessions over files, bytes or in-memory IR models. Everything that touches
@@ -159,11 +158,11 @@ export class ModelSession {
       const bytes = tensors.reduce((a, t) => a + t.byteLength, 0);
       if (bytes <= IN_MEMORY_SESSION_LIMIT) arg = onnxToBytes(source);
       else {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-session-'));
+        const dir = makeScratchDir('mc-session-');
         const file = path.join(dir, 'model.onnx');
-        saveOnnx(source, file, { externalData: 'always' });
+        fillScratchDir(dir, bytes, () => saveOnnx(source, file, { externalData: 'always' }));
         arg = file;
-        cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+        cleanup = () => releaseScratch(dir);
       }
     }
     if (!(typeof source === 'string' || source instanceof Uint8Array)) rssStage(`serialized for a session: ${name}`);

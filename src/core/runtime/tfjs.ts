@@ -1,5 +1,4 @@
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { ModelError, NotAvailableError, UsageError } from '../errors';
 import { exportKerasToOnnx } from '../formats/tfjs/to-onnx';
@@ -8,6 +7,7 @@ import { confine } from '../formats/onnx/decode';
 import { openModel, saveModel } from '../formats/registry';
 import type { Model } from '../ir/graph';
 import { ModelSession, type HostTensor, type IOSpec } from './session';
+import { fillScratchDir, makeScratchDir, releaseScratch } from '../util/scratch';
 import { pushAll } from '../util/arrays';
 
 /**
@@ -190,13 +190,13 @@ export class TfjsRunner {
    * everything in memory), and the folder removed at once.
    */
   static async fromModel(model: Model, opts: { backend?: TfjsBackend } = {}): Promise<TfjsRunner> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'model-compressor-tfjs-'));
+    const dir = makeScratchDir('model-compressor-tfjs-');
     try {
       const file = path.join(dir, 'model.json');
-      saveModel(model, file);
+      fillScratchDir(dir, 0, () => saveModel(model, file));
       return await TfjsRunner.create(file, opts);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      releaseScratch(dir);
     }
   }
 

@@ -8,6 +8,7 @@ import { tfjsDocument } from '../formats/tfjs/document';
 import type { Model } from '../ir/graph';
 import { assertNotInput } from '../util/atomic-write';
 import { rssStage } from './rss-log';
+import { makeScratchDir, releaseScratch } from '../util/scratch';
 import { ModelSession } from './session';
 import { TfjsRunner } from './tfjs';
 
@@ -23,7 +24,7 @@ export async function saveVerified(model: Model, output: string, opts?: SaveOpti
   const protect = [model.path, ...(model.inputFiles ?? []), ...allTensors(model).map((t) => t.externalFile), ...(tfjsDocument(model.source)?.shardFiles ?? [])];
   assertNotInput(output, protect);
   fs.mkdirSync(dir, { recursive: true });
-  const staging = fs.mkdtempSync(path.join(dir, `.${path.basename(output)}.check-`));
+  const staging = makeScratchDir(`.${path.basename(output)}.check-`, dir);
   try {
     const staged = path.join(staging, path.basename(output));
     const r = saveModel(model, staged, opts);
@@ -34,7 +35,7 @@ export async function saveVerified(model: Model, output: string, opts?: SaveOpti
     for (const f of files) fs.renameSync(path.join(staging, f), path.join(dir, f));
     return r;
   } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
+    releaseScratch(staging);
   }
 }
 

@@ -58,6 +58,66 @@ export function reduceToShape(e: Emitter, grad: string, xs: Dim[] | null, ys: Di
   return g;
 }
 
+/**
+ * Execution order. ONNX Runtime runs nodes in the order of a depth-first walk back from the
+ * graph outputs (the gradient with the highest node index first, and at each node the input
+ * with the highest index first). Left alone, that order computed activation masks and padded
+ * inputs during the forward pass, and ran the input-gradient chain down to the first layer
+ * before any weight gradient, so every layer's dY stayed alive at once: on MobileNetV2 at
+ * batch 16, a peak of 837 MiB of live tensors against 531 MiB in the emitted order.
+ * Two data dependencies that copy nothing fix the order: `aliasAfter` gives a tensor
+ * through an Unsqueeze/Squeeze pair whose axis is 0 + 0·Σ Shape(d) of other tensors d, so
+ * ORT cannot compute it before them (both ops alias their input). With both, the live-tensor peak in ORT's
+ * order fell to 428 MiB and the step's peak RSS from 1256 to 1100 MiB (same step time).
+ * When ORT knows those shapes statically it folds the Shapes, and the order is as without
+ * this.
+ */
+
+/** An int64 [1] zero that depends on each of `deps` (for `aliasAfter`). */
+function zeroAfter(e: Emitter, deps: string[]): string {
+  const sizes = deps.map((d) => e.op('ReduceSum', [e.op('Shape', [d])], { keepdims: 1 }));
+  return e.op('Mul', [sizes.reduce((a, b) => e.op('Add', [a, b])), e.intScalar(0)]);
+}
+
+/**
+ * `value` unchanged, computable only once `zero`'s deps exist: Squeeze(Unsqueeze(value, [0] + zero), [0]).
+ * (A Reshape to its own shape would do too, but ORT 1.30 fails to load a graph where such a
+ * Reshape of a statically shaped tensor feeds a Reshape to a constant shape.)
+ */
+function aliasAfter(e: Emitter, value: string, zero: string): string {
+  return e.op('Squeeze', [e.op('Unsqueeze', [value, e.op('Add', [e.ints([0]), zero])]), e.ints([0])]);
+}
+
+/**
+ * Makes the nodes a gradient rule emitted (g.nodes from `first` on) that read only forward
+ * values wait for the rule's output gradient `grad` (they read their forward inputs through
+ * `aliasAfter`). Shape and Size stay as they are (tiny outputs).
+ */
+function deferUntilGradient(e: Emitter, first: number, grad: string, activations: Set<string>, isConstant: (v: string) => boolean): void {
+  const g = e.graph;
+  const emitted = g.nodes.slice(first);
+  const start = g.nodes.length;
+  const free = new Set<string>();
+  const aliases = new Map<string, string>();
+  let zero: string | undefined;
+  const alias = (v: string): string => {
+    let a = aliases.get(v);
+    if (!a) aliases.set(v, (a = aliasAfter(e, v, (zero ??= zeroAfter(e, [grad])))));
+    return a;
+  };
+  for (const n of emitted) {
+    const early = (v: string) => activations.has(v) || free.has(v);
+    if (!n.inputs.every((v) => !v || isConstant(v) || early(v))) continue;
+    if (n.opType === 'Shape' || n.opType === 'Size' || !n.inputs.some(early)) {
+      for (const o of n.outputs) free.add(o);
+      continue;
+    }
+    n.inputs = n.inputs.map((v) => (v && early(v) ? alias(v) : v));
+  }
+  const gates = g.nodes.slice(start);
+  g.nodes = [...g.nodes.slice(0, first), ...gates, ...emitted];
+}
+
 /** Float initializers of rank ≥ 1 that are consumed by a node, in graph order. */
 export function floatWeights(model: Model): string[] {
   const g = model.graph;
@@ -206,6 +266,9 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
     const a = n.attr('value');
     if (n.opType === 'Constant' && a?.type === AttrType.TENSOR) constants.set(n.outputs[0], a.value);
   }
+  // Forward activations and data inputs: what the backward reads that ORT could compute early.
+  const activations = new Set<string>(inputs.filter((i) => i.role === 'data').map((i) => i.name));
+  for (const n of forward) if (n.opType !== 'Constant') for (const o of n.outputs) if (o) activations.add(o);
   for (let k = forward.length - 1; k >= 0; k--) {
     const n = forward[k];
     const dys = n.outputs.map((o) => (o ? gradOf(o) : undefined));
@@ -223,6 +286,7 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
         `cannot train through ${n.domain ? `${n.domain}.` : ''}${n.opType} (${where}): it has no gradient rule; freeze every weight before it or train only the layers after it (--trainable/--freeze)`,
       );
     }
+    const first = g.nodes.length;
     const ctx: GradContext = {
       node: n,
       opset: trainingOpset,
@@ -246,7 +310,15 @@ export function buildTrainingGraph(model: Model, opts: TrainingGraphOptions): Tr
       shapeOf: (name) => e.shapeOf(name),
       refuse,
     };
-    const grads = entry.rule(ctx);
+    let grads = entry.rule(ctx);
+    deferUntilGradient(e, first, dys.find((d) => d !== undefined)!, activations, (v) => g.initializers.has(v) || constants.has(v));
+    // The gradients flowing on to earlier layers wait for this node's weight gradients, so
+    // ORT finishes each layer (and frees its dY) before going down the chain.
+    const weightGrads = grads.filter((gname, j) => gname && needs[j] && trainSet.has(n.inputs[j])) as string[];
+    if (weightGrads.length) {
+      const zero = zeroAfter(e, weightGrads);
+      grads = grads.map((gname, j) => (gname && needs[j] && !trainSet.has(n.inputs[j]) ? aliasAfter(e, gname, zero) : gname));
+    }
     grads.forEach((gname, j) => {
       if (gname && needs[j]) addGrad(n.inputs[j], gname);
     });

@@ -1,4 +1,5 @@
 import { UsageError } from '../errors';
+import { dynamicKind } from '../analysis/dynamic-models';
 import { DataType } from '../ir/dtype';
 import { Model, outerRefs } from '../ir/graph';
 import { Tensor } from '../ir/tensor';
@@ -31,11 +32,11 @@ import { TrainingSession } from './session';
  */
 export function trainingRefusal(model: Model, trainable?: string[]): string | undefined {
   const file = model.path ?? 'the model';
-  const meta = new Map(model.metadata);
-  if (meta.has('early_exit')) {
+  const kind = dynamicKind(model);
+  if (kind === 'early-exit') {
     return `${file} is an early-exit model (its exits choose the output by confidence, with heads and thresholds fitted to its backbone): it cannot be trained or distilled; train the backbone (the model before early-exit), then add the exits again with early-exit`;
   }
-  if (meta.has('runtime_widths')) {
+  if (kind === 'runtime-widths') {
     return `${file} is a runtime-widths model (an If on its width input picks a sub-network of shared, sliced weights): it cannot be trained or distilled; train the full-width model (the one before early-exit --widths), then build the widths again (they are fine-tuned there)`;
   }
   const reached = new Set(trainable ?? floatWeights(model));

@@ -1,5 +1,7 @@
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
+import { dynamicModelRefusal } from '../analysis/dynamic-models';
+import { UsageError } from '../errors';
 import type { Model } from '../ir/graph';
 import type { Dataset } from '../runtime/data/dataset';
 import type { TrainProgress } from '../train/api';
@@ -128,6 +130,11 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
    * kinds' flags (`jobFlagsFor`).
    */
   data?: ReadonlyArray<StepData>;
+  /**
+   * The step checks dynamic-computation models (early-exit, runtime-widths) itself, with its
+   * own message; every other step refuses them before any work (`dynamicModelRefusal`).
+   */
+  checksDynamicModels?: true;
   /** An example command line (after `model-compressor`). */
   example: string;
   /**
@@ -139,12 +146,39 @@ export interface Step<S extends AnyOptions = AnyOptions, O = unknown> {
   apply(model: Model, o: z.output<S>, ctx: StepContext): Promise<StepResult<O>>;
 }
 
-/** Builds a step with its option type inferred from the schema. */
+/**
+ * Builds a step with its option type inferred from the schema. Its `apply` and `plan` first
+ * refuse models the step cannot transform (`assertStepAccepts`), whoever calls them: the CLI,
+ * a recipe, the worker.
+ */
 export function defineStep<S extends AnyOptions, O>(s: Step<S, O>): Step<S, O> {
-  return s;
+  const { apply, plan } = s;
+  return {
+    ...s,
+    apply: async (model, o, ctx) => {
+      assertStepAccepts(model, s);
+      return apply.call(s, model, o, ctx);
+    },
+    ...(plan
+      ? {
+          plan: async (model: Model, o: z.output<S>, ctx: StepContext) => {
+            assertStepAccepts(model, s);
+            return plan.call(s, model, o, ctx);
+          },
+        }
+      : {}),
+  };
+}
+
+/** Refuses (UsageError) a model the step cannot transform: see `dynamicModelRefusal`. */
+export function assertStepAccepts(model: Model, step: Pick<Step, 'id' | 'checksDynamicModels'>): void {
+  if (step.checksDynamicModels) return;
+  const why = dynamicModelRefusal(model, step.id);
+  if (why) throw new UsageError(why);
 }
 
 /** The nearest candidate to a misspelt name, if one is close enough to be a likely typo. */
+
 export function nearest(word: string, candidates: readonly string[]): string | undefined {
   if (!candidates.length) return undefined;
   const c = closest(word, candidates as string[]);

@@ -2,6 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { OutputError, UsageError } from '../errors';
+import { trackScratch, untrackScratch } from './scratch';
 
 /**
  * Writes a file atomically: the bytes go to a temporary file in the same folder, which is
@@ -22,6 +23,7 @@ export class AtomicFile {
       // The output folder is created when missing (`-o out/model.onnx`).
       fs.mkdirSync(path.dirname(target), { recursive: true });
       this.fd = fs.openSync(this.tmp, 'wx');
+      trackScratch(this.tmp);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       throw new OutputError(`cannot write ${target}: ${err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.code === 'ENOTDIR' || err.code === 'EEXIST' ? 'a file is in the way of its folder' : err.code === 'EROFS' ? 'read-only file system' : err.code === 'ENOSPC' ? 'no space left on the device' : (err.message ?? String(e)).split('\n')[0]}`);
@@ -62,6 +64,7 @@ export class AtomicFile {
     fs.closeSync(this.fd);
     this.fd = -1;
     fs.renameSync(this.tmp, this.target);
+    untrackScratch(this.tmp);
   }
 
   abort(): void {
@@ -78,6 +81,7 @@ export class AtomicFile {
     } catch {
       /* never created or already renamed */
     }
+    untrackScratch(this.tmp);
   }
 }
 

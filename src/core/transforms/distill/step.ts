@@ -36,6 +36,7 @@ export const distillStep = defineStep({
   example: 'distill student.onnx --teacher model.onnx --train x.npy --train-labels y.npy --eval ex.npy --labels ey.npy -o student.distilled.onnx',
   needsTrain: () => 'distill',
   data: ['train', 'eval'],
+  checksDynamicModels: true,
   plan: async (model, o) => ({ model, detail: `retrains the weights for ${o.epochs} epoch(s) from the teacher; same structure` }),
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: DistillOutcome }> {
     if (model.format !== 'onnx') throw new UsageError('distillation trains an ONNX model (export a TF.js model to ONNX first: model-compressor export)');

@@ -1,8 +1,7 @@
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { z } from 'zod';
 import { allocateFromCurves, pruningSensitivity, type SensitivityResult } from './sensitivity';
+import { fillScratchDir, makeScratchDir, releaseScratch } from '../../util/scratch';
 import { UsageError } from '../../errors';
 import { saveModel } from '../../formats/registry';
 import { defineStep, option, type StepContext } from '../step';
@@ -135,15 +134,15 @@ export const pruneStep = defineStep({
 
 /** Latency targets bench candidates against the model's file (written to a scratch folder if it has none). */
 async function pruneForLatency(model: Parameters<typeof pruneModel>[0], target: number, common: Omit<Parameters<typeof pruneToLatency>[3], 'structured' | 'workDir'>, ctx: StepContext) {
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mc-prune-'));
+  const workDir = makeScratchDir('mc-prune-');
   try {
     let input = ctx.input;
     if (!input) {
       input = path.join(workDir, 'input.onnx');
-      saveModel(model, input);
+      fillScratchDir(workDir, 0, () => saveModel(model, input!));
     }
     return await pruneToLatency(model, input, target, { ...common, structured: true, workDir });
   } finally {
-    fs.rmSync(workDir, { recursive: true, force: true });
+    releaseScratch(workDir);
   }
 }

@@ -63,6 +63,7 @@ export const trainStep = defineStep({
   },
   needsTrain: () => 'train',
   data: ['train', 'eval'],
+  checksDynamicModels: true,
   // Training changes weights, not structure: a preview shows the model as it is, without training.
   plan: async (model, o) => ({ model, detail: `retrains the weights for ${o.epochs} epoch(s); same structure` }),
   async apply(model, o, ctx): Promise<{ model: Model; detail: string; outcome: TrainOutcome }> {
