@@ -9,7 +9,7 @@ import { compareModels, hostValues, type CompareResult } from './compare';
 import type { Dataset } from './data/dataset';
 import { fidelityWarnings, type StepKind } from './fidelity-warnings';
 import { rssStage } from './rss-log';
-import { ModelSession, sessionSource, type HostTensor } from './session';
+import { ALTERNATING, ModelSession, sessionSource, type HostTensor } from './session';
 import { TfjsRunner } from './tfjs';
 
 /**
@@ -127,7 +127,7 @@ export async function evaluateCompression(original: { model: Model; path: string
     if (opts.data) {
       opts.onProgress?.('measuring fidelity');
       const tfjsModel = original.model.format.startsWith('tfjs');
-      const open = (p: string, m: Model) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(sessionSource(m, p), { allowSpinning: false }, p));
+      const open = (p: string, m: Model) => (tfjsModel ? TfjsRunner.create(p) : ModelSession.create(sessionSource(m, p), ALTERNATING, p));
       const ref = await open(original.path, original.model);
       const cand = await open(outputPath, outModel);
       try {
@@ -175,6 +175,14 @@ export async function evaluateCompression(original: { model: Model; path: string
 }
 
 /**
+ * Bytes one batch of both models' captured layer outputs may take. Each group of outputs is a
+ * session pair of its own, and the outputs a session exposes decide which ops ORT may fuse (an
+ * exposed value cannot be fused away), so a different grouping gives slightly different
+ * figures: this stays at twice the capture default, where it was before that default halved.
+ */
+const LAYER_BATCH_BYTES = 2 * DEFAULT_BATCH_BYTES;
+
+/**
  * Per-layer SQNR of `cand` against `ref`, streamed: both models run in lockstep on the same
  * batches, tensors in groups so one batch of one group stays within `maxBatchBytes`; only
  * Σref² and Σ(ref−cand)² per output are kept.
@@ -184,7 +192,7 @@ async function layerErrors(ref: Model, cand: Model, layers: Array<{ name: string
   const limit = Math.min(samples, data.count);
   const perSample = activationBytesPerSample(ref, names, data);
   // Two models' values are held per batch: plan for twice the bytes.
-  const budget = (maxBatchBytes ?? DEFAULT_BATCH_BYTES) / 2;
+  const budget = (maxBatchBytes ?? LAYER_BATCH_BYTES) / 2;
   const plan = planCaptureGroups(perSample, names, batchSize, budget, modelFixedBatch(ref));
   const signal = new Map<string, number>(names.map((n) => [n, 0]));
   const noise = new Map<string, number>(names.map((n) => [n, 0]));
@@ -195,7 +203,7 @@ async function layerErrors(ref: Model, cand: Model, layers: Array<{ name: string
         { model: cand, names: group },
       ],
       data,
-      { batchSize: plan.batchSize, limit, session: { allowSpinning: false } },
+      { batchSize: plan.batchSize, limit, session: ALTERNATING },
       ({ values: [a, b] }) => {
         for (const n of group) {
           const x = hostValues(a[n]);

@@ -2,7 +2,7 @@ import { CancelledError, UsageError } from '../../errors';
 import type { Model } from '../../ir/graph';
 import { compareModels, type CompareResult } from '../../runtime/compare';
 import type { Dataset } from '../../runtime/data/dataset';
-import { ModelSession } from '../../runtime/session';
+import { ALTERNATING, ModelSession } from '../../runtime/session';
 import { rssStage } from '../../runtime/rss-log';
 import { calibrate, type CalibrationMethod, type Ranges } from './calibrate';
 import { clusterWeights, type ClusterForm } from './cluster';
@@ -219,10 +219,10 @@ async function mixedPrecision(model: Model, outcome: QuantizeOutcome, opts: Quan
   const data = opts.eval ?? opts.calib;
   if (!data) throw new UsageError('accuracy-aware quantization needs evaluation data (--eval, or --calib)');
   const batchSize = opts.evalBatch ?? 32;
-  const ref = await ModelSession.create(model, { allowSpinning: false });
+  const ref = await ModelSession.create(model, ALTERNATING);
   const evaluate = async (m: Model) => {
     if (opts.signal?.aborted) throw new CancelledError();
-    const s = await ModelSession.create(m, { allowSpinning: false });
+    const s = await ModelSession.create(m, ALTERNATING);
     try {
       return metricOf(await compareModels(ref, s, data, { batchSize, labels: opts.labels }), opts);
     } finally {
