@@ -7,6 +7,7 @@ import { assertTrainable } from '../core/train';
 import { finishJob as coreFinishJob, inputSpecs, JOB_DEFAULTS, openJob as coreOpenJob, stepContext as coreStepContext, type OpenedJob } from '../core/jobs';
 import type { EvaluationReport, EvaluateOptions } from '../core/runtime/evaluate';
 import type { IOSpec } from '../core/runtime/session';
+import { stepById } from '../core/transforms/registry';
 import type { Step, StepContext, StepData } from '../core/transforms/step';
 import type { FlagSpec } from './args';
 import { DATA_FLAGS, dataOptions, shapeFlags } from './data-flags';
@@ -69,12 +70,13 @@ export async function openJob(positional: string[], flags: Record<string, unknow
   const input = positional[0];
   const model = openModel(input);
   assertWritableFormat(model, input, command);
-  // A command given training data refuses a model it cannot train before binding any data (an
-  // early-exit or runtime-widths model); the weights' own checks come with training.
-  if (flags.train) assertTrainable(model, []);
-  // Any other step refuses an early-exit or runtime-widths model too (defineStep); said here before the data is read.
-  const refused = dynamicModelRefusal(model, command);
-  if (refused) throw new UsageError(refused);
+  // Before any data is read: a step refuses an early-exit or runtime-widths model (defineStep), in
+  // its own words when it checks them itself (train, distill: "cannot be trained or distilled").
+  if (stepById(command)?.checksDynamicModels) assertTrainable(model, []);
+  else {
+    const refused = dynamicModelRefusal(model, command);
+    if (refused) throw new UsageError(refused);
+  }
   const output = (flags.output as string | undefined) ?? defaultOutput(input, suffix);
   assertOutputNotInput(model, output);
   const inputs = await probeInputs(input, model);

@@ -1,7 +1,7 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import { nearest } from '../core/transforms/step';
 import { program } from './args';
-import { installInterruptCleanup } from '../core/util/scratch';
+import { installInterruptCleanup, outputsWritten } from '../core/util/scratch';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { assertOutputsNotAmongInputs } from './inputs-guard';
@@ -88,7 +88,14 @@ export function main(): void {
   };
   // Ctrl-C or a kill leaves no temporary model copies behind (TMPDIR, or staged beside -o).
   // Outputs are renamed into place only once verified, so one written before the signal is complete.
-  installInterruptCleanup((sig) => io.err(`cancelled (${sig}): temporary files removed; no output is left half-written`));
+  installInterruptCleanup((sig) => {
+    const done = outputsWritten();
+    io.err(
+      done.length
+        ? `cancelled (${sig}) after writing ${done.join(', ')} (complete and verified in its runtime; the report was not finished); temporary files removed`
+        : `cancelled (${sig}): temporary files removed; nothing was written`,
+    );
+  });
   runCli(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;

@@ -64,6 +64,18 @@ describe('dynamic-computation models: every step refuses them before any work', 
       assert.equal(r.stderr.split('\n').length, 1, r.stderr);
       assert.match(r.stderr, /is a runtime-widths model/);
     }
+    const quantizeRecipe = path.join(tmpDir(), 'q.recipe.json');
+    fs.writeFileSync(quantizeRecipe, JSON.stringify({ steps: [{ step: 'quantize', mode: 'dynamic' }] }));
+    // Given training data, a recipe that trains nothing (or early-exit itself) still gets the step's wording.
+    const ee = tagged('early_exit').file;
+    for (const argv of [
+      ['early-exit', ee, '--threshold', '0.9', '--train', path.join(FIXTURES, 'digits_train_x.npy'), '--eval', path.join(FIXTURES, 'digits_test_x.npy'), '-o', path.join(dir, 'e.onnx')],
+      ['compress', ee, '--recipe', quantizeRecipe, '--train', path.join(FIXTURES, 'digits_train_x.npy'), '-o', path.join(dir, 'e.onnx')],
+    ]) {
+      const r = await cli(argv);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`is an early-exit model .*: ${argv[0]} would change the backbone`), r.stderr);
+    }
     const recipe = path.join(dir, 'r.recipe.json');
     fs.writeFileSync(recipe, JSON.stringify({ steps: [{ step: 'quantize', mode: 'dynamic' }] }));
     const r = await cli(['compress', file, '--recipe', recipe, '-o', path.join(dir, 'c.onnx')]);

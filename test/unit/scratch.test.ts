@@ -57,7 +57,7 @@ describe('scratch files', () => {
   });
 
   /** Runs a child that makes scratch files, then signals itself; returns its exit status. */
-  function interrupted(parent: string, out: string, extra: string, stderr = ''): number | null {
+  function interrupted(parent: string, out: string, extra: string, stderr = '', signal = 'SIGINT'): number | null {
     const script = `
       const s = require(${JSON.stringify(SCRATCH)});
       const { AtomicFile } = require(${JSON.stringify(ATOMIC)});
@@ -68,7 +68,7 @@ describe('scratch files', () => {
       const f = new AtomicFile(${JSON.stringify(out)});
       f.write(new Uint8Array(16));
       setInterval(() => {}, 1000);
-      process.kill(process.pid, 'SIGINT');
+      process.kill(process.pid, '${signal}');
     `;
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
     assert.equal(r.stderr, stderr);
@@ -81,6 +81,19 @@ describe('scratch files', () => {
     assert.equal(interrupted(parent, path.join(outDir, 'q.onnx'), '', 'cancelled (SIGINT)'), 130);
     assert.deepEqual(fs.readdirSync(parent), []);
     assert.deepEqual(fs.readdirSync(outDir), []);
+  });
+
+  it('SIGTERM and SIGHUP (a closed terminal) clean up the same way', () => {
+    for (const [signal, code] of [
+      ['SIGTERM', 143],
+      ['SIGHUP', 129],
+    ] as const) {
+      const parent = tmpDir();
+      const outDir = tmpDir();
+      assert.equal(interrupted(parent, path.join(outDir, 'q.onnx'), '', `cancelled (${signal})`, signal), code);
+      assert.deepEqual(fs.readdirSync(parent), []);
+      assert.deepEqual(fs.readdirSync(outDir), []);
+    }
   });
 
   it('a command that handles SIGINT itself keeps control; its exit still removes the scratch files', () => {

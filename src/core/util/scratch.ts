@@ -82,11 +82,23 @@ function reason(e: unknown): string {
   return (code ?? String((e as Error).message ?? e)).split('\n')[0];
 }
 
+const written: string[] = [];
+
+/** Records an output renamed into place (complete and verified), for an interrupt message. */
+export function noteOutputWritten(file: string): void {
+  written.push(file);
+}
+
+/** The outputs this process has put in place so far. */
+export function outputsWritten(): readonly string[] {
+  return written;
+}
+
 let installed = false;
 
 /**
  * Makes an interrupted process clean up its scratch paths: at 'exit', and on SIGINT/SIGTERM
- * when no other handler has claimed the signal (a command that handles SIGINT itself, like
+ * (and SIGHUP, a closed terminal) when no other handler has claimed the signal (a command that handles SIGINT itself, like
  * `train`, ends through its own path and the 'exit' handler). Ends with 128 + signal number,
  * after `onSignal` (for example, one line saying so).
  */
@@ -97,6 +109,7 @@ export function installInterruptCleanup(onSignal?: (signal: NodeJS.Signals) => v
   for (const [sig, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],
+    ['SIGHUP', 129],
   ] as const) {
     process.on(sig, () => {
       if (process.listenerCount(sig) > 1) return;
