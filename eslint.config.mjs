@@ -15,11 +15,11 @@ export default tseslint.config(
     },
   },
   {
-    // Temporary folders come from util/scratch.ts, which removes them on SIGINT, SIGTERM and exit.
+    // Temporary folders come from util/scratch.ts: removed at exit, swept by the next run after a kill.
     files: ['src/**/*.ts'],
     ignores: ['src/core/util/scratch.ts'],
     rules: {
-      'no-restricted-properties': ['error', { object: 'fs', property: 'mkdtempSync', message: 'use makeScratchDir (src/core/util/scratch.ts): it is removed when the process is interrupted.' }],
+      'no-restricted-properties': ['error', { object: 'fs', property: 'mkdtempSync', message: 'use makeScratchDir (src/core/util/scratch.ts): removed at exit, and swept by the next run if the process is killed.' }],
     },
   },
   {

@@ -1,7 +1,7 @@
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import { nearest } from '../core/transforms/step';
 import { program } from './args';
-import { installInterruptCleanup, outputsWritten } from '../core/util/scratch';
+import { installExitCleanup } from '../core/util/scratch';
 import { terminalSafe } from '../core/util/text';
 import type { CliIO, Command } from './command';
 import { assertOutputsNotAmongInputs } from './inputs-guard';
@@ -86,16 +86,9 @@ export function main(): void {
     out: (t) => process.stdout.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
     err: (t) => process.stderr.write(terminalSafe(t.endsWith('\n') ? t : `${t}\n`)),
   };
-  // Ctrl-C or a kill leaves no temporary model copies behind (TMPDIR, or staged beside -o).
-  // Outputs are renamed into place only once verified, so one written before the signal is complete.
-  installInterruptCleanup((sig) => {
-    const done = outputsWritten();
-    io.err(
-      done.length
-        ? `cancelled (${sig}) after writing ${done.join(', ')} (complete and verified in its runtime; the report was not finished); temporary files removed`
-        : `cancelled (${sig}): temporary files removed; nothing was written`,
-    );
-  });
+  // Temporary files go at exit; what a killed run leaves (Ctrl-C keeps its default action, so it
+  // also stops synchronous work at once) is removed by the next run.
+  installExitCleanup();
   runCli(process.argv.slice(2), io).then(
     (code) => {
       process.exitCode = code;

@@ -5,7 +5,7 @@
  */
 import { CancelledError, ModelError, NotAvailableError, OutputError, UsageError, oneLine } from '../core/errors';
 import type { HostToWorker, JobRequest, WorkerToHost } from '../protocol/worker';
-import { installInterruptCleanup } from '../core/util/scratch';
+import { installExitCleanup } from '../core/util/scratch';
 import { runJob } from './jobs';
 import { TrainProgressBatcher } from './train-progress';
 
@@ -70,6 +70,6 @@ process.on('message', (m: HostToWorker) => {
   if (m.type === 'run' && typeof m.id === 'number' && m.job && typeof m.job === 'object') run(m.id, m.job);
   else if (m.type === 'cancel') running.get(m.id)?.abort();
 });
-installInterruptCleanup();
+installExitCleanup();
 process.on('disconnect', () => process.exit(0));
 send({ type: 'ready', pid: process.pid });

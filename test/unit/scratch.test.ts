@@ -5,7 +5,8 @@ import * as path from 'path';
 import { OutputError } from '../../src/core/errors';
 import type { Model } from '../../src/core/ir/graph';
 import { IN_MEMORY_SESSION_LIMIT, ModelSession } from '../../src/core/runtime/session';
-import { fillScratchDir, makeScratchDir, scratchCount } from '../../src/core/util/scratch';
+import { AtomicFile } from '../../src/core/util/atomic-write';
+import { fillScratchDir, makeScratchDir, releaseScratch, scratchCount, sweepStale } from '../../src/core/util/scratch';
 import { ModelBuilder, randomFloats } from './helpers/builder';
 import { tmpDir } from './helpers/ort';
 
@@ -56,12 +57,12 @@ describe('scratch files', () => {
     assert.deepEqual(fs.readdirSync(parent), []);
   });
 
-  /** Runs a child that makes scratch files, then signals itself; returns its exit status. */
-  function interrupted(parent: string, out: string, extra: string, stderr = '', signal = 'SIGINT'): number | null {
+  /** Runs a child that makes scratch files, then signals itself; returns how it ended. */
+  function interrupted(parent: string, out: string, extra: string, signal = 'SIGINT') {
     const script = `
       const s = require(${JSON.stringify(SCRATCH)});
       const { AtomicFile } = require(${JSON.stringify(ATOMIC)});
-      s.installInterruptCleanup(${stderr ? `(sig) => process.stderr.write('cancelled (' + sig + ')')` : ''});
+      s.installExitCleanup();
       ${extra}
       const d = s.makeScratchDir('mc-session-', ${JSON.stringify(parent)});
       require('fs').writeFileSync(d + '/model.onnx.data', Buffer.alloc(1024));
@@ -71,37 +72,38 @@ describe('scratch files', () => {
       process.kill(process.pid, '${signal}');
     `;
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
-    assert.equal(r.stderr, stderr);
-    return r.status;
+    assert.equal(r.stderr, '');
+    return { status: r.status, signal: r.signal };
   }
 
-  it('SIGINT removes the scratch folder and the half-written output, and exits 130', () => {
-    const parent = tmpDir();
-    const outDir = tmpDir();
-    assert.equal(interrupted(parent, path.join(outDir, 'q.onnx'), '', 'cancelled (SIGINT)'), 130);
-    assert.deepEqual(fs.readdirSync(parent), []);
-    assert.deepEqual(fs.readdirSync(outDir), []);
-  });
-
-  it('SIGTERM and SIGHUP (a closed terminal) clean up the same way', () => {
-    for (const [signal, code] of [
-      ['SIGTERM', 143],
-      ['SIGHUP', 129],
-    ] as const) {
+  it('a signal stops the process at once (even in synchronous work); the next run removes what it left', () => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
       const parent = tmpDir();
       const outDir = tmpDir();
-      assert.equal(interrupted(parent, path.join(outDir, 'q.onnx'), '', `cancelled (${signal})`, signal), code);
-      assert.deepEqual(fs.readdirSync(parent), []);
-      assert.deepEqual(fs.readdirSync(outDir), []);
+      const out = path.join(outDir, 'q.onnx');
+      assert.deepEqual(interrupted(parent, out, '', signal), { status: null, signal });
+      assert.equal(fs.readdirSync(parent).length, 1, 'the killed run left its scratch folder');
+      assert.equal(fs.readdirSync(outDir).length, 1, 'and its half-written temporary output');
+      // The next run sweeps both (their process is gone), and keeps its own.
+      const mine = makeScratchDir('mc-session-', parent);
+      assert.deepEqual(fs.readdirSync(parent), [path.basename(mine)]);
+      const f = new AtomicFile(out);
+      assert.deepEqual(fs.readdirSync(outDir), [path.basename(f.tmp)]);
+      f.abort();
+      releaseScratch(mine);
     }
   });
 
-  it('a command that handles SIGINT itself keeps control; its exit still removes the scratch files', () => {
+  it('a live process keeps its scratch paths from another run; exit removes them', () => {
     const parent = tmpDir();
     const outDir = tmpDir();
-    const status = interrupted(parent, path.join(outDir, 'q.onnx'), `process.once('SIGINT', () => setImmediate(() => process.exit(7)));`);
-    assert.equal(status, 7);
+    const r = interrupted(parent, path.join(outDir, 'q.onnx'), `process.once('SIGINT', () => setImmediate(() => process.exit(7)));`);
+    assert.deepEqual(r, { status: 7, signal: null });
     assert.deepEqual(fs.readdirSync(parent), []);
     assert.deepEqual(fs.readdirSync(outDir), []);
+    const other = path.join(parent, `mc-session-${process.pid}-abcdef`);
+    fs.mkdirSync(other);
+    sweepStale(parent, 'mc-session-');
+    assert.ok(fs.existsSync(other), 'a live process (this one) is never swept');
   });
 });

@@ -8,7 +8,7 @@ import { tfjsDocument } from '../formats/tfjs/document';
 import type { Model } from '../ir/graph';
 import { assertNotInput } from '../util/atomic-write';
 import { rssStage } from './rss-log';
-import { makeScratchDir, noteOutputWritten, releaseScratch } from '../util/scratch';
+import { makeScratchDir, releaseScratch } from '../util/scratch';
 import { ModelSession } from './session';
 import { TfjsRunner } from './tfjs';
 
@@ -33,7 +33,6 @@ export async function saveVerified(model: Model, output: string, opts?: SaveOpti
     const files = fs.readdirSync(staging).sort((a, b) => Number(a === path.basename(output)) - Number(b === path.basename(output)));
     for (const f of files) assertNotInput(path.join(dir, f), protect);
     for (const f of files) fs.renameSync(path.join(staging, f), path.join(dir, f));
-    noteOutputWritten(output);
     return r;
   } finally {
     releaseScratch(staging);

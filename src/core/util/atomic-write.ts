@@ -2,7 +2,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { OutputError, UsageError } from '../errors';
-import { trackScratch, untrackScratch } from './scratch';
+import { sweepStale, trackScratch, untrackScratch } from './scratch';
 
 /**
  * Writes a file atomically: the bytes go to a temporary file in the same folder, which is
@@ -22,6 +22,8 @@ export class AtomicFile {
     try {
       // The output folder is created when missing (`-o out/model.onnx`).
       fs.mkdirSync(path.dirname(target), { recursive: true });
+      // A run killed mid-write (its pid is in the name) left its temporary file: remove it.
+      sweepStale(path.dirname(target), `.${path.basename(target)}.tmp-`);
       this.fd = fs.openSync(this.tmp, 'wx');
       trackScratch(this.tmp);
     } catch (e) {

@@ -6,9 +6,8 @@ import { OutputError } from '../errors';
 /**
  * Scratch files and folders this process makes (a session's external-data copy in TMPDIR, a
  * staged output beside `-o`, an atomic write's temporary file). Each is registered while it
- * exists, so that an interrupted run leaves none behind: `removeAllScratch` runs at process
- * exit, and `installInterruptCleanup` makes SIGINT/SIGTERM run it too (Node's default
- * handling of those signals ends the process without running 'exit' handlers).
+ * exists and removed at process exit (`installExitCleanup`); its name carries the process id,
+ * so what a killed process leaves behind is removed by the next run (`sweepStale`).
  */
 const live = new Set<string>();
 
@@ -48,8 +47,9 @@ export function scratchCount(): number {
  */
 export function makeScratchDir(prefix: string, parent: string = os.tmpdir()): string {
   let dir: string;
+  sweepStale(parent, prefix);
   try {
-    dir = fs.mkdtempSync(path.join(parent, prefix));
+    dir = fs.mkdtempSync(path.join(parent, `${prefix}${process.pid}-`));
   } catch (e) {
     throw new OutputError(`cannot create a temporary folder in ${parent}${parent === os.tmpdir() ? ' (TMPDIR)' : ''}: ${reason(e)}`);
   }
@@ -82,40 +82,50 @@ function reason(e: unknown): string {
   return (code ?? String((e as Error).message ?? e)).split('\n')[0];
 }
 
-const written: string[] = [];
-
-/** Records an output renamed into place (complete and verified), for an interrupt message. */
-export function noteOutputWritten(file: string): void {
-  written.push(file);
-}
-
-/** The outputs this process has put in place so far. */
-export function outputsWritten(): readonly string[] {
-  return written;
-}
-
 let installed = false;
 
 /**
- * Makes an interrupted process clean up its scratch paths: at 'exit', and on SIGINT/SIGTERM
- * (and SIGHUP, a closed terminal) when no other handler has claimed the signal (a command that handles SIGINT itself, like
- * `train`, ends through its own path and the 'exit' handler). Ends with 128 + signal number,
- * after `onSignal` (for example, one line saying so).
+ * Removes this process's scratch paths at exit (normal end, error, `process.exit`). Signals
+ * keep Node's default action on purpose: a handler would only run when the event loop is
+ * free, so Ctrl-C during minutes of synchronous work (an SVD, clustering) would be ignored.
+ * What a killed process leaves is removed by the next run (`sweepStale`).
  */
-export function installInterruptCleanup(onSignal?: (signal: NodeJS.Signals) => void): void {
+export function installExitCleanup(): void {
   if (installed) return;
   installed = true;
   process.on('exit', removeAllScratch);
-  for (const [sig, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-    ['SIGHUP', 129],
-  ] as const) {
-    process.on(sig, () => {
-      if (process.listenerCount(sig) > 1) return;
-      removeAllScratch();
-      onSignal?.(sig);
-      process.exit(code);
-    });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes scratch paths in `parent` named `<prefix><pid>-…` whose process has ended (killed by
+ * a signal, or crashed): left by an earlier run, never by a live one. Never throws.
+ */
+export function sweepStale(parent: string, prefix: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(\d+)-/.exec(n.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || alive(pid)) continue;
+    try {
+      fs.rmSync(path.join(parent, n), { recursive: true, force: true });
+    } catch {
+      /* not ours to remove */
+    }
   }
 }
