@@ -94,6 +94,16 @@ describe('scratch files', () => {
     }
   });
 
+  it('start-up sweeps TMPDIR for what killed runs left, and nothing else', () => {
+    const tmp = tmpDir();
+    const dead = path.join(tmp, 'mc-session-4194303-abcdef');
+    const foreign = path.join(tmp, 'mc-session-notapid');
+    for (const d of [dead, foreign]) fs.mkdirSync(d);
+    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(SCRATCH)}).installExitCleanup()`], { encoding: 'utf8', env: { ...process.env, TMPDIR: tmp } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(tmp), ['mc-session-notapid']);
+  });
+
   it('a live process keeps its scratch paths from another run; exit removes them', () => {
     const parent = tmpDir();
     const outDir = tmpDir();

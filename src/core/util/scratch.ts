@@ -94,7 +94,11 @@ export function installExitCleanup(): void {
   if (installed) return;
   installed = true;
   process.on('exit', removeAllScratch);
+  for (const prefix of TMPDIR_PREFIXES) sweepStale(os.tmpdir(), prefix);
 }
+
+/** The prefixes of scratch folders made in TMPDIR (swept at start-up; beside outputs, when writing there). */
+export const TMPDIR_PREFIXES = ['mc-session-', 'mc-export-', 'mc-prune-', 'model-compressor-tfjs-'] as const;
 
 function alive(pid: number): boolean {
   try {
