@@ -94,7 +94,7 @@ export function installExitCleanup(): void {
   if (installed) return;
   installed = true;
   process.on('exit', removeAllScratch);
-  for (const prefix of TMPDIR_PREFIXES) sweepStale(os.tmpdir(), prefix);
+  sweepStale(os.tmpdir(), TMPDIR_PREFIXES);
 }
 
 /** The prefixes of scratch folders made in TMPDIR (swept at start-up; beside outputs, when writing there). */
@@ -110,10 +110,11 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Removes scratch paths in `parent` named `<prefix><pid>-…` whose process has ended (killed by
- * a signal, or crashed): left by an earlier run, never by a live one. Never throws.
+ * Removes scratch paths in `parent` named `<prefix><pid>-…` (one of `prefixes`) whose process
+ * has ended (killed by a signal, or crashed): left by an earlier run, never by a live one. One
+ * directory listing; never throws.
  */
-export function sweepStale(parent: string, prefix: string): void {
+export function sweepStale(parent: string, prefixes: string | readonly string[]): void {
   let names: string[];
   try {
     names = fs.readdirSync(parent);
@@ -121,7 +122,8 @@ export function sweepStale(parent: string, prefix: string): void {
     return;
   }
   for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
+    const prefix = (typeof prefixes === 'string' ? [prefixes] : prefixes).find((p) => n.startsWith(p));
+    if (prefix === undefined) continue;
     const m = /^(\d+)-/.exec(n.slice(prefix.length));
     if (!m) continue;
     const pid = Number(m[1]);
